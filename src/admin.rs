@@ -1,0 +1,398 @@
+//! The admin commands behind the CLI (Postfix's postqueue, postsuper,
+//! sendmail, newaliases; Dovecot's doveadm user). Each works whether the
+//! daemon runs or not: queue commands act on the spool files directly,
+//! store commands go through the control socket when the daemon holds the
+//! store.
+
+use crate::address::Address;
+use crate::app;
+use crate::config::Config;
+use crate::control::{self, StoreOp};
+use crate::queue::file::{QueueFile, QueuedRecipient};
+use crate::queue::id::QueueId;
+use crate::queue::spool::{QueueName, Spool};
+use crate::queue::{self, AdminOp};
+use crate::rewrite::{Aliases, Resolver};
+use crate::rfc5322::{format_date, now_unix, scan_headers};
+use anyhow::{Context, anyhow, bail};
+use std::io::{IsTerminal, Read, Write};
+
+/// Runs a store operation via the daemon, or locally when it is stopped.
+pub fn run_store_op(config: &Config, op: &StoreOp) -> anyhow::Result<Vec<u8>> {
+    let socket = config.run_dir().join(control::SOCKET);
+    if let Some(answer) = control::request(&socket, op).context("control socket")? {
+        return answer.map_err(|e| anyhow!(e));
+    }
+    let store = app::open_store(config)?;
+    op.execute(store.as_ref()).map_err(|e| anyhow!(e))
+}
+
+fn resolver(config: &Config) -> Resolver {
+    Resolver::new(config, Aliases::default())
+}
+
+/// `user@domain` (or a bare name) -> the store's account name.
+pub fn account_of(config: &Config, address: &str) -> anyhow::Result<String> {
+    let address = Address::parse(address).map_err(|e| anyhow!("{address}: {e}"))?;
+    resolver(config)
+        .account_name(&address)
+        .map_err(|e| anyhow!(e))
+}
+
+/// Reads a new password: prompted twice on a terminal, else the first
+/// line of stdin (so scripts can pipe it in).
+pub fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ")?;
+        let again = rpassword::prompt_password("Retype new password: ")?;
+        if first != again {
+            bail!("passwords do not match");
+        }
+        return non_empty(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    non_empty(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn non_empty(password: String) -> anyhow::Result<String> {
+    if password.is_empty() {
+        bail!("empty password refused");
+    }
+    Ok(password)
+}
+
+pub fn check_config(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match Config::load(path) {
+        Ok(config) => {
+            let (aliases, problems) = Aliases::load(&config.alias_path())?;
+            for p in &problems {
+                println!("{}: {p}", config.alias_path().display());
+            }
+            println!(
+                "config OK: myhostname={} mydestination={} aliases={}",
+                config.myhostname,
+                config.mydestination.join(","),
+                aliases.len()
+            );
+            Ok(())
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            bail!("{} problem(s) in the configuration", problems.len())
+        }
+    }
+}
+
+/// `merpati queue list` / `mailq`, in Postfix's layout.
+pub fn queue_list(config: &Config) -> anyhow::Result<()> {
+    let spool = Spool::open(&config.queue_dir())?;
+    let listing = queue::list(&spool)?;
+    if listing.is_empty() {
+        println!("Mail queue is empty");
+        return Ok(());
+    }
+    println!("-Queue ID-------- --Size-- ----Arrival Time---- -Sender/Recipient-------");
+    let mut total = 0;
+    for item in &listing {
+        total += item.size;
+        let mark = match item.queue {
+            QueueName::Active => "*",
+            QueueName::Hold => "!",
+            _ => " ",
+        };
+        let sender = if item.sender.is_empty() {
+            "MAILER-DAEMON"
+        } else {
+            &item.sender
+        };
+        println!(
+            "{}{mark} {:>8} {} {sender}",
+            item.id,
+            item.size,
+            format_date(item.arrival)
+        );
+        for (rcpt, reason) in &item.recipients {
+            if !reason.is_empty() {
+                println!("{:>48}({reason})", "");
+            }
+            println!("{:>48}{rcpt}", "");
+        }
+        println!();
+    }
+    println!(
+        "-- {} Kbytes in {} Requests.",
+        total.div_ceil(1024),
+        listing.len()
+    );
+    Ok(())
+}
+
+pub fn queue_admin(config: &Config, op: AdminOp, target: &str) -> anyhow::Result<()> {
+    let spool = Spool::open(&config.queue_dir())?;
+    let only = if target.eq_ignore_ascii_case("ALL") {
+        None
+    } else {
+        Some(QueueId::parse(target).ok_or_else(|| anyhow!("{target}: not a queue ID"))?)
+    };
+    let done = queue::admin(&spool, op, only.as_ref())?;
+    if let Some(id) = &only
+        && done.is_empty()
+    {
+        match spool.locate(id) {
+            Some(QueueName::Active) => {
+                bail!("{id}: being delivered right now; try again in a moment")
+            }
+            Some(q) => bail!("{id}: is in {}, where {op:?} does not apply", q.dir_name()),
+            None => bail!("{id}: no such message in the queue"),
+        }
+    }
+    let verb = match op {
+        AdminOp::Hold => "placed on hold",
+        AdminOp::Release => "released from hold",
+        AdminOp::Delete => "deleted",
+        AdminOp::Requeue => "requeued",
+    };
+    for id in &done {
+        println!("{id}: {verb}");
+    }
+    eprintln!("{} message(s) {verb}", done.len());
+    if matches!(op, AdminOp::Release | AdminOp::Requeue) {
+        app::signal_daemon(config, libc::SIGUSR1);
+    }
+    Ok(())
+}
+
+pub fn queue_flush(config: &Config) -> anyhow::Result<()> {
+    let spool = Spool::open(&config.queue_dir())?;
+    let n = queue::flush(&spool)?;
+    let running = app::signal_daemon(config, libc::SIGUSR1);
+    println!(
+        "{n} deferred message(s) scheduled for delivery{}",
+        if running {
+            ""
+        } else {
+            " (the daemon is not running)"
+        }
+    );
+    Ok(())
+}
+
+pub fn newaliases(config: &Config) -> anyhow::Result<()> {
+    let (aliases, problems) = Aliases::load(&config.alias_path())?;
+    for p in &problems {
+        eprintln!("{}: {p}", config.alias_path().display());
+    }
+    let running = app::signal_daemon(config, libc::SIGHUP);
+    println!(
+        "{}: {} aliases{}",
+        config.alias_path().display(),
+        aliases.len(),
+        if running { ", daemon reloaded" } else { "" }
+    );
+    Ok(())
+}
+
+/// Options of `sendmail`, as the classic sendmail(1) command line has them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SendmailArgs {
+    pub extract_recipients: bool,
+    pub sender: Option<String>,
+    pub ignore_dots: bool,
+    pub recipients: Vec<String>,
+}
+
+/// Parses sendmail(1) flags; unknown `-o…` and `-B…` options are ignored
+/// as Postfix does, so scripts written for other MTAs keep working.
+pub fn parse_sendmail_args(args: &[String]) -> anyhow::Result<SendmailArgs> {
+    let mut out = SendmailArgs::default();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "-t" => out.extract_recipients = true,
+            "-i" | "-oi" => out.ignore_dots = true,
+            "-f" | "-r" => {
+                out.sender = Some(
+                    iter.next()
+                        .ok_or_else(|| anyhow!("-f needs an address"))?
+                        .clone(),
+                )
+            }
+            "-F" | "-N" | "-R" | "-V" | "-O" | "-L" | "-X" | "-C" | "-q" => {
+                iter.next();
+            }
+            "--" => {
+                out.recipients.extend(iter.by_ref().cloned());
+            }
+            a if a.starts_with("-f") || a.starts_with("-r") => {
+                out.sender = Some(a[2..].to_string())
+            }
+            a if a.starts_with('-') => {}
+            a => out.recipients.push(a.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+/// `merpati sendmail`: reads a message from stdin into maildrop; pickup
+/// queues it (now if the daemon runs, at its next start otherwise).
+pub fn sendmail(config: &Config, args: &SendmailArgs) -> anyhow::Result<()> {
+    let mut input = Vec::new();
+    std::io::stdin()
+        .take(config.smtp.message_size_limit.0 + 1)
+        .read_to_end(&mut input)?;
+    if input.len() as u64 > config.smtp.message_size_limit.0 {
+        bail!(
+            "message is larger than message_size_limit ({})",
+            config.smtp.message_size_limit.0
+        );
+    }
+    let mut message = to_crlf(&input, !args.ignore_dots);
+    let resolver = resolver(config);
+    let mut recipients: Vec<String> = args.recipients.clone();
+    if args.extract_recipients {
+        let (found, without_bcc) = header_recipients(&message);
+        recipients.extend(found);
+        message = without_bcc;
+    }
+    let mut queued = Vec::new();
+    for r in recipients
+        .iter()
+        .flat_map(|r| r.split(','))
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        let address = Address::parse(r).map_err(|e| anyhow!("{r}: {e}"))?;
+        queued.push(QueuedRecipient {
+            address: resolver.canonical(address).to_string(),
+            ..Default::default()
+        });
+    }
+    if queued.is_empty() {
+        bail!("no recipients given (name them, or use -t)");
+    }
+    let sender = match &args.sender {
+        Some(s) if s.is_empty() || s == "<>" => String::new(),
+        Some(s) => resolver
+            .canonical(Address::parse(s).map_err(|e| anyhow!("{s}: {e}"))?)
+            .to_string(),
+        None => resolver
+            .canonical(Address::new_local(&login_name()))
+            .to_string(),
+    };
+    let file = QueueFile {
+        arrival: now_unix(),
+        sender,
+        protocol: "local".into(),
+        recipients: queued,
+        body: message,
+        ..Default::default()
+    };
+    let spool = Spool::open(&config.queue_dir()).context("cannot open the queue")?;
+    queue::maildrop(&spool, &file).context("cannot write to maildrop")?;
+    app::signal_daemon(config, libc::SIGUSR1);
+    Ok(())
+}
+
+fn login_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "root".into())
+}
+
+/// LF or CRLF input to CRLF; without `-i` a line of one dot ends input.
+fn to_crlf(input: &[u8], dot_ends: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + input.len() / 32);
+    for line in input.split_inclusive(|&b| b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        if dot_ends && body == b"." {
+            break;
+        }
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// `-t`: addresses in To, Cc and Bcc; Bcc is removed from the message.
+fn header_recipients(message: &[u8]) -> (Vec<String>, Vec<u8>) {
+    let mut found = Vec::new();
+    if let Some(parsed) = mail_parser::MessageParser::new().parse_headers(message) {
+        for list in [parsed.to(), parsed.cc(), parsed.bcc()]
+            .into_iter()
+            .flatten()
+        {
+            for addr in list.iter() {
+                if let Some(a) = addr.address() {
+                    found.push(a.to_string());
+                }
+            }
+        }
+    }
+    let end = scan_headers(message).end.min(message.len());
+    let (head, body) = message.split_at(end);
+    let mut kept = Vec::with_capacity(message.len());
+    let mut skipping = false;
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
+        }
+        if !skipping {
+            kept.extend_from_slice(line);
+        }
+    }
+    kept.extend_from_slice(body);
+    (found, kept)
+}
+
+/// Writes bytes to stdout (message text may not be UTF-8).
+pub fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sendmail_flags() {
+        let args: Vec<String> = [
+            "-t",
+            "-i",
+            "-fme@x",
+            "-oem",
+            "bob",
+            "-F",
+            "Full Name",
+            "carol@y",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let parsed = parse_sendmail_args(&args).unwrap();
+        assert!(parsed.extract_recipients && parsed.ignore_dots);
+        assert_eq!(parsed.sender.as_deref(), Some("me@x"));
+        assert_eq!(parsed.recipients, vec!["bob", "carol@y"]);
+    }
+
+    #[test]
+    fn dots_and_line_ends() {
+        assert_eq!(to_crlf(b"a\nb\r\n.\nc\n", true), b"a\r\nb\r\n");
+        assert_eq!(to_crlf(b"a\n.\nc", false), b"a\r\n.\r\nc\r\n");
+    }
+
+    #[test]
+    fn extracts_and_strips_bcc() {
+        let msg = b"To: a@x, B <b@y>\r\nBcc: secret@z,\r\n  other@z\r\nSubject: s\r\n\r\nbody\r\n";
+        let (found, kept) = header_recipients(msg);
+        assert_eq!(found, vec!["a@x", "b@y", "secret@z", "other@z"]);
+        assert_eq!(kept, b"To: a@x, B <b@y>\r\nSubject: s\r\n\r\nbody\r\n");
+    }
+}

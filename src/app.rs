@@ -1,0 +1,241 @@
+//! Wires the services from the config, runs them, and stops them in order:
+//! SIGTERM stops the listeners, lets sessions in a transaction finish up to
+//! `shutdown_timeout` (idle ones get 421), then stops the queue manager.
+//! Nothing acknowledged is lost either way: acknowledgement follows fsync.
+
+use crate::cleanup::Cleanup;
+use crate::config::{Config, parse_listen};
+use crate::control;
+use crate::delivery::local::LocalAgent;
+use crate::live::Live;
+use crate::net::anvil::Anvil;
+use crate::net::listener::{Limits, accept_loop, bind_all};
+use crate::queue::pickup;
+use crate::queue::qmgr::{Qmgr, Triggers};
+use crate::queue::spool::Spool;
+use crate::rewrite::{Aliases, Resolver};
+use crate::smtp::server::{SmtpService, refuse, serve_connection};
+use crate::store::{MailStore, RedbStore, StoreError};
+use crate::tls;
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Name of the pid file under `<data_dir>/run`, used by the CLI to nudge a
+/// running daemon (SIGHUP reload, SIGUSR1 queue run).
+pub const PID_FILE: &str = "merpati.pid";
+
+/// Opens the embedded store, naming the usual cause when it is locked.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MailStore>> {
+    match RedbStore::open(&config.store_dir()) {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(StoreError::Locked) => bail!(
+            "the mail store {} is in use by another process (is merpati serve running?)",
+            config.store_dir().display()
+        ),
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "cannot open the mail store in {}",
+                config.store_dir().display()
+            )
+        }),
+    }
+}
+
+/// Loads aliases, logging problems; a broken line never stops the server.
+pub fn load_aliases(config: &Config) -> Aliases {
+    match Aliases::load(&config.alias_path()) {
+        Ok((aliases, problems)) => {
+            for p in problems {
+                tracing::warn!("{}: {p}", config.alias_path().display());
+            }
+            aliases
+        }
+        Err(e) => {
+            tracing::warn!("{}: {e}", config.alias_path().display());
+            Aliases::default()
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(config.run_dir())
+        .with_context(|| format!("cannot create {}", config.run_dir().display()))?;
+    let tls_config = tls::server_config(&config).context("TLS set-up failed")?;
+    let store = open_store(&config)?;
+    if store.account("postmaster")?.is_none() {
+        // RFC 5321 §4.5.1: postmaster must exist; it can log in once an
+        // admin sets its password (`merpati user passwd postmaster`).
+        store.create_account("postmaster", None)?;
+    }
+    let spool = Arc::new(Spool::open(&config.queue_dir()).context("cannot open the queue")?);
+    let recovered = spool.recover().context("queue recovery failed")?;
+    if recovered > 0 {
+        tracing::info!("moved {recovered} messages from active back to incoming");
+    }
+
+    let shared_config = Arc::new(Live::new(config.clone()));
+    let resolver = Arc::new(Live::new(Resolver::new(&config, load_aliases(&config))));
+    let tls_live = Arc::new(Live::new(tls_config));
+    let triggers = Arc::new(Triggers::default());
+    let pickup_wake = Arc::new(Notify::new());
+    let cleanup = Arc::new(Cleanup::new(
+        spool.clone(),
+        config.myhostname.clone(),
+        triggers.wake.clone(),
+    ));
+
+    let front_stop = CancellationToken::new();
+    let back_stop = CancellationToken::new();
+    let front = TaskTracker::new();
+    let back = TaskTracker::new();
+
+    let local = LocalAgent::start(
+        store.clone(),
+        config.queue.local_concurrency,
+        config.queue.delivery_batch,
+        &back,
+    );
+    let qmgr = Arc::new(Qmgr {
+        spool: spool.clone(),
+        config: shared_config.clone(),
+        resolver: resolver.clone(),
+        store: store.clone(),
+        local,
+        cleanup: cleanup.clone(),
+        triggers: triggers.clone(),
+    });
+    back.spawn(qmgr.run(back_stop.clone(), back.clone()));
+    back.spawn(pickup::run(
+        spool.clone(),
+        cleanup.clone(),
+        pickup_wake.clone(),
+        config.queue.pickup_interval.0,
+        back_stop.clone(),
+    ));
+
+    let smtp = Arc::new(SmtpService {
+        config: shared_config.clone(),
+        resolver: resolver.clone(),
+        store: store.clone(),
+        cleanup,
+        tls: tls_live.clone(),
+        triggers: triggers.clone(),
+        shutdown: front_stop.clone(),
+    });
+    let addrs: Vec<_> = config
+        .smtp
+        .listen
+        .iter()
+        .filter_map(|a| parse_listen(a))
+        .collect();
+    let listeners = bind_all(&addrs)?;
+    let limits = Arc::new(Limits {
+        total: Arc::new(Semaphore::new(config.smtp.max_connections)),
+        per_client: config.smtp.max_connections_per_client,
+        anvil: Arc::new(Anvil::default()),
+    });
+    for listener in listeners {
+        tracing::info!("smtpd listening on {}", listener.local_addr()?);
+        let svc = smtp.clone();
+        let hostname = config.myhostname.clone();
+        front.spawn(accept_loop(
+            listener,
+            limits.clone(),
+            front_stop.clone(),
+            front.clone(),
+            move |tcp, admitted| serve_connection(svc.clone(), tcp, admitted),
+            move |tcp, refusal| refuse(tcp, refusal, hostname.clone()),
+        ));
+    }
+    let control_path = config.run_dir().join(control::SOCKET);
+    control::serve(&control_path, store.clone(), front_stop.clone(), &front)?;
+    write_pid(&config.run_dir())?;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    tracing::info!(
+        "merpati started on {} (data in {})",
+        config.myhostname,
+        config.data_dir.display()
+    );
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(config_path.as_deref(), &shared_config, &resolver, &tls_live),
+            _ = usr1.recv() => {
+                triggers.flush.notify_one();
+                pickup_wake.notify_one();
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    let deadline = shared_config.get().shutdown_timeout.0;
+    tracing::info!("stopping: finishing transactions in flight (up to {deadline:?})");
+    front_stop.cancel();
+    front.close();
+    if tokio::time::timeout(deadline, front.wait()).await.is_err() {
+        tracing::warn!("sessions still open at the shutdown deadline were closed");
+    }
+    back_stop.cancel();
+    back.close();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), back.wait()).await;
+    let _ = std::fs::remove_file(config.run_dir().join(PID_FILE));
+    let _ = std::fs::remove_file(&control_path);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP: new config, aliases and certificates for new sessions; a
+/// broken config is reported and the running one kept.
+fn reload(
+    path: Option<&Path>,
+    config: &Live<Config>,
+    resolver: &Live<Resolver>,
+    tls_live: &Live<Arc<rustls::ServerConfig>>,
+) {
+    let fresh = match Config::load(path) {
+        Ok(c) => c,
+        Err(problems) => {
+            for p in problems {
+                tracing::error!("reload refused: {p}");
+            }
+            return;
+        }
+    };
+    match tls::server_config(&fresh) {
+        Ok(t) => tls_live.set(t),
+        Err(e) => tracing::error!("reload kept the old certificate: {e}"),
+    }
+    resolver.set(Resolver::new(&fresh, load_aliases(&fresh)));
+    config.set(fresh);
+    tracing::info!("reloaded configuration, aliases and certificates");
+}
+
+fn write_pid(run_dir: &Path) -> anyhow::Result<()> {
+    let path = run_dir.join(PID_FILE);
+    std::fs::write(&path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Sends `signal` to a running daemon, if there is one; true if sent.
+pub fn signal_daemon(config: &Config, signal: libc::c_int) -> bool {
+    let Ok(text) = std::fs::read_to_string(config.run_dir().join(PID_FILE)) else {
+        return false;
+    };
+    let Ok(pid) = text.trim().parse::<libc::pid_t>() else {
+        return false;
+    };
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    pid > 0 && unsafe { libc::kill(pid, signal) } == 0
+}

@@ -1,0 +1,246 @@
+//! cleanup: the only writer of queue files (Postfix's cleanup(8)).
+//!
+//! Takes a [`Submission`] from smtpd, pickup or bounce, completes the
+//! header (Received, Message-Id, Date, From, To when missing), writes the
+//! queue file into `incoming` durably, wakes the queue manager, and only
+//! then returns the queue ID that the caller may acknowledge with 250.
+
+use crate::queue::file::{QueueFile, QueuedRecipient};
+use crate::queue::id::QueueId;
+use crate::queue::spool::{QueueName, Spool};
+use crate::rfc5322::{compact_timestamp, format_date, now_unix, scan_headers};
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// A message ready to be queued, with its envelope.
+#[derive(Clone, Debug, Default)]
+pub struct Submission {
+    /// Envelope sender; empty for the null sender.
+    pub sender: String,
+    pub recipients: Vec<QueuedRecipient>,
+    /// The message as received: CRLF line ends, no dot-stuffing.
+    pub message: Vec<u8>,
+    pub client: Client,
+    /// `ESMTP`, `ESMTPS`, `SMTP`, `local`... (RFC 3848 `with` values).
+    pub protocol: String,
+    pub envid: String,
+    pub ret: String,
+    pub smtputf8: bool,
+}
+
+/// Who handed us the message, for the Received: line.
+#[derive(Clone, Debug, Default)]
+pub struct Client {
+    pub ip: Option<IpAddr>,
+    pub helo: String,
+}
+
+impl Client {
+    /// `localhost[127.0.0.1]`, Postfix's client notation. Without reverse
+    /// DNS we only know the name of loopback.
+    pub fn describe(&self) -> String {
+        match self.ip {
+            Some(ip) => format!(
+                "{}[{ip}]",
+                if ip.is_loopback() {
+                    "localhost"
+                } else {
+                    "unknown"
+                }
+            ),
+            None => "local".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error("no recipients")]
+    NoRecipients,
+    #[error("queue file write failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("queue write task failed")]
+    Join,
+}
+
+pub struct Cleanup {
+    spool: Arc<Spool>,
+    hostname: String,
+    qmgr: Arc<Notify>,
+}
+
+impl Cleanup {
+    pub fn new(spool: Arc<Spool>, hostname: String, qmgr: Arc<Notify>) -> Self {
+        Cleanup {
+            spool,
+            hostname,
+            qmgr,
+        }
+    }
+
+    /// Queues a message durably; the returned ID may be acknowledged.
+    pub async fn submit(&self, submission: Submission) -> Result<QueueId, CleanupError> {
+        if submission.recipients.is_empty() {
+            return Err(CleanupError::NoRecipients);
+        }
+        let id = QueueId::generate();
+        let arrival = now_unix();
+        let message = complete_headers(&submission, &id, &self.hostname, arrival);
+        let message_id = message_id_of(&message);
+        let file = QueueFile {
+            arrival,
+            sender: submission.sender,
+            client: submission.client.describe(),
+            helo: submission.client.helo,
+            protocol: submission.protocol,
+            envid: submission.envid,
+            ret: submission.ret,
+            smtputf8: submission.smtputf8,
+            attempts: 0,
+            recipients: submission.recipients,
+            body: message,
+        };
+        let bytes = file.encode();
+        let spool = self.spool.clone();
+        let write_id = id.clone();
+        tokio::task::spawn_blocking(move || {
+            spool.write_new(QueueName::Incoming, &write_id, &bytes)
+        })
+        .await
+        .map_err(|_| CleanupError::Join)??;
+        tracing::info!(queue_id = %id, "{id}: message-id={message_id}");
+        self.qmgr.notify_one();
+        Ok(id)
+    }
+}
+
+/// Adds what Postfix's cleanup adds: a Received: line on top, and
+/// Message-Id, Date, From and To at the end of the header when missing.
+fn complete_headers(s: &Submission, id: &QueueId, hostname: &str, arrival: i64) -> Vec<u8> {
+    let scan = scan_headers(&s.message);
+    let date = format_date(arrival);
+    let mut out = Vec::with_capacity(s.message.len() + 512);
+    out.extend_from_slice(received_line(s, id, hostname, &date).as_bytes());
+    let (head, body) = s.message.split_at(scan.end.min(s.message.len()));
+    out.extend_from_slice(head);
+    if !head.is_empty() && !head.ends_with(b"\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    if !scan.has("message-id") {
+        let stamp = compact_timestamp(arrival);
+        out.extend_from_slice(format!("Message-Id: <{stamp}.{id}@{hostname}>\r\n").as_bytes());
+    }
+    if !scan.has("date") {
+        out.extend_from_slice(format!("Date: {date}\r\n").as_bytes());
+    }
+    if !scan.has("from") {
+        let from = if s.sender.is_empty() {
+            format!("MAILER-DAEMON@{hostname}")
+        } else {
+            s.sender.clone()
+        };
+        out.extend_from_slice(format!("From: {from}\r\n").as_bytes());
+    }
+    if !scan.has("to") && !scan.has("cc") && !scan.has("bcc") {
+        out.extend_from_slice(b"To: undisclosed-recipients:;\r\n");
+    }
+    if !scan.has_separator {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+fn received_line(s: &Submission, id: &QueueId, hostname: &str, date: &str) -> String {
+    let from = match s.client.ip {
+        Some(ip) => {
+            let helo = if s.client.helo.is_empty() {
+                "unknown"
+            } else {
+                &s.client.helo
+            };
+            let name = if ip.is_loopback() {
+                "localhost"
+            } else {
+                "unknown"
+            };
+            format!("from {helo} ({name} [{ip}])\r\n\tby {hostname} (Merpati)")
+        }
+        None => format!("by {hostname} (Merpati, from userid local)"),
+    };
+    let protocol = if s.protocol.is_empty() {
+        "ESMTP"
+    } else {
+        &s.protocol
+    };
+    // RFC 5321 §4.4: name the recipient only when there is exactly one, so
+    // a Received: line never discloses Bcc recipients.
+    let for_clause = match s.recipients.as_slice() {
+        [one] => format!("\r\n\tfor <{}>", one.address),
+        _ => String::new(),
+    };
+    format!("Received: {from} with {protocol} id {id}{for_clause};\r\n\t{date}\r\n")
+}
+
+fn message_id_of(message: &[u8]) -> String {
+    let head = &message[..scan_headers(message).end.min(message.len())];
+    String::from_utf8_lossy(head)
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("message-id")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submission(message: &[u8]) -> Submission {
+        Submission {
+            sender: "afau@localhost".into(),
+            recipients: vec![QueuedRecipient {
+                address: "fauzan@localhost".into(),
+                ..Default::default()
+            }],
+            message: message.to_vec(),
+            client: Client {
+                ip: Some("127.0.0.1".parse().unwrap()),
+                helo: "localhost".into(),
+            },
+            protocol: "ESMTP".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn seed_message_gets_postfix_headers() {
+        let s = submission(
+            b"Subject: Praktikum Jarkom makin hot aja!!!\r\nAyo semangat buat semuanya:D\r\n",
+        );
+        let id = QueueId::parse("98AC3161ABF0").unwrap();
+        let out =
+            String::from_utf8(complete_headers(&s, &id, "afau-desktop", 1_277_732_233)).unwrap();
+        assert!(out.starts_with("Received: from localhost (localhost [127.0.0.1])\r\n\tby afau-desktop (Merpati) with ESMTP id 98AC3161ABF0\r\n\tfor <fauzan@localhost>;"), "{out}");
+        assert!(out.contains("\r\nSubject: Praktikum Jarkom makin hot aja!!!\r\nMessage-Id: <20100628133713.98AC3161ABF0@afau-desktop>\r\nDate: Mon, 28 Jun 2010 13:37:13 +0000\r\nFrom: afau@localhost\r\nTo: undisclosed-recipients:;\r\n\r\nAyo semangat"), "{out}");
+        assert_eq!(
+            message_id_of(out.as_bytes()),
+            "<20100628133713.98AC3161ABF0@afau-desktop>"
+        );
+    }
+
+    #[test]
+    fn existing_headers_are_kept() {
+        let s = submission(b"From: a@b\r\nTo: c@d\r\nDate: x\r\nMessage-ID: <m@x>\r\n\r\nbody\r\n");
+        let id = QueueId::generate();
+        let out = String::from_utf8(complete_headers(&s, &id, "h", 0)).unwrap();
+        assert_eq!(out.matches("Message-I").count(), 1);
+        assert_eq!(out.matches("Date:").count(), 1);
+        assert!(
+            out.ends_with("From: a@b\r\nTo: c@d\r\nDate: x\r\nMessage-ID: <m@x>\r\n\r\nbody\r\n")
+        );
+    }
+}

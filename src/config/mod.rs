@@ -1,0 +1,546 @@
+//! Configuration: one TOML file, strict (unknown keys are errors), with
+//! `impl Default` as the single source of defaults. `config/merpati.toml` is
+//! the annotated copy of these defaults, and a test keeps the two equal.
+//!
+//! Values may refer to `$myhostname` and `$mydomain` as in Postfix's
+//! main.cf; [`Config::load`] expands them once, so the rest of the server
+//! only sees final values.
+
+mod net;
+mod units;
+
+pub use net::Cidr;
+pub use units::{Bytes, Span};
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where a packaged install looks for its config when `--config` is absent
+/// and the file exists; otherwise the built-in defaults apply.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/merpati/merpati.toml";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// All state lives under here: queue, mailbox store, generated keys.
+    pub data_dir: PathBuf,
+    /// Fully qualified host name; empty means "ask the system".
+    pub myhostname: String,
+    /// Parent domain; empty means `myhostname` without its first label.
+    pub mydomain: String,
+    /// Domain appended to bare addresses (`fauzan` -> `fauzan@$myorigin`).
+    pub myorigin: String,
+    /// Domains delivered to local accounts (Postfix `mydestination`).
+    pub mydestination: Vec<String>,
+    /// Further domains whose accounts are full addresses (`alice@example.net`).
+    pub virtual_mailbox_domains: Vec<String>,
+    /// Clients that may relay to any domain.
+    pub mynetworks: Vec<String>,
+    /// Separator of address extensions: `alice+news@` goes to `alice`.
+    pub recipient_delimiter: String,
+    /// aliases(5) file; empty means `<data_dir>/aliases`. A missing file is empty.
+    pub alias_file: String,
+    /// Longest time SIGTERM waits for transactions in flight.
+    pub shutdown_timeout: Span,
+    pub virtual_alias: VirtualAlias,
+    pub tls: Tls,
+    pub smtp: Smtp,
+    pub queue: Queue,
+    pub store: Store,
+    pub log: Log,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct VirtualAlias {
+    /// Domains that exist only as aliases (Postfix `virtual_alias_domains`).
+    pub domains: Vec<String>,
+    /// `"info@example.net" = ["alice@localhost"]`; `"@example.net"` is a catch-all.
+    pub map: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// PEM certificate chain; empty means a self-signed one under `<data_dir>/tls`.
+    pub cert: String,
+    /// PEM private key; empty means the generated one.
+    pub key: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareLfPolicy {
+    /// Accept a bare LF as a line end (stored as CRLF); DATA still ends only at CRLF.CRLF.
+    Normalize,
+    /// Refuse the message.
+    Reject,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Smtp {
+    pub listen: Vec<String>,
+    pub banner: String,
+    pub message_size_limit: Bytes,
+    pub max_recipients: usize,
+    pub line_length_limit: usize,
+    pub command_timeout: Span,
+    pub data_timeout: Span,
+    pub max_errors: u32,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub bare_lf: BareLfPolicy,
+    /// Clients outside `mynetworks` that talk within this time before the
+    /// greeting are refused (`554 5.5.0`), as Postfix's postscreen does.
+    pub greet_pause: Span,
+    pub enable_vrfy: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Queue {
+    pub min_backoff: Span,
+    pub max_backoff: Span,
+    pub max_lifetime: Span,
+    pub scan_interval: Span,
+    pub pickup_interval: Span,
+    pub active_limit: usize,
+    pub local_concurrency: usize,
+    pub delivery_batch: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Store {
+    /// Quota given to new accounts; 0 means unlimited.
+    pub default_quota: Bytes,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// error, warn, info, debug or trace.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("/var/lib/merpati"),
+            myhostname: String::new(),
+            mydomain: String::new(),
+            myorigin: "$myhostname".into(),
+            mydestination: vec![
+                "$myhostname".into(),
+                "localhost.$mydomain".into(),
+                "localhost".into(),
+            ],
+            virtual_mailbox_domains: Vec::new(),
+            mynetworks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            recipient_delimiter: "+".into(),
+            alias_file: String::new(),
+            shutdown_timeout: Span::secs(30),
+            virtual_alias: VirtualAlias::default(),
+            tls: Tls::default(),
+            smtp: Smtp::default(),
+            queue: Queue::default(),
+            store: Store::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            listen: vec!["0.0.0.0:25".into(), "[::]:25".into()],
+            banner: "$myhostname ESMTP Merpati".into(),
+            message_size_limit: Bytes(10_240_000),
+            max_recipients: 1000,
+            line_length_limit: 2048,
+            command_timeout: Span::secs(300),
+            data_timeout: Span::secs(300),
+            max_errors: 20,
+            max_connections: 1000,
+            max_connections_per_client: 50,
+            bare_lf: BareLfPolicy::Normalize,
+            greet_pause: Span::millis(300),
+            enable_vrfy: false,
+        }
+    }
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            min_backoff: Span::secs(300),
+            max_backoff: Span::secs(4000),
+            max_lifetime: Span::secs(5 * 86_400),
+            scan_interval: Span::secs(60),
+            pickup_interval: Span::secs(1),
+            active_limit: 20_000,
+            local_concurrency: 8,
+            delivery_batch: 64,
+        }
+    }
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            default_quota: Bytes(0),
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+        }
+    }
+}
+
+/// One thing wrong with a config file, naming the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Tables whose keys are data (addresses), not settings.
+const FREE_FORM_TABLES: &[&str] = &["virtual_alias.map"];
+
+impl Config {
+    /// Reads `path` (or the defaults when `None`), reports every problem at
+    /// once, and expands `$myhostname`/`$mydomain`.
+    pub fn load(path: Option<&Path>) -> Result<Config, Vec<Problem>> {
+        let mut config = match path {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    vec![Problem {
+                        key: path.display().to_string(),
+                        message: format!("cannot read: {e}"),
+                    }]
+                })?;
+                Config::parse(&text)?
+            }
+        };
+        config.expand();
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Parses TOML text without expanding variables. Unknown keys in every
+    /// table and every badly typed section are reported together.
+    pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            vec![Problem {
+                key: "(file)".into(),
+                message: e.message().to_string(),
+            }]
+        })?;
+        let mut problems = Vec::new();
+        if let Ok(toml::Value::Table(known)) = toml::Value::try_from(Config::default()) {
+            unknown_keys("", &table, &known, &mut problems);
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        // Deserialising each section alone lets one bad section not hide another.
+        for (key, value) in &table {
+            if let toml::Value::Table(section) = value {
+                let mut only = toml::Table::new();
+                only.insert(key.clone(), toml::Value::Table(section.clone()));
+                if let Err(e) = only.try_into::<Config>() {
+                    problems.push(Problem {
+                        key: key.clone(),
+                        message: e.message().to_string(),
+                    });
+                }
+            }
+        }
+        let mut top_level = table.clone();
+        top_level.retain(|_, v| !v.is_table());
+        if let Err(e) = top_level.try_into::<Config>() {
+            problems.push(Problem {
+                key: "(top level)".into(),
+                message: e.message().to_string(),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        table.try_into::<Config>().map_err(|e| {
+            vec![Problem {
+                key: "(file)".into(),
+                message: e.message().to_string(),
+            }]
+        })
+    }
+
+    /// Fills in host names from the system and expands `$variables`.
+    pub fn expand(&mut self) {
+        if self.myhostname.is_empty() {
+            self.myhostname = system_hostname();
+        }
+        if self.mydomain.is_empty() {
+            self.mydomain = match self.myhostname.split_once('.') {
+                Some((_, parent)) if parent.contains('.') || !parent.is_empty() => parent.into(),
+                _ => "localdomain".into(),
+            };
+        }
+        let host = self.myhostname.clone();
+        let domain = self.mydomain.clone();
+        let expand = |s: &str| {
+            s.replace("$myhostname", &host)
+                .replace("$mydomain", &domain)
+                .to_lowercase()
+        };
+        self.myorigin = expand(&self.myorigin);
+        self.mydestination = self.mydestination.iter().map(|d| expand(d)).collect();
+        self.smtp.banner = self
+            .smtp
+            .banner
+            .replace("$myhostname", &host)
+            .replace("$mydomain", &domain);
+        self.mydestination.dedup();
+    }
+
+    /// Semantic checks that serde cannot make; returns every problem found.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut bad = |key: &str, message: String| {
+            problems.push(Problem {
+                key: key.into(),
+                message,
+            })
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            bad("data_dir", "must not be empty".into());
+        }
+        for net in &self.mynetworks {
+            if let Err(e) = net.parse::<Cidr>() {
+                bad("mynetworks", e);
+            }
+        }
+        for addr in &self.smtp.listen {
+            if parse_listen(addr).is_none() {
+                bad("smtp.listen", format!("`{addr}` is not host:port"));
+            }
+        }
+        if self.smtp.message_size_limit.0 == 0 {
+            bad("smtp.message_size_limit", "must be above 0".into());
+        }
+        if self.smtp.max_recipients == 0 {
+            bad("smtp.max_recipients", "must be above 0".into());
+        }
+        if self.smtp.line_length_limit < 512 {
+            bad(
+                "smtp.line_length_limit",
+                "must be at least 512 (RFC 5321 §4.5.3.1.4)".into(),
+            );
+        }
+        if self.smtp.max_connections == 0 || self.smtp.max_connections_per_client == 0 {
+            bad("smtp.max_connections", "limits must be above 0".into());
+        }
+        if self.queue.min_backoff > self.queue.max_backoff {
+            bad(
+                "queue.min_backoff",
+                "must not be greater than queue.max_backoff".into(),
+            );
+        }
+        if self.queue.active_limit == 0 || self.queue.local_concurrency == 0 {
+            bad(
+                "queue.active_limit",
+                "active_limit and local_concurrency must be above 0".into(),
+            );
+        }
+        if self.queue.delivery_batch == 0 {
+            bad("queue.delivery_batch", "must be above 0".into());
+        }
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
+            bad(
+                "log.level",
+                format!(
+                    "`{}` is not error, warn, info, debug or trace",
+                    self.log.level
+                ),
+            );
+        }
+        if self.tls.cert.is_empty() != self.tls.key.is_empty() {
+            bad("tls.cert", "tls.cert and tls.key go together".into());
+        }
+        for (key, targets) in &self.virtual_alias.map {
+            if targets.is_empty() {
+                bad(
+                    &format!("virtual_alias.map.\"{key}\""),
+                    "has no targets".into(),
+                );
+            }
+        }
+        problems
+    }
+
+    pub fn queue_dir(&self) -> PathBuf {
+        self.data_dir.join("queue")
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.data_dir.join("run")
+    }
+
+    pub fn alias_path(&self) -> PathBuf {
+        if self.alias_file.is_empty() {
+            self.data_dir.join("aliases")
+        } else {
+            PathBuf::from(&self.alias_file)
+        }
+    }
+
+    pub fn networks(&self) -> Vec<Cidr> {
+        self.mynetworks
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect()
+    }
+}
+
+/// `host:port` or `[v6]:port`.
+pub fn parse_listen(text: &str) -> Option<std::net::SocketAddr> {
+    text.parse().ok()
+}
+
+fn unknown_keys(prefix: &str, given: &toml::Table, known: &toml::Table, out: &mut Vec<Problem>) {
+    for (key, value) in given {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if FREE_FORM_TABLES.contains(&path.as_str()) {
+            continue;
+        }
+        match known.get(key) {
+            None if !known_optional(&path) => out.push(Problem {
+                key: path,
+                message: "unknown key".into(),
+            }),
+            Some(toml::Value::Table(known_sub)) => {
+                if let toml::Value::Table(given_sub) = value {
+                    unknown_keys(&path, given_sub, known_sub, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Keys that exist but may be absent from the serialised defaults.
+fn known_optional(_path: &str) -> bool {
+    false
+}
+
+fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it or truncates, and we stop at the first NUL either way.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        if let Ok(name) = std::str::from_utf8(&buf[..end])
+            && !name.is_empty()
+        {
+            return name.to_lowercase();
+        }
+    }
+    "localhost".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_equals_defaults() {
+        let text = include_str!("../../config/merpati.toml");
+        let parsed = Config::parse(text).expect("shipped config parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn bogus_key_in_each_table_is_named() {
+        let text = include_str!("../../config/merpati.toml");
+        let tables = ["", "virtual_alias", "tls", "smtp", "queue", "store", "log"];
+        for table in tables {
+            let bogus = if table.is_empty() {
+                format!("bogus_key = 1\n{text}")
+            } else {
+                text.replace(
+                    &format!("[{table}]\n"),
+                    &format!("[{table}]\nbogus_key = 1\n"),
+                )
+            };
+            let problems = Config::parse(&bogus).expect_err(table);
+            let expected = if table.is_empty() {
+                "bogus_key".to_string()
+            } else {
+                format!("{table}.bogus_key")
+            };
+            assert!(
+                problems.iter().any(|p| p.key == expected),
+                "{table}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = "nope = 1\n[smtp]\nalso_nope = 2\n[queue]\nwhat = 3\n";
+        let problems = Config::parse(text).unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let text = "[smtp]\nmax_recipients = \"many\"\n[queue]\nmin_backoff = \"soon\"\n";
+        let problems = Config::parse(text).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        let mut config = Config {
+            mynetworks: vec!["300.1.1.1/8".into()],
+            ..Config::default()
+        };
+        config.log.level = "loud".into();
+        assert_eq!(config.validate().len(), 2);
+    }
+
+    #[test]
+    fn expansion_follows_postfix() {
+        let mut config = Config {
+            myhostname: "mail.example.org".into(),
+            ..Config::default()
+        };
+        config.expand();
+        assert_eq!(config.mydomain, "example.org");
+        assert_eq!(config.myorigin, "mail.example.org");
+        assert_eq!(
+            config.mydestination,
+            vec!["mail.example.org", "localhost.example.org", "localhost"]
+        );
+        assert_eq!(config.smtp.banner, "mail.example.org ESMTP Merpati");
+    }
+}

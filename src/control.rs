@@ -1,0 +1,330 @@
+//! The admin control socket. The embedded store can be open in only one
+//! process, so while the daemon runs, `merpati user …` and `merpati
+//! mailbox …` send their store operation here and the daemon carries it
+//! out; when it does not run, the CLI opens the store itself. Either way
+//! the same [`StoreOp::execute`] does the work.
+//!
+//! Wire format: the request is the operation's words, NUL-separated, ended
+//! by the client's half-close; the answer is `0` (success) or `1`
+//! (failure) followed by the output text. The socket is mode 0600.
+
+use crate::store::{MailStore, StoreError, Uid};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub const SOCKET: &str = "control.sock";
+/// Largest request accepted (a few names and a password hash).
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// A store operation, already resolved to account names by the CLI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreOp {
+    AddUser {
+        account: String,
+        hash: Option<String>,
+        quota: u64,
+    },
+    DeleteUser {
+        account: String,
+    },
+    SetPassword {
+        account: String,
+        hash: String,
+    },
+    SetQuota {
+        account: String,
+        quota: u64,
+    },
+    ListUsers,
+    ListMessages {
+        account: String,
+        mailbox: String,
+    },
+    Cat {
+        account: String,
+        mailbox: String,
+        uid: u32,
+    },
+}
+
+impl StoreOp {
+    pub fn to_words(&self) -> Vec<String> {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        match self {
+            StoreOp::AddUser {
+                account,
+                hash,
+                quota,
+            } => w(&[
+                "add-user",
+                account,
+                hash.as_deref().unwrap_or(""),
+                &quota.to_string(),
+            ]),
+            StoreOp::DeleteUser { account } => w(&["delete-user", account]),
+            StoreOp::SetPassword { account, hash } => w(&["set-password", account, hash]),
+            StoreOp::SetQuota { account, quota } => w(&["set-quota", account, &quota.to_string()]),
+            StoreOp::ListUsers => w(&["list-users"]),
+            StoreOp::ListMessages { account, mailbox } => w(&["list-messages", account, mailbox]),
+            StoreOp::Cat {
+                account,
+                mailbox,
+                uid,
+            } => w(&["cat", account, mailbox, &uid.to_string()]),
+        }
+    }
+
+    pub fn from_words(words: &[String]) -> Option<StoreOp> {
+        let s = |i: usize| words.get(i).cloned();
+        let n = |i: usize| words.get(i).and_then(|v| v.parse::<u64>().ok());
+        Some(match words.first()?.as_str() {
+            "add-user" => StoreOp::AddUser {
+                account: s(1)?,
+                hash: s(2).filter(|h| !h.is_empty()),
+                quota: n(3)?,
+            },
+            "delete-user" => StoreOp::DeleteUser { account: s(1)? },
+            "set-password" => StoreOp::SetPassword {
+                account: s(1)?,
+                hash: s(2)?,
+            },
+            "set-quota" => StoreOp::SetQuota {
+                account: s(1)?,
+                quota: n(2)?,
+            },
+            "list-users" => StoreOp::ListUsers,
+            "list-messages" => StoreOp::ListMessages {
+                account: s(1)?,
+                mailbox: s(2)?,
+            },
+            "cat" => StoreOp::Cat {
+                account: s(1)?,
+                mailbox: s(2)?,
+                uid: u32::try_from(n(3)?).ok()?,
+            },
+            _ => return None,
+        })
+    }
+
+    /// Carries the operation out; output is what the CLI prints.
+    pub fn execute(&self, store: &dyn MailStore) -> Result<Vec<u8>, String> {
+        let err = |e: StoreError| e.to_string();
+        match self {
+            StoreOp::AddUser {
+                account,
+                hash,
+                quota,
+            } => {
+                store
+                    .create_account(account, hash.as_deref())
+                    .map_err(err)?;
+                if *quota > 0 {
+                    store.set_quota(account, *quota).map_err(err)?;
+                }
+                Ok(format!("added {account}\n").into_bytes())
+            }
+            StoreOp::DeleteUser { account } => {
+                store.delete_account(account).map_err(err)?;
+                Ok(format!("deleted {account}\n").into_bytes())
+            }
+            StoreOp::SetPassword { account, hash } => {
+                store.set_password(account, hash).map_err(err)?;
+                Ok(format!("password changed for {account}\n").into_bytes())
+            }
+            StoreOp::SetQuota { account, quota } => {
+                store.set_quota(account, *quota).map_err(err)?;
+                Ok(format!("quota of {account} is now {quota} bytes\n").into_bytes())
+            }
+            StoreOp::ListUsers => {
+                let mut out = String::new();
+                for a in store.accounts().map_err(err)? {
+                    let quota = if a.quota_bytes == 0 {
+                        "unlimited".to_string()
+                    } else {
+                        a.quota_bytes.to_string()
+                    };
+                    let login = if a.password_hash.is_some() {
+                        ""
+                    } else {
+                        " (no password)"
+                    };
+                    out.push_str(&format!(
+                        "{}\tused={}\tquota={quota}{login}\n",
+                        a.name, a.used_bytes
+                    ));
+                }
+                Ok(out.into_bytes())
+            }
+            StoreOp::ListMessages { account, mailbox } => {
+                let mb = store
+                    .mailbox(account, mailbox)
+                    .map_err(err)?
+                    .ok_or_else(|| format!("{account} has no mailbox {mailbox}"))?;
+                let mut out = String::new();
+                for meta in store.messages(mb.id).map_err(err)? {
+                    let bytes = store.message(mb.id, meta.uid).map_err(err)?;
+                    let (from, subject) = summary(&bytes);
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\t{}\t{from}\t{subject}\n",
+                        meta.uid.0,
+                        meta.size,
+                        crate::rfc5322::format_date(meta.internal_date),
+                        meta.flags.join(" ")
+                    ));
+                }
+                Ok(out.into_bytes())
+            }
+            StoreOp::Cat {
+                account,
+                mailbox,
+                uid,
+            } => {
+                let mb = store
+                    .mailbox(account, mailbox)
+                    .map_err(err)?
+                    .ok_or_else(|| format!("{account} has no mailbox {mailbox}"))?;
+                store.message(mb.id, Uid(*uid)).map_err(err)
+            }
+        }
+    }
+}
+
+/// From and Subject, decoded (RFC 2047) by mail-parser.
+fn summary(message: &[u8]) -> (String, String) {
+    let Some(parsed) = mail_parser::MessageParser::new().parse_headers(message) else {
+        return (String::new(), String::new());
+    };
+    let from = parsed
+        .from()
+        .and_then(|f| f.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_string();
+    let subject = parsed
+        .subject()
+        .unwrap_or_default()
+        .replace(['\t', '\r', '\n'], " ");
+    (from, subject)
+}
+
+/// Starts the control socket server (daemon side).
+pub fn serve(
+    path: &Path,
+    store: Arc<dyn MailStore>,
+    stop: CancellationToken,
+    tracker: &TaskTracker,
+) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let inner = tracker.clone();
+    tracker.spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = stop.cancelled() => return,
+            };
+            let Ok((mut conn, _)) = accepted else {
+                continue;
+            };
+            let store = store.clone();
+            inner.spawn(async move {
+                let mut request = Vec::new();
+                if (&mut conn)
+                    .take(MAX_REQUEST)
+                    .read_to_end(&mut request)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let words: Vec<String> = String::from_utf8_lossy(&request)
+                    .split('\0')
+                    .map(str::to_string)
+                    .collect();
+                let answer = match StoreOp::from_words(&words) {
+                    None => Err("malformed control request".to_string()),
+                    Some(op) => tokio::task::spawn_blocking(move || op.execute(store.as_ref()))
+                        .await
+                        .unwrap_or_else(|_| Err("operation failed".into())),
+                };
+                let mut reply = Vec::new();
+                match answer {
+                    Ok(out) => {
+                        reply.push(b'0');
+                        reply.extend_from_slice(&out);
+                    }
+                    Err(e) => {
+                        reply.push(b'1');
+                        reply.extend_from_slice(e.as_bytes());
+                    }
+                }
+                let _ = conn.write_all(&reply).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+/// Client side: `Ok(None)` when no daemon listens (use the store directly).
+pub fn request(path: &Path, op: &StoreOp) -> std::io::Result<Option<Result<Vec<u8>, String>>> {
+    use std::io::{Read, Write};
+    let mut conn = match std::os::unix::net::UnixStream::connect(path) {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    conn.write_all(op.to_words().join("\0").as_bytes())?;
+    conn.shutdown(std::net::Shutdown::Write)?;
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer)?;
+    Ok(Some(match answer.split_first() {
+        Some((b'0', out)) => Ok(out.to_vec()),
+        Some((_, err)) => Err(String::from_utf8_lossy(err).into_owned()),
+        None => Err("the daemon closed the control connection".into()),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        let ops = [
+            StoreOp::AddUser {
+                account: "a".into(),
+                hash: Some("$argon2id$x".into()),
+                quota: 5,
+            },
+            StoreOp::AddUser {
+                account: "a".into(),
+                hash: None,
+                quota: 0,
+            },
+            StoreOp::Cat {
+                account: "a".into(),
+                mailbox: "INBOX".into(),
+                uid: 7,
+            },
+            StoreOp::ListUsers,
+        ];
+        for op in ops {
+            assert_eq!(StoreOp::from_words(&op.to_words()), Some(op));
+        }
+        assert_eq!(StoreOp::from_words(&["cat".into()]), None);
+        assert_eq!(StoreOp::from_words(&[]), None);
+    }
+}

@@ -1,0 +1,22 @@
+//! Merpati: one async daemon that does the job of a Postfix + Dovecot pair.
+//!
+//! See `docs/architecture.md` for how the modules below hand work to each
+//! other (smtpd -> cleanup -> qmgr -> local delivery -> store).
+
+pub mod address;
+pub mod admin;
+pub mod app;
+pub mod bounce;
+pub mod cleanup;
+pub mod config;
+pub mod control;
+pub mod delivery;
+pub mod live;
+pub mod net;
+pub mod password;
+pub mod queue;
+pub mod rewrite;
+pub mod rfc5322;
+pub mod smtp;
+pub mod store;
+pub mod tls;

@@ -1,0 +1,255 @@
+//! The `merpati` command: the daemon (`serve`) and the admin commands.
+//! Invoked as `sendmail`, `mailq` or `newaliases` (by symlink) it behaves
+//! as those classic commands.
+
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+use merpati::admin;
+use merpati::config::{Bytes, Config, DEFAULT_CONFIG_PATH};
+use merpati::control::StoreOp;
+use merpati::queue::AdminOp;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "merpati",
+    version,
+    about = "Merpati mail server: SMTP, queue, local delivery and mailbox store in one daemon"
+)]
+struct Cli {
+    /// Configuration file (default: /etc/merpati/merpati.toml if it exists, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the mail server.
+    Serve,
+    /// Check the configuration and report every problem.
+    CheckConfig,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Look into mailboxes.
+    #[command(subcommand)]
+    Mailbox(MailboxCommand),
+    /// Inspect and manage the mail queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Queue a message read from stdin (sendmail(1) flags).
+    Sendmail {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Validate the aliases file and make a running daemon reload it.
+    Newaliases,
+    /// Same as `queue list`.
+    Mailq,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add an account; the password is read from stdin (prompted on a terminal).
+    Add {
+        address: String,
+        /// Quota such as 1GiB (default: store.default_quota).
+        #[arg(long)]
+        quota: Option<String>,
+    },
+    /// Delete an account and all its mail.
+    Del { address: String },
+    /// Change an account's password.
+    Passwd { address: String },
+    /// List accounts.
+    List,
+    /// Set an account's quota (0 = unlimited).
+    Quota { address: String, size: String },
+}
+
+#[derive(Subcommand)]
+enum MailboxCommand {
+    /// One line per message: UID, size, date, flags, from, subject.
+    List {
+        address: String,
+        mailbox: Option<String>,
+    },
+    /// Print a stored message.
+    Cat {
+        address: String,
+        uid: u32,
+        mailbox: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Show queued mail (like mailq).
+    List,
+    /// Retry deferred mail now.
+    Flush,
+    /// Put a message (or ALL) on hold.
+    Hold { id: String },
+    /// Release a held message (or ALL).
+    Release { id: String },
+    /// Delete a message (or ALL).
+    Delete { id: String },
+    /// Requeue a message (or ALL) for a fresh delivery attempt.
+    Requeue { id: String },
+}
+
+fn main() -> ExitCode {
+    let argv0 = std::env::args()
+        .next()
+        .map(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or(a)
+        })
+        .unwrap_or_default();
+    let result = match argv0.as_str() {
+        "sendmail" => classic_sendmail(),
+        "mailq" => load(None).and_then(|c| admin::queue_list(&c)),
+        "newaliases" => load(None).and_then(|c| admin::newaliases(&c)),
+        _ => run(Cli::parse()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("merpati: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sendmail [flags] [rcpt...]`, where `-bp` means mailq and `-bi` newaliases.
+fn classic_sendmail() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = load(None)?;
+    if args.iter().any(|a| a == "-bp") {
+        return admin::queue_list(&config);
+    }
+    if args.iter().any(|a| a == "-bi") {
+        return admin::newaliases(&config);
+    }
+    admin::sendmail(&config, &admin::parse_sendmail_args(&args)?)
+}
+
+/// The config file in use: `--config`, else the packaged path if present.
+fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| {
+        let default = PathBuf::from(DEFAULT_CONFIG_PATH);
+        default.exists().then_some(default)
+    })
+}
+
+fn load(given: Option<PathBuf>) -> anyhow::Result<Config> {
+    let path = config_path(given);
+    Config::load(path.as_deref()).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        anyhow!("configuration problems:\n  {}", list.join("\n  "))
+    })
+}
+
+fn init_logging(level: &str) {
+    let level: tracing::Level = level.parse().unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let path = config_path(cli.config.clone());
+    if let Command::CheckConfig = cli.command {
+        return admin::check_config(path.as_deref());
+    }
+    let config = load(cli.config)?;
+    match cli.command {
+        Command::Serve => {
+            init_logging(&config.log.level);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?;
+            runtime.block_on(merpati::app::serve(path, config))
+        }
+        Command::CheckConfig => Ok(()),
+        Command::User(cmd) => user(&config, cmd),
+        Command::Mailbox(cmd) => mailbox(&config, cmd),
+        Command::Queue(cmd) => match cmd {
+            QueueCommand::List => admin::queue_list(&config),
+            QueueCommand::Flush => admin::queue_flush(&config),
+            QueueCommand::Hold { id } => admin::queue_admin(&config, AdminOp::Hold, &id),
+            QueueCommand::Release { id } => admin::queue_admin(&config, AdminOp::Release, &id),
+            QueueCommand::Delete { id } => admin::queue_admin(&config, AdminOp::Delete, &id),
+            QueueCommand::Requeue { id } => admin::queue_admin(&config, AdminOp::Requeue, &id),
+        },
+        Command::Sendmail { args } => admin::sendmail(&config, &admin::parse_sendmail_args(&args)?),
+        Command::Newaliases => admin::newaliases(&config),
+        Command::Mailq => admin::queue_list(&config),
+    }
+}
+
+fn parse_size(text: &str) -> anyhow::Result<u64> {
+    Bytes::parse(text).map(|b| b.0).map_err(|e| anyhow!(e))
+}
+
+fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let op = match cmd {
+        UserCommand::Add { address, quota } => {
+            let account = admin::account_of(config, &address)?;
+            let quota = match quota {
+                Some(q) => parse_size(&q)?,
+                None => config.store.default_quota.0,
+            };
+            let password = admin::read_password()?;
+            let hash = merpati::password::hash(&password).map_err(|e| anyhow!(e))?;
+            StoreOp::AddUser {
+                account,
+                hash: Some(hash),
+                quota,
+            }
+        }
+        UserCommand::Del { address } => StoreOp::DeleteUser {
+            account: admin::account_of(config, &address)?,
+        },
+        UserCommand::Passwd { address } => {
+            let account = admin::account_of(config, &address)?;
+            let password = admin::read_password()?;
+            let hash = merpati::password::hash(&password).map_err(|e| anyhow!(e))?;
+            StoreOp::SetPassword { account, hash }
+        }
+        UserCommand::List => StoreOp::ListUsers,
+        UserCommand::Quota { address, size } => StoreOp::SetQuota {
+            account: admin::account_of(config, &address)?,
+            quota: parse_size(&size)?,
+        },
+    };
+    admin::print_bytes(&admin::run_store_op(config, &op)?)
+}
+
+fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<()> {
+    let op = match cmd {
+        MailboxCommand::List { address, mailbox } => StoreOp::ListMessages {
+            account: admin::account_of(config, &address)?,
+            mailbox: mailbox.unwrap_or_else(|| "INBOX".into()),
+        },
+        MailboxCommand::Cat {
+            address,
+            uid,
+            mailbox,
+        } => StoreOp::Cat {
+            account: admin::account_of(config, &address)?,
+            mailbox: mailbox.unwrap_or_else(|| "INBOX".into()),
+            uid,
+        },
+    };
+    admin::print_bytes(&admin::run_store_op(config, &op)?)
+}

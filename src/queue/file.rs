@@ -1,0 +1,272 @@
+//! The queue file format: a versioned text envelope, then the message.
+//!
+//! ```text
+//! MERPATI-QUEUE 1
+//! arrival 1782113650
+//! sender afau@localhost
+//! rcpt fauzan@localhost<TAB>orcpt<TAB>notify<TAB>last reply
+//! ...
+//! body 1234
+//! <1234 octets of message, CRLF line ends>
+//! ```
+//!
+//! Values are percent-escaped (`%`, CR, LF, TAB), so one line is one field.
+//! The `body` length lets a reader tell a complete file from a truncated
+//! one; anything unexpected is an error (the file goes to `corrupt`), never
+//! a panic. The same format serves `maildrop` files written by `sendmail`.
+
+use std::fmt::Write as _;
+
+const MAGIC: &str = "MERPATI-QUEUE 1";
+/// An envelope larger than this is not one we wrote.
+const MAX_ENVELOPE: usize = 4 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct QueueFile {
+    /// Unix seconds when cleanup accepted the message.
+    pub arrival: i64,
+    /// Envelope sender; empty for the null sender `<>`.
+    pub sender: String,
+    pub client: String,
+    pub helo: String,
+    pub protocol: String,
+    /// RFC 3461 ENVID and RET.
+    pub envid: String,
+    pub ret: String,
+    pub smtputf8: bool,
+    pub attempts: u32,
+    pub recipients: Vec<QueuedRecipient>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct QueuedRecipient {
+    pub address: String,
+    /// RFC 3461 ORCPT as given (e.g. `rfc822;alice@example.org`).
+    pub orcpt: String,
+    /// RFC 3461 NOTIFY (`SUCCESS,FAILURE`, `NEVER`); empty = default.
+    pub notify: String,
+    /// Last temporary failure, shown by `merpati queue list`.
+    pub last_reply: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FormatError {
+    #[error("not a Merpati queue file")]
+    Magic,
+    #[error("envelope is not terminated or too large")]
+    Envelope,
+    #[error("bad line in envelope: {0}")]
+    Line(String),
+    #[error("message is truncated ({have} of {want} octets)")]
+    Truncated { have: usize, want: usize },
+    #[error("no recipients")]
+    NoRecipients,
+}
+
+impl QueueFile {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut head = String::with_capacity(256 + 64 * self.recipients.len());
+        head.push_str(MAGIC);
+        head.push('\n');
+        let _ = writeln!(head, "arrival {}", self.arrival);
+        let fields = [
+            ("sender", &self.sender),
+            ("client", &self.client),
+            ("helo", &self.helo),
+            ("protocol", &self.protocol),
+            ("envid", &self.envid),
+            ("ret", &self.ret),
+        ];
+        for (key, value) in fields {
+            let _ = writeln!(head, "{key} {}", escape(value));
+        }
+        if self.smtputf8 {
+            head.push_str("smtputf8 1\n");
+        }
+        let _ = writeln!(head, "attempts {}", self.attempts);
+        for r in &self.recipients {
+            let _ = writeln!(
+                head,
+                "rcpt {}\t{}\t{}\t{}",
+                escape(&r.address),
+                escape(&r.orcpt),
+                escape(&r.notify),
+                escape(&r.last_reply)
+            );
+        }
+        let _ = writeln!(head, "body {}", self.body.len());
+        let mut out = head.into_bytes();
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// Parses a whole file. `require_recipients` is off for maildrop files
+    /// written by `sendmail -t`, whose recipients come from the headers.
+    pub fn decode(bytes: &[u8], require_recipients: bool) -> Result<QueueFile, FormatError> {
+        let mut qf = QueueFile::default();
+        let mut rest = bytes;
+        let first = take_line(&mut rest).ok_or(FormatError::Magic)?;
+        if first != MAGIC.as_bytes() {
+            return Err(FormatError::Magic);
+        }
+        loop {
+            if bytes.len() - rest.len() > MAX_ENVELOPE {
+                return Err(FormatError::Envelope);
+            }
+            let line = take_line(&mut rest).ok_or(FormatError::Envelope)?;
+            let line =
+                std::str::from_utf8(line).map_err(|_| FormatError::Line("not UTF-8".into()))?;
+            let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+            let bad = || FormatError::Line(key.chars().take(40).collect());
+            match key {
+                "arrival" => qf.arrival = value.parse().map_err(|_| bad())?,
+                "attempts" => qf.attempts = value.parse().map_err(|_| bad())?,
+                "sender" => qf.sender = unescape(value).ok_or_else(bad)?,
+                "client" => qf.client = unescape(value).ok_or_else(bad)?,
+                "helo" => qf.helo = unescape(value).ok_or_else(bad)?,
+                "protocol" => qf.protocol = unescape(value).ok_or_else(bad)?,
+                "envid" => qf.envid = unescape(value).ok_or_else(bad)?,
+                "ret" => qf.ret = unescape(value).ok_or_else(bad)?,
+                "smtputf8" => qf.smtputf8 = value == "1",
+                "rcpt" => qf.recipients.push(parse_recipient(value).ok_or_else(bad)?),
+                "body" => {
+                    let want: usize = value.parse().map_err(|_| bad())?;
+                    if rest.len() < want {
+                        return Err(FormatError::Truncated {
+                            have: rest.len(),
+                            want,
+                        });
+                    }
+                    if rest.len() > want {
+                        return Err(FormatError::Line("trailing data".into()));
+                    }
+                    qf.body = rest.to_vec();
+                    break;
+                }
+                _ => return Err(bad()),
+            }
+        }
+        if require_recipients && qf.recipients.is_empty() {
+            return Err(FormatError::NoRecipients);
+        }
+        Ok(qf)
+    }
+
+    pub fn size(&self) -> usize {
+        self.body.len()
+    }
+}
+
+fn parse_recipient(value: &str) -> Option<QueuedRecipient> {
+    let mut parts = value.split('\t');
+    let address = unescape(parts.next()?)?;
+    if address.is_empty() {
+        return None;
+    }
+    Some(QueuedRecipient {
+        address,
+        orcpt: unescape(parts.next().unwrap_or(""))?,
+        notify: unescape(parts.next().unwrap_or(""))?,
+        last_reply: unescape(parts.next().unwrap_or(""))?,
+    })
+}
+
+fn take_line<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let pos = rest.iter().position(|&b| b == b'\n')?;
+    let (line, tail) = rest.split_at(pos);
+    *rest = tail.get(1..).unwrap_or(&[]);
+    Some(line)
+}
+
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '\r' => out.push_str("%0D"),
+            '\n' => out.push_str("%0A"),
+            '\t' => out.push_str("%09"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn unescape(value: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut bytes = value.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = (bytes.next()? as char).to_digit(16)?;
+            let lo = (bytes.next()? as char).to_digit(16)?;
+            out.push((hi * 16 + lo) as u8);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> QueueFile {
+        QueueFile {
+            arrival: 1_782_113_650,
+            sender: "afau@localhost".into(),
+            client: "localhost[127.0.0.1]".into(),
+            helo: "localhost".into(),
+            protocol: "ESMTP".into(),
+            envid: "a b%c".into(),
+            ret: "HDRS".into(),
+            smtputf8: true,
+            attempts: 2,
+            recipients: vec![
+                QueuedRecipient {
+                    address: "fauzan@localhost".into(),
+                    orcpt: "rfc822;fauzan@localhost".into(),
+                    notify: "SUCCESS,FAILURE".into(),
+                    last_reply: "4.2.2 over\tquota\r\n".into(),
+                },
+                QueuedRecipient {
+                    address: "b@x".into(),
+                    ..Default::default()
+                },
+            ],
+            body: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let qf = sample();
+        assert_eq!(QueueFile::decode(&qf.encode(), true), Ok(qf));
+    }
+
+    #[test]
+    fn damaged_files_are_errors_not_panics() {
+        let bytes = sample().encode();
+        for cut in 0..bytes.len() {
+            assert!(
+                QueueFile::decode(&bytes[..cut], true).is_err(),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(QueueFile::decode(b"garbage", true), Err(FormatError::Magic));
+        let bad_escape = b"MERPATI-QUEUE 1\nsender %G1\nbody 0\n";
+        assert!(QueueFile::decode(bad_escape, true).is_err());
+        let no_rcpt = b"MERPATI-QUEUE 1\nbody 0\n";
+        assert_eq!(
+            QueueFile::decode(no_rcpt, true),
+            Err(FormatError::NoRecipients)
+        );
+        assert!(QueueFile::decode(no_rcpt, false).is_ok());
+        let mut noise = bytes.clone();
+        for i in (0..noise.len()).step_by(7) {
+            noise[i] = noise[i].wrapping_mul(31).wrapping_add(7);
+            let _ = QueueFile::decode(&noise, true);
+        }
+    }
+}

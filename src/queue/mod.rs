@@ -1,0 +1,155 @@
+//! The queue: IDs, the file format, the spool directories, the queue
+//! manager and pickup, plus the admin operations behind `merpati queue`
+//! (Postfix's postqueue/postsuper). The admin operations work on the files
+//! directly, so they work whether the daemon runs or not.
+
+pub mod file;
+pub mod id;
+pub mod pickup;
+pub mod qmgr;
+pub mod spool;
+
+use file::QueueFile;
+use id::QueueId;
+use spool::{QueueName, Spool};
+use std::io;
+use std::time::SystemTime;
+
+/// One line of `merpati queue list`.
+#[derive(Debug)]
+pub struct Listing {
+    pub id: QueueId,
+    pub queue: QueueName,
+    pub size: u64,
+    pub arrival: i64,
+    pub sender: String,
+    pub recipients: Vec<(String, String)>,
+}
+
+/// Everything in incoming, active, deferred and hold (mailq order).
+pub fn list(spool: &Spool) -> io::Result<Vec<Listing>> {
+    let mut out = Vec::new();
+    for queue in [
+        QueueName::Active,
+        QueueName::Incoming,
+        QueueName::Deferred,
+        QueueName::Hold,
+    ] {
+        for entry in spool.list(queue)? {
+            let Ok(Ok(qf)) = spool.read(queue, &entry.id) else {
+                continue; // moved or removed meanwhile, or corrupt (qmgr will quarantine)
+            };
+            out.push(Listing {
+                id: entry.id,
+                queue,
+                size: qf.size() as u64,
+                arrival: qf.arrival,
+                sender: qf.sender,
+                recipients: qf
+                    .recipients
+                    .into_iter()
+                    .map(|r| (r.address, r.last_reply))
+                    .collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What an admin operation may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminOp {
+    Hold,
+    Release,
+    Delete,
+    Requeue,
+}
+
+impl AdminOp {
+    /// Queues a message may be taken from. `active` is left to the queue
+    /// manager except for deletion (it copes with a file vanishing).
+    fn sources(self) -> &'static [QueueName] {
+        match self {
+            AdminOp::Hold => &[QueueName::Incoming, QueueName::Deferred],
+            AdminOp::Release => &[QueueName::Hold],
+            AdminOp::Delete => &[
+                QueueName::Incoming,
+                QueueName::Active,
+                QueueName::Deferred,
+                QueueName::Hold,
+                QueueName::Corrupt,
+            ],
+            AdminOp::Requeue => &[QueueName::Deferred, QueueName::Hold, QueueName::Incoming],
+        }
+    }
+}
+
+/// Applies `op` to one message (or every message with `None`); returns the
+/// IDs affected.
+pub fn admin(spool: &Spool, op: AdminOp, only: Option<&QueueId>) -> io::Result<Vec<QueueId>> {
+    let mut done = Vec::new();
+    for &queue in op.sources() {
+        for entry in spool.list(queue)? {
+            if only.is_some_and(|id| *id != entry.id) {
+                continue;
+            }
+            let result = match op {
+                AdminOp::Hold => spool.move_to(&entry.id, queue, QueueName::Hold, true),
+                AdminOp::Release => spool
+                    .move_to(&entry.id, queue, QueueName::Deferred, true)
+                    .and_then(|()| {
+                        spool.set_due(QueueName::Deferred, &entry.id, SystemTime::now())
+                    }),
+                AdminOp::Delete => spool.remove(queue, &entry.id),
+                AdminOp::Requeue => requeue(spool, queue, &entry.id),
+            };
+            match result {
+                Ok(()) => done.push(entry.id),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Back to `incoming` with a fresh attempt count, as `postsuper -r`.
+fn requeue(spool: &Spool, queue: QueueName, id: &QueueId) -> io::Result<()> {
+    let qf = match spool.read(queue, id)? {
+        Ok(qf) => qf,
+        Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+    };
+    let fresh = QueueFile {
+        attempts: 0,
+        recipients: qf
+            .recipients
+            .iter()
+            .map(|r| file::QueuedRecipient {
+                last_reply: String::new(),
+                ..r.clone()
+            })
+            .collect(),
+        ..qf
+    };
+    spool.write_new(QueueName::Incoming, id, &fresh.encode())?;
+    if queue != QueueName::Incoming {
+        spool.remove(queue, id)?;
+    }
+    Ok(())
+}
+
+/// Makes all deferred mail due now (the daemon also needs a nudge).
+pub fn flush(spool: &Spool) -> io::Result<usize> {
+    let entries = spool.list(QueueName::Deferred)?;
+    for entry in &entries {
+        spool.set_due(QueueName::Deferred, &entry.id, SystemTime::now())?;
+    }
+    Ok(entries.len())
+}
+
+/// Writes a message into `maildrop` for pickup (`merpati sendmail`).
+pub fn maildrop(spool: &Spool, file: &QueueFile) -> io::Result<QueueId> {
+    let id = QueueId::generate();
+    spool.write_new(QueueName::Maildrop, &id, &file.encode())?;
+    Ok(id)
+}

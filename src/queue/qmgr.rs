@@ -1,0 +1,472 @@
+//! The queue manager (Postfix's qmgr(8)): the only mover of queue files.
+//!
+//! It moves mail from `incoming` and (when due) `deferred` into `active`,
+//! taking turns so neither starves, keeps at most `active_limit` messages
+//! there, resolves each recipient, hands local ones to the local agent, and
+//! then removes the file, or rewrites it into `deferred` with a backoff, or
+//! queues a bounce. A message is removed only after the store has committed
+//! it, and a bounce is queued before the message it reports on is removed.
+
+use super::file::{QueueFile, QueuedRecipient};
+use super::id::QueueId;
+use super::spool::{Entry, QueueName, Spool};
+use crate::address::Address;
+use crate::bounce::{self, Action, Report};
+use crate::cleanup::{Cleanup, Submission};
+use crate::config::Config;
+use crate::delivery::Outcome;
+use crate::delivery::local::LocalAgent;
+use crate::live::Live;
+use crate::rewrite::{AccountDirectory, Resolver, Route};
+use crate::rfc5322::now_unix;
+use crate::store::{Delivery, LocalRecipient, MailStore, RecipientOutcome};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Signals that reach the queue manager.
+#[derive(Default)]
+pub struct Triggers {
+    /// New mail in `incoming` (cleanup) or room in `active`.
+    pub wake: Arc<Notify>,
+    /// Retry all deferred mail now (`merpati queue flush`, ETRN, SIGUSR1).
+    pub flush: Arc<Notify>,
+}
+
+pub struct Qmgr {
+    pub spool: Arc<Spool>,
+    pub config: Arc<Live<Config>>,
+    pub resolver: Arc<Live<Resolver>>,
+    pub store: Arc<dyn MailStore>,
+    pub local: LocalAgent,
+    pub cleanup: Arc<Cleanup>,
+    pub triggers: Arc<Triggers>,
+}
+
+/// The store, as the resolver sees it.
+pub struct StoreAccounts(pub Arc<dyn MailStore>);
+
+impl AccountDirectory for StoreAccounts {
+    fn account_exists(&self, account: &str) -> bool {
+        matches!(self.0.account(account), Ok(Some(_)))
+    }
+}
+
+/// One final address of one original recipient, and what became of it.
+struct Final {
+    index: usize,
+    address: String,
+    outcome: Outcome,
+}
+
+impl Qmgr {
+    /// Runs until `shutdown`; every delivery task is tracked by `tracker`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken, tracker: TaskTracker) {
+        let limit = self.config.get().queue.active_limit;
+        let active = Arc::new(Semaphore::new(limit));
+        let mut last_deferred_scan: Option<std::time::Instant> = None;
+        let mut flush_now = true;
+        loop {
+            let scan_interval = self.config.get().queue.scan_interval.0;
+            let scan_deferred =
+                flush_now || last_deferred_scan.is_none_or(|t| t.elapsed() >= scan_interval);
+            if scan_deferred {
+                last_deferred_scan = Some(std::time::Instant::now());
+            }
+            if flush_now {
+                self.make_deferred_due().await;
+                flush_now = false;
+            }
+            self.fill_active(&active, scan_deferred, &tracker).await;
+            tokio::select! {
+                _ = self.triggers.wake.notified() => {}
+                _ = self.triggers.flush.notified() => flush_now = true,
+                _ = tokio::time::sleep(scan_interval) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Marks every deferred message due now.
+    async fn make_deferred_due(&self) {
+        let spool = self.spool.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for entry in spool.list(QueueName::Deferred).unwrap_or_default() {
+                let _ = spool.set_due(QueueName::Deferred, &entry.id, SystemTime::now());
+            }
+        })
+        .await;
+    }
+
+    async fn fill_active(
+        self: &Arc<Self>,
+        active: &Arc<Semaphore>,
+        scan_deferred: bool,
+        tracker: &TaskTracker,
+    ) {
+        let spool = self.spool.clone();
+        let listed = tokio::task::spawn_blocking(move || {
+            let incoming = spool.list(QueueName::Incoming).unwrap_or_default();
+            let now = SystemTime::now();
+            let deferred: Vec<Entry> = if scan_deferred {
+                let all = spool.list(QueueName::Deferred).unwrap_or_default();
+                all.into_iter().filter(|e| e.modified <= now).collect()
+            } else {
+                Vec::new()
+            };
+            (incoming, deferred)
+        })
+        .await;
+        let Ok((incoming, deferred)) = listed else {
+            return;
+        };
+        // New and deferred mail take turns (Postfix's round robin).
+        let mut incoming = incoming.into_iter();
+        let mut deferred = deferred.into_iter();
+        loop {
+            let next = [incoming.next(), deferred.next()];
+            if next.iter().all(Option::is_none) {
+                break;
+            }
+            for entry in next.into_iter().flatten() {
+                let Ok(permit) = active.clone().try_acquire_owned() else {
+                    return; // active is full; a finishing task wakes us
+                };
+                if let Err(e) = self
+                    .spool
+                    .move_to(&entry.id, entry.queue, QueueName::Active, false)
+                {
+                    tracing::debug!(queue_id = %entry.id, "not moved to active: {e}");
+                    continue;
+                }
+                let me = self.clone();
+                tracker.spawn(async move {
+                    me.process(entry.id).await;
+                    drop(permit);
+                    me.triggers.wake.notify_one();
+                });
+            }
+        }
+    }
+
+    /// Delivers one message from `active` and decides its fate.
+    async fn process(&self, id: QueueId) {
+        let spool = self.spool.clone();
+        let read_id = id.clone();
+        let read =
+            tokio::task::spawn_blocking(move || spool.read(QueueName::Active, &read_id)).await;
+        let qf = match read {
+            Ok(Ok(Ok(qf))) => qf,
+            Ok(Ok(Err(format))) => {
+                tracing::warn!(queue_id = %id, "{id}: corrupt queue file ({format}), moved to corrupt");
+                let _ = self
+                    .spool
+                    .move_to(&id, QueueName::Active, QueueName::Corrupt, true);
+                return;
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return, // deleted by an admin
+            Ok(Err(e)) => {
+                tracing::warn!(queue_id = %id, "{id}: cannot read queue file: {e}");
+                return; // stays in active; start-up recovery retries it
+            }
+            Err(_) => return,
+        };
+        tracing::info!(
+            queue_id = %id,
+            "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
+            qf.sender,
+            qf.size(),
+            qf.recipients.len()
+        );
+        let finals = self.deliver(&id, &qf).await;
+        self.settle(id, qf, finals).await;
+    }
+
+    /// Resolves and delivers every recipient; one result per final address.
+    async fn deliver(&self, id: &QueueId, qf: &QueueFile) -> Vec<Final> {
+        let resolver = self.resolver.get();
+        let accounts = StoreAccounts(self.store.clone());
+        let mut finals = Vec::new();
+        let mut local: Vec<(usize, LocalRecipient)> = Vec::new();
+        let mut seen = HashSet::new();
+        let return_path = &qf.sender;
+        for (index, rcpt) in qf.recipients.iter().enumerate() {
+            let Ok(address) = Address::parse(&rcpt.address) else {
+                finals.push(Final {
+                    index,
+                    address: rcpt.address.clone(),
+                    outcome: Outcome::Bounced("5.1.3 bad recipient address syntax".into()),
+                });
+                continue;
+            };
+            for route in resolver.expand(&address, &accounts) {
+                match route {
+                    Ok(Route::Local { account, address }) => {
+                        // One copy per account per original recipient, even
+                        // if aliases lead there twice.
+                        if !seen.insert((index, account.clone())) {
+                            continue;
+                        }
+                        let prefix = format!(
+                            "Return-Path: <{return_path}>\r\nX-Original-To: {}\r\nDelivered-To: {address}\r\n",
+                            rcpt.address
+                        );
+                        local.push((
+                            index,
+                            LocalRecipient {
+                                account,
+                                mailbox: "INBOX".into(),
+                                dedup_key: rcpt.address.to_lowercase(),
+                                prefix: prefix.into_bytes(),
+                            },
+                        ));
+                    }
+                    Ok(Route::Remote(address)) => finals.push(Final {
+                        index,
+                        address: address.to_string(),
+                        outcome: Outcome::Deferred(
+                            "4.4.0 delivery to other domains is not available yet in this build"
+                                .into(),
+                        ),
+                    }),
+                    Err(unroutable) => finals.push(Final {
+                        index,
+                        address: address.to_string(),
+                        outcome: Outcome::Bounced(unroutable.to_string()),
+                    }),
+                }
+            }
+        }
+        if !local.is_empty() {
+            finals.extend(self.deliver_local(id, qf, local).await);
+        }
+        finals
+    }
+
+    async fn deliver_local(
+        &self,
+        id: &QueueId,
+        qf: &QueueFile,
+        local: Vec<(usize, LocalRecipient)>,
+    ) -> Vec<Final> {
+        let (indexes, recipients): (Vec<usize>, Vec<LocalRecipient>) = local.into_iter().unzip();
+        let finals_for = |outcomes: Vec<Outcome>, recipients: &[LocalRecipient]| {
+            indexes
+                .iter()
+                .zip(recipients)
+                .zip(outcomes)
+                .map(|((index, r), outcome)| Final {
+                    index: *index,
+                    address: delivered_to(&r.prefix),
+                    outcome,
+                })
+                .collect::<Vec<_>>()
+        };
+        let delivery = Delivery {
+            queue_id: id.to_string(),
+            body: Arc::new(qf.body.clone()),
+            internal_date: now_unix(),
+            recipients: recipients.clone(),
+        };
+        let outcomes = match self.local.deliver(delivery).await {
+            Ok(list) => list.into_iter().map(local_outcome).collect(),
+            Err(reason) => vec![Outcome::Deferred(reason); recipients.len()],
+        };
+        finals_for(outcomes, &recipients)
+    }
+
+    /// Logs each result, queues notices, and removes, defers or keeps the file.
+    async fn settle(&self, id: QueueId, qf: QueueFile, finals: Vec<Final>) {
+        let config = self.config.get();
+        let now = now_unix();
+        let delay = now - qf.arrival;
+        let expired = Duration::from_secs(delay.max(0) as u64) >= config.queue.max_lifetime.0;
+        let mut reports = Vec::new();
+        let mut deferred_reason: Vec<Option<String>> = vec![None; qf.recipients.len()];
+        for f in finals {
+            let Some(rcpt) = qf.recipients.get(f.index) else {
+                continue;
+            };
+            let outcome = match f.outcome {
+                Outcome::Deferred(reason) if expired => {
+                    Outcome::Bounced(format!("5.4.7 delivery time expired: {reason}"))
+                }
+                other => other,
+            };
+            let (status, text) = match &outcome {
+                Outcome::Sent(t) => ("sent", t.clone()),
+                Outcome::Deferred(t) => ("deferred", t.clone()),
+                Outcome::Bounced(t) => ("bounced", t.clone()),
+            };
+            tracing::info!(
+                queue_id = %id,
+                "{id}: to=<{}>, orig_to=<{}>, relay=local, delay={delay}, dsn={}, status={status} ({text})",
+                f.address,
+                rcpt.address,
+                outcome.dsn()
+            );
+            match outcome {
+                Outcome::Sent(_) if bounce::wanted(&rcpt.notify, Action::Delivered) => reports
+                    .push(report(
+                        &f.address,
+                        rcpt,
+                        Action::Delivered,
+                        "2.0.0 delivered to mailbox",
+                    )),
+                Outcome::Sent(_) => {}
+                Outcome::Deferred(reason) => deferred_reason[f.index] = Some(reason),
+                Outcome::Bounced(reason) if bounce::wanted(&rcpt.notify, Action::Failed) => {
+                    reports.push(report(&f.address, rcpt, Action::Failed, &reason))
+                }
+                Outcome::Bounced(_) => {}
+            }
+        }
+        if !reports.is_empty() && !self.notify_sender(&id, &qf, &reports).await {
+            // Without its notice queued the message must stay: try later.
+            self.defer(&id, &qf, qf.recipients.clone(), &config).await;
+            return;
+        }
+        let remaining: Vec<QueuedRecipient> = qf
+            .recipients
+            .iter()
+            .zip(deferred_reason)
+            .filter_map(|(r, reason)| {
+                reason.map(|last_reply| QueuedRecipient {
+                    last_reply,
+                    ..r.clone()
+                })
+            })
+            .collect();
+        if remaining.is_empty() {
+            if let Err(e) = self.spool.remove(QueueName::Active, &id) {
+                tracing::warn!(queue_id = %id, "{id}: cannot remove: {e}");
+            } else {
+                tracing::info!(queue_id = %id, "{id}: removed");
+            }
+        } else {
+            self.defer(&id, &qf, remaining, &config).await;
+        }
+    }
+
+    /// Queues a DSN to the sender; true when it is durable (or not needed).
+    async fn notify_sender(&self, id: &QueueId, qf: &QueueFile, reports: &[Report]) -> bool {
+        if qf.sender.is_empty() {
+            // Never a bounce for a bounce (Postfix discards double bounces
+            // by default: notify_classes lacks "2bounce").
+            tracing::warn!(queue_id = %id, "{id}: undeliverable notice to the null sender discarded");
+            return true;
+        }
+        let hostname = self.config.get().myhostname.clone();
+        let submission = Submission {
+            sender: String::new(),
+            recipients: vec![QueuedRecipient {
+                address: qf.sender.clone(),
+                ..Default::default()
+            }],
+            message: bounce::build(qf, id, &hostname, reports),
+            protocol: "local".into(),
+            ..Default::default()
+        };
+        match self.cleanup.submit(submission).await {
+            Ok(notice) => {
+                tracing::info!(queue_id = %id, "{id}: sender delivery status notification: {notice}");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(queue_id = %id, "{id}: cannot queue notification: {e}");
+                false
+            }
+        }
+    }
+
+    /// Rewrites the message into `deferred` with its remaining recipients,
+    /// due after an exponential backoff with jitter.
+    async fn defer(
+        &self,
+        id: &QueueId,
+        qf: &QueueFile,
+        remaining: Vec<QueuedRecipient>,
+        config: &Config,
+    ) {
+        let attempts = qf.attempts.saturating_add(1);
+        let next = backoff(
+            attempts,
+            config.queue.min_backoff.0,
+            config.queue.max_backoff.0,
+        );
+        let file = QueueFile {
+            attempts,
+            recipients: remaining,
+            ..qf.clone()
+        };
+        let spool = self.spool.clone();
+        let id2 = id.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            spool.write_new(QueueName::Deferred, &id2, &file.encode())?;
+            spool.set_due(QueueName::Deferred, &id2, SystemTime::now() + next)?;
+            spool.remove(QueueName::Active, &id2)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(queue_id = %id, "{id}: cannot defer: {e}"),
+            Err(_) => tracing::warn!(queue_id = %id, "{id}: defer task failed"),
+        }
+    }
+}
+
+fn report(address: &str, rcpt: &QueuedRecipient, action: Action, reason: &str) -> Report {
+    Report {
+        recipient: address.to_string(),
+        orcpt: rcpt.orcpt.clone(),
+        action,
+        reason: reason.to_string(),
+    }
+}
+
+fn local_outcome(outcome: RecipientOutcome) -> Outcome {
+    match outcome {
+        RecipientOutcome::Delivered(..) => Outcome::Sent("delivered to mailbox".into()),
+        RecipientOutcome::AlreadyDelivered => {
+            Outcome::Sent("delivered to mailbox (earlier attempt)".into())
+        }
+        RecipientOutcome::NoSuchAccount => Outcome::Bounced("5.1.1 user unknown".into()),
+        RecipientOutcome::NoSuchMailbox => Outcome::Deferred("4.2.0 mailbox does not exist".into()),
+        RecipientOutcome::OverQuota => Outcome::Deferred("4.2.2 mailbox full (over quota)".into()),
+    }
+}
+
+/// The address in a `Delivered-To:` prefix line (for the log).
+fn delivered_to(prefix: &[u8]) -> String {
+    String::from_utf8_lossy(prefix)
+        .lines()
+        .find_map(|l| l.strip_prefix("Delivered-To: ").map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// min * 2^(attempts-1), capped at max, with ±10% jitter so that mail
+/// deferred together does not retry in lockstep.
+pub fn backoff(attempts: u32, min: Duration, max: Duration) -> Duration {
+    let exp = attempts.saturating_sub(1).min(20);
+    let base = min.saturating_mul(1u32 << exp).min(max);
+    let jitter = 0.9 + fastrand::f64() * 0.2;
+    base.mul_f64(jitter).clamp(min, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let (min, max) = (Duration::from_secs(300), Duration::from_secs(4000));
+        let first = backoff(1, min, max);
+        assert!(first >= min && first <= Duration::from_secs(330));
+        let third = backoff(3, min, max);
+        assert!(third >= Duration::from_secs(1080) && third <= Duration::from_secs(1320));
+        assert!(backoff(30, min, max) <= max);
+    }
+}

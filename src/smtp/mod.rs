@@ -1,0 +1,4 @@
+//! SMTP: the sans-IO protocol layer (`proto`) and the server sessions.
+
+pub mod proto;
+pub mod server;

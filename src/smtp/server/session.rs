@@ -1,0 +1,729 @@
+//! One SMTP session: reads commands, applies policy, writes replies.
+//!
+//! Replies are queued while further pipelined commands are already
+//! buffered and flushed before the session blocks on the socket (RFC 2920
+//! §3.2 lets a server batch its replies).
+
+use super::SmtpService;
+use crate::address::Address;
+use crate::cleanup::{Client, Submission};
+use crate::config::{BareLfPolicy, Config};
+use crate::net::listener::{Admitted, Refusal};
+use crate::net::stream::MaybeTls;
+use crate::queue::file::QueuedRecipient;
+use crate::queue::qmgr::StoreAccounts;
+use crate::smtp::proto::command::{Command, MailFrom, Notify, RcptTo, Ret, parse_command};
+use crate::smtp::proto::data::{BareLf, BdatDecoder, DataDecoder, DataError};
+use crate::smtp::proto::line::{Line, LineReader};
+use crate::smtp::proto::reply::Reply;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::Instrument;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Entry point from the accept loop.
+pub async fn serve_connection(svc: Arc<SmtpService>, tcp: TcpStream, admitted: Admitted) {
+    let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
+    let peer = admitted.peer;
+    let span = tracing::info_span!("smtpd", session = id, client = %peer.ip());
+    async move {
+        tracing::info!("connect from {}", client_name(peer));
+        let mut session = Session::new(svc, tcp, peer);
+        let end = session.run().await;
+        tracing::info!(
+            "disconnect from {} {} ({end})",
+            client_name(peer),
+            session.counters()
+        );
+        drop(admitted);
+    }
+    .instrument(span)
+    .await
+}
+
+/// Answers a connection refused by the accept loop's limits.
+pub async fn refuse(tcp: TcpStream, refusal: Refusal, hostname: String) {
+    let text = match refusal {
+        Refusal::TooManyConnections => "Error: too many connections, try again later",
+        Refusal::TooManyFromClient => "Error: too many connections from your address",
+    };
+    let reply = Reply::new(421, "4.7.0", format!("{hostname} {text}"));
+    let mut tcp = tcp;
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(&reply.to_bytes())).await;
+}
+
+fn client_name(peer: SocketAddr) -> String {
+    Client {
+        ip: Some(peer.ip()),
+        helo: String::new(),
+    }
+    .describe()
+}
+
+/// How a session ended, for the disconnect log line.
+#[derive(Debug)]
+enum End {
+    Quit,
+    ClientClosed,
+    Timeout,
+    TooManyErrors,
+    Shutdown,
+    ProtocolViolation,
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Quit => f.write_str("quit"),
+            End::ClientClosed => f.write_str("lost connection"),
+            End::Timeout => f.write_str("timeout"),
+            End::TooManyErrors => f.write_str("too many errors"),
+            End::Shutdown => f.write_str("shutdown"),
+            End::ProtocolViolation => f.write_str("protocol violation"),
+            End::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The mail transaction between MAIL and the end of DATA/BDAT LAST.
+struct Transaction {
+    mail: MailFrom,
+    sender: String,
+    recipients: Vec<QueuedRecipient>,
+    /// BDAT chunks received so far (RFC 3030).
+    bdat: Option<BdatDecoder>,
+}
+
+struct Session {
+    svc: Arc<SmtpService>,
+    /// Config snapshot for this session: a reload applies to new sessions.
+    config: Arc<Config>,
+    stream: MaybeTls,
+    reader: LineReader,
+    out: Vec<u8>,
+    peer: SocketAddr,
+    trusted: bool,
+    helo: Option<String>,
+    esmtp: bool,
+    tx: Option<Transaction>,
+    errors: u32,
+    counts: Vec<(&'static str, u32)>,
+}
+
+impl Session {
+    fn new(svc: Arc<SmtpService>, tcp: TcpStream, peer: SocketAddr) -> Self {
+        let config = svc.config.get();
+        let trusted = config.networks().iter().any(|n| n.contains(peer.ip()));
+        Session {
+            reader: LineReader::new(config.smtp.line_length_limit),
+            config,
+            svc,
+            stream: MaybeTls::Plain(tcp),
+            out: Vec::with_capacity(512),
+            peer,
+            trusted,
+            helo: None,
+            esmtp: false,
+            tx: None,
+            errors: 0,
+            counts: Vec::new(),
+        }
+    }
+
+    fn hostname(&self) -> &str {
+        &self.config.myhostname
+    }
+
+    fn counters(&self) -> String {
+        self.counts
+            .iter()
+            .map(|(verb, n)| format!("{}={n}", verb.to_lowercase()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn count(&mut self, verb: &'static str) {
+        match self.counts.iter_mut().find(|(v, _)| *v == verb) {
+            Some((_, n)) => *n += 1,
+            None => self.counts.push((verb, 1)),
+        }
+    }
+
+    async fn run(&mut self) -> End {
+        if let Some(end) = self.pregreet_check().await {
+            return end;
+        }
+        let greeting = Reply::plain(220, self.config.smtp.banner.clone());
+        self.reply(greeting);
+        loop {
+            let line = match self.next_line().await {
+                Ok(Some(line)) => line,
+                Ok(None) => continue, // an over-long line, already answered
+                Err(end) => return end,
+            };
+            match self.command(line).await {
+                Ok(()) => {}
+                Err(end) => {
+                    let _ = self.flush().await;
+                    return end;
+                }
+            }
+            if self.errors >= self.config.smtp.max_errors {
+                let text = format!("{} Error: too many errors", self.hostname());
+                self.reply(Reply::new(421, "4.7.0", text));
+                let _ = self.flush().await;
+                return End::TooManyErrors;
+            }
+        }
+    }
+
+    /// Postfix 3.9 / postscreen: a client outside mynetworks that talks
+    /// before the greeting is not a real MTA; refuse it.
+    async fn pregreet_check(&mut self) -> Option<End> {
+        let pause = self.config.smtp.greet_pause.0;
+        if self.trusted || pause.is_zero() {
+            return None;
+        }
+        let MaybeTls::Plain(tcp) = &self.stream else {
+            return None;
+        };
+        let mut probe = [0u8; 1];
+        match tokio::time::timeout(pause, tcp.peek(&mut probe)).await {
+            Err(_) => None, // quiet: a well-behaved client
+            Ok(Ok(0)) => Some(End::ClientClosed),
+            Ok(Ok(_)) => {
+                tracing::warn!(
+                    "PREGREET from {}: client talked before the greeting",
+                    client_name(self.peer)
+                );
+                self.reply(Reply::new(
+                    554,
+                    "5.5.0",
+                    "Error: SMTP protocol synchronization",
+                ));
+                let _ = self.flush().await;
+                Some(End::ProtocolViolation)
+            }
+            Ok(Err(e)) => Some(End::Io(e)),
+        }
+    }
+
+    fn reply(&mut self, reply: Reply) {
+        self.out.extend_from_slice(&reply.to_bytes());
+    }
+
+    /// A reply to a bad command: counts towards `max_errors`.
+    fn error(&mut self, reply: Reply) {
+        self.errors += 1;
+        self.reply(reply);
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.config.smtp.command_timeout.0;
+        let write = async {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(Ok(())) => {
+                self.out.clear();
+                Ok(())
+            }
+            Ok(Err(e)) => Err(End::Io(e)),
+            Err(_) => Err(End::Timeout),
+        }
+    }
+
+    /// Reads more bytes from the socket into `sink`, flushing replies first.
+    /// Between commands (not inside DATA) a shutdown ends the session.
+    async fn read_more(
+        &mut self,
+        timeout: Duration,
+        between_commands: bool,
+    ) -> Result<Vec<u8>, End> {
+        self.flush().await?;
+        let mut buf = vec![0u8; READ_CHUNK];
+        let shutdown = self.svc.shutdown.clone();
+        let read = tokio::time::timeout(timeout, self.stream.read(&mut buf));
+        let n = tokio::select! {
+            r = read => match r {
+                Ok(Ok(0)) => return Err(End::ClientClosed),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(End::Io(e)),
+                Err(_) => {
+                    let text = format!("{} Error: timeout exceeded", self.hostname());
+                    self.reply(Reply::new(421, "4.4.2", text));
+                    let _ = self.flush().await;
+                    return Err(End::Timeout);
+                }
+            },
+            _ = shutdown.cancelled(), if between_commands && self.tx.is_none() => {
+                let text = format!("{} Service shutting down, closing transmission channel", self.hostname());
+                self.reply(Reply::new(421, "4.3.2", text));
+                let _ = self.flush().await;
+                return Err(End::Shutdown);
+            }
+        };
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// The next command line; `Ok(None)` after answering an over-long line.
+    async fn next_line(&mut self) -> Result<Option<Line>, End> {
+        loop {
+            match self.reader.next_line() {
+                Some(Ok(line)) => return Ok(Some(line)),
+                Some(Err(e)) => {
+                    self.error(e.reply());
+                    return Ok(None);
+                }
+                None => {
+                    let bytes = self
+                        .read_more(self.config.smtp.command_timeout.0, true)
+                        .await?;
+                    self.reader.push(&bytes);
+                }
+            }
+        }
+    }
+
+    /// RFC 2920 §3.1: these commands end a pipelined group; bytes after
+    /// them before our reply mean the client did not wait (SMTP smuggling
+    /// and spamware both do this). Postfix 3.9 refuses such clients.
+    fn pipelining_violation(&mut self) -> bool {
+        if self.reader.buffered().is_empty() {
+            return false;
+        }
+        tracing::warn!(
+            "improper command pipelining from {}",
+            client_name(self.peer)
+        );
+        self.reply(Reply::new(
+            554,
+            "5.5.0",
+            "Error: SMTP protocol synchronization",
+        ));
+        true
+    }
+
+    async fn command(&mut self, line: Line) -> Result<(), End> {
+        if line.bare_lf && self.config.smtp.bare_lf == BareLfPolicy::Reject {
+            self.error(Reply::new(500, "5.5.2", "Error: bare <LF> received"));
+            return Ok(());
+        }
+        let command = match parse_command(&line.bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                self.count("unknown");
+                self.error(e.reply());
+                return Ok(());
+            }
+        };
+        self.count(command.verb());
+        let ends_group = matches!(command, Command::Ehlo(_) | Command::Helo(_));
+        if ends_group && self.pipelining_violation() {
+            return Err(End::ProtocolViolation);
+        }
+        match command {
+            Command::Ehlo(name) => self.hello(name, true),
+            Command::Helo(name) => self.hello(name, false),
+            Command::Mail(mail) => self.mail(mail),
+            Command::Rcpt(rcpt) => self.rcpt(rcpt),
+            Command::Data => return self.data().await,
+            Command::Bdat { size, last } => return self.bdat(size, last).await,
+            Command::Rset => {
+                self.tx = None;
+                self.reply(Reply::ok());
+            }
+            Command::Noop => self.reply(Reply::ok()),
+            Command::Quit => {
+                self.reply(Reply::bye());
+                return Err(End::Quit);
+            }
+            Command::Vrfy(arg) => self.vrfy(&arg),
+            Command::Expn(_) => {
+                self.error(Reply::new(502, "5.5.1", "Error: command not implemented"))
+            }
+            Command::Help => self.reply(Reply::new(
+                214,
+                "2.0.0",
+                "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN STARTTLS HELP",
+            )),
+            Command::Etrn(node) => self.etrn(&node),
+            Command::StartTls => return self.starttls().await,
+            // Port 25 never offers AUTH (submission does, issue 5).
+            Command::Auth { .. } => self.error(Reply::new(
+                503,
+                "5.5.1",
+                "Error: authentication not enabled",
+            )),
+        }
+        Ok(())
+    }
+
+    fn hello(&mut self, name: String, esmtp: bool) {
+        self.tx = None;
+        self.esmtp = esmtp;
+        self.helo = Some(name);
+        if !esmtp {
+            let reply = Reply::helo(self.hostname());
+            self.reply(reply);
+            return;
+        }
+        let mut keywords = vec![
+            "PIPELINING".to_string(),
+            format!("SIZE {}", self.config.smtp.message_size_limit.0),
+        ];
+        if self.config.smtp.enable_vrfy {
+            keywords.push("VRFY".into());
+        }
+        keywords.push("ETRN".into());
+        if !self.stream.is_tls() {
+            keywords.push("STARTTLS".into());
+        }
+        for k in [
+            "ENHANCEDSTATUSCODES",
+            "8BITMIME",
+            "DSN",
+            "SMTPUTF8",
+            "CHUNKING",
+        ] {
+            keywords.push(k.into());
+        }
+        let reply = Reply::ehlo(self.hostname(), keywords);
+        self.reply(reply);
+    }
+
+    fn mail(&mut self, mail: MailFrom) {
+        if self.tx.is_some() {
+            self.error(Reply::new(503, "5.5.1", "Error: nested MAIL command"));
+            return;
+        }
+        let limit = self.config.smtp.message_size_limit.0;
+        if mail.size.is_some_and(|s| s > limit) {
+            self.error(Reply::new(552, "5.3.4", "Message size exceeds fixed limit"));
+            return;
+        }
+        let resolver = self.svc.resolver.get();
+        let sender = match &mail.sender {
+            Some(a) => resolver.canonical(a.clone()).to_string(),
+            None => String::new(),
+        };
+        if !mail.smtputf8 && !sender.is_ascii() {
+            self.error(Reply::new(
+                553,
+                "5.6.7",
+                "Must declare SMTPUTF8 to send UTF8 addresses",
+            ));
+            return;
+        }
+        self.tx = Some(Transaction {
+            mail,
+            sender,
+            recipients: Vec::new(),
+            bdat: None,
+        });
+        self.reply(Reply::ok_sender());
+    }
+
+    fn rcpt(&mut self, rcpt: RcptTo) {
+        let Some(tx) = &self.tx else {
+            self.error(Reply::new(503, "5.5.1", "Error: need MAIL command"));
+            return;
+        };
+        if tx.recipients.len() >= self.config.smtp.max_recipients {
+            self.error(Reply::new(452, "4.5.3", "Error: too many recipients"));
+            return;
+        }
+        let smtputf8 = tx.mail.smtputf8;
+        let resolver = self.svc.resolver.get();
+        let address = resolver.canonical(rcpt.recipient);
+        if !smtputf8 && !address.to_string().is_ascii() {
+            self.error(Reply::new(
+                553,
+                "5.6.7",
+                "Must declare SMTPUTF8 to send UTF8 addresses",
+            ));
+            return;
+        }
+        if let Some(reply) = self.check_recipient(&address) {
+            self.error(reply);
+            return;
+        }
+        let notify = rcpt
+            .notify
+            .map(|list| {
+                list.iter()
+                    .map(|n| match n {
+                        Notify::Never => "NEVER",
+                        Notify::Success => "SUCCESS",
+                        Notify::Failure => "FAILURE",
+                        Notify::Delay => "DELAY",
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let recipient = QueuedRecipient {
+            address: address.to_string(),
+            orcpt: rcpt.orcpt.unwrap_or_default(),
+            notify,
+            last_reply: String::new(),
+        };
+        if let Some(tx) = &mut self.tx {
+            tx.recipients.push(recipient);
+        }
+        self.reply(Reply::ok_recipient());
+    }
+
+    /// Relay control and the local recipient check; `None` accepts.
+    fn check_recipient(&self, address: &Address) -> Option<Reply> {
+        let resolver = self.svc.resolver.get();
+        if !resolver.is_local_domain(address) {
+            if self.trusted {
+                return None;
+            }
+            return Some(Reply::new(
+                554,
+                "5.7.1",
+                format!("<{address}>: Relay access denied"),
+            ));
+        }
+        let accounts = StoreAccounts(self.svc.store.clone());
+        if resolver.is_known(address, &accounts) {
+            None
+        } else {
+            Some(Reply::new(
+                550,
+                "5.1.1",
+                format!(
+                    "<{address}>: Recipient address rejected: User unknown in local recipient table"
+                ),
+            ))
+        }
+    }
+
+    fn vrfy(&mut self, arg: &str) {
+        if !self.config.smtp.enable_vrfy {
+            self.error(Reply::new(502, "5.5.1", "VRFY command is disabled"));
+            return;
+        }
+        let text = arg.trim().trim_start_matches('<').trim_end_matches('>');
+        let Ok(address) = Address::parse(text) else {
+            self.error(Reply::new(501, "5.1.3", "Bad recipient address syntax"));
+            return;
+        };
+        let address = self.svc.resolver.get().canonical(address);
+        match self.check_recipient(&address) {
+            None => self.reply(Reply::new(252, "2.0.0", address.to_string())),
+            Some(reply) => self.error(reply),
+        }
+    }
+
+    fn etrn(&mut self, node: &str) {
+        if self.tx.is_some() {
+            self.error(Reply::new(
+                503,
+                "5.5.1",
+                "Error: MAIL transaction in progress",
+            ));
+            return;
+        }
+        if node.trim().is_empty() {
+            self.error(Reply::new(500, "5.5.4", "Syntax: ETRN domain"));
+            return;
+        }
+        // Postfix's fast_flush is per site; we retry all deferred mail,
+        // which includes that site's.
+        self.svc.triggers.flush.notify_one();
+        self.reply(Reply::plain(250, "Queuing started"));
+    }
+
+    async fn starttls(&mut self) -> Result<(), End> {
+        if self.stream.is_tls() {
+            self.error(Reply::new(554, "5.5.1", "Error: TLS already active"));
+            return Ok(());
+        }
+        self.reply(Reply::ready_to_start_tls());
+        self.flush().await?;
+        // CVE-2011-0411: plaintext pipelined after STARTTLS must not be
+        // read as if it came over TLS.
+        self.reader.clear();
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.svc.tls.get().as_ref().clone());
+        let handshake = tokio::time::timeout(
+            self.config.smtp.command_timeout.0,
+            self.stream.upgrade(acceptor),
+        );
+        match handshake.await {
+            Ok(Ok(())) => {
+                tracing::info!(
+                    "STARTTLS with {}: {}",
+                    client_name(self.peer),
+                    self.stream.tls_summary().unwrap_or_default()
+                );
+                // RFC 3207 §4.2: forget everything learnt before TLS.
+                self.helo = None;
+                self.esmtp = false;
+                self.tx = None;
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::info!("TLS handshake failed: {e}");
+                Err(End::Io(e))
+            }
+            Err(_) => Err(End::Timeout),
+        }
+    }
+
+    /// Checks common to DATA and BDAT; `Some(reply)` refuses.
+    fn ready_for_content(&self) -> Option<Reply> {
+        match &self.tx {
+            None => Some(Reply::new(503, "5.5.1", "Error: need MAIL command")),
+            Some(tx) if tx.recipients.is_empty() => {
+                Some(Reply::new(554, "5.5.1", "Error: no valid recipients"))
+            }
+            Some(_) => None,
+        }
+    }
+
+    fn bare_lf(&self) -> BareLf {
+        match self.config.smtp.bare_lf {
+            BareLfPolicy::Normalize => BareLf::Normalize,
+            BareLfPolicy::Reject => BareLf::Reject,
+        }
+    }
+
+    async fn data(&mut self) -> Result<(), End> {
+        if let Some(reply) = self.ready_for_content() {
+            self.error(reply);
+            return Ok(());
+        }
+        if self.tx.as_ref().is_some_and(|tx| tx.bdat.is_some()) {
+            self.error(Reply::new(503, "5.5.1", "Error: DATA after BDAT"));
+            return Ok(());
+        }
+        if self.pipelining_violation() {
+            return Err(End::ProtocolViolation);
+        }
+        self.reply(Reply::start_data());
+        let mut decoder = DataDecoder::new(self.config.smtp.message_size_limit.0, self.bare_lf());
+        let mut pending = self.reader.take_buffered();
+        loop {
+            let progress = decoder.feed(&pending);
+            if progress.done {
+                let rest = pending.get(progress.consumed..).unwrap_or(&[]);
+                self.reader.push(rest);
+                break;
+            }
+            pending = self
+                .read_more(self.config.smtp.data_timeout.0, false)
+                .await?;
+        }
+        let result = decoder.finish();
+        self.finish_message(result).await;
+        Ok(())
+    }
+
+    async fn bdat(&mut self, size: u64, last: bool) -> Result<(), End> {
+        let refusal = self.ready_for_content();
+        let limit = self.config.smtp.message_size_limit.0;
+        let bare_lf = self.bare_lf();
+        let mut decoder = match self.tx.as_mut().and_then(|tx| tx.bdat.take()) {
+            Some(d) => d,
+            None => BdatDecoder::new(limit, bare_lf),
+        };
+        // The chunk's octets follow the command whatever our answer is, so
+        // they are always consumed (RFC 3030 §2).
+        decoder.begin_chunk(size);
+        let mut pending = self.reader.take_buffered();
+        loop {
+            let progress = decoder.feed(&pending);
+            if progress.done {
+                let rest = pending.get(progress.consumed..).unwrap_or(&[]);
+                self.reader.push(rest);
+                break;
+            }
+            pending = self
+                .read_more(self.config.smtp.data_timeout.0, false)
+                .await?;
+        }
+        if let Some(reply) = refusal {
+            self.error(reply);
+            return Ok(());
+        }
+        if last {
+            let result = decoder.finish();
+            self.finish_message(result).await;
+        } else if decoder.size() > limit {
+            self.tx = None;
+            self.error(DataError::TooBig.reply());
+        } else {
+            self.reply(Reply::chunk_received(size));
+            if let Some(tx) = self.tx.as_mut() {
+                tx.bdat = Some(decoder);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a complete message to cleanup; 250 only once it is durable.
+    async fn finish_message(&mut self, result: Result<Vec<u8>, DataError>) {
+        let Some(tx) = self.tx.take() else { return };
+        let message = match result {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::info!("message from <{}> refused: {e}", tx.sender);
+                self.error(e.reply());
+                return;
+            }
+        };
+        let tls = self.stream.is_tls();
+        let protocol = match (tx.mail.smtputf8, self.esmtp, tls) {
+            (true, _, false) => "UTF8SMTP",
+            (true, _, true) => "UTF8SMTPS",
+            (false, true, false) => "ESMTP",
+            (false, true, true) => "ESMTPS",
+            (false, false, false) => "SMTP",
+            (false, false, true) => "SMTPS",
+        };
+        let submission = Submission {
+            sender: tx.sender,
+            recipients: tx.recipients,
+            message,
+            client: Client {
+                ip: Some(self.peer.ip()),
+                helo: self.helo.clone().unwrap_or_default(),
+            },
+            protocol: protocol.into(),
+            envid: tx.mail.envid.unwrap_or_default(),
+            ret: match tx.mail.ret {
+                Some(Ret::Hdrs) => "HDRS".into(),
+                Some(Ret::Full) => "FULL".into(),
+                None => String::new(),
+            },
+            smtputf8: tx.mail.smtputf8,
+        };
+        match self.svc.cleanup.submit(submission).await {
+            Ok(id) => {
+                tracing::info!(queue_id = %id, "{id}: client={}", client_name(self.peer));
+                self.reply(Reply::queued(id.as_str()));
+            }
+            Err(e) => {
+                tracing::error!("cannot queue message: {e}");
+                self.reply(Reply::new(451, "4.3.0", "Error: queue file write error"));
+            }
+        }
+    }
+}

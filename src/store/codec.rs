@@ -1,0 +1,415 @@
+//! Byte encoding of the records kept as redb values.
+//!
+//! Hand-written rather than serde so the on-disk format is explicit and
+//! versioned: every record starts with a version byte, integers are
+//! little-endian, strings and byte strings are u32-length-prefixed.
+//! Decoding never panics: short, oversized or malformed input is
+//! [`StoreError::Corrupt`].
+
+use super::{AccountInfo, MailboxId, MailboxInfo, MessageMeta, SpecialUse, StoreError, Uid};
+
+const VERSION: u8 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AccountRecord {
+    pub password_hash: Option<String>,
+    pub quota_bytes: u64,
+    pub used_bytes: u64,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MailboxRecord {
+    pub account: String,
+    pub name: String,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub highest_modseq: u64,
+    pub special_use: Option<SpecialUse>,
+    pub subscribed: bool,
+    pub messages: u32,
+    pub unseen: u32,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MessageRecord {
+    pub blob: u64,
+    /// prefix + blob octets.
+    pub size: u64,
+    pub internal_date: i64,
+    pub modseq: u64,
+    pub flags: Vec<String>,
+    /// Per-recipient header lines, prepended to the blob when read.
+    pub prefix: Vec<u8>,
+}
+
+impl AccountRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.opt_str(self.password_hash.as_deref());
+        w.u64(self.quota_bytes);
+        w.u64(self.used_bytes);
+        w.i64(self.created);
+        w.0
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let mut r = Reader::new(bytes, "account")?;
+        let rec = AccountRecord {
+            password_hash: r.opt_str()?,
+            quota_bytes: r.u64()?,
+            used_bytes: r.u64()?,
+            created: r.i64()?,
+        };
+        r.finish()?;
+        Ok(rec)
+    }
+
+    pub fn info(&self, name: &str) -> AccountInfo {
+        AccountInfo {
+            name: name.to_owned(),
+            password_hash: self.password_hash.clone(),
+            quota_bytes: self.quota_bytes,
+            used_bytes: self.used_bytes,
+            created: self.created,
+        }
+    }
+}
+
+impl MailboxRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.str(&self.account);
+        w.str(&self.name);
+        w.u32(self.uid_validity);
+        w.u32(self.uid_next);
+        w.u64(self.highest_modseq);
+        w.u8(special_use_code(self.special_use));
+        w.u8(u8::from(self.subscribed));
+        w.u32(self.messages);
+        w.u32(self.unseen);
+        w.u64(self.size);
+        w.0
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let mut r = Reader::new(bytes, "mailbox")?;
+        let rec = MailboxRecord {
+            account: r.str()?,
+            name: r.str()?,
+            uid_validity: r.u32()?,
+            uid_next: r.u32()?,
+            highest_modseq: r.u64()?,
+            special_use: special_use_from_code(r.u8()?).ok_or_else(|| r.corrupt())?,
+            subscribed: r.bool()?,
+            messages: r.u32()?,
+            unseen: r.u32()?,
+            size: r.u64()?,
+        };
+        r.finish()?;
+        Ok(rec)
+    }
+
+    pub fn info(&self, id: MailboxId) -> MailboxInfo {
+        MailboxInfo {
+            id,
+            account: self.account.clone(),
+            name: self.name.clone(),
+            uid_validity: self.uid_validity,
+            uid_next: self.uid_next,
+            highest_modseq: self.highest_modseq,
+            special_use: self.special_use,
+            subscribed: self.subscribed,
+            messages: self.messages,
+            unseen: self.unseen,
+            size: self.size,
+        }
+    }
+}
+
+impl MessageRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u64(self.blob);
+        w.u64(self.size);
+        w.i64(self.internal_date);
+        w.u64(self.modseq);
+        w.len(self.flags.len());
+        for flag in &self.flags {
+            w.str(flag);
+        }
+        w.bytes(&self.prefix);
+        w.0
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let mut r = Reader::new(bytes, "message")?;
+        let blob = r.u64()?;
+        let size = r.u64()?;
+        let internal_date = r.i64()?;
+        let modseq = r.u64()?;
+        let count = r.u32()?;
+        // Cap the pre-allocation by what the input could hold (4 bytes per
+        // string at least) so a corrupt count cannot allocate gigabytes.
+        let mut flags = Vec::with_capacity((count as usize).min(r.remaining() / 4));
+        for _ in 0..count {
+            flags.push(r.str()?);
+        }
+        let prefix = r.bytes()?.to_vec();
+        r.finish()?;
+        Ok(MessageRecord {
+            blob,
+            size,
+            internal_date,
+            modseq,
+            flags,
+            prefix,
+        })
+    }
+
+    pub fn meta(&self, uid: Uid) -> MessageMeta {
+        MessageMeta {
+            uid,
+            size: self.size,
+            internal_date: self.internal_date,
+            flags: self.flags.clone(),
+            modseq: self.modseq,
+        }
+    }
+
+    /// Size of the shared blob file this message points at.
+    pub fn blob_size(&self) -> u64 {
+        self.size.saturating_sub(self.prefix.len() as u64)
+    }
+}
+
+fn special_use_code(use_: Option<SpecialUse>) -> u8 {
+    match use_ {
+        None => 0,
+        Some(SpecialUse::Drafts) => 1,
+        Some(SpecialUse::Sent) => 2,
+        Some(SpecialUse::Trash) => 3,
+        Some(SpecialUse::Junk) => 4,
+        Some(SpecialUse::Archive) => 5,
+    }
+}
+
+/// `None` for an unknown code; `Some(None)` for "no special use".
+fn special_use_from_code(code: u8) -> Option<Option<SpecialUse>> {
+    match code {
+        0 => Some(None),
+        1 => Some(Some(SpecialUse::Drafts)),
+        2 => Some(Some(SpecialUse::Sent)),
+        3 => Some(Some(SpecialUse::Trash)),
+        4 => Some(Some(SpecialUse::Junk)),
+        5 => Some(Some(SpecialUse::Archive)),
+        _ => None,
+    }
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn new() -> Self {
+        Writer(vec![VERSION])
+    }
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Lengths are u32 on disk; inputs are bounded far below that (names
+    /// ≤ 255 bytes, prefixes a few header lines), so saturating is only a
+    /// guard, and the reader would then report the record corrupt.
+    fn len(&mut self, n: usize) {
+        self.u32(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.len(b.len());
+        self.0.extend_from_slice(b);
+    }
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            None => self.u8(0),
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// Checks the version byte; `what` names the record in errors.
+    fn new(bytes: &'a [u8], what: &'static str) -> Result<Self, StoreError> {
+        let mut r = Reader { buf: bytes, what };
+        match r.u8()? {
+            VERSION => Ok(r),
+            v => Err(StoreError::Corrupt(format!(
+                "{what} record has unknown version {v}"
+            ))),
+        }
+    }
+
+    fn corrupt(&self) -> StoreError {
+        StoreError::Corrupt(format!("malformed {} record", self.what))
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        let (head, rest) = self.buf.split_at_checked(n).ok_or_else(|| self.corrupt())?;
+        self.buf = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let (head, rest) = self
+            .buf
+            .split_first_chunk::<N>()
+            .ok_or_else(|| self.corrupt())?;
+        self.buf = rest;
+        Ok(*head)
+    }
+
+    fn u8(&mut self) -> Result<u8, StoreError> {
+        Ok(u8::from_le_bytes(self.array()?))
+    }
+    fn bool(&mut self) -> Result<bool, StoreError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(self.corrupt()),
+        }
+    }
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn i64(&mut self) -> Result<i64, StoreError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn str(&mut self) -> Result<String, StoreError> {
+        let b = self.bytes()?;
+        std::str::from_utf8(b)
+            .map(str::to_owned)
+            .map_err(|_| self.corrupt())
+    }
+    fn opt_str(&mut self) -> Result<Option<String>, StoreError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.str().map(Some),
+            _ => Err(self.corrupt()),
+        }
+    }
+    /// Trailing bytes mean the record is not what we think it is.
+    fn finish(self) -> Result<(), StoreError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(self.corrupt())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> MessageRecord {
+        MessageRecord {
+            blob: 7,
+            size: 1234,
+            internal_date: -5,
+            modseq: 99,
+            flags: vec!["\\Seen".into(), "$Junk".into()],
+            prefix: b"Return-Path: <a@b>\r\n".to_vec(),
+        }
+    }
+
+    fn mailbox() -> MailboxRecord {
+        MailboxRecord {
+            account: "alice".into(),
+            name: "INBOX".into(),
+            uid_validity: 1,
+            uid_next: 2,
+            highest_modseq: 3,
+            special_use: Some(SpecialUse::Junk),
+            subscribed: true,
+            messages: 4,
+            unseen: 5,
+            size: 6,
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let m = message();
+        assert_eq!(MessageRecord::decode(&m.encode()).unwrap(), m);
+        let mb = mailbox();
+        assert_eq!(MailboxRecord::decode(&mb.encode()).unwrap(), mb);
+        let a = AccountRecord {
+            password_hash: Some("$argon2id$x".into()),
+            quota_bytes: 1,
+            used_bytes: 2,
+            created: 3,
+        };
+        assert_eq!(AccountRecord::decode(&a.encode()).unwrap(), a);
+    }
+
+    #[test]
+    fn every_truncation_is_corrupt_not_a_panic() {
+        let bytes = message().encode();
+        for n in 0..bytes.len() {
+            assert!(matches!(
+                MessageRecord::decode(&bytes[..n]),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+        let bytes = mailbox().encode();
+        for n in 0..bytes.len() {
+            assert!(MailboxRecord::decode(&bytes[..n]).is_err());
+        }
+    }
+
+    #[test]
+    fn garbage_is_corrupt() {
+        let mut bytes = message().encode();
+        bytes.push(0);
+        assert!(MessageRecord::decode(&bytes).is_err(), "trailing byte");
+        assert!(MessageRecord::decode(&[9, 1, 2]).is_err(), "bad version");
+        // A flag count of u32::MAX must not try to allocate or loop forever.
+        let mut huge = vec![VERSION];
+        huge.extend_from_slice(&[0; 32]);
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(MessageRecord::decode(&huge).is_err());
+        let mut bad_use = mailbox().encode();
+        let pos = 1 + 4 + 5 + 4 + 5 + 4 + 4 + 8;
+        bad_use[pos] = 42;
+        assert!(MailboxRecord::decode(&bad_use).is_err());
+    }
+}

@@ -1,0 +1,291 @@
+//! The mailbox store: the one place mail lives once it has been delivered.
+//!
+//! Local delivery writes into it ([`MailStore::deliver`]); IMAP and POP3 read
+//! and modify it (flags, copy, expunge, mailbox management). It is Merpati's
+//! analogue of Dovecot's mail storage layer (`lib-storage`): it knows about
+//! accounts, mailboxes, UIDs, flags, modseqs and quota, and nothing about
+//! protocols.
+//!
+//! The [`MailStore`] trait is the boundary; [`RedbStore`] is the embedded
+//! backend (metadata in a redb file, message bodies in immutable blob files).
+//! Another backend (PostgreSQL + S3, say) would implement the same trait.
+//!
+//! All trait methods are **blocking** (they fsync). Async callers must run
+//! them with [`tokio::task::spawn_blocking`], holding the store as an
+//! `Arc<dyn MailStore>`.
+
+mod blob;
+mod codec;
+mod events;
+mod flags;
+mod names;
+mod redb_store;
+
+pub use names::{INBOX, SEPARATOR};
+pub use redb_store::RedbStore;
+
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Identifies one mailbox for its whole life (never reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MailboxId(pub u64);
+
+/// An IMAP UID: strictly ascending inside a mailbox, never reused while
+/// the mailbox keeps its UIDVALIDITY.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uid(pub u32);
+
+/// RFC 6154 special-use attributes of the default mailboxes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpecialUse {
+    Drafts,
+    Sent,
+    Trash,
+    Junk,
+    Archive,
+}
+
+impl SpecialUse {
+    /// Every special use, in the order the default mailboxes are created.
+    pub const ALL: [SpecialUse; 5] = [
+        SpecialUse::Drafts,
+        SpecialUse::Sent,
+        SpecialUse::Trash,
+        SpecialUse::Junk,
+        SpecialUse::Archive,
+    ];
+
+    /// The LIST attribute, e.g. `\Drafts`.
+    pub fn attribute(&self) -> &'static str {
+        match self {
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Trash => "\\Trash",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Archive => "\\Archive",
+        }
+    }
+
+    /// Name of the mailbox `create_account` makes for this use.
+    pub fn default_name(&self) -> &'static str {
+        match self {
+            SpecialUse::Drafts => "Drafts",
+            SpecialUse::Sent => "Sent",
+            SpecialUse::Trash => "Trash",
+            SpecialUse::Junk => "Junk",
+            SpecialUse::Archive => "Archive",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// Lower-cased account name.
+    pub name: String,
+    pub password_hash: Option<String>,
+    /// 0 means unlimited.
+    pub quota_bytes: u64,
+    pub used_bytes: u64,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailboxInfo {
+    pub id: MailboxId,
+    pub account: String,
+    pub name: String,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub highest_modseq: u64,
+    pub special_use: Option<SpecialUse>,
+    pub subscribed: bool,
+    pub messages: u32,
+    /// Messages without `\Seen`.
+    pub unseen: u32,
+    /// Sum of message sizes, in octets.
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: Uid,
+    /// Exact octets of prefix + blob, i.e. of what [`MailStore::message`] returns.
+    pub size: u64,
+    pub internal_date: i64,
+    /// System flags in canonical case (`\Seen`) and keywords (`$Junk`).
+    pub flags: Vec<String>,
+    pub modseq: u64,
+}
+
+/// One queued message to deliver to one or more local accounts. The body is
+/// stored ONCE (one blob) however many recipients it has.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub queue_id: String,
+    pub body: Arc<Vec<u8>>,
+    pub internal_date: i64,
+    pub recipients: Vec<LocalRecipient>,
+}
+
+#[derive(Clone, Debug)]
+pub struct LocalRecipient {
+    pub account: String,
+    /// Usually "INBOX".
+    pub mailbox: String,
+    /// Original recipient address; with the queue id and account it makes
+    /// redelivery after a crash idempotent.
+    pub dedup_key: String,
+    /// Per-recipient header lines (Return-Path, Delivered-To...),
+    /// CRLF-terminated, prepended to the blob when read.
+    pub prefix: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecipientOutcome {
+    Delivered(MailboxId, Uid),
+    /// This (queue id, recipient, account) was delivered before: nothing new stored.
+    AlreadyDelivered,
+    NoSuchAccount,
+    NoSuchMailbox,
+    OverQuota,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// What changed in a mailbox, sent after the change is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailboxEvent {
+    Appended { uid: Uid, modseq: u64 },
+    FlagsChanged { uid: Uid, modseq: u64 },
+    Expunged { uid: Uid, modseq: u64 },
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum StoreError {
+    #[error("mail store I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("mail store database error: {0}")]
+    Db(String),
+    #[error("account already exists")]
+    AccountExists,
+    #[error("no such account")]
+    NoSuchAccount,
+    #[error("mailbox already exists")]
+    MailboxExists,
+    #[error("no such mailbox")]
+    NoSuchMailbox,
+    #[error("no such message")]
+    NoSuchMessage,
+    #[error("quota exceeded")]
+    OverQuota,
+    /// Bad account or mailbox name, or an operation the name forbids
+    /// (deleting INBOX, renaming a mailbox into its own child).
+    #[error("invalid name")]
+    InvalidName,
+    #[error("mail store is corrupt: {0}")]
+    Corrupt(String),
+    #[error("mail store is locked by another process")]
+    Locked,
+}
+
+/// The mailbox store as the rest of Merpati sees it.
+///
+/// Every method blocks on disk I/O (and most on fsync): call them from async
+/// code through [`tokio::task::spawn_blocking`]. Implementations are shared
+/// between threads and must serialise conflicting writes themselves.
+///
+/// Account names are case-folded to lower case. Mailbox names use `/` as
+/// the hierarchy separator; `INBOX` is case-insensitive, every other name is
+/// case-sensitive.
+pub trait MailStore: Send + Sync {
+    /// Creates the account with INBOX, Drafts, Sent, Trash, Junk and Archive
+    /// (the latter five with their special use), all subscribed.
+    fn create_account(&self, name: &str, password_hash: Option<&str>) -> Result<(), StoreError>;
+    /// Removes the account, its mailboxes and messages; releases blobs.
+    fn delete_account(&self, name: &str) -> Result<(), StoreError>;
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<(), StoreError>;
+    /// 0 means unlimited.
+    fn set_quota(&self, name: &str, quota_bytes: u64) -> Result<(), StoreError>;
+    fn account(&self, name: &str) -> Result<Option<AccountInfo>, StoreError>;
+    /// All accounts, sorted by name.
+    fn accounts(&self) -> Result<Vec<AccountInfo>, StoreError>;
+    /// The account's mailboxes sorted by name, INBOX first.
+    fn mailboxes(&self, account: &str) -> Result<Vec<MailboxInfo>, StoreError>;
+    fn mailbox(&self, account: &str, name: &str) -> Result<Option<MailboxInfo>, StoreError>;
+    fn create_mailbox(
+        &self,
+        account: &str,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<MailboxInfo, StoreError>;
+    /// Deletes one mailbox and its messages (not its children). INBOX cannot
+    /// be deleted ([`StoreError::InvalidName`]).
+    fn delete_mailbox(&self, account: &str, name: &str) -> Result<(), StoreError>;
+    /// Renames a mailbox and its children, giving each a new UIDVALIDITY.
+    /// Renaming INBOX moves its messages into a new mailbox and leaves INBOX
+    /// empty (RFC 3501 6.3.5).
+    fn rename_mailbox(&self, account: &str, from: &str, to: &str) -> Result<(), StoreError>;
+    fn set_subscribed(&self, account: &str, name: &str, subscribed: bool)
+    -> Result<(), StoreError>;
+    /// Metadata of every message, ascending UID.
+    fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>, StoreError>;
+    /// The full message: per-recipient prefix followed by the blob.
+    fn message(&self, mailbox: MailboxId, uid: Uid) -> Result<Vec<u8>, StoreError>;
+    /// Local delivery of a batch in one transaction (one fsync). Returns one
+    /// `Vec<RecipientOutcome>` per [`Delivery`], in order, one outcome per
+    /// recipient. An `Err` means nothing of the batch was stored.
+    fn deliver(&self, batch: &[Delivery]) -> Result<Vec<Vec<RecipientOutcome>>, StoreError>;
+    /// IMAP APPEND: durable before it returns; quota enforced.
+    /// Returns the mailbox, its UIDVALIDITY and the new UID.
+    fn append(
+        &self,
+        account: &str,
+        mailbox: &str,
+        message: &[u8],
+        flags: &[String],
+        internal_date: i64,
+    ) -> Result<(MailboxId, u32, Uid), StoreError>;
+    /// Changes flags; returns new flags and modseq of the messages that
+    /// actually changed. UIDs that do not exist, whose flags would not
+    /// change, or whose modseq is above `unchanged_since` are skipped.
+    fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<Vec<(Uid, Vec<String>, u64)>, StoreError>;
+    /// Copies messages (sharing their blobs); returns (source, new) UID pairs
+    /// in ascending source order. All or nothing: quota is checked for the
+    /// whole set.
+    fn copy(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>, StoreError>;
+    /// Removes messages; returns the UIDs actually removed, ascending.
+    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>, StoreError>;
+    /// Change notifications for one mailbox. Subscribe *before* reading the
+    /// state you want to keep up to date, so no change falls in between.
+    /// The channel closes when the mailbox is deleted.
+    fn subscribe(&self, mailbox: MailboxId) -> broadcast::Receiver<MailboxEvent>;
+    /// Forgets delivery records (the redelivery guard) older than
+    /// `older_than` (unix secs); returns how many were removed.
+    fn prune_delivered(&self, older_than: i64) -> Result<u64, StoreError>;
+}
+
+/// Current time in unix seconds (0 if the clock is before 1970).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

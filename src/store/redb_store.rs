@@ -1,0 +1,1805 @@
+//! [`RedbStore`]: the embedded [`MailStore`]. Metadata lives in one redb
+//! file (`mail.redb`: ACID, fsync on every commit), message bodies in
+//! immutable blob files (`blobs/`, see [`super::blob`]).
+//!
+//! Tables:
+//! - `meta`: counters (schema version, next mailbox id, next blob id, last UIDVALIDITY).
+//! - `accounts`: account name → [`AccountRecord`].
+//! - `mailbox_names`: (account, mailbox name) → mailbox id.
+//! - `mailboxes`: mailbox id → [`MailboxRecord`], with message/unseen/size
+//!   counters kept up to date so LIST/STATUS never scan messages.
+//! - `messages`: (mailbox id, uid) → [`MessageRecord`]; a mailbox is a range scan.
+//! - `blobs`: blob id → (reference count, size).
+//! - `delivered`: (queue id, dedup key, account) → delivery time: the
+//!   redelivery guard that makes a retried delivery batch idempotent.
+//! - `delivered_by_time`: (time, queue id, dedup key, account) → (), so
+//!   pruning the guard is a range scan.
+//!
+//! Every write is one redb write transaction driven through [`Tx`], which
+//! caches the account and mailbox records it touches and writes each back
+//! once before commit (a 50-message batch into one INBOX rewrites the INBOX
+//! record once, not 50 times). Effects outside redb — deleting freed blob
+//! files, change events — are collected and applied only once the commit
+//! has succeeded.
+
+use super::blob::BlobStore;
+use super::codec::{AccountRecord, MailboxRecord, MessageRecord};
+use super::events::EventHub;
+use super::names::{self, INBOX};
+use super::{
+    AccountInfo, Delivery, FlagOp, LocalRecipient, MailStore, MailboxEvent, MailboxId, MailboxInfo,
+    MessageMeta, RecipientOutcome, SpecialUse, StoreError, Uid, flags, unix_now,
+};
+use redb::{Database, ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction};
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::broadcast;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
+const MAILBOX_NAMES: TableDefinition<(&str, &str), u64> = TableDefinition::new("mailbox_names");
+const MAILBOXES: TableDefinition<u64, &[u8]> = TableDefinition::new("mailboxes");
+const MESSAGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("messages");
+const BLOBS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("blobs");
+const DELIVERED: TableDefinition<(&str, &str, &str), i64> = TableDefinition::new("delivered");
+const DELIVERED_BY_TIME: TableDefinition<(i64, &str, &str, &str), ()> =
+    TableDefinition::new("delivered_by_time");
+
+const SCHEMA_VERSION: u64 = 1;
+const META_SCHEMA: &str = "schema_version";
+const META_NEXT_MAILBOX: &str = "next_mailbox_id";
+const META_NEXT_BLOB: &str = "next_blob_id";
+const META_LAST_UID_VALIDITY: &str = "last_uid_validity";
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The embedded mail store. Cheap to share (`Arc<RedbStore>`); redb
+/// serialises write transactions, readers never block.
+pub struct RedbStore {
+    db: Database,
+    blobs: BlobStore,
+    events: EventHub,
+    /// Blob ids are handed out in memory so blob files can be written
+    /// before (and outside) the write transaction; each commit persists a
+    /// high-water mark in `meta` so ids are never reused for live blobs.
+    next_blob: AtomicU64,
+}
+
+impl RedbStore {
+    /// Opens or creates the store in `dir` (`dir/mail.redb`, `dir/blobs/`).
+    /// Fails with [`StoreError::Locked`] if another handle has it open.
+    pub fn open(dir: &Path) -> Result<RedbStore> {
+        std::fs::create_dir_all(dir)?;
+        // The database first: its file lock keeps a second process (or a
+        // second handle) away before we touch anything else.
+        let db = Database::create(dir.join("mail.redb"))?;
+        let blobs = BlobStore::open(&dir.join("blobs"))?;
+        let next_blob = init_tables(&db)?;
+        Ok(RedbStore {
+            db,
+            blobs,
+            events: EventHub::default(),
+            next_blob: AtomicU64::new(next_blob),
+        })
+    }
+
+    fn alloc_blob(&self) -> u64 {
+        self.next_blob.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn read(&self) -> Result<ReadTransaction> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Runs `f` in one write transaction and commits; then applies the
+    /// effects `f` collected (blob deletions, events).
+    fn transact<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T, Failed> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| Failed::Before(e.into()))?;
+        let (value, effects) = match run(&txn, f) {
+            Ok(done) => done,
+            Err(e) => {
+                // Nothing was committed; an abort error would only mask `e`.
+                let _ = txn.abort();
+                return Err(Failed::Before(e));
+            }
+        };
+        let tc = std::time::Instant::now();
+        txn.commit().map_err(|e| Failed::AtCommit(e.into()))?;
+        if std::env::var_os("STORE_TIMING").is_some() {
+            eprintln!("commit {:?}", tc.elapsed());
+        }
+        self.apply(effects);
+        Ok(value)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.transact(f).map_err(Failed::into_error)
+    }
+
+    /// Like [`Self::write`] for a transaction that references the freshly
+    /// written `blobs`: if it did not commit they are deleted again. After a
+    /// failed *commit* they are kept — the commit may have reached the disk,
+    /// and an orphan file is better than a message without a body.
+    fn write_with_blobs<T>(
+        &self,
+        blobs: &[u64],
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        match self.transact(f) {
+            Ok(value) => Ok(value),
+            Err(Failed::Before(e)) => {
+                self.blobs.delete_all(blobs);
+                Err(e)
+            }
+            Err(Failed::AtCommit(e)) => {
+                tracing::error!(error = %e, "mail store commit failed; keeping its blob files");
+                Err(e)
+            }
+        }
+    }
+
+    fn apply(&self, effects: Effects) {
+        self.blobs.delete_all(&effects.freed_blobs);
+        for id in effects.closed {
+            self.events.close(id);
+        }
+        for run in effects.events.chunk_by(|a, b| a.0 == b.0) {
+            if let Some((id, _)) = run.first() {
+                self.events.publish(*id, run.iter().map(|(_, e)| *e));
+            }
+        }
+    }
+
+    /// The blob ids of `batch` (None for a delivery without recipients).
+    fn write_delivery_blobs(&self, batch: &[Delivery]) -> Result<Vec<Option<u64>>> {
+        let ids: Vec<Option<u64>> = batch
+            .iter()
+            .map(|d| (!d.recipients.is_empty()).then(|| self.alloc_blob()))
+            .collect();
+        let files: Vec<(u64, &[u8])> = batch
+            .iter()
+            .zip(&ids)
+            .filter_map(|(d, id)| id.map(|id| (id, d.body.as_slice())))
+            .collect();
+        self.blobs.write_batch(&files)?;
+        Ok(ids)
+    }
+
+    /// Reads the message's blob after its prefix. A missing file means the
+    /// message was expunged since we read its record — unless the record is
+    /// still there, in which case the store lost data.
+    fn read_body(&self, mailbox: MailboxId, uid: Uid, rec: MessageRecord) -> Result<Vec<u8>> {
+        let mut out = rec.prefix;
+        match self.blobs.read_into(rec.blob, &mut out) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let txn = self.read()?;
+                return match read_message(&txn.open_table(MESSAGES)?, mailbox, uid)? {
+                    Some(_) => Err(StoreError::Corrupt(format!("blob {} is missing", rec.blob))),
+                    None => Err(StoreError::NoSuchMessage),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if out.len() as u64 != rec.size {
+            return Err(StoreError::Corrupt(format!(
+                "blob {} has {} octets, expected {}",
+                rec.blob,
+                out.len(),
+                rec.size
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// Why a write transaction failed: before commit (nothing stored) or in
+/// the commit itself (outcome unknown until the next open).
+enum Failed {
+    Before(StoreError),
+    AtCommit(StoreError),
+}
+
+impl Failed {
+    fn into_error(self) -> StoreError {
+        match self {
+            Failed::Before(e) | Failed::AtCommit(e) => e,
+        }
+    }
+}
+
+fn run<T>(
+    txn: &WriteTransaction,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+) -> Result<(T, Effects)> {
+    let mut tx = Tx::open(txn)?;
+    let value = f(&mut tx)?;
+    Ok((value, tx.finish()?))
+}
+
+/// Creates missing tables, checks the schema version and returns the first
+/// free blob id.
+fn init_tables(db: &Database) -> Result<u64> {
+    let txn = db.begin_write()?;
+    let next_blob = {
+        let mut tables = Tables::open(&txn)?;
+        let schema = tables.meta.get(META_SCHEMA)?.map(|g| g.value());
+        match schema {
+            None => {
+                tables.meta.insert(META_SCHEMA, SCHEMA_VERSION)?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(v) => {
+                return Err(StoreError::Corrupt(format!(
+                    "unsupported schema version {v}"
+                )));
+            }
+        }
+        let persisted = tables.meta.get(META_NEXT_BLOB)?.map_or(1, |g| g.value());
+        let after_last = tables
+            .blobs
+            .last()?
+            .map_or(1, |(k, _)| k.value().saturating_add(1));
+        persisted.max(after_last)
+    };
+    txn.commit()?;
+    Ok(next_blob)
+}
+
+/// Every table, opened in one write transaction.
+struct Tables<'t> {
+    meta: Table<'t, &'static str, u64>,
+    accounts: Table<'t, &'static str, &'static [u8]>,
+    names: Table<'t, (&'static str, &'static str), u64>,
+    mailboxes: Table<'t, u64, &'static [u8]>,
+    messages: Table<'t, (u64, u32), &'static [u8]>,
+    blobs: Table<'t, u64, (u64, u64)>,
+    delivered: Table<'t, (&'static str, &'static str, &'static str), i64>,
+    delivered_by_time: Table<'t, (i64, &'static str, &'static str, &'static str), ()>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self> {
+        Ok(Tables {
+            meta: txn.open_table(META)?,
+            accounts: txn.open_table(ACCOUNTS)?,
+            names: txn.open_table(MAILBOX_NAMES)?,
+            mailboxes: txn.open_table(MAILBOXES)?,
+            messages: txn.open_table(MESSAGES)?,
+            blobs: txn.open_table(BLOBS)?,
+            delivered: txn.open_table(DELIVERED)?,
+            delivered_by_time: txn.open_table(DELIVERED_BY_TIME)?,
+        })
+    }
+}
+
+/// What to do once a transaction has committed.
+#[derive(Default)]
+struct Effects {
+    /// Blob files whose last reference is gone.
+    freed_blobs: Vec<u64>,
+    events: Vec<(MailboxId, MailboxEvent)>,
+    /// Deleted mailboxes: their event channels are closed.
+    closed: Vec<MailboxId>,
+}
+
+/// One write transaction with cached account and mailbox records.
+struct Tx<'t> {
+    t: Tables<'t>,
+    /// Records loaded by this transaction, written back by [`Tx::finish`].
+    accounts: HashMap<String, AccountRecord>,
+    mailboxes: HashMap<MailboxId, MailboxRecord>,
+    /// Highest blob id referenced, to advance the persisted counter.
+    highest_blob: Option<u64>,
+    effects: Effects,
+}
+
+impl<'t> Tx<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self> {
+        Ok(Tx {
+            t: Tables::open(txn)?,
+            accounts: HashMap::new(),
+            mailboxes: HashMap::new(),
+            highest_blob: None,
+            effects: Effects::default(),
+        })
+    }
+
+    /// Writes back cached records and the blob counter.
+    fn finish(mut self) -> Result<Effects> {
+        for (name, rec) in &self.accounts {
+            self.t
+                .accounts
+                .insert(name.as_str(), rec.encode().as_slice())?;
+        }
+        for (id, rec) in &self.mailboxes {
+            self.t.mailboxes.insert(id.0, rec.encode().as_slice())?;
+        }
+        if let Some(highest) = self.highest_blob {
+            let next = highest.saturating_add(1);
+            if self
+                .t
+                .meta
+                .get(META_NEXT_BLOB)?
+                .is_none_or(|g| g.value() < next)
+            {
+                self.t.meta.insert(META_NEXT_BLOB, next)?;
+            }
+        }
+        Ok(self.effects)
+    }
+
+    // --- accounts ---
+
+    fn account(&mut self, name: &str) -> Result<Option<&mut AccountRecord>> {
+        if !self.accounts.contains_key(name) {
+            match read_account(&self.t.accounts, name)? {
+                Some(rec) => self.accounts.insert(name.to_owned(), rec),
+                None => return Ok(None),
+            };
+        }
+        Ok(self.accounts.get_mut(name))
+    }
+
+    fn require_account(&mut self, name: &str) -> Result<&mut AccountRecord> {
+        self.account(name)?.ok_or(StoreError::NoSuchAccount)
+    }
+
+    fn create_account(&mut self, name: &str, password_hash: Option<&str>) -> Result<()> {
+        if self.account(name)?.is_some() {
+            return Err(StoreError::AccountExists);
+        }
+        let rec = AccountRecord {
+            password_hash: password_hash.map(str::to_owned),
+            quota_bytes: 0,
+            used_bytes: 0,
+            created: unix_now(),
+        };
+        self.accounts.insert(name.to_owned(), rec);
+        self.create_mailbox(name, INBOX, None, true)?;
+        for use_ in SpecialUse::ALL {
+            self.create_mailbox(name, use_.default_name(), Some(use_), true)?;
+        }
+        Ok(())
+    }
+
+    fn delete_account(&mut self, name: &str) -> Result<()> {
+        self.require_account(name)?;
+        for (_, id) in mailbox_ids(&self.t.names, name)? {
+            self.drop_mailbox(id)?;
+        }
+        self.accounts.remove(name);
+        self.t.accounts.remove(name)?;
+        Ok(())
+    }
+
+    /// Whether `extra` more octets fit in the account's quota.
+    fn fits_quota(&mut self, account: &str, extra: u64) -> Result<bool> {
+        let acc = self.require_account(account)?;
+        Ok(acc.quota_bytes == 0 || acc.used_bytes.saturating_add(extra) <= acc.quota_bytes)
+    }
+
+    fn charge(&mut self, account: &str, delta: i128) -> Result<()> {
+        if let Some(acc) = self.account(account)? {
+            let used = i128::from(acc.used_bytes) + delta;
+            acc.used_bytes = u64::try_from(used.max(0)).unwrap_or(u64::MAX);
+        }
+        Ok(())
+    }
+
+    // --- counters ---
+
+    /// Returns the counter's value (starting at 1) and advances it.
+    fn next_counter(&mut self, key: &str) -> Result<u64> {
+        let value = self.t.meta.get(key)?.map_or(1, |g| g.value());
+        self.t.meta.insert(key, value.saturating_add(1))?;
+        Ok(value)
+    }
+
+    /// Current unix time, but always above every UIDVALIDITY handed out
+    /// before, so a recreated mailbox can never look like its predecessor.
+    fn new_uid_validity(&mut self) -> Result<u32> {
+        let last = self
+            .t
+            .meta
+            .get(META_LAST_UID_VALIDITY)?
+            .map_or(0, |g| g.value());
+        let now = u64::try_from(unix_now()).unwrap_or(0);
+        let value = now.max(last.saturating_add(1)).min(u64::from(u32::MAX));
+        self.t.meta.insert(META_LAST_UID_VALIDITY, value)?;
+        Ok(u32::try_from(value).unwrap_or(u32::MAX))
+    }
+
+    // --- mailboxes ---
+
+    fn mailbox(&mut self, id: MailboxId) -> Result<Option<&mut MailboxRecord>> {
+        if !self.mailboxes.contains_key(&id) {
+            match read_mailbox(&self.t.mailboxes, id)? {
+                Some(rec) => self.mailboxes.insert(id, rec),
+                None => return Ok(None),
+            };
+        }
+        Ok(self.mailboxes.get_mut(&id))
+    }
+
+    fn require_mailbox(&mut self, id: MailboxId) -> Result<&mut MailboxRecord> {
+        self.mailbox(id)?.ok_or(StoreError::NoSuchMailbox)
+    }
+
+    fn resolve(&self, account: &str, name: &str) -> Result<Option<MailboxId>> {
+        resolve(&self.t.names, account, name)
+    }
+
+    /// `name` must already be a valid mailbox key.
+    fn create_mailbox(
+        &mut self,
+        account: &str,
+        name: &str,
+        special_use: Option<SpecialUse>,
+        subscribed: bool,
+    ) -> Result<MailboxId> {
+        self.require_account(account)?;
+        if self.resolve(account, name)?.is_some() {
+            return Err(StoreError::MailboxExists);
+        }
+        let id = MailboxId(self.next_counter(META_NEXT_MAILBOX)?);
+        let rec = MailboxRecord {
+            account: account.to_owned(),
+            name: name.to_owned(),
+            uid_validity: self.new_uid_validity()?,
+            uid_next: 1,
+            // RFC 7162 mod-sequences are positive; messages start at 2.
+            highest_modseq: 1,
+            special_use,
+            subscribed,
+            messages: 0,
+            unseen: 0,
+            size: 0,
+        };
+        self.t.names.insert((account, name), id.0)?;
+        self.mailboxes.insert(id, rec);
+        Ok(id)
+    }
+
+    /// Deletes a mailbox with its messages, releasing blobs and quota.
+    fn drop_mailbox(&mut self, id: MailboxId) -> Result<()> {
+        let rec = self.require_mailbox(id)?.clone();
+        let messages = message_range(&self.t.messages, id)?;
+        self.t.messages.retain_in(uid_range(id), |_, _| false)?;
+        let mut freed_octets = 0u64;
+        for (_, msg) in &messages {
+            self.decref(msg.blob)?;
+            freed_octets = freed_octets.saturating_add(msg.size);
+        }
+        self.charge(&rec.account, -i128::from(freed_octets))?;
+        self.t
+            .names
+            .remove((rec.account.as_str(), rec.name.as_str()))?;
+        self.t.mailboxes.remove(id.0)?;
+        self.mailboxes.remove(&id);
+        self.effects.closed.push(id);
+        Ok(())
+    }
+
+    /// Renames `from` and every mailbox below it; each gets a new UIDVALIDITY.
+    fn rename_tree(&mut self, account: &str, from: &str, to: &str) -> Result<()> {
+        if names::renamed_child(to, from, from).is_some() {
+            return Err(StoreError::InvalidName); // into its own subtree
+        }
+        let mut moves = vec![(from.to_owned(), to.to_owned())];
+        for (name, _) in mailbox_ids(&self.t.names, account)? {
+            if let Some(new) = names::renamed_child(&name, from, to) {
+                moves.push((name, names::mailbox_key(&new)?));
+            }
+        }
+        for (_, new) in &moves {
+            if self.resolve(account, new)?.is_some() {
+                return Err(StoreError::MailboxExists);
+            }
+        }
+        for (old, new) in moves {
+            let id = self
+                .t
+                .names
+                .remove((account, old.as_str()))?
+                .map(|g| g.value());
+            let id = MailboxId(id.ok_or(StoreError::NoSuchMailbox)?);
+            self.t.names.insert((account, new.as_str()), id.0)?;
+            let uid_validity = self.new_uid_validity()?;
+            let mb = self.require_mailbox(id)?;
+            mb.name = new;
+            mb.uid_validity = uid_validity;
+        }
+        Ok(())
+    }
+
+    /// RFC 3501 6.3.5: renaming INBOX moves its messages to a new mailbox
+    /// `to` and leaves INBOX (same UIDVALIDITY, UIDs not reused) empty.
+    fn move_inbox(&mut self, account: &str, inbox: MailboxId, to: &str) -> Result<()> {
+        let subscribed = self.require_mailbox(inbox)?.subscribed;
+        let target = self.create_mailbox(account, to, None, subscribed)?;
+        let moved = raw_message_range(&self.t.messages, inbox)?;
+        self.t.messages.retain_in(uid_range(inbox), |_, _| false)?;
+        for (uid, bytes) in &moved {
+            self.t.messages.insert((target.0, *uid), bytes.as_slice())?;
+        }
+        let src = self.require_mailbox(inbox)?;
+        let before = src.clone();
+        src.highest_modseq += 1;
+        src.messages = 0;
+        src.unseen = 0;
+        src.size = 0;
+        let modseq = src.highest_modseq;
+        let dst = self.require_mailbox(target)?;
+        // UIDs keep their values: the new UIDVALIDITY makes them a new set.
+        dst.uid_next = before.uid_next;
+        dst.highest_modseq = before.highest_modseq;
+        dst.messages = before.messages;
+        dst.unseen = before.unseen;
+        dst.size = before.size;
+        for (uid, _) in moved {
+            let event = MailboxEvent::Expunged {
+                uid: Uid(uid),
+                modseq,
+            };
+            self.effects.events.push((inbox, event));
+        }
+        Ok(())
+    }
+
+    // --- messages ---
+
+    fn message(&self, mailbox: MailboxId, uid: Uid) -> Result<Option<MessageRecord>> {
+        read_message(&self.t.messages, mailbox, uid)
+    }
+
+    /// Stores `rec` under the mailbox's next UID with a fresh modseq;
+    /// updates counters, quota usage and the blob's reference count.
+    fn add_message(&mut self, mailbox: MailboxId, mut rec: MessageRecord) -> Result<Uid> {
+        let mb = self.require_mailbox(mailbox)?;
+        let uid = Uid(mb.uid_next);
+        mb.uid_next = uid.0.checked_add(1).ok_or_else(|| {
+            StoreError::Corrupt(format!("mailbox {} has run out of UIDs", mailbox.0))
+        })?;
+        mb.highest_modseq += 1;
+        rec.modseq = mb.highest_modseq;
+        mb.messages = mb.messages.saturating_add(1);
+        if !flags::is_seen(&rec.flags) {
+            mb.unseen = mb.unseen.saturating_add(1);
+        }
+        mb.size = mb.size.saturating_add(rec.size);
+        let account = mb.account.clone();
+
+        self.t
+            .messages
+            .insert((mailbox.0, uid.0), rec.encode().as_slice())?;
+        self.incref(rec.blob, rec.blob_size())?;
+        self.charge(&account, i128::from(rec.size))?;
+        let event = MailboxEvent::Appended {
+            uid,
+            modseq: rec.modseq,
+        };
+        self.effects.events.push((mailbox, event));
+        Ok(uid)
+    }
+
+    /// Removes one message (if present), recording `modseq` in its event.
+    fn remove_message(&mut self, mailbox: MailboxId, uid: Uid, modseq: u64) -> Result<bool> {
+        let rec = match self.t.messages.remove((mailbox.0, uid.0))? {
+            Some(bytes) => MessageRecord::decode(bytes.value())?,
+            None => return Ok(false),
+        };
+        let mb = self.require_mailbox(mailbox)?;
+        mb.messages = mb.messages.saturating_sub(1);
+        if !flags::is_seen(&rec.flags) {
+            mb.unseen = mb.unseen.saturating_sub(1);
+        }
+        mb.size = mb.size.saturating_sub(rec.size);
+        let account = mb.account.clone();
+
+        self.decref(rec.blob)?;
+        self.charge(&account, -i128::from(rec.size))?;
+        self.effects
+            .events
+            .push((mailbox, MailboxEvent::Expunged { uid, modseq }));
+        Ok(true)
+    }
+
+    /// Applies a flag change to one message; returns its new flags if they changed.
+    fn set_flags(
+        &mut self,
+        mailbox: MailboxId,
+        uid: Uid,
+        change: &FlagChange<'_>,
+        modseq: u64,
+    ) -> Result<Option<Vec<String>>> {
+        let Some(mut rec) = self.message(mailbox, uid)? else {
+            return Ok(None);
+        };
+        if change
+            .unchanged_since
+            .is_some_and(|since| rec.modseq > since)
+        {
+            return Ok(None);
+        }
+        let new = flags::apply(&rec.flags, change.op, change.flags);
+        if flags::same_set(&rec.flags, &new) {
+            return Ok(None);
+        }
+        let (was_seen, is_seen) = (flags::is_seen(&rec.flags), flags::is_seen(&new));
+        rec.flags = new;
+        rec.modseq = modseq;
+        self.t
+            .messages
+            .insert((mailbox.0, uid.0), rec.encode().as_slice())?;
+        let mb = self.require_mailbox(mailbox)?;
+        match (was_seen, is_seen) {
+            (false, true) => mb.unseen = mb.unseen.saturating_sub(1),
+            (true, false) => mb.unseen = mb.unseen.saturating_add(1),
+            _ => {}
+        }
+        self.effects
+            .events
+            .push((mailbox, MailboxEvent::FlagsChanged { uid, modseq }));
+        Ok(Some(rec.flags))
+    }
+
+    // --- blobs ---
+
+    fn incref(&mut self, blob: u64, size: u64) -> Result<()> {
+        let refs = self.t.blobs.get(blob)?.map_or(0, |g| g.value().0);
+        self.t.blobs.insert(blob, (refs.saturating_add(1), size))?;
+        self.highest_blob = self.highest_blob.max(Some(blob));
+        Ok(())
+    }
+
+    /// Drops one reference; the file is deleted after commit when none remain.
+    fn decref(&mut self, blob: u64) -> Result<()> {
+        let Some((refs, size)) = self.t.blobs.get(blob)?.map(|g| g.value()) else {
+            // Refusing the expunge would leave the user unable to delete
+            // the message; a leaked file is the lesser harm.
+            tracing::warn!(blob, "blob has no reference count; leaving its file alone");
+            return Ok(());
+        };
+        if refs <= 1 {
+            self.t.blobs.remove(blob)?;
+            self.effects.freed_blobs.push(blob);
+        } else {
+            self.t.blobs.insert(blob, (refs - 1, size))?;
+        }
+        Ok(())
+    }
+
+    // --- delivery ---
+
+    /// Delivers one body (already stored as `blob`) to one recipient.
+    fn deliver_to(
+        &mut self,
+        delivery: &Delivery,
+        rcpt: &LocalRecipient,
+        blob: u64,
+        now: i64,
+    ) -> Result<RecipientOutcome> {
+        let Ok(account) = names::account_key(&rcpt.account) else {
+            return Ok(RecipientOutcome::NoSuchAccount);
+        };
+        let guard = (
+            delivery.queue_id.as_str(),
+            rcpt.dedup_key.as_str(),
+            account.as_str(),
+        );
+        if self.t.delivered.get(guard)?.is_some() {
+            return Ok(RecipientOutcome::AlreadyDelivered);
+        }
+        if self.account(&account)?.is_none() {
+            return Ok(RecipientOutcome::NoSuchAccount);
+        }
+        let mailbox = match names::mailbox_key(&rcpt.mailbox) {
+            Ok(name) => self.resolve(&account, &name)?,
+            Err(_) => None,
+        };
+        let Some(mailbox) = mailbox else {
+            return Ok(RecipientOutcome::NoSuchMailbox);
+        };
+        let size = (rcpt.prefix.len() + delivery.body.len()) as u64;
+        if !self.fits_quota(&account, size)? {
+            return Ok(RecipientOutcome::OverQuota);
+        }
+        let rec = MessageRecord {
+            blob,
+            size,
+            internal_date: delivery.internal_date,
+            modseq: 0,
+            flags: Vec::new(),
+            prefix: rcpt.prefix.clone(),
+        };
+        let uid = self.add_message(mailbox, rec)?;
+        self.t.delivered.insert(guard, now)?;
+        self.t
+            .delivered_by_time
+            .insert((now, guard.0, guard.1, guard.2), ())?;
+        Ok(RecipientOutcome::Delivered(mailbox, uid))
+    }
+
+    fn prune_delivered(&mut self, older_than: i64) -> Result<u64> {
+        let mut old: Vec<(String, String, String)> = Vec::new();
+        self.t.delivered_by_time.retain_in(
+            ..(older_than, "", "", ""),
+            |(_, queue_id, key, account), ()| {
+                old.push((queue_id.to_owned(), key.to_owned(), account.to_owned()));
+                false
+            },
+        )?;
+        for (queue_id, key, account) in &old {
+            self.t
+                .delivered
+                .remove((queue_id.as_str(), key.as_str(), account.as_str()))?;
+        }
+        Ok(old.len() as u64)
+    }
+}
+
+/// Arguments of one STORE, shared by every message it touches.
+struct FlagChange<'a> {
+    op: FlagOp,
+    flags: &'a [String],
+    unchanged_since: Option<u64>,
+}
+
+// --- reads that work in read and write transactions alike ---
+
+fn read_account(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &str,
+) -> Result<Option<AccountRecord>> {
+    t.get(name)?
+        .map(|g| AccountRecord::decode(g.value()))
+        .transpose()
+}
+
+fn read_mailbox(
+    t: &impl ReadableTable<u64, &'static [u8]>,
+    id: MailboxId,
+) -> Result<Option<MailboxRecord>> {
+    t.get(id.0)?
+        .map(|g| MailboxRecord::decode(g.value()))
+        .transpose()
+}
+
+fn read_message(
+    t: &impl ReadableTable<(u64, u32), &'static [u8]>,
+    mailbox: MailboxId,
+    uid: Uid,
+) -> Result<Option<MessageRecord>> {
+    t.get((mailbox.0, uid.0))?
+        .map(|g| MessageRecord::decode(g.value()))
+        .transpose()
+}
+
+fn resolve(
+    t: &impl ReadableTable<(&'static str, &'static str), u64>,
+    account: &str,
+    name: &str,
+) -> Result<Option<MailboxId>> {
+    Ok(t.get((account, name))?.map(|g| MailboxId(g.value())))
+}
+
+/// The account's mailboxes as (name, id), in byte order of the name.
+fn mailbox_ids(
+    t: &impl ReadableTable<(&'static str, &'static str), u64>,
+    account: &str,
+) -> Result<Vec<(String, MailboxId)>> {
+    let mut out = Vec::new();
+    for entry in t.range((account, "")..)? {
+        let (key, id) = entry?;
+        let (owner, name) = key.value();
+        if owner != account {
+            break;
+        }
+        out.push((name.to_owned(), MailboxId(id.value())));
+    }
+    Ok(out)
+}
+
+fn uid_range(mailbox: MailboxId) -> std::ops::RangeInclusive<(u64, u32)> {
+    (mailbox.0, 0)..=(mailbox.0, u32::MAX)
+}
+
+fn message_range(
+    t: &impl ReadableTable<(u64, u32), &'static [u8]>,
+    mailbox: MailboxId,
+) -> Result<Vec<(Uid, MessageRecord)>> {
+    let mut out = Vec::new();
+    for entry in t.range(uid_range(mailbox))? {
+        let (key, value) = entry?;
+        out.push((Uid(key.value().1), MessageRecord::decode(value.value())?));
+    }
+    Ok(out)
+}
+
+/// Like [`message_range`] without decoding, for moving records verbatim.
+fn raw_message_range(
+    t: &impl ReadableTable<(u64, u32), &'static [u8]>,
+    mailbox: MailboxId,
+) -> Result<Vec<(u32, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for entry in t.range(uid_range(mailbox))? {
+        let (key, value) = entry?;
+        out.push((key.value().1, value.value().to_vec()));
+    }
+    Ok(out)
+}
+
+/// An account name that must exist: one that cannot be valid cannot exist.
+fn existing_account(name: &str) -> Result<String> {
+    names::account_key(name).map_err(|_| StoreError::NoSuchAccount)
+}
+
+/// A mailbox name that must exist.
+fn existing_mailbox(name: &str) -> Result<String> {
+    names::mailbox_key(name).map_err(|_| StoreError::NoSuchMailbox)
+}
+
+/// Sorted ascending without duplicates, the order results are reported in.
+fn sorted_uids(uids: &[Uid]) -> Vec<Uid> {
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+impl MailStore for RedbStore {
+    fn create_account(&self, name: &str, password_hash: Option<&str>) -> Result<()> {
+        let name = names::account_key(name)?;
+        self.write(|tx| tx.create_account(&name, password_hash))
+    }
+
+    fn delete_account(&self, name: &str) -> Result<()> {
+        let name = existing_account(name)?;
+        self.write(|tx| tx.delete_account(&name))
+    }
+
+    fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
+        let name = existing_account(name)?;
+        self.write(|tx| {
+            tx.require_account(&name)?.password_hash = Some(password_hash.to_owned());
+            Ok(())
+        })
+    }
+
+    fn set_quota(&self, name: &str, quota_bytes: u64) -> Result<()> {
+        let name = existing_account(name)?;
+        self.write(|tx| {
+            tx.require_account(&name)?.quota_bytes = quota_bytes;
+            Ok(())
+        })
+    }
+
+    fn account(&self, name: &str) -> Result<Option<AccountInfo>> {
+        let Ok(name) = names::account_key(name) else {
+            return Ok(None);
+        };
+        let txn = self.read()?;
+        let rec = read_account(&txn.open_table(ACCOUNTS)?, &name)?;
+        Ok(rec.map(|r| r.info(&name)))
+    }
+
+    fn accounts(&self) -> Result<Vec<AccountInfo>> {
+        let txn = self.read()?;
+        let table = txn.open_table(ACCOUNTS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (name, value) = entry?;
+            out.push(AccountRecord::decode(value.value())?.info(name.value()));
+        }
+        Ok(out)
+    }
+
+    fn mailboxes(&self, account: &str) -> Result<Vec<MailboxInfo>> {
+        let account = existing_account(account)?;
+        let txn = self.read()?;
+        if read_account(&txn.open_table(ACCOUNTS)?, &account)?.is_none() {
+            return Err(StoreError::NoSuchAccount);
+        }
+        let records = txn.open_table(MAILBOXES)?;
+        let mut out = Vec::new();
+        for (name, id) in mailbox_ids(&txn.open_table(MAILBOX_NAMES)?, &account)? {
+            let rec = read_mailbox(&records, id)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("mailbox name {name:?} points at missing mailbox"))
+            })?;
+            out.push(rec.info(id));
+        }
+        // Stable: INBOX first, the rest stay in name order.
+        out.sort_by_key(|m| m.name != INBOX);
+        Ok(out)
+    }
+
+    fn mailbox(&self, account: &str, name: &str) -> Result<Option<MailboxInfo>> {
+        let (Ok(account), Ok(name)) = (names::account_key(account), names::mailbox_key(name))
+        else {
+            return Ok(None);
+        };
+        let txn = self.read()?;
+        let Some(id) = resolve(&txn.open_table(MAILBOX_NAMES)?, &account, &name)? else {
+            return Ok(None);
+        };
+        let rec = read_mailbox(&txn.open_table(MAILBOXES)?, id)?;
+        Ok(rec.map(|r| r.info(id)))
+    }
+
+    fn create_mailbox(
+        &self,
+        account: &str,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<MailboxInfo> {
+        let account = existing_account(account)?;
+        let name = names::mailbox_key(name)?;
+        self.write(|tx| {
+            // IMAP CREATE does not subscribe; the client SUBSCRIBEs if it wants.
+            let id = tx.create_mailbox(&account, &name, special_use, false)?;
+            Ok(tx.require_mailbox(id)?.info(id))
+        })
+    }
+
+    fn delete_mailbox(&self, account: &str, name: &str) -> Result<()> {
+        let account = existing_account(account)?;
+        let name = existing_mailbox(name)?;
+        if name == INBOX {
+            return Err(StoreError::InvalidName);
+        }
+        self.write(|tx| {
+            let id = tx.resolve(&account, &name)?;
+            tx.drop_mailbox(id.ok_or(StoreError::NoSuchMailbox)?)
+        })
+    }
+
+    fn rename_mailbox(&self, account: &str, from: &str, to: &str) -> Result<()> {
+        let account = existing_account(account)?;
+        let from = existing_mailbox(from)?;
+        let to = names::mailbox_key(to)?;
+        self.write(|tx| {
+            tx.require_account(&account)?;
+            let id = tx
+                .resolve(&account, &from)?
+                .ok_or(StoreError::NoSuchMailbox)?;
+            if tx.resolve(&account, &to)?.is_some() {
+                return Err(StoreError::MailboxExists);
+            }
+            if from == INBOX {
+                tx.move_inbox(&account, id, &to)
+            } else {
+                tx.rename_tree(&account, &from, &to)
+            }
+        })
+    }
+
+    fn set_subscribed(&self, account: &str, name: &str, subscribed: bool) -> Result<()> {
+        let account = existing_account(account)?;
+        let name = existing_mailbox(name)?;
+        self.write(|tx| {
+            let id = tx
+                .resolve(&account, &name)?
+                .ok_or(StoreError::NoSuchMailbox)?;
+            tx.require_mailbox(id)?.subscribed = subscribed;
+            Ok(())
+        })
+    }
+
+    fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
+        let txn = self.read()?;
+        if read_mailbox(&txn.open_table(MAILBOXES)?, mailbox)?.is_none() {
+            return Err(StoreError::NoSuchMailbox);
+        }
+        let messages = message_range(&txn.open_table(MESSAGES)?, mailbox)?;
+        Ok(messages.into_iter().map(|(uid, r)| r.meta(uid)).collect())
+    }
+
+    fn message(&self, mailbox: MailboxId, uid: Uid) -> Result<Vec<u8>> {
+        let rec = {
+            let txn = self.read()?;
+            read_message(&txn.open_table(MESSAGES)?, mailbox, uid)?
+        };
+        self.read_body(mailbox, uid, rec.ok_or(StoreError::NoSuchMessage)?)
+    }
+
+    fn deliver(&self, batch: &[Delivery]) -> Result<Vec<Vec<RecipientOutcome>>> {
+        // Bodies are written and fsynced before the write transaction
+        // starts, so concurrent batches overlap their blob I/O and only
+        // serialise on the (single-fsync) redb commit.
+        let t0 = std::time::Instant::now();
+        let blob_ids = self.write_delivery_blobs(batch)?;
+        let t1 = t0.elapsed();
+        let written: Vec<u64> = blob_ids.iter().flatten().copied().collect();
+        let now = unix_now();
+        let outcomes = self.write_with_blobs(&written, |tx| {
+            let mut all = Vec::with_capacity(batch.len());
+            for (delivery, blob) in batch.iter().zip(&blob_ids) {
+                let mut outcomes = Vec::with_capacity(delivery.recipients.len());
+                if let Some(blob) = *blob {
+                    for rcpt in &delivery.recipients {
+                        outcomes.push(tx.deliver_to(delivery, rcpt, blob, now)?);
+                    }
+                }
+                all.push(outcomes);
+            }
+            Ok(all)
+        })?;
+        // A body nobody received (all duplicates, unknown or over quota)
+        // has no reference and must not stay on disk.
+        let unused: Vec<u64> = outcomes
+            .iter()
+            .zip(&blob_ids)
+            .filter(|(o, _)| {
+                !o.iter()
+                    .any(|o| matches!(o, RecipientOutcome::Delivered(..)))
+            })
+            .filter_map(|(_, id)| *id)
+            .collect();
+        self.blobs.delete_all(&unused);
+        if std::env::var_os("STORE_TIMING").is_some() {
+            eprintln!("blobs {t1:?} total {:?}", t0.elapsed());
+        }
+        Ok(outcomes)
+    }
+
+    fn append(
+        &self,
+        account: &str,
+        mailbox: &str,
+        message: &[u8],
+        flags: &[String],
+        internal_date: i64,
+    ) -> Result<(MailboxId, u32, Uid)> {
+        let account = existing_account(account)?;
+        let name = existing_mailbox(mailbox)?;
+        let flags = flags::normalize(flags);
+        let blob = self.alloc_blob();
+        self.blobs.write(blob, message)?;
+        self.write_with_blobs(&[blob], |tx| {
+            tx.require_account(&account)?;
+            let id = tx
+                .resolve(&account, &name)?
+                .ok_or(StoreError::NoSuchMailbox)?;
+            let size = message.len() as u64;
+            if !tx.fits_quota(&account, size)? {
+                return Err(StoreError::OverQuota);
+            }
+            let rec = MessageRecord {
+                blob,
+                size,
+                internal_date,
+                modseq: 0,
+                flags,
+                prefix: Vec::new(),
+            };
+            let uid = tx.add_message(id, rec)?;
+            Ok((id, tx.require_mailbox(id)?.uid_validity, uid))
+        })
+    }
+
+    fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<Vec<(Uid, Vec<String>, u64)>> {
+        let flags = flags::normalize(flags);
+        let change = FlagChange {
+            op,
+            flags: &flags,
+            unchanged_since,
+        };
+        let uids = sorted_uids(uids);
+        self.write(|tx| {
+            // One modseq for the whole STORE: it is one change.
+            let modseq = tx.require_mailbox(mailbox)?.highest_modseq + 1;
+            let mut changed = Vec::new();
+            for uid in uids {
+                if let Some(new) = tx.set_flags(mailbox, uid, &change, modseq)? {
+                    changed.push((uid, new, modseq));
+                }
+            }
+            if !changed.is_empty() {
+                tx.require_mailbox(mailbox)?.highest_modseq = modseq;
+            }
+            Ok(changed)
+        })
+    }
+
+    fn copy(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<Vec<(Uid, Uid)>> {
+        let uids = sorted_uids(uids);
+        self.write(|tx| {
+            tx.require_mailbox(from)?;
+            let account = tx.require_mailbox(to)?.account.clone();
+            let mut sources = Vec::with_capacity(uids.len());
+            for uid in uids {
+                if let Some(rec) = tx.message(from, uid)? {
+                    sources.push((uid, rec));
+                }
+            }
+            let total = sources
+                .iter()
+                .map(|(_, r)| r.size)
+                .fold(0, u64::saturating_add);
+            if !tx.fits_quota(&account, total)? {
+                return Err(StoreError::OverQuota);
+            }
+            sources
+                .into_iter()
+                .map(|(uid, rec)| Ok((uid, tx.add_message(to, rec)?)))
+                .collect()
+        })
+    }
+
+    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
+        let uids = sorted_uids(uids);
+        self.write(|tx| {
+            let modseq = tx.require_mailbox(mailbox)?.highest_modseq + 1;
+            let mut expunged = Vec::new();
+            for uid in uids {
+                if tx.remove_message(mailbox, uid, modseq)? {
+                    expunged.push(uid);
+                }
+            }
+            if !expunged.is_empty() {
+                tx.require_mailbox(mailbox)?.highest_modseq = modseq;
+            }
+            Ok(expunged)
+        })
+    }
+
+    fn subscribe(&self, mailbox: MailboxId) -> broadcast::Receiver<MailboxEvent> {
+        self.events.subscribe(mailbox)
+    }
+
+    fn prune_delivered(&self, older_than: i64) -> Result<u64> {
+        self.write(|tx| tx.prune_delivered(older_than))
+    }
+}
+
+// --- redb errors ---
+
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+            e => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::DatabaseAlreadyOpen => StoreError::Locked,
+            e => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
+impl From<redb::StorageError> for StoreError {
+    fn from(e: redb::StorageError) -> Self {
+        match e {
+            redb::StorageError::Corrupted(what) => StoreError::Corrupt(what),
+            e => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
+macro_rules! db_error_from {
+    ($($error:ty),*) => {
+        $(impl From<$error> for StoreError {
+            fn from(e: $error) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        })*
+    };
+}
+
+db_error_from!(redb::TransactionError, redb::TableError, redb::CommitError);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Instant;
+    use tempfile::TempDir;
+    use tokio::sync::broadcast::error::TryRecvError;
+
+    fn store() -> (TempDir, RedbStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn with_accounts(names: &[&str]) -> (TempDir, RedbStore) {
+        let (dir, store) = store();
+        for name in names {
+            store.create_account(name, None).unwrap();
+        }
+        (dir, store)
+    }
+
+    fn rcpt(account: &str) -> LocalRecipient {
+        LocalRecipient {
+            account: account.into(),
+            mailbox: INBOX.into(),
+            dedup_key: format!("{account}@example.org"),
+            prefix: format!("Delivered-To: {account}@example.org\r\n").into_bytes(),
+        }
+    }
+
+    fn delivery(queue_id: &str, body: &[u8], rcpts: Vec<LocalRecipient>) -> Delivery {
+        Delivery {
+            queue_id: queue_id.into(),
+            body: Arc::new(body.to_vec()),
+            internal_date: 1_700_000_000,
+            recipients: rcpts,
+        }
+    }
+
+    fn inbox(store: &RedbStore, account: &str) -> MailboxInfo {
+        store.mailbox(account, "INBOX").unwrap().unwrap()
+    }
+
+    fn append(store: &RedbStore, account: &str, body: &[u8]) -> Uid {
+        store.append(account, INBOX, body, &[], 0).unwrap().2
+    }
+
+    fn blob_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("blobs"))
+            .unwrap()
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+            .filter(|f| {
+                !f.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('.')
+            })
+            .count()
+    }
+
+    fn strings(flags: &[&str]) -> Vec<String> {
+        flags.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn accounts_come_with_default_mailboxes_and_go_away_entirely() {
+        let (dir, store) = with_accounts(&["Bob", "alice"]);
+        assert!(matches!(
+            store.create_account("BOB", None),
+            Err(StoreError::AccountExists)
+        ));
+        let names: Vec<String> = store
+            .accounts()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names, ["alice", "bob"]);
+
+        let boxes = store.mailboxes("alice").unwrap();
+        let listed: Vec<(&str, Option<SpecialUse>, bool)> = boxes
+            .iter()
+            .map(|m| (m.name.as_str(), m.special_use, m.subscribed))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("INBOX", None, true),
+                ("Archive", Some(SpecialUse::Archive), true),
+                ("Drafts", Some(SpecialUse::Drafts), true),
+                ("Junk", Some(SpecialUse::Junk), true),
+                ("Sent", Some(SpecialUse::Sent), true),
+                ("Trash", Some(SpecialUse::Trash), true),
+            ]
+        );
+        let validities: std::collections::HashSet<u32> =
+            boxes.iter().map(|m| m.uid_validity).collect();
+        assert_eq!(validities.len(), boxes.len(), "UIDVALIDITYs are distinct");
+
+        append(&store, "alice", b"hello");
+        store.set_password("alice", "$argon2id$hash").unwrap();
+        store.set_quota("ALICE", 1000).unwrap();
+        let alice = store.account("Alice").unwrap().unwrap();
+        assert_eq!(alice.password_hash.as_deref(), Some("$argon2id$hash"));
+        assert_eq!((alice.quota_bytes, alice.used_bytes), (1000, 5));
+
+        store.delete_account("alice").unwrap();
+        assert!(store.account("alice").unwrap().is_none());
+        assert!(matches!(
+            store.mailboxes("alice"),
+            Err(StoreError::NoSuchAccount)
+        ));
+        assert!(matches!(
+            store.delete_account("alice"),
+            Err(StoreError::NoSuchAccount)
+        ));
+        assert_eq!(blob_files(dir.path()), 0, "blobs released");
+        assert_eq!(store.mailboxes("bob").unwrap().len(), 6);
+    }
+
+    #[test]
+    fn one_body_for_two_recipients() {
+        let (dir, store) = with_accounts(&["alice", "bob"]);
+        let body = b"Subject: hi\r\n\r\nbody\r\n";
+        let out = store
+            .deliver(&[delivery("Q1", body, vec![rcpt("alice"), rcpt("Bob")])])
+            .unwrap();
+        assert_eq!(blob_files(dir.path()), 1);
+        let [
+            RecipientOutcome::Delivered(a_box, a_uid),
+            RecipientOutcome::Delivered(b_box, b_uid),
+        ] = out[0][..]
+        else {
+            panic!("{out:?}")
+        };
+        assert_ne!(a_box, b_box);
+        let a = store.message(a_box, a_uid).unwrap();
+        let b = store.message(b_box, b_uid).unwrap();
+        assert_eq!(
+            a,
+            [&b"Delivered-To: alice@example.org\r\n"[..], body].concat()
+        );
+        assert_eq!(
+            b,
+            [&b"Delivered-To: Bob@example.org\r\n"[..], body].concat()
+        );
+        let meta = &store.messages(a_box).unwrap()[0];
+        assert_eq!(meta.size, a.len() as u64);
+        assert!(meta.flags.is_empty());
+        let info = inbox(&store, "alice");
+        assert_eq!(
+            (info.messages, info.unseen, info.size),
+            (1, 1, a.len() as u64)
+        );
+        assert_eq!(
+            store.account("alice").unwrap().unwrap().used_bytes,
+            a.len() as u64
+        );
+    }
+
+    #[test]
+    fn redelivery_of_a_batch_is_idempotent() {
+        let (dir, store) = with_accounts(&["alice", "bob"]);
+        let batch = [
+            delivery("Q1", b"one", vec![rcpt("alice"), rcpt("bob")]),
+            delivery("Q2", b"two", vec![rcpt("alice")]),
+        ];
+        store.deliver(&batch).unwrap();
+        let again = store.deliver(&batch).unwrap();
+        assert!(
+            again
+                .iter()
+                .flatten()
+                .all(|o| *o == RecipientOutcome::AlreadyDelivered)
+        );
+        assert_eq!(inbox(&store, "alice").messages, 2);
+        assert_eq!(inbox(&store, "bob").messages, 1);
+        assert_eq!(blob_files(dir.path()), 2, "duplicate bodies were not kept");
+
+        // Once pruned, the guard no longer applies.
+        assert_eq!(store.prune_delivered(i64::MAX).unwrap(), 3);
+        assert_eq!(store.prune_delivered(i64::MAX).unwrap(), 0);
+        let out = store.deliver(&batch[1..]).unwrap();
+        assert!(matches!(out[0][0], RecipientOutcome::Delivered(..)));
+    }
+
+    #[test]
+    fn quota_is_enforced_per_recipient() {
+        let (dir, store) = with_accounts(&["alice", "bob"]);
+        store.set_quota("alice", 50).unwrap();
+        let body = vec![b'x'; 40];
+        let out = store
+            .deliver(&[delivery("Q1", &body, vec![rcpt("alice"), rcpt("bob")])])
+            .unwrap();
+        assert_eq!(out[0][0], RecipientOutcome::OverQuota);
+        assert!(matches!(out[0][1], RecipientOutcome::Delivered(..)));
+        assert_eq!(inbox(&store, "alice").messages, 0);
+        assert_eq!(blob_files(dir.path()), 1);
+
+        assert!(matches!(
+            store.append("alice", INBOX, &vec![b'y'; 51], &[], 0),
+            Err(StoreError::OverQuota)
+        ));
+        append(&store, "alice", &[b'y'; 50]);
+        assert_eq!(blob_files(dir.path()), 2, "rejected append left no blob");
+        let out = store
+            .deliver(&[delivery("Q2", b"z", vec![rcpt("alice")])])
+            .unwrap();
+        assert_eq!(out[0][0], RecipientOutcome::OverQuota);
+        assert_eq!(blob_files(dir.path()), 2, "undelivered body was deleted");
+    }
+
+    #[test]
+    fn unknown_account_and_mailbox() {
+        let (dir, store) = with_accounts(&["alice"]);
+        let mut other_box = rcpt("alice");
+        other_box.mailbox = "Nope".into();
+        let out = store
+            .deliver(&[delivery(
+                "Q1",
+                b"x",
+                vec![rcpt("carol"), rcpt("bad name"), other_box],
+            )])
+            .unwrap();
+        assert_eq!(
+            out[0],
+            [
+                RecipientOutcome::NoSuchAccount,
+                RecipientOutcome::NoSuchAccount,
+                RecipientOutcome::NoSuchMailbox
+            ]
+        );
+        assert_eq!(blob_files(dir.path()), 0);
+        assert!(matches!(
+            store.append("carol", INBOX, b"x", &[], 0),
+            Err(StoreError::NoSuchAccount)
+        ));
+        assert!(matches!(
+            store.append("alice", "Nope", b"x", &[], 0),
+            Err(StoreError::NoSuchMailbox)
+        ));
+        assert!(store.deliver(&[]).unwrap().is_empty());
+        assert_eq!(
+            store.deliver(&[delivery("Q2", b"x", vec![])]).unwrap(),
+            [vec![]]
+        );
+    }
+
+    #[test]
+    fn uids_ascend_and_are_never_reused() {
+        let (dir, store) = with_accounts(&["alice"]);
+        let uids: Vec<Uid> = (0..5).map(|_| append(&store, "alice", b"m")).collect();
+        assert_eq!(uids, [Uid(1), Uid(2), Uid(3), Uid(4), Uid(5)]);
+        let id = inbox(&store, "alice").id;
+        assert_eq!(
+            store.expunge(id, &[Uid(5), Uid(4), Uid(9)]).unwrap(),
+            [Uid(4), Uid(5)]
+        );
+        assert_eq!(append(&store, "alice", b"m"), Uid(6));
+        drop(store);
+        let store = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(append(&store, "alice", b"m"), Uid(7));
+        let listed: Vec<Uid> = store
+            .messages(id)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(listed, [Uid(1), Uid(2), Uid(3), Uid(6), Uid(7)]);
+        let modseqs: Vec<u64> = store
+            .messages(id)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.modseq)
+            .collect();
+        assert!(modseqs.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn copy_shares_the_blob_and_expunge_frees_it_with_the_last_reference() {
+        let (dir, store) = with_accounts(&["alice"]);
+        store
+            .append("alice", INBOX, b"body", &strings(&["\\Seen", "$Work"]), 42)
+            .unwrap();
+        let src = inbox(&store, "alice").id;
+        let dst = store.mailbox("alice", "Archive").unwrap().unwrap().id;
+        assert_eq!(
+            store.copy(src, &[Uid(1), Uid(7)], dst).unwrap(),
+            [(Uid(1), Uid(1))]
+        );
+        assert_eq!(blob_files(dir.path()), 1);
+        let copied = &store.messages(dst).unwrap()[0];
+        assert_eq!(copied.flags, strings(&["\\Seen", "$Work"]));
+        assert_eq!(copied.internal_date, 42);
+        assert_eq!(store.message(dst, Uid(1)).unwrap(), b"body");
+        assert_eq!(store.account("alice").unwrap().unwrap().used_bytes, 8);
+
+        store.expunge(src, &[Uid(1)]).unwrap();
+        assert_eq!(blob_files(dir.path()), 1, "still referenced by the copy");
+        assert!(matches!(
+            store.message(src, Uid(1)),
+            Err(StoreError::NoSuchMessage)
+        ));
+        assert_eq!(store.message(dst, Uid(1)).unwrap(), b"body");
+        store.expunge(dst, &[Uid(1)]).unwrap();
+        assert_eq!(blob_files(dir.path()), 0);
+        assert_eq!(store.account("alice").unwrap().unwrap().used_bytes, 0);
+        let info = store.mailbox("alice", "Archive").unwrap().unwrap();
+        assert_eq!((info.messages, info.unseen, info.size), (0, 0, 0));
+
+        store.set_quota("alice", 5).unwrap();
+        append(&store, "alice", b"four");
+        assert!(matches!(
+            store.copy(src, &[Uid(2)], dst),
+            Err(StoreError::OverQuota)
+        ));
+    }
+
+    #[test]
+    fn store_flags_honours_unchanged_since() {
+        let (_dir, store) = with_accounts(&["alice"]);
+        for _ in 0..3 {
+            append(&store, "alice", b"m");
+        }
+        let id = inbox(&store, "alice").id;
+        let start = inbox(&store, "alice").highest_modseq;
+        let seen = strings(&["\\seen"]);
+        let changed = store
+            .store_flags(id, &[Uid(1)], FlagOp::Add, &seen, None)
+            .unwrap();
+        assert_eq!(changed, [(Uid(1), strings(&["\\Seen"]), start + 1)]);
+        assert_eq!(inbox(&store, "alice").unseen, 2);
+
+        // UID 1 changed after `start`: it fails UNCHANGEDSINCE and is skipped.
+        let flagged = strings(&["\\Flagged"]);
+        let changed = store
+            .store_flags(
+                id,
+                &[Uid(1), Uid(2), Uid(3)],
+                FlagOp::Add,
+                &flagged,
+                Some(start),
+            )
+            .unwrap();
+        let uids: Vec<Uid> = changed.iter().map(|c| c.0).collect();
+        assert_eq!(uids, [Uid(2), Uid(3)]);
+        assert!(changed.iter().all(|c| c.2 == start + 2));
+        assert_eq!(inbox(&store, "alice").highest_modseq, start + 2);
+
+        // No-op changes do not bump the modseq.
+        assert!(
+            store
+                .store_flags(id, &[Uid(2)], FlagOp::Add, &flagged, None)
+                .unwrap()
+                .is_empty()
+        );
+        let replaced = store
+            .store_flags(id, &[Uid(1)], FlagOp::Replace, &strings(&["$A"]), None)
+            .unwrap();
+        assert_eq!(replaced[0].1, strings(&["$A"]));
+        assert_eq!(inbox(&store, "alice").unseen, 3);
+        store
+            .store_flags(id, &[Uid(1)], FlagOp::Remove, &strings(&["$a"]), None)
+            .unwrap();
+        assert!(store.messages(id).unwrap()[0].flags.is_empty());
+    }
+
+    #[test]
+    fn renaming_inbox_moves_its_messages() {
+        let (_dir, store) = with_accounts(&["alice"]);
+        append(&store, "alice", b"one");
+        append(&store, "alice", b"two");
+        let before = inbox(&store, "alice");
+        let mut events = store.subscribe(before.id);
+        store.rename_mailbox("alice", "inbox", "Old").unwrap();
+
+        let after = inbox(&store, "alice");
+        assert_eq!(
+            (after.id, after.uid_validity),
+            (before.id, before.uid_validity)
+        );
+        assert_eq!((after.messages, after.size), (0, 0));
+        assert_eq!(after.uid_next, 3, "INBOX UIDs are not reused");
+        assert!(store.messages(after.id).unwrap().is_empty());
+        assert!(matches!(
+            events.try_recv().unwrap(),
+            MailboxEvent::Expunged { uid: Uid(1), .. }
+        ));
+
+        let old = store.mailbox("alice", "Old").unwrap().unwrap();
+        assert_ne!(old.uid_validity, before.uid_validity);
+        assert_eq!((old.messages, old.unseen, old.uid_next), (2, 2, 3));
+        assert_eq!(store.message(old.id, Uid(2)).unwrap(), b"two");
+        assert_eq!(append(&store, "alice", b"three"), Uid(3));
+        assert!(matches!(
+            store.rename_mailbox("alice", "INBOX", "Old"),
+            Err(StoreError::MailboxExists)
+        ));
+    }
+
+    #[test]
+    fn renaming_a_folder_renames_its_children() {
+        let (_dir, store) = with_accounts(&["alice"]);
+        let parent = store.create_mailbox("alice", "Work", None).unwrap();
+        let child = store.create_mailbox("alice", "Work/2024", None).unwrap();
+        assert!(!parent.subscribed);
+        store.rename_mailbox("alice", "Work", "Jobs").unwrap();
+        assert!(store.mailbox("alice", "Work").unwrap().is_none());
+        let moved = store.mailbox("alice", "Jobs/2024").unwrap().unwrap();
+        assert_eq!(moved.id, child.id);
+        assert!(moved.uid_validity > child.uid_validity);
+        assert!(matches!(
+            store.rename_mailbox("alice", "Jobs", "Jobs/x"),
+            Err(StoreError::InvalidName)
+        ));
+        assert!(matches!(
+            store.rename_mailbox("alice", "Jobs", "Sent"),
+            Err(StoreError::MailboxExists)
+        ));
+        assert!(matches!(
+            store.rename_mailbox("alice", "Nope", "X"),
+            Err(StoreError::NoSuchMailbox)
+        ));
+    }
+
+    #[test]
+    fn mailbox_management() {
+        let (dir, store) = with_accounts(&["alice"]);
+        assert_eq!(inbox(&store, "alice").name, "INBOX");
+        assert!(store.mailbox("alice", "inBOX").unwrap().is_some());
+        assert!(
+            store.mailbox("alice", "sent").unwrap().is_none(),
+            "case-sensitive"
+        );
+        assert!(matches!(
+            store.create_mailbox("alice", "inbox", None),
+            Err(StoreError::MailboxExists)
+        ));
+        assert!(matches!(
+            store.create_mailbox("alice", "a//b", None),
+            Err(StoreError::InvalidName)
+        ));
+        assert!(matches!(
+            store.delete_mailbox("alice", "Inbox"),
+            Err(StoreError::InvalidName)
+        ));
+
+        let trash = store.mailbox("alice", "Trash").unwrap().unwrap();
+        store.append("alice", "Trash", b"bye", &[], 0).unwrap();
+        store.set_subscribed("alice", "Trash", false).unwrap();
+        assert!(!store.mailbox("alice", "Trash").unwrap().unwrap().subscribed);
+        let mut events = store.subscribe(trash.id);
+        store.delete_mailbox("alice", "Trash").unwrap();
+        assert_eq!(events.try_recv(), Err(TryRecvError::Closed));
+        assert_eq!(blob_files(dir.path()), 0);
+        assert!(matches!(
+            store.messages(trash.id),
+            Err(StoreError::NoSuchMailbox)
+        ));
+        let again = store
+            .create_mailbox("alice", "Trash", Some(SpecialUse::Trash))
+            .unwrap();
+        assert_ne!(again.id, trash.id);
+        assert!(again.uid_validity > trash.uid_validity);
+    }
+
+    #[test]
+    fn subscribers_hear_about_appends_flags_and_expunges() {
+        let (_dir, store) = with_accounts(&["alice"]);
+        let id = inbox(&store, "alice").id;
+        let mut rx = store.subscribe(id);
+        let out = store
+            .deliver(&[delivery("Q1", b"x", vec![rcpt("alice")])])
+            .unwrap();
+        let RecipientOutcome::Delivered(_, uid) = out[0][0] else {
+            panic!("{out:?}")
+        };
+        let MailboxEvent::Appended { uid: got, modseq } = rx.try_recv().unwrap() else {
+            panic!("expected Appended")
+        };
+        assert_eq!(got, uid);
+        assert_eq!(modseq, store.messages(id).unwrap()[0].modseq);
+        store
+            .store_flags(id, &[uid], FlagOp::Add, &strings(&["\\Deleted"]), None)
+            .unwrap();
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(MailboxEvent::FlagsChanged { .. })
+        ));
+        store.expunge(id, &[uid]).unwrap();
+        assert!(matches!(rx.try_recv(), Ok(MailboxEvent::Expunged { .. })));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    }
+
+    #[test]
+    fn reopening_keeps_everything_and_a_second_open_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        assert!(matches!(
+            RedbStore::open(dir.path()),
+            Err(StoreError::Locked)
+        ));
+        store.create_account("alice", Some("hash")).unwrap();
+        store
+            .append("alice", INBOX, b"kept", &strings(&["\\Seen"]), 7)
+            .unwrap();
+        let before = inbox(&store, "alice");
+        drop(store);
+
+        let store = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(inbox(&store, "alice"), before);
+        assert_eq!(store.message(before.id, Uid(1)).unwrap(), b"kept");
+        assert_eq!(
+            store.messages(before.id).unwrap()[0].flags,
+            strings(&["\\Seen"])
+        );
+        // Blob ids continue after the persisted ones.
+        append(&store, "alice", b"new");
+        assert_eq!(blob_files(dir.path()), 2);
+        assert_eq!(store.message(before.id, Uid(1)).unwrap(), b"kept");
+    }
+
+    #[test]
+    fn corrupt_records_are_errors_not_panics() {
+        let (_dir, store) = with_accounts(&["alice"]);
+        let id = inbox(&store, "alice").id;
+        append(&store, "alice", b"x");
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(MESSAGES)
+            .unwrap()
+            .insert((id.0, 1), &[1u8, 2, 3][..])
+            .unwrap();
+        txn.commit().unwrap();
+        assert!(matches!(store.messages(id), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            store.message(id, Uid(1)),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn deliver_2000_messages_in_batches_of_50() {
+        let (dir, store) = with_accounts(&["alice", "bob"]);
+        let body = Arc::new(vec![b'x'; 4096]);
+        let started = Instant::now();
+        for batch_no in 0..40 {
+            let batch: Vec<Delivery> = (0..50)
+                .map(|i| Delivery {
+                    queue_id: format!("Q{batch_no}-{i}"),
+                    body: body.clone(),
+                    internal_date: 0,
+                    recipients: vec![if i % 2 == 0 {
+                        rcpt("alice")
+                    } else {
+                        rcpt("bob")
+                    }],
+                })
+                .collect();
+            let out = store.deliver(&batch).unwrap();
+            assert!(
+                out.iter()
+                    .flatten()
+                    .all(|o| matches!(o, RecipientOutcome::Delivered(..)))
+            );
+        }
+        let elapsed = started.elapsed();
+        eprintln!(
+            "delivered 2000 x 4 KiB in {elapsed:?} ({:.0} msgs/s)",
+            2000.0 / elapsed.as_secs_f64()
+        );
+        let (a, b) = (inbox(&store, "alice"), inbox(&store, "bob"));
+        assert_eq!((a.messages, b.messages), (1000, 1000));
+        assert_eq!(a.uid_next, 1001);
+        assert_eq!(store.messages(a.id).unwrap().len(), 1000);
+        assert_eq!(blob_files(dir.path()), 2000);
+    }
+
+    #[test]
+    fn concurrent_deliveries_from_many_threads() {
+        let (_dir, store) = with_accounts(&["alice"]);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..10 {
+                        let d = delivery(&format!("T{t}-{i}"), b"x", vec![rcpt("alice")]);
+                        store.deliver(&[d]).unwrap();
+                    }
+                });
+            }
+        });
+        let info = inbox(&store, "alice");
+        assert_eq!((info.messages, info.uid_next), (40, 41));
+    }
+}
