@@ -10,6 +10,7 @@ use crate::delivery::local::LocalAgent;
 use crate::live::Live;
 use crate::net::anvil::Anvil;
 use crate::net::listener::{Limits, accept_loop, bind_all};
+use crate::queue::journal::Journal;
 use crate::queue::pickup;
 use crate::queue::qmgr::{Qmgr, Triggers};
 use crate::queue::spool::Spool;
@@ -78,6 +79,12 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     if recovered > 0 {
         tracing::info!("moved {recovered} messages from active back to incoming");
     }
+    let journal_dir = spool.journal_dir();
+    let restored = Journal::replay(&journal_dir, &spool).context("queue journal replay failed")?;
+    if restored > 0 {
+        tracing::warn!("restored {restored} messages from the queue journal");
+    }
+    let journal = Arc::new(Journal::open(&journal_dir).context("cannot open the queue journal")?);
 
     let shared_config = Arc::new(Live::new(config.clone()));
     let resolver = Arc::new(Live::new(Resolver::new(&config, load_aliases(&config))));
@@ -86,6 +93,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     let pickup_wake = Arc::new(Notify::new());
     let cleanup = Arc::new(Cleanup::new(
         spool.clone(),
+        journal.clone(),
         config.myhostname.clone(),
         triggers.wake.clone(),
     ));
@@ -108,9 +116,15 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         store: store.clone(),
         local,
         cleanup: cleanup.clone(),
+        journal: journal.clone(),
         triggers: triggers.clone(),
     });
     back.spawn(qmgr.run(back_stop.clone(), back.clone()));
+    back.spawn(checkpoints(
+        journal.clone(),
+        spool.clone(),
+        back_stop.clone(),
+    ));
     back.spawn(pickup::run(
         spool.clone(),
         cleanup.clone(),
@@ -190,10 +204,29 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     back_stop.cancel();
     back.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), back.wait()).await;
+    if let Err(e) = journal.checkpoint(&spool) {
+        tracing::warn!("final queue checkpoint failed (the journal will be replayed): {e}");
+    }
     let _ = std::fs::remove_file(config.run_dir().join(PID_FILE));
     let _ = std::fs::remove_file(&control_path);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every second, make the queue files durable and retire journal segments.
+async fn checkpoints(journal: Arc<Journal>, spool: Arc<Spool>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => return,
+        }
+        let (journal, spool) = (journal.clone(), spool.clone());
+        match tokio::task::spawn_blocking(move || journal.checkpoint(&spool)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("queue checkpoint failed: {e}"),
+            Err(_) => tracing::warn!("queue checkpoint task failed"),
+        }
+    }
 }
 
 /// SIGHUP: new config, aliases and certificates for new sessions; a

@@ -139,12 +139,16 @@ fn classic_sendmail() -> anyhow::Result<()> {
     admin::sendmail(&config, &admin::parse_sendmail_args(&args)?)
 }
 
-/// The config file in use: `--config`, else the packaged path if present.
+/// The config file in use: `--config`, else `$MERPATI_CONFIG` (for the
+/// `sendmail`/`mailq` names, which take no `--config`; like Postfix's
+/// MAIL_CONFIG), else the packaged path if present.
 fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
-    given.or_else(|| {
-        let default = PathBuf::from(DEFAULT_CONFIG_PATH);
-        default.exists().then_some(default)
-    })
+    given
+        .or_else(|| std::env::var_os("MERPATI_CONFIG").map(PathBuf::from))
+        .or_else(|| {
+            let default = PathBuf::from(DEFAULT_CONFIG_PATH);
+            default.exists().then_some(default)
+        })
 }
 
 fn load(given: Option<PathBuf>) -> anyhow::Result<Config> {

@@ -1,12 +1,14 @@
 //! cleanup: the only writer of queue files (Postfix's cleanup(8)).
 //!
 //! Takes a [`Submission`] from smtpd, pickup or bounce, completes the
-//! header (Received, Message-Id, Date, From, To when missing), writes the
-//! queue file into `incoming` durably, wakes the queue manager, and only
-//! then returns the queue ID that the caller may acknowledge with 250.
+//! header (Received, Message-Id, Date, From, To when missing), makes the
+//! queue file durable (journal group commit) in `incoming`, wakes the queue
+//! manager, and only then returns the queue ID that the caller may
+//! acknowledge with 250.
 
 use crate::queue::file::{QueueFile, QueuedRecipient};
 use crate::queue::id::QueueId;
+use crate::queue::journal::Journal;
 use crate::queue::spool::{QueueName, Spool};
 use crate::rfc5322::{compact_timestamp, format_date, now_unix, scan_headers};
 use std::net::IpAddr;
@@ -66,14 +68,21 @@ pub enum CleanupError {
 
 pub struct Cleanup {
     spool: Arc<Spool>,
+    journal: Arc<Journal>,
     hostname: String,
     qmgr: Arc<Notify>,
 }
 
 impl Cleanup {
-    pub fn new(spool: Arc<Spool>, hostname: String, qmgr: Arc<Notify>) -> Self {
+    pub fn new(
+        spool: Arc<Spool>,
+        journal: Arc<Journal>,
+        hostname: String,
+        qmgr: Arc<Notify>,
+    ) -> Self {
         Cleanup {
             spool,
+            journal,
             hostname,
             qmgr,
         }
@@ -103,9 +112,13 @@ impl Cleanup {
         };
         let bytes = file.encode();
         let spool = self.spool.clone();
+        let journal = self.journal.clone();
         let write_id = id.clone();
+        // Journal first (durable, group-committed), then the queue file the
+        // queue manager picks up; see queue/journal.rs.
         tokio::task::spawn_blocking(move || {
-            spool.write_new(QueueName::Incoming, &write_id, &bytes)
+            journal.append(&write_id, &bytes)?;
+            spool.write_unsynced(QueueName::Incoming, &write_id, &bytes)
         })
         .await
         .map_err(|_| CleanupError::Join)??;

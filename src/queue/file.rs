@@ -48,6 +48,20 @@ pub struct QueuedRecipient {
     pub notify: String,
     /// Last temporary failure, shown by `merpati queue list`.
     pub last_reply: String,
+    /// The recipient as the client gave it, when `address` is what an
+    /// alias turned it into (for X-Original-To and the log); empty if same.
+    pub original: String,
+}
+
+impl QueuedRecipient {
+    /// The address the message was first sent to.
+    pub fn original(&self) -> &str {
+        if self.original.is_empty() {
+            &self.address
+        } else {
+            &self.original
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -88,11 +102,12 @@ impl QueueFile {
         for r in &self.recipients {
             let _ = writeln!(
                 head,
-                "rcpt {}\t{}\t{}\t{}",
+                "rcpt {}\t{}\t{}\t{}\t{}",
                 escape(&r.address),
                 escape(&r.orcpt),
                 escape(&r.notify),
-                escape(&r.last_reply)
+                escape(&r.last_reply),
+                escape(&r.original)
             );
         }
         let _ = writeln!(head, "body {}", self.body.len());
@@ -169,6 +184,7 @@ fn parse_recipient(value: &str) -> Option<QueuedRecipient> {
         orcpt: unescape(parts.next().unwrap_or(""))?,
         notify: unescape(parts.next().unwrap_or(""))?,
         last_reply: unescape(parts.next().unwrap_or(""))?,
+        original: unescape(parts.next().unwrap_or(""))?,
     })
 }
 
@@ -229,6 +245,7 @@ mod tests {
                     orcpt: "rfc822;fauzan@localhost".into(),
                     notify: "SUCCESS,FAILURE".into(),
                     last_reply: "4.2.2 over\tquota\r\n".into(),
+                    original: "info@localhost".into(),
                 },
                 QueuedRecipient {
                     address: "b@x".into(),

@@ -5,6 +5,7 @@
 
 pub mod file;
 pub mod id;
+pub mod journal;
 pub mod pickup;
 pub mod qmgr;
 pub mod spool;
@@ -26,12 +27,14 @@ pub struct Listing {
     pub recipients: Vec<(String, String)>,
 }
 
-/// Everything in incoming, active, deferred and hold (mailq order).
+/// Everything in incoming, active, deferred and hold, listed in the
+/// order files move (incoming -> active -> deferred) so that a file moving
+/// during the listing is still seen.
 pub fn list(spool: &Spool) -> io::Result<Vec<Listing>> {
     let mut out = Vec::new();
     for queue in [
-        QueueName::Active,
         QueueName::Incoming,
+        QueueName::Active,
         QueueName::Deferred,
         QueueName::Hold,
     ] {
@@ -87,9 +90,16 @@ impl AdminOp {
 /// Applies `op` to one message (or every message with `None`); returns the
 /// IDs affected.
 pub fn admin(spool: &Spool, op: AdminOp, only: Option<&QueueId>) -> io::Result<Vec<QueueId>> {
-    let mut done = Vec::new();
+    // Snapshot every source first: an operation that writes into one of
+    // its own sources (requeue into incoming) must not see its own output.
+    let mut entries = Vec::new();
     for &queue in op.sources() {
-        for entry in spool.list(queue)? {
+        entries.extend(spool.list(queue)?);
+    }
+    let mut done = Vec::new();
+    {
+        for entry in entries {
+            let queue = entry.queue;
             if only.is_some_and(|id| *id != entry.id) {
                 continue;
             }
@@ -100,7 +110,9 @@ pub fn admin(spool: &Spool, op: AdminOp, only: Option<&QueueId>) -> io::Result<V
                     .and_then(|()| {
                         spool.set_due(QueueName::Deferred, &entry.id, SystemTime::now())
                     }),
-                AdminOp::Delete => spool.remove(queue, &entry.id),
+                AdminOp::Delete => spool.remove(queue, &entry.id).and_then(|()| {
+                    journal::Journal::mark_finished_offline(&spool.journal_dir(), &entry.id)
+                }),
                 AdminOp::Requeue => requeue(spool, queue, &entry.id),
             };
             match result {

@@ -9,6 +9,7 @@
 
 use super::file::{QueueFile, QueuedRecipient};
 use super::id::QueueId;
+use super::journal::Journal;
 use super::spool::{Entry, QueueName, Spool};
 use crate::address::Address;
 use crate::bounce::{self, Action, Report};
@@ -43,6 +44,7 @@ pub struct Qmgr {
     pub store: Arc<dyn MailStore>,
     pub local: LocalAgent,
     pub cleanup: Arc<Cleanup>,
+    pub journal: Arc<Journal>,
     pub triggers: Arc<Triggers>,
 }
 
@@ -212,14 +214,14 @@ impl Qmgr {
                         }
                         let prefix = format!(
                             "Return-Path: <{return_path}>\r\nX-Original-To: {}\r\nDelivered-To: {address}\r\n",
-                            rcpt.address
+                            rcpt.original()
                         );
                         local.push((
                             index,
                             LocalRecipient {
                                 account,
                                 mailbox: "INBOX".into(),
-                                dedup_key: rcpt.address.to_lowercase(),
+                                dedup_key: rcpt.original().to_lowercase(),
                                 prefix: prefix.into_bytes(),
                             },
                         ));
@@ -285,7 +287,9 @@ impl Qmgr {
         let delay = now - qf.arrival;
         let expired = Duration::from_secs(delay.max(0) as u64) >= config.queue.max_lifetime.0;
         let mut reports = Vec::new();
-        let mut deferred_reason: Vec<Option<String>> = vec![None; qf.recipients.len()];
+        // Deferred final addresses become the recipients of the deferred
+        // copy, so the queue shows (and retries) what is really waiting.
+        let mut remaining: Vec<QueuedRecipient> = Vec::new();
         for f in finals {
             let Some(rcpt) = qf.recipients.get(f.index) else {
                 continue;
@@ -305,7 +309,7 @@ impl Qmgr {
                 queue_id = %id,
                 "{id}: to=<{}>, orig_to=<{}>, relay=local, delay={delay}, dsn={}, status={status} ({text})",
                 f.address,
-                rcpt.address,
+                rcpt.original(),
                 outcome.dsn()
             );
             match outcome {
@@ -317,7 +321,16 @@ impl Qmgr {
                         "2.0.0 delivered to mailbox",
                     )),
                 Outcome::Sent(_) => {}
-                Outcome::Deferred(reason) => deferred_reason[f.index] = Some(reason),
+                Outcome::Deferred(reason) => {
+                    if !remaining.iter().any(|r| r.address == f.address) {
+                        remaining.push(QueuedRecipient {
+                            address: f.address.clone(),
+                            original: rcpt.original().to_string(),
+                            last_reply: reason,
+                            ..rcpt.clone()
+                        });
+                    }
+                }
                 Outcome::Bounced(reason) if bounce::wanted(&rcpt.notify, Action::Failed) => {
                     reports.push(report(&f.address, rcpt, Action::Failed, &reason))
                 }
@@ -329,18 +342,10 @@ impl Qmgr {
             self.defer(&id, &qf, qf.recipients.clone(), &config).await;
             return;
         }
-        let remaining: Vec<QueuedRecipient> = qf
-            .recipients
-            .iter()
-            .zip(deferred_reason)
-            .filter_map(|(r, reason)| {
-                reason.map(|last_reply| QueuedRecipient {
-                    last_reply,
-                    ..r.clone()
-                })
-            })
-            .collect();
         if remaining.is_empty() {
+            if let Err(e) = self.journal.finished(&id) {
+                tracing::warn!(queue_id = %id, "{id}: cannot journal completion: {e}");
+            }
             if let Err(e) = self.spool.remove(QueueName::Active, &id) {
                 tracing::warn!(queue_id = %id, "{id}: cannot remove: {e}");
             } else {

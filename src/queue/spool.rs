@@ -99,6 +99,11 @@ impl Spool {
         &self.root
     }
 
+    /// Where the queue journal's segments live (see `journal.rs`).
+    pub fn journal_dir(&self) -> PathBuf {
+        self.root.join("journal")
+    }
+
     fn dir(&self, queue: QueueName) -> &QueueDir {
         // In bounds: `dirs` has one entry per variant, in declaration order.
         &self.dirs[queue as usize]
@@ -124,6 +129,20 @@ impl Spool {
         }
         result?;
         dir.sync.sync()
+    }
+
+    /// Writes a new file without fsync: for cleanup, whose durability
+    /// comes from the journal (see `journal.rs`). Temp name and rename
+    /// still keep readers from seeing a half-written file.
+    pub fn write_unsynced(&self, queue: QueueName, id: &QueueId, bytes: &[u8]) -> io::Result<()> {
+        let dir = self.dir(queue);
+        let tmp = dir.path.join(format!("{TMP_PREFIX}{id}"));
+        let result =
+            fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, dir.path.join(id.as_str())));
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
     }
 
     /// Reads and parses a queue file.

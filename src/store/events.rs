@@ -28,7 +28,11 @@ pub(crate) struct EventHub {
 impl EventHub {
     pub fn subscribe(&self, mailbox: MailboxId) -> broadcast::Receiver<MailboxEvent> {
         let mut senders = self.lock();
-        if self.subscriptions.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
+        if self
+            .subscriptions
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
             senders.retain(|_, tx| tx.receiver_count() > 0);
         }
         senders

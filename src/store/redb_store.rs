@@ -1,21 +1,21 @@
 //! [`RedbStore`]: the embedded [`MailStore`]. Metadata lives in one redb
 //! file (`mail.redb`: ACID, fsync on every commit), message bodies in
-//! immutable blob files (`blobs/`, see [`super::blob`]).
+//! immutable blob files (`blobs/`, see the `blob` module).
 //!
 //! Tables:
 //! - `meta`: counters (schema version, next mailbox id, next blob id, last UIDVALIDITY).
-//! - `accounts`: account name → [`AccountRecord`].
+//! - `accounts`: account name → `AccountRecord`.
 //! - `mailbox_names`: (account, mailbox name) → mailbox id.
-//! - `mailboxes`: mailbox id → [`MailboxRecord`], with message/unseen/size
+//! - `mailboxes`: mailbox id → `MailboxRecord`, with message/unseen/size
 //!   counters kept up to date so LIST/STATUS never scan messages.
-//! - `messages`: (mailbox id, uid) → [`MessageRecord`]; a mailbox is a range scan.
+//! - `messages`: (mailbox id, uid) → `MessageRecord`; a mailbox is a range scan.
 //! - `blobs`: blob id → (reference count, size).
 //! - `delivered`: (queue id, dedup key, account) → delivery time: the
 //!   redelivery guard that makes a retried delivery batch idempotent.
 //! - `delivered_by_time`: (time, queue id, dedup key, account) → (), so
 //!   pruning the guard is a range scan.
 //!
-//! Every write is one redb write transaction driven through [`Tx`], which
+//! Every write is one redb write transaction driven through `Tx`, which
 //! caches the account and mailbox records it touches and writes each back
 //! once before commit (a 50-message batch into one INBOX rewrites the INBOX
 //! record once, not 50 times). Effects outside redb — deleting freed blob
@@ -108,11 +108,7 @@ impl RedbStore {
                 return Err(Failed::Before(e));
             }
         };
-        let tc = std::time::Instant::now();
         txn.commit().map_err(|e| Failed::AtCommit(e.into()))?;
-        if std::env::var_os("STORE_TIMING").is_some() {
-            eprintln!("commit {:?}", tc.elapsed());
-        }
         self.apply(effects);
         Ok(value)
     }
@@ -1012,9 +1008,7 @@ impl MailStore for RedbStore {
         // Bodies are written and fsynced before the write transaction
         // starts, so concurrent batches overlap their blob I/O and only
         // serialise on the (single-fsync) redb commit.
-        let t0 = std::time::Instant::now();
         let blob_ids = self.write_delivery_blobs(batch)?;
-        let t1 = t0.elapsed();
         let written: Vec<u64> = blob_ids.iter().flatten().copied().collect();
         let now = unix_now();
         let outcomes = self.write_with_blobs(&written, |tx| {
@@ -1042,9 +1036,6 @@ impl MailStore for RedbStore {
             .filter_map(|(_, id)| *id)
             .collect();
         self.blobs.delete_all(&unused);
-        if std::env::var_os("STORE_TIMING").is_some() {
-            eprintln!("blobs {t1:?} total {:?}", t0.elapsed());
-        }
         Ok(outcomes)
     }
 
@@ -1408,7 +1399,7 @@ mod tests {
         assert_eq!(blob_files(dir.path()), 1);
 
         assert!(matches!(
-            store.append("alice", INBOX, &vec![b'y'; 51], &[], 0),
+            store.append("alice", INBOX, &[b'y'; 51], &[], 0),
             Err(StoreError::OverQuota)
         ));
         append(&store, "alice", &[b'y'; 50]);

@@ -1,1 +1,12 @@
-//! Integration tests: the real server over loopback sockets.
+//! Integration tests: the real `merpati` binary over loopback sockets, and
+//! real clients (Python's smtplib, swaks) where they exist. One test binary
+//! (build time), one module per area.
+
+mod config_cli;
+mod crash_safety;
+mod harness;
+mod queue_admin;
+mod routing;
+mod smtp_clients;
+mod smtp_protocol;
+mod smtp_session;

@@ -124,7 +124,8 @@ impl Session {
         let config = svc.config.get();
         let trusted = config.networks().iter().any(|n| n.contains(peer.ip()));
         Session {
-            reader: LineReader::new(config.smtp.line_length_limit),
+            // The limit counts the CRLF (RFC 5321 §4.5.3.1.4); the reader's does not.
+            reader: LineReader::new(config.smtp.line_length_limit.saturating_sub(2)),
             config,
             svc,
             stream: MaybeTls::Plain(tcp),
@@ -481,6 +482,7 @@ impl Session {
             orcpt: rcpt.orcpt.unwrap_or_default(),
             notify,
             last_reply: String::new(),
+            original: String::new(),
         };
         if let Some(tx) = &mut self.tx {
             tx.recipients.push(recipient);

@@ -1,0 +1,425 @@
+//! Starts the real `merpati` binary on a free loopback port with a
+//! temporary data directory, and speaks to it over real sockets.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_merpati");
+pub const HOSTNAME: &str = "mail.merpati.test";
+
+/// Extra TOML for the server's config, per table.
+#[derive(Default, Clone)]
+pub struct Builder {
+    top: String,
+    smtp: String,
+    queue: String,
+    tail: String,
+}
+
+impl Builder {
+    /// Top-level keys (`mynetworks = [...]`).
+    pub fn top(mut self, toml: &str) -> Self {
+        self.top.push_str(toml);
+        self.top.push('\n');
+        self
+    }
+    /// Keys of `[smtp]`.
+    pub fn smtp(mut self, toml: &str) -> Self {
+        self.smtp.push_str(toml);
+        self.smtp.push('\n');
+        self
+    }
+    /// Keys of `[queue]`.
+    pub fn queue(mut self, toml: &str) -> Self {
+        self.queue.push_str(toml);
+        self.queue.push('\n');
+        self
+    }
+    /// Whole further tables (`[virtual_alias]` ...).
+    pub fn tail(mut self, toml: &str) -> Self {
+        self.tail.push_str(toml);
+        self.tail.push('\n');
+        self
+    }
+
+    pub fn start(self) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let config_path = dir.path().join("merpati.toml");
+        let text = format!(
+            "data_dir = \"{data}\"\nmyhostname = \"{HOSTNAME}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[queue]\n{queue}\n{tail}",
+            data = dir.path().join("data").display(),
+            top = self.top,
+            smtp = self.smtp,
+            queue = self.queue,
+            tail = self.tail,
+        );
+        std::fs::write(&config_path, text).expect("write config");
+        let mut server = Server {
+            dir,
+            port,
+            config_path,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+}
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub config_path: PathBuf,
+    child: Option<Child>,
+}
+
+pub fn server() -> Server {
+    Builder::default().start()
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+impl Server {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Starts the daemon and waits until it accepts connections.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn merpati");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("merpati exited with {status}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("merpati did not start listening:\n{}", self.log());
+    }
+
+    /// SIGKILL: no chance to clean up, as in a power cut for the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends a signal (SIGTERM, SIGHUP...) to the daemon.
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// Waits for the daemon to exit by itself (after SIGTERM).
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    self.child = None;
+                    return true;
+                }
+            } else {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Runs `merpati --config <ours> args...` with `stdin`.
+    pub fn cli_with_input(&self, args: &[&str], stdin: &[u8]) -> Output {
+        run_cli(&self.config_path, args, stdin)
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_input(args, b"")
+    }
+
+    /// Runs the CLI and returns stdout, panicking with stderr on failure.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "merpati {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn add_user(&self, address: &str, password: &str) {
+        let out = self.cli_with_input(
+            &["user", "add", address],
+            format!("{password}\n").as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "user add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// UIDs in a mailbox, from `merpati mailbox list`.
+    pub fn uids(&self, address: &str) -> Vec<u32> {
+        self.cli_ok(&["mailbox", "list", address])
+            .lines()
+            .filter_map(|l| l.split('\t').next()?.parse().ok())
+            .collect()
+    }
+
+    /// Waits until `address` has at least `count` messages; returns UIDs.
+    pub fn wait_for_mail(&self, address: &str, count: usize) -> Vec<u32> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let uids = self.uids(address);
+            if uids.len() >= count || Instant::now() > deadline {
+                return uids;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn message(&self, address: &str, uid: u32) -> String {
+        self.cli_ok(&["mailbox", "cat", address, &uid.to_string()])
+    }
+
+    pub fn connect(&self) -> Smtp {
+        Smtp::connect(self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn run_cli(config: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cli");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin);
+    }
+    child.wait_with_output().expect("cli output")
+}
+
+/// A plain SMTP client speaking raw lines, as a person with telnet would.
+pub struct Smtp {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Smtp {
+    pub fn connect(port: u16) -> Smtp {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        Smtp {
+            reader: BufReader::new(stream.try_clone().expect("clone")),
+            writer: stream,
+        }
+    }
+
+    /// Reads one whole (possibly multi-line) reply.
+    pub fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).unwrap_or(0);
+            if n == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write");
+    }
+
+    /// Sends a command line and returns the reply.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// Reads until the server closes, returning what it said.
+    pub fn read_to_close(&mut self) -> String {
+        let mut rest = String::new();
+        let _ = self.reader.read_to_string(&mut rest);
+        rest
+    }
+
+    /// MAIL, RCPT..., DATA, body, final reply; panics on a refusal.
+    pub fn send_mail(&mut self, from: &str, to: &[&str], body: &str) -> String {
+        assert!(self.cmd(&format!("MAIL FROM:<{from}>")).starts_with("250"));
+        for rcpt in to {
+            let reply = self.cmd(&format!("RCPT TO:<{rcpt}>"));
+            assert!(reply.starts_with("250"), "RCPT {rcpt}: {reply}");
+        }
+        assert!(self.cmd("DATA").starts_with("354"));
+        self.send_raw(body.as_bytes());
+        self.cmd(".")
+    }
+}
+
+/// The queue ID in "250 2.0.0 Ok: queued as ID".
+pub fn queue_id(reply: &str) -> String {
+    reply
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+// ---- Helpers for the queue, crash-safety, routing and CLI tests ----
+
+/// Polls `check` every 50 ms until it is true or `timeout` passes; returns
+/// whether it became true.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every regular file under `dir`, recursively (temp files included).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => out.push(path),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+impl Server {
+    /// The daemon's process id, while this harness runs one.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// `<data_dir>/queue/<queue>` (`incoming`, `deferred`, `hold`...).
+    pub fn queue_dir(&self, queue: &str) -> PathBuf {
+        self.data_dir().join("queue").join(queue)
+    }
+
+    /// Names of the files in one queue directory, sorted (temp files too).
+    pub fn queue_files(&self, queue: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.queue_dir(queue))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Which queue directories hold `id` right now.
+    pub fn queues_holding(&self, id: &str) -> Vec<&'static str> {
+        [
+            "maildrop", "incoming", "active", "deferred", "hold", "corrupt",
+        ]
+        .into_iter()
+        .filter(|q| self.queue_dir(q).join(id).exists())
+        .collect()
+    }
+
+    /// `merpati queue list` output (must succeed).
+    pub fn queue_list(&self) -> String {
+        self.cli_ok(&["queue", "list"])
+    }
+
+    /// Waits (up to 30 s) until `needle` occurs at least `count` times in
+    /// the daemon's log.
+    pub fn wait_for_log(&self, needle: &str, count: usize) -> bool {
+        wait_until(Duration::from_secs(30), || {
+            self.log().matches(needle).count() >= count
+        })
+    }
+
+    /// One whole SMTP session (greeting, EHLO, one message, QUIT); returns
+    /// the queue ID. Panics unless the message is queued.
+    pub fn submit(&self, from: &str, to: &[&str], body: &str) -> String {
+        let mut c = self.connect();
+        let greeting = c.reply();
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        let ehlo = c.cmd("EHLO client.test");
+        assert!(ehlo.starts_with("250"), "{ehlo}");
+        let queued = c.send_mail(from, to, body);
+        assert!(queued.starts_with("250 2.0.0 Ok: queued as "), "{queued}");
+        c.cmd("QUIT");
+        queue_id(&queued)
+    }
+}
