@@ -43,6 +43,9 @@ const MAILBOX_NAMES: TableDefinition<(&str, &str), u64> = TableDefinition::new("
 const MAILBOXES: TableDefinition<u64, &[u8]> = TableDefinition::new("mailboxes");
 const MESSAGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("messages");
 const BLOBS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("blobs");
+/// Bodies up to [`INLINE_LIMIT`] live here instead of in a file, so that a
+/// delivery batch costs one fsync (the commit) rather than one per message.
+const INLINE_BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("inline_bodies");
 const DELIVERED: TableDefinition<(&str, &str, &str), i64> = TableDefinition::new("delivered");
 const DELIVERED_BY_TIME: TableDefinition<(i64, &str, &str, &str), ()> =
     TableDefinition::new("delivered_by_time");
@@ -52,6 +55,15 @@ const META_SCHEMA: &str = "schema_version";
 const META_NEXT_MAILBOX: &str = "next_mailbox_id";
 const META_NEXT_BLOB: &str = "next_blob_id";
 const META_LAST_UID_VALIDITY: &str = "last_uid_validity";
+
+/// Largest body kept inside the database. Typical mail (a few KiB to a few
+/// dozen) stays in redb; larger bodies go to immutable files, where they
+/// cost no B-tree rewrites.
+const INLINE_LIMIT: usize = 128 * 1024;
+
+fn is_inline(body: &[u8]) -> bool {
+    body.len() <= INLINE_LIMIT
+}
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -160,6 +172,7 @@ impl RedbStore {
         let files: Vec<(u64, &[u8])> = batch
             .iter()
             .zip(&ids)
+            .filter(|(d, _)| !is_inline(&d.body))
             .filter_map(|(d, id)| id.map(|id| (id, d.body.as_slice())))
             .collect();
         self.blobs.write_batch(&files)?;
@@ -171,7 +184,18 @@ impl RedbStore {
     /// still there, in which case the store lost data.
     fn read_body(&self, mailbox: MailboxId, uid: Uid, rec: MessageRecord) -> Result<Vec<u8>> {
         let mut out = rec.prefix;
-        match self.blobs.read_into(rec.blob, &mut out) {
+        let inline = {
+            let txn = self.read()?;
+            let table = txn.open_table(INLINE_BODIES)?;
+            table
+                .get(rec.blob)?
+                .map(|body| out.extend_from_slice(body.value()))
+        };
+        let from_file = match inline {
+            Some(()) => Ok(()),
+            None => self.blobs.read_into(rec.blob, &mut out),
+        };
+        match from_file {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let txn = self.read()?;
@@ -255,6 +279,7 @@ struct Tables<'t> {
     mailboxes: Table<'t, u64, &'static [u8]>,
     messages: Table<'t, (u64, u32), &'static [u8]>,
     blobs: Table<'t, u64, (u64, u64)>,
+    inline: Table<'t, u64, &'static [u8]>,
     delivered: Table<'t, (&'static str, &'static str, &'static str), i64>,
     delivered_by_time: Table<'t, (i64, &'static str, &'static str, &'static str), ()>,
 }
@@ -268,6 +293,7 @@ impl<'t> Tables<'t> {
             mailboxes: txn.open_table(MAILBOXES)?,
             messages: txn.open_table(MESSAGES)?,
             blobs: txn.open_table(BLOBS)?,
+            inline: txn.open_table(INLINE_BODIES)?,
             delivered: txn.open_table(DELIVERED)?,
             delivered_by_time: txn.open_table(DELIVERED_BY_TIME)?,
         })
@@ -664,7 +690,9 @@ impl<'t> Tx<'t> {
         };
         if refs <= 1 {
             self.t.blobs.remove(blob)?;
-            self.effects.freed_blobs.push(blob);
+            if self.t.inline.remove(blob)?.is_none() {
+                self.effects.freed_blobs.push(blob);
+            }
         } else {
             self.t.blobs.insert(blob, (refs - 1, size))?;
         }
@@ -1019,6 +1047,12 @@ impl MailStore for RedbStore {
                     for rcpt in &delivery.recipients {
                         outcomes.push(tx.deliver_to(delivery, rcpt, blob, now)?);
                     }
+                    let stored = outcomes
+                        .iter()
+                        .any(|o| matches!(o, RecipientOutcome::Delivered(..)));
+                    if stored && is_inline(&delivery.body) {
+                        tx.t.inline.insert(blob, delivery.body.as_slice())?;
+                    }
                 }
                 all.push(outcomes);
             }
@@ -1051,8 +1085,16 @@ impl MailStore for RedbStore {
         let name = existing_mailbox(mailbox)?;
         let flags = flags::normalize(flags);
         let blob = self.alloc_blob();
-        self.blobs.write(blob, message)?;
-        self.write_with_blobs(&[blob], |tx| {
+        let files: &[u64] = if is_inline(message) {
+            &[]
+        } else {
+            self.blobs.write(blob, message)?;
+            &[blob]
+        };
+        self.write_with_blobs(files, |tx| {
+            if is_inline(message) {
+                tx.t.inline.insert(blob, message)?;
+            }
             tx.require_account(&account)?;
             let id = tx
                 .resolve(&account, &name)?
@@ -1245,6 +1287,18 @@ mod tests {
         store.append(account, INBOX, body, &[], 0).unwrap().2
     }
 
+    /// Stored bodies: blob files plus bodies kept inline in redb.
+    fn bodies(dir: &Path, store: &RedbStore) -> usize {
+        let txn = store.db.begin_read().unwrap();
+        let inline = txn
+            .open_table(INLINE_BODIES)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .count();
+        inline + blob_files(dir)
+    }
+
     fn blob_files(dir: &Path) -> usize {
         std::fs::read_dir(dir.join("blobs"))
             .unwrap()
@@ -1315,7 +1369,7 @@ mod tests {
             store.delete_account("alice"),
             Err(StoreError::NoSuchAccount)
         ));
-        assert_eq!(blob_files(dir.path()), 0, "blobs released");
+        assert_eq!(bodies(dir.path(), &store), 0, "blobs released");
         assert_eq!(store.mailboxes("bob").unwrap().len(), 6);
     }
 
@@ -1326,7 +1380,7 @@ mod tests {
         let out = store
             .deliver(&[delivery("Q1", body, vec![rcpt("alice"), rcpt("Bob")])])
             .unwrap();
-        assert_eq!(blob_files(dir.path()), 1);
+        assert_eq!(bodies(dir.path(), &store), 1);
         let [
             RecipientOutcome::Delivered(a_box, a_uid),
             RecipientOutcome::Delivered(b_box, b_uid),
@@ -1376,7 +1430,11 @@ mod tests {
         );
         assert_eq!(inbox(&store, "alice").messages, 2);
         assert_eq!(inbox(&store, "bob").messages, 1);
-        assert_eq!(blob_files(dir.path()), 2, "duplicate bodies were not kept");
+        assert_eq!(
+            bodies(dir.path(), &store),
+            2,
+            "duplicate bodies were not kept"
+        );
 
         // Once pruned, the guard no longer applies.
         assert_eq!(store.prune_delivered(i64::MAX).unwrap(), 3);
@@ -1396,19 +1454,27 @@ mod tests {
         assert_eq!(out[0][0], RecipientOutcome::OverQuota);
         assert!(matches!(out[0][1], RecipientOutcome::Delivered(..)));
         assert_eq!(inbox(&store, "alice").messages, 0);
-        assert_eq!(blob_files(dir.path()), 1);
+        assert_eq!(bodies(dir.path(), &store), 1);
 
         assert!(matches!(
             store.append("alice", INBOX, &[b'y'; 51], &[], 0),
             Err(StoreError::OverQuota)
         ));
         append(&store, "alice", &[b'y'; 50]);
-        assert_eq!(blob_files(dir.path()), 2, "rejected append left no blob");
+        assert_eq!(
+            bodies(dir.path(), &store),
+            2,
+            "rejected append left no blob"
+        );
         let out = store
             .deliver(&[delivery("Q2", b"z", vec![rcpt("alice")])])
             .unwrap();
         assert_eq!(out[0][0], RecipientOutcome::OverQuota);
-        assert_eq!(blob_files(dir.path()), 2, "undelivered body was deleted");
+        assert_eq!(
+            bodies(dir.path(), &store),
+            2,
+            "undelivered body was deleted"
+        );
     }
 
     #[test]
@@ -1431,7 +1497,7 @@ mod tests {
                 RecipientOutcome::NoSuchMailbox
             ]
         );
-        assert_eq!(blob_files(dir.path()), 0);
+        assert_eq!(bodies(dir.path(), &store), 0);
         assert!(matches!(
             store.append("carol", INBOX, b"x", &[], 0),
             Err(StoreError::NoSuchAccount)
@@ -1489,7 +1555,7 @@ mod tests {
             store.copy(src, &[Uid(1), Uid(7)], dst).unwrap(),
             [(Uid(1), Uid(1))]
         );
-        assert_eq!(blob_files(dir.path()), 1);
+        assert_eq!(bodies(dir.path(), &store), 1);
         let copied = &store.messages(dst).unwrap()[0];
         assert_eq!(copied.flags, strings(&["\\Seen", "$Work"]));
         assert_eq!(copied.internal_date, 42);
@@ -1497,14 +1563,18 @@ mod tests {
         assert_eq!(store.account("alice").unwrap().unwrap().used_bytes, 8);
 
         store.expunge(src, &[Uid(1)]).unwrap();
-        assert_eq!(blob_files(dir.path()), 1, "still referenced by the copy");
+        assert_eq!(
+            bodies(dir.path(), &store),
+            1,
+            "still referenced by the copy"
+        );
         assert!(matches!(
             store.message(src, Uid(1)),
             Err(StoreError::NoSuchMessage)
         ));
         assert_eq!(store.message(dst, Uid(1)).unwrap(), b"body");
         store.expunge(dst, &[Uid(1)]).unwrap();
-        assert_eq!(blob_files(dir.path()), 0);
+        assert_eq!(bodies(dir.path(), &store), 0);
         assert_eq!(store.account("alice").unwrap().unwrap().used_bytes, 0);
         let info = store.mailbox("alice", "Archive").unwrap().unwrap();
         assert_eq!((info.messages, info.unseen, info.size), (0, 0, 0));
@@ -1653,7 +1723,7 @@ mod tests {
         let mut events = store.subscribe(trash.id);
         store.delete_mailbox("alice", "Trash").unwrap();
         assert_eq!(events.try_recv(), Err(TryRecvError::Closed));
-        assert_eq!(blob_files(dir.path()), 0);
+        assert_eq!(bodies(dir.path(), &store), 0);
         assert!(matches!(
             store.messages(trash.id),
             Err(StoreError::NoSuchMailbox)
@@ -1717,7 +1787,7 @@ mod tests {
         );
         // Blob ids continue after the persisted ones.
         append(&store, "alice", b"new");
-        assert_eq!(blob_files(dir.path()), 2);
+        assert_eq!(bodies(dir.path(), &store), 2);
         assert_eq!(store.message(before.id, Uid(1)).unwrap(), b"kept");
     }
 
@@ -1773,7 +1843,45 @@ mod tests {
         assert_eq!((a.messages, b.messages), (1000, 1000));
         assert_eq!(a.uid_next, 1001);
         assert_eq!(store.messages(a.id).unwrap().len(), 1000);
-        assert_eq!(blob_files(dir.path()), 2000);
+        assert_eq!(bodies(dir.path(), &store), 2000);
+    }
+
+    #[test]
+    fn small_bodies_stay_inline_and_large_ones_go_to_files() {
+        let (dir, store) = with_accounts(&["alice"]);
+        let large = vec![b'L'; INLINE_LIMIT + 1];
+        let out = store
+            .deliver(&[
+                delivery("Q-SMALL", b"small body", vec![rcpt("alice")]),
+                delivery("Q-LARGE", &large, vec![rcpt("alice")]),
+            ])
+            .unwrap();
+        assert!(
+            out.iter()
+                .flatten()
+                .all(|o| matches!(o, RecipientOutcome::Delivered(..)))
+        );
+        assert_eq!(blob_files(dir.path()), 1, "only the large body is a file");
+        assert_eq!(bodies(dir.path(), &store), 2);
+        let mb = inbox(&store, "alice");
+        let uids: Vec<Uid> = store
+            .messages(mb.id)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert!(
+            store
+                .message(mb.id, uids[0])
+                .unwrap()
+                .ends_with(b"small body")
+        );
+        assert_eq!(
+            store.message(mb.id, uids[1]).unwrap().len(),
+            large.len() + rcpt("alice").prefix.len()
+        );
+        store.expunge(mb.id, &uids).unwrap();
+        assert_eq!(bodies(dir.path(), &store), 0);
     }
 
     #[test]

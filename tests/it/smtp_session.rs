@@ -44,8 +44,7 @@ fn seed_telnet_transcript_delivers_with_postfix_headers() {
     );
     assert_eq!(lines[5].trim(), "for <fauzan@localhost>;");
     assert!(
-        message.contains(&format!("Message-Id: <"))
-            && message.contains(&format!(".{id}@{HOSTNAME}>")),
+        message.contains("Message-Id: <") && message.contains(&format!(".{id}@{HOSTNAME}>")),
         "{message}"
     );
     assert!(message.contains("\r\nDate: "), "{message}");
