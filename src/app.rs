@@ -3,13 +3,16 @@
 //! `shutdown_timeout` (idle ones get 421), then stops the queue manager.
 //! Nothing acknowledged is lost either way: acknowledgement follows fsync.
 
+use crate::auth::Authenticator;
 use crate::cleanup::Cleanup;
 use crate::config::{Config, parse_listen};
 use crate::control;
 use crate::delivery::local::LocalAgent;
+use crate::imap::ImapService;
 use crate::live::Live;
 use crate::net::anvil::Anvil;
 use crate::net::listener::{Limits, accept_loop, bind_all};
+use crate::pop3::Pop3Service;
 use crate::queue::journal::Journal;
 use crate::queue::pickup;
 use crate::queue::qmgr::{Qmgr, Triggers};
@@ -166,6 +169,92 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
             move |tcp, admitted| serve_connection(svc.clone(), tcp, admitted),
             move |tcp, refusal| refuse(tcp, refusal, hostname.clone()),
         ));
+    }
+    let auth = Arc::new(Authenticator::new(store.clone(), resolver.clone()));
+    let imap = Arc::new(ImapService {
+        config: shared_config.clone(),
+        store: store.clone(),
+        auth: auth.clone(),
+        tls: tls_live.clone(),
+        shutdown: front_stop.clone(),
+    });
+    let pop3 = Arc::new(Pop3Service {
+        config: shared_config.clone(),
+        store: store.clone(),
+        auth,
+        tls: tls_live.clone(),
+        shutdown: front_stop.clone(),
+    });
+    let mailbox_listeners = [
+        (
+            "imapd",
+            &config.imap.listen,
+            config.imap.max_connections,
+            config.imap.max_connections_per_client,
+            false,
+        ),
+        (
+            "imapd",
+            &config.imap.tls_listen,
+            config.imap.max_connections,
+            config.imap.max_connections_per_client,
+            true,
+        ),
+        (
+            "pop3d",
+            &config.pop3.listen,
+            config.pop3.max_connections,
+            config.pop3.max_connections_per_client,
+            false,
+        ),
+        (
+            "pop3d",
+            &config.pop3.tls_listen,
+            config.pop3.max_connections,
+            config.pop3.max_connections_per_client,
+            true,
+        ),
+    ];
+    for (name, addrs, total, per_client, implicit_tls) in mailbox_listeners {
+        let addrs: Vec<_> = addrs.iter().filter_map(|a| parse_listen(a)).collect();
+        let limits = Arc::new(Limits {
+            total: Arc::new(Semaphore::new(total)),
+            per_client,
+            anvil: Arc::new(Anvil::default()),
+        });
+        for listener in bind_all(&addrs)? {
+            tracing::info!(
+                "{name} listening on {}{}",
+                listener.local_addr()?,
+                if implicit_tls { " (TLS)" } else { "" }
+            );
+            let stop = front_stop.clone();
+            if name == "imapd" {
+                let svc = imap.clone();
+                front.spawn(accept_loop(
+                    listener,
+                    limits.clone(),
+                    stop,
+                    front.clone(),
+                    move |tcp, admitted| {
+                        crate::imap::serve_connection(svc.clone(), tcp, admitted, implicit_tls)
+                    },
+                    crate::imap::refuse,
+                ));
+            } else {
+                let svc = pop3.clone();
+                front.spawn(accept_loop(
+                    listener,
+                    limits.clone(),
+                    stop,
+                    front.clone(),
+                    move |tcp, admitted| {
+                        crate::pop3::serve_connection(svc.clone(), tcp, admitted, implicit_tls)
+                    },
+                    crate::pop3::refuse,
+                ));
+            }
+        }
     }
     let control_path = config.run_dir().join(control::SOCKET);
     control::serve(&control_path, store.clone(), front_stop.clone(), &front)?;

@@ -6,14 +6,17 @@
 pub mod address;
 pub mod admin;
 pub mod app;
+pub mod auth;
 pub mod bounce;
 pub mod cleanup;
 pub mod config;
 pub mod control;
 pub mod delivery;
+pub mod imap;
 pub mod live;
 pub mod net;
 pub mod password;
+pub mod pop3;
 pub mod queue;
 pub mod rewrite;
 pub mod rfc5322;

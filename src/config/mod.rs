@@ -47,6 +47,8 @@ pub struct Config {
     pub virtual_alias: VirtualAlias,
     pub tls: Tls,
     pub smtp: Smtp,
+    pub imap: Imap,
+    pub pop3: Pop3,
     pub queue: Queue,
     pub store: Store,
     pub log: Log,
@@ -99,6 +101,85 @@ pub struct Smtp {
     pub enable_vrfy: bool,
 }
 
+/// Defaults that differ between the mailbox-access services.
+pub trait Protocol {
+    const PLAIN_PORT: u16;
+    const TLS_PORT: u16;
+    const IDLE_TIMEOUT: Span;
+    const MAX_BAD_COMMANDS: u32;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImapProtocol {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pop3Protocol {}
+
+impl Protocol for ImapProtocol {
+    const PLAIN_PORT: u16 = 143;
+    const TLS_PORT: u16 = 993;
+    // RFC 9051 §5.4: an idle timer of at least 30 minutes.
+    const IDLE_TIMEOUT: Span = Span::secs(30 * 60);
+    const MAX_BAD_COMMANDS: u32 = 20;
+}
+
+impl Protocol for Pop3Protocol {
+    const PLAIN_PORT: u16 = 110;
+    const TLS_PORT: u16 = 995;
+    // RFC 1939 §3: the autologout timer is at least 10 minutes.
+    const IDLE_TIMEOUT: Span = Span::secs(10 * 60);
+    const MAX_BAD_COMMANDS: u32 = 10;
+}
+
+/// A mailbox-access service (`[imap]`, `[pop3]`): the same keys, with
+/// defaults per protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, bound = "")]
+pub struct Service<P: Protocol> {
+    /// Plaintext ports, with STARTTLS/STLS.
+    pub listen: Vec<String>,
+    /// Implicit-TLS ports (RFC 8314).
+    pub tls_listen: Vec<String>,
+    /// Allow passwords without TLS from loopback clients (local scripts,
+    /// webmail on the same host). Never from anywhere else.
+    pub plaintext_auth_on_loopback: bool,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    /// Idle time before the server closes the session.
+    pub idle_timeout: Span,
+    /// Longest command line, in octets.
+    pub line_length_limit: usize,
+    /// Bad commands before the session is closed.
+    pub max_bad_commands: u32,
+    #[serde(skip)]
+    protocol: std::marker::PhantomData<P>,
+}
+
+impl<P: Protocol> Default for Service<P> {
+    fn default() -> Self {
+        Service {
+            listen: vec![
+                format!("0.0.0.0:{}", P::PLAIN_PORT),
+                format!("[::]:{}", P::PLAIN_PORT),
+            ],
+            tls_listen: vec![
+                format!("0.0.0.0:{}", P::TLS_PORT),
+                format!("[::]:{}", P::TLS_PORT),
+            ],
+            plaintext_auth_on_loopback: true,
+            max_connections: 10_000,
+            max_connections_per_client: 20,
+            idle_timeout: P::IDLE_TIMEOUT,
+            line_length_limit: 8192,
+            max_bad_commands: P::MAX_BAD_COMMANDS,
+            protocol: std::marker::PhantomData,
+        }
+    }
+}
+
+pub type Imap = Service<ImapProtocol>;
+pub type Pop3 = Service<Pop3Protocol>;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Queue {
@@ -146,6 +227,8 @@ impl Default for Config {
             virtual_alias: VirtualAlias::default(),
             tls: Tls::default(),
             smtp: Smtp::default(),
+            imap: Imap::default(),
+            pop3: Pop3::default(),
             queue: Queue::default(),
             store: Store::default(),
             log: Log::default(),
@@ -338,9 +421,18 @@ impl Config {
                 bad("mynetworks", e);
             }
         }
-        for addr in &self.smtp.listen {
-            if parse_listen(addr).is_none() {
-                bad("smtp.listen", format!("`{addr}` is not host:port"));
+        let listens = [
+            ("smtp.listen", &self.smtp.listen),
+            ("imap.listen", &self.imap.listen),
+            ("imap.tls_listen", &self.imap.tls_listen),
+            ("pop3.listen", &self.pop3.listen),
+            ("pop3.tls_listen", &self.pop3.tls_listen),
+        ];
+        for (key, addrs) in listens {
+            for addr in addrs {
+                if parse_listen(addr).is_none() {
+                    bad(key, format!("`{addr}` is not host:port"));
+                }
             }
         }
         if self.smtp.message_size_limit.0 == 0 {
@@ -489,7 +581,17 @@ mod tests {
     #[test]
     fn bogus_key_in_each_table_is_named() {
         let text = include_str!("../../config/merpati.toml");
-        let tables = ["", "virtual_alias", "tls", "smtp", "queue", "store", "log"];
+        let tables = [
+            "",
+            "virtual_alias",
+            "tls",
+            "smtp",
+            "imap",
+            "pop3",
+            "queue",
+            "store",
+            "log",
+        ];
         for table in tables {
             let bogus = if table.is_empty() {
                 format!("bogus_key = 1\n{text}")

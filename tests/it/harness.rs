@@ -16,6 +16,8 @@ pub struct Builder {
     top: String,
     smtp: String,
     queue: String,
+    imap: String,
+    pop3: String,
     tail: String,
 }
 
@@ -38,6 +40,18 @@ impl Builder {
         self.queue.push('\n');
         self
     }
+    /// Keys of `[imap]` (besides the listen addresses).
+    pub fn imap(mut self, toml: &str) -> Self {
+        self.imap.push_str(toml);
+        self.imap.push('\n');
+        self
+    }
+    /// Keys of `[pop3]` (besides the listen addresses).
+    pub fn pop3(mut self, toml: &str) -> Self {
+        self.pop3.push_str(toml);
+        self.pop3.push('\n');
+        self
+    }
     /// Whole further tables (`[virtual_alias]` ...).
     pub fn tail(mut self, toml: &str) -> Self {
         self.tail.push_str(toml);
@@ -48,12 +62,24 @@ impl Builder {
     pub fn start(self) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
+        let ports = MailboxPorts {
+            imap: free_port(),
+            imaps: free_port(),
+            pop3: free_port(),
+            pop3s: free_port(),
+        };
         let config_path = dir.path().join("merpati.toml");
         let text = format!(
-            "data_dir = \"{data}\"\nmyhostname = \"{HOSTNAME}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[queue]\n{queue}\n{tail}",
+            "data_dir = \"{data}\"\nmyhostname = \"{HOSTNAME}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[queue]\n{queue}\n{tail}",
             data = dir.path().join("data").display(),
             top = self.top,
             smtp = self.smtp,
+            imap = ports.imap,
+            imaps = ports.imaps,
+            imap_extra = self.imap,
+            pop3 = ports.pop3,
+            pop3s = ports.pop3s,
+            pop3_extra = self.pop3,
             queue = self.queue,
             tail = self.tail,
         );
@@ -61,6 +87,7 @@ impl Builder {
         let mut server = Server {
             dir,
             port,
+            ports,
             config_path,
             child: None,
         };
@@ -69,9 +96,20 @@ impl Builder {
     }
 }
 
+/// Loopback ports of the mailbox-access listeners.
+#[derive(Clone, Copy, Debug)]
+pub struct MailboxPorts {
+    pub imap: u16,
+    pub imaps: u16,
+    pub pop3: u16,
+    pub pop3s: u16,
+}
+
 pub struct Server {
     pub dir: tempfile::TempDir,
+    /// The SMTP port.
     pub port: u16,
+    pub ports: MailboxPorts,
     pub config_path: PathBuf,
     child: Option<Child>,
 }

@@ -166,23 +166,22 @@ impl Session {
         let greeting = Reply::plain(220, self.config.smtp.banner.clone());
         self.reply(greeting);
         loop {
-            let line = match self.next_line().await {
-                Ok(Some(line)) => line,
-                Ok(None) => continue, // an over-long line, already answered
-                Err(end) => return end,
-            };
-            match self.command(line).await {
-                Ok(()) => {}
-                Err(end) => {
-                    let _ = self.flush().await;
-                    return end;
-                }
-            }
+            // Checked before every read, so errors of any kind (bad
+            // commands, over-long lines) count.
             if self.errors >= self.config.smtp.max_errors {
                 let text = format!("{} Error: too many errors", self.hostname());
                 self.reply(Reply::new(421, "4.7.0", text));
                 let _ = self.flush().await;
                 return End::TooManyErrors;
+            }
+            let line = match self.next_line().await {
+                Ok(Some(line)) => line,
+                Ok(None) => continue, // an over-long line, already answered
+                Err(end) => return end,
+            };
+            if let Err(end) = self.command(line).await {
+                let _ = self.flush().await;
+                return end;
             }
         }
     }

@@ -1,0 +1,239 @@
+//! Logging users in, shared by IMAP, POP3 and SMTP submission: account
+//! lookup (a login is an address or a bare local part), Argon2id password
+//! verification off the async threads, SASL PLAIN and LOGIN decoding, and
+//! a per-client-address penalty for failed attempts (Dovecot's
+//! auth_failure_delay, Postfix's anvil rates), so guessing is slow.
+
+use crate::address::Address;
+use crate::live::Live;
+use crate::rewrite::Resolver;
+use crate::store::MailStore;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The first failure costs this much delay; each further one doubles it.
+const BASE_DELAY: Duration = Duration::from_millis(500);
+/// Longest penalty for one attempt.
+const MAX_DELAY: Duration = Duration::from_secs(15);
+/// Failures are forgotten after this much quiet.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+/// Most client addresses tracked; beyond, the oldest entries are dropped.
+const MAX_TRACKED: usize = 100_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("authentication failed")]
+    Failed,
+    #[error("temporary authentication failure")]
+    Temporary,
+}
+
+pub struct Authenticator {
+    store: Arc<dyn MailStore>,
+    resolver: Arc<Live<Resolver>>,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl Authenticator {
+    pub fn new(store: Arc<dyn MailStore>, resolver: Arc<Live<Resolver>>) -> Self {
+        Authenticator {
+            store,
+            resolver,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks a login and password; returns the account name. Failures
+    /// are delayed per client address (the delay is served here, so every
+    /// protocol gets it).
+    pub async fn login(
+        &self,
+        client: IpAddr,
+        login: &str,
+        password: &str,
+    ) -> Result<String, AuthError> {
+        let account = self.account_of(login);
+        let hash = match &account {
+            Some(name) => match self.store.account(name) {
+                Ok(Some(info)) => info.password_hash,
+                Ok(None) => None,
+                Err(_) => return Err(AuthError::Temporary),
+            },
+            None => None,
+        };
+        let password = password.to_string();
+        // Verify even for unknown users (against nothing) so that timing
+        // does not reveal which accounts exist; argon2 runs off the runtime.
+        let ok = tokio::task::spawn_blocking(move || match hash {
+            Some(h) => crate::password::verify(&h, &password),
+            None => {
+                let _ = crate::password::verify(DUMMY_HASH, &password);
+                false
+            }
+        })
+        .await
+        .map_err(|_| AuthError::Temporary)?;
+        match (ok, account) {
+            (true, Some(name)) => {
+                self.forget(client);
+                Ok(name)
+            }
+            _ => {
+                let delay = self.record_failure(client);
+                tracing::info!(client = %client, "authentication failed for {login:?}");
+                tokio::time::sleep(delay).await;
+                Err(AuthError::Failed)
+            }
+        }
+    }
+
+    /// The store account a login names (`fauzan`, `fauzan@localhost`).
+    pub fn account_of(&self, login: &str) -> Option<String> {
+        let address = Address::parse(login.trim()).ok()?;
+        self.resolver.get().account_name(&address).ok()
+    }
+
+    fn record_failure(&self, client: IpAddr) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() >= MAX_TRACKED {
+            failures.retain(|_, (_, at)| at.elapsed() < FORGET_AFTER);
+            if failures.len() >= MAX_TRACKED {
+                failures.clear();
+            }
+        }
+        let entry = failures.entry(client).or_insert((0, Instant::now()));
+        if entry.1.elapsed() > FORGET_AFTER {
+            entry.0 = 0;
+        }
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = Instant::now();
+        BASE_DELAY
+            .saturating_mul(1u32 << entry.0.saturating_sub(1).min(8))
+            .min(MAX_DELAY)
+    }
+
+    fn forget(&self, client: IpAddr) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&client);
+    }
+}
+
+/// A valid Argon2id hash of a random password, verified against when the
+/// account does not exist.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0YvVZ2m1k8Vd9yQyY5s8Yx3pQm0yE5nJmM1dQm9hCkA";
+
+/// SASL PLAIN (RFC 4616) message, base64-decoded: `authzid\0authcid\0passwd`.
+/// Returns (login, password); an authzid other than empty or the login
+/// itself is refused (no proxy logins).
+pub fn decode_plain(decoded: &[u8]) -> Option<(String, String)> {
+    let mut parts = decoded.split(|&b| b == 0);
+    let authzid = std::str::from_utf8(parts.next()?).ok()?;
+    let authcid = std::str::from_utf8(parts.next()?).ok()?;
+    let password = std::str::from_utf8(parts.next()?).ok()?;
+    if parts.next().is_some() || authcid.is_empty() {
+        return None;
+    }
+    if !authzid.is_empty() && authzid != authcid {
+        return None;
+    }
+    Some((authcid.to_string(), password.to_string()))
+}
+
+/// Standard base64 (RFC 4648 §4) decoding, tolerant of missing padding;
+/// `None` on anything else. SASL exchanges are short, so a tiny decoder
+/// beats a dependency.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+pub fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trip() {
+        for s in [
+            "",
+            "f",
+            "fo",
+            "foo",
+            "foob",
+            "fooba",
+            "foobar",
+            "\0user\0pass",
+        ] {
+            let e = base64_encode(s.as_bytes());
+            assert_eq!(base64_decode(&e).unwrap(), s.as_bytes(), "{e}");
+        }
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64_decode("Zm9vYg").unwrap(), b"foob");
+        assert!(base64_decode("Zm9v!").is_none());
+    }
+
+    #[test]
+    fn plain_messages() {
+        assert_eq!(
+            decode_plain(b"\0fauzan\0rahasia"),
+            Some(("fauzan".into(), "rahasia".into()))
+        );
+        assert_eq!(
+            decode_plain(b"fauzan\0fauzan\0pw"),
+            Some(("fauzan".into(), "pw".into()))
+        );
+        assert_eq!(decode_plain(b"admin\0fauzan\0pw"), None);
+        assert_eq!(decode_plain(b"\0\0pw"), None);
+        assert_eq!(decode_plain(b"no-nul"), None);
+    }
+
+    #[test]
+    fn dummy_hash_parses() {
+        assert!(argon2::password_hash::PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+}
