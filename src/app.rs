@@ -18,7 +18,7 @@ use crate::queue::pickup;
 use crate::queue::qmgr::{Qmgr, Triggers};
 use crate::queue::spool::Spool;
 use crate::rewrite::{Aliases, Resolver};
-use crate::smtp::server::{SmtpService, refuse, serve_connection};
+use crate::smtp::server::{Mode, SmtpService, refuse, serve_connection};
 use crate::store::{MailStore, RedbStore, StoreError};
 use crate::tls;
 use anyhow::{Context, bail};
@@ -136,7 +136,9 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         back_stop.clone(),
     ));
 
+    let auth = Arc::new(Authenticator::new(store.clone(), resolver.clone()));
     let smtp = Arc::new(SmtpService {
+        auth: auth.clone(),
         config: shared_config.clone(),
         resolver: resolver.clone(),
         store: store.clone(),
@@ -145,32 +147,41 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         triggers: triggers.clone(),
         shutdown: front_stop.clone(),
     });
-    let addrs: Vec<_> = config
-        .smtp
-        .listen
-        .iter()
-        .filter_map(|a| parse_listen(a))
-        .collect();
-    let listeners = bind_all(&addrs)?;
+    // Port 25 and submission share the SMTP connection limits.
     let limits = Arc::new(Limits {
         total: Arc::new(Semaphore::new(config.smtp.max_connections)),
         per_client: config.smtp.max_connections_per_client,
         anvil: Arc::new(Anvil::default()),
     });
-    for listener in listeners {
-        tracing::info!("smtpd listening on {}", listener.local_addr()?);
-        let svc = smtp.clone();
-        let hostname = config.myhostname.clone();
-        front.spawn(accept_loop(
-            listener,
-            limits.clone(),
-            front_stop.clone(),
-            front.clone(),
-            move |tcp, admitted| serve_connection(svc.clone(), tcp, admitted),
-            move |tcp, refusal| refuse(tcp, refusal, hostname.clone()),
-        ));
+    let smtp_listeners = [
+        (&config.smtp.listen, Mode::Mx),
+        (
+            &config.submission.listen,
+            Mode::Submission {
+                implicit_tls: false,
+            },
+        ),
+        (
+            &config.submission.tls_listen,
+            Mode::Submission { implicit_tls: true },
+        ),
+    ];
+    for (addrs, mode) in smtp_listeners {
+        let addrs: Vec<_> = addrs.iter().filter_map(|a| parse_listen(a)).collect();
+        for listener in bind_all(&addrs)? {
+            tracing::info!("smtpd ({mode:?}) listening on {}", listener.local_addr()?);
+            let svc = smtp.clone();
+            let hostname = config.myhostname.clone();
+            front.spawn(accept_loop(
+                listener,
+                limits.clone(),
+                front_stop.clone(),
+                front.clone(),
+                move |tcp, admitted| serve_connection(svc.clone(), tcp, admitted, mode),
+                move |tcp, refusal| refuse(tcp, refusal, hostname.clone()),
+            ));
+        }
     }
-    let auth = Arc::new(Authenticator::new(store.clone(), resolver.clone()));
     let imap = Arc::new(ImapService {
         config: shared_config.clone(),
         store: store.clone(),

@@ -47,6 +47,7 @@ pub struct Config {
     pub virtual_alias: VirtualAlias,
     pub tls: Tls,
     pub smtp: Smtp,
+    pub submission: Submission,
     pub imap: Imap,
     pub pop3: Pop3,
     pub queue: Queue,
@@ -99,6 +100,29 @@ pub struct Smtp {
     /// greeting are refused (`554 5.5.0`), as Postfix's postscreen does.
     pub greet_pause: Span,
     pub enable_vrfy: bool,
+}
+
+/// Message submission (RFC 6409) for mail clients: AUTH required, then
+/// relaying anywhere. Other SMTP limits come from `[smtp]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Submission {
+    /// Plaintext ports: STARTTLS must come before AUTH.
+    pub listen: Vec<String>,
+    /// Implicit-TLS ports (RFC 8314).
+    pub tls_listen: Vec<String>,
+    /// Allow AUTH without TLS from loopback clients.
+    pub plaintext_auth_on_loopback: bool,
+}
+
+impl Default for Submission {
+    fn default() -> Self {
+        Submission {
+            listen: vec!["0.0.0.0:587".into(), "[::]:587".into()],
+            tls_listen: vec!["0.0.0.0:465".into(), "[::]:465".into()],
+            plaintext_auth_on_loopback: true,
+        }
+    }
 }
 
 /// Defaults that differ between the mailbox-access services.
@@ -227,6 +251,7 @@ impl Default for Config {
             virtual_alias: VirtualAlias::default(),
             tls: Tls::default(),
             smtp: Smtp::default(),
+            submission: Submission::default(),
             imap: Imap::default(),
             pop3: Pop3::default(),
             queue: Queue::default(),
@@ -423,6 +448,8 @@ impl Config {
         }
         let listens = [
             ("smtp.listen", &self.smtp.listen),
+            ("submission.listen", &self.submission.listen),
+            ("submission.tls_listen", &self.submission.tls_listen),
             ("imap.listen", &self.imap.listen),
             ("imap.tls_listen", &self.imap.tls_listen),
             ("pop3.listen", &self.pop3.listen),
@@ -586,6 +613,7 @@ mod tests {
             "virtual_alias",
             "tls",
             "smtp",
+            "submission",
             "imap",
             "pop3",
             "queue",

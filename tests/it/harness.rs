@@ -16,6 +16,7 @@ pub struct Builder {
     top: String,
     smtp: String,
     queue: String,
+    submission: String,
     imap: String,
     pop3: String,
     tail: String,
@@ -38,6 +39,12 @@ impl Builder {
     pub fn queue(mut self, toml: &str) -> Self {
         self.queue.push_str(toml);
         self.queue.push('\n');
+        self
+    }
+    /// Keys of `[submission]` (besides the listen addresses).
+    pub fn submission(mut self, toml: &str) -> Self {
+        self.submission.push_str(toml);
+        self.submission.push('\n');
         self
     }
     /// Keys of `[imap]` (besides the listen addresses).
@@ -63,6 +70,8 @@ impl Builder {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let ports = MailboxPorts {
+            submission: free_port(),
+            submissions: free_port(),
             imap: free_port(),
             imaps: free_port(),
             pop3: free_port(),
@@ -70,10 +79,13 @@ impl Builder {
         };
         let config_path = dir.path().join("merpati.toml");
         let text = format!(
-            "data_dir = \"{data}\"\nmyhostname = \"{HOSTNAME}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[queue]\n{queue}\n{tail}",
+            "data_dir = \"{data}\"\nmyhostname = \"{HOSTNAME}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[submission]\nlisten = [\"127.0.0.1:{sub}\"]\ntls_listen = [\"127.0.0.1:{subs}\"]\n{sub_extra}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[queue]\n{queue}\n{tail}",
             data = dir.path().join("data").display(),
             top = self.top,
             smtp = self.smtp,
+            sub = ports.submission,
+            subs = ports.submissions,
+            sub_extra = self.submission,
             imap = ports.imap,
             imaps = ports.imaps,
             imap_extra = self.imap,
@@ -99,6 +111,8 @@ impl Builder {
 /// Loopback ports of the mailbox-access listeners.
 #[derive(Clone, Copy, Debug)]
 pub struct MailboxPorts {
+    pub submission: u16,
+    pub submissions: u16,
     pub imap: u16,
     pub imaps: u16,
     pub pop3: u16,
@@ -460,4 +474,39 @@ impl Server {
         c.cmd("QUIT");
         queue_id(&queued)
     }
+}
+
+// Real clients run as subprocesses.
+
+/// Runs a Python script given on stdin with `args`.
+pub fn python(script: &str, args: &[&str]) -> Output {
+    let mut child = Command::new("python3")
+        .arg("-")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 is required for this test: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write script");
+    child.wait_with_output().expect("python3 output")
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[track_caller]
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what} failed:\n{}", text(out));
 }

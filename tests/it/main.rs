@@ -10,3 +10,4 @@ mod routing;
 mod smtp_clients;
 mod smtp_protocol;
 mod smtp_session;
+mod submission;

@@ -7,6 +7,16 @@ mod session;
 
 pub use session::{refuse, serve_connection};
 
+/// Which service a listener offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Port 25: mail from other servers; no AUTH; relay only for mynetworks.
+    Mx,
+    /// Ports 587/465 (RFC 6409, RFC 8314): AUTH required before MAIL, then
+    /// any destination, with the sender limited to the user's addresses.
+    Submission { implicit_tls: bool },
+}
+
 use crate::cleanup::Cleanup;
 use crate::config::Config;
 use crate::live::Live;
@@ -24,6 +34,7 @@ pub struct SmtpService {
     pub cleanup: Arc<Cleanup>,
     pub tls: Arc<Live<Arc<rustls::ServerConfig>>>,
     pub triggers: Arc<Triggers>,
+    pub auth: Arc<crate::auth::Authenticator>,
     /// Cancelled on SIGTERM: idle sessions answer 421 and close; sessions
     /// in a transaction finish it first.
     pub shutdown: CancellationToken,

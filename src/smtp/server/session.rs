@@ -4,14 +4,16 @@
 //! buffered and flushed before the session blocks on the socket (RFC 2920
 //! §3.2 lets a server batch its replies).
 
-use super::SmtpService;
+use super::{Mode, SmtpService};
 use crate::address::Address;
+use crate::auth::{AuthError, base64_decode, decode_plain};
 use crate::cleanup::{Client, Submission};
 use crate::config::{BareLfPolicy, Config};
 use crate::net::listener::{Admitted, Refusal};
 use crate::net::stream::MaybeTls;
 use crate::queue::file::QueuedRecipient;
 use crate::queue::qmgr::StoreAccounts;
+use crate::rewrite::Route;
 use crate::smtp::proto::command::{Command, MailFrom, Notify, RcptTo, Ret, parse_command};
 use crate::smtp::proto::data::{BareLf, BdatDecoder, DataDecoder, DataError};
 use crate::smtp::proto::line::{Line, LineReader};
@@ -30,13 +32,18 @@ const READ_CHUNK: usize = 16 * 1024;
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// Entry point from the accept loop.
-pub async fn serve_connection(svc: Arc<SmtpService>, tcp: TcpStream, admitted: Admitted) {
+pub async fn serve_connection(
+    svc: Arc<SmtpService>,
+    tcp: TcpStream,
+    admitted: Admitted,
+    mode: Mode,
+) {
     let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
     let peer = admitted.peer;
     let span = tracing::info_span!("smtpd", session = id, client = %peer.ip());
     async move {
         tracing::info!("connect from {}", client_name(peer));
-        let mut session = Session::new(svc, tcp, peer);
+        let mut session = Session::new(svc, tcp, peer, mode);
         let end = session.run().await;
         tracing::info!(
             "disconnect from {} {} ({end})",
@@ -77,6 +84,7 @@ enum End {
     TooManyErrors,
     Shutdown,
     ProtocolViolation,
+    TlsFailed,
     Io(std::io::Error),
 }
 
@@ -89,6 +97,7 @@ impl std::fmt::Display for End {
             End::TooManyErrors => f.write_str("too many errors"),
             End::Shutdown => f.write_str("shutdown"),
             End::ProtocolViolation => f.write_str("protocol violation"),
+            End::TlsFailed => f.write_str("TLS handshake failed"),
             End::Io(e) => write!(f, "{e}"),
         }
     }
@@ -112,6 +121,9 @@ struct Session {
     out: Vec<u8>,
     peer: SocketAddr,
     trusted: bool,
+    mode: Mode,
+    /// The account logged in with AUTH (submission only).
+    account: Option<String>,
     helo: Option<String>,
     esmtp: bool,
     tx: Option<Transaction>,
@@ -120,7 +132,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(svc: Arc<SmtpService>, tcp: TcpStream, peer: SocketAddr) -> Self {
+    fn new(svc: Arc<SmtpService>, tcp: TcpStream, peer: SocketAddr, mode: Mode) -> Self {
         let config = svc.config.get();
         let trusted = config.networks().iter().any(|n| n.contains(peer.ip()));
         Session {
@@ -132,6 +144,8 @@ impl Session {
             out: Vec::with_capacity(512),
             peer,
             trusted,
+            mode,
+            account: None,
             helo: None,
             esmtp: false,
             tx: None,
@@ -160,7 +174,14 @@ impl Session {
     }
 
     async fn run(&mut self) -> End {
-        if let Some(end) = self.pregreet_check().await {
+        if let Mode::Submission { implicit_tls: true } = self.mode {
+            let acceptor = tokio_rustls::TlsAcceptor::from(self.svc.tls.get().as_ref().clone());
+            let handshake = self.stream.upgrade(acceptor);
+            match tokio::time::timeout(self.config.smtp.command_timeout.0, handshake).await {
+                Ok(Ok(())) => {}
+                _ => return End::TlsFailed,
+            }
+        } else if let Some(end) = self.pregreet_check().await {
             return end;
         }
         let greeting = Reply::plain(220, self.config.smtp.banner.clone());
@@ -190,7 +211,7 @@ impl Session {
     /// before the greeting is not a real MTA; refuse it.
     async fn pregreet_check(&mut self) -> Option<End> {
         let pause = self.config.smtp.greet_pause.0;
-        if self.trusted || pause.is_zero() {
+        if self.trusted || pause.is_zero() || self.mode != Mode::Mx {
             return None;
         }
         let MaybeTls::Plain(tcp) = &self.stream else {
@@ -363,12 +384,10 @@ impl Session {
             )),
             Command::Etrn(node) => self.etrn(&node),
             Command::StartTls => return self.starttls().await,
-            // Port 25 never offers AUTH (submission does, issue 5).
-            Command::Auth { .. } => self.error(Reply::new(
-                503,
-                "5.5.1",
-                "Error: authentication not enabled",
-            )),
+            Command::Auth {
+                mechanism,
+                initial_response,
+            } => return self.auth(&mechanism, initial_response).await,
         }
         Ok(())
     }
@@ -393,6 +412,9 @@ impl Session {
         if !self.stream.is_tls() {
             keywords.push("STARTTLS".into());
         }
+        if self.auth_allowed() && self.account.is_none() {
+            keywords.push("AUTH PLAIN LOGIN".into());
+        }
         for k in [
             "ENHANCEDSTATUSCODES",
             "8BITMIME",
@@ -407,6 +429,10 @@ impl Session {
     }
 
     fn mail(&mut self, mail: MailFrom) {
+        if matches!(self.mode, Mode::Submission { .. }) && self.account.is_none() {
+            self.error(Reply::new(530, "5.7.0", "Authentication required"));
+            return;
+        }
         if self.tx.is_some() {
             self.error(Reply::new(503, "5.5.1", "Error: nested MAIL command"));
             return;
@@ -427,6 +453,13 @@ impl Session {
                 "5.6.7",
                 "Must declare SMTPUTF8 to send UTF8 addresses",
             ));
+            return;
+        }
+        if let Some(account) = &self.account
+            && !self.owns(account, &sender)
+        {
+            let text = format!("<{sender}>: Sender address rejected: not owned by user {account}");
+            self.error(Reply::new(553, "5.7.1", text));
             return;
         }
         self.tx = Some(Transaction {
@@ -493,7 +526,7 @@ impl Session {
     fn check_recipient(&self, address: &Address) -> Option<Reply> {
         let resolver = self.svc.resolver.get();
         if !resolver.is_local_domain(address) {
-            if self.trusted {
+            if self.trusted || self.account.is_some() {
                 return None;
             }
             return Some(Reply::new(
@@ -586,6 +619,137 @@ impl Session {
             }
             Err(_) => Err(End::Timeout),
         }
+    }
+
+    /// RFC 4954 on submission only, and only under TLS unless the client
+    /// is loopback and that is allowed: never a password in plaintext.
+    fn auth_allowed(&self) -> bool {
+        matches!(self.mode, Mode::Submission { .. })
+            && (self.stream.is_tls()
+                || (self.peer.ip().is_loopback()
+                    && self.config.submission.plaintext_auth_on_loopback))
+    }
+
+    /// AUTH PLAIN / LOGIN (RFC 4954, RFC 4616).
+    async fn auth(&mut self, mechanism: &str, initial: Option<String>) -> Result<(), End> {
+        if self.mode == Mode::Mx {
+            self.error(Reply::new(
+                503,
+                "5.5.1",
+                "Error: authentication not enabled",
+            ));
+            return Ok(());
+        }
+        if !self.auth_allowed() {
+            self.error(Reply::new(
+                530,
+                "5.7.0",
+                "Must issue a STARTTLS command first",
+            ));
+            return Ok(());
+        }
+        if self.account.is_some() {
+            self.error(Reply::new(503, "5.5.1", "Error: already authenticated"));
+            return Ok(());
+        }
+        if self.tx.is_some() {
+            self.error(Reply::new(
+                503,
+                "5.5.1",
+                "Error: MAIL transaction in progress",
+            ));
+            return Ok(());
+        }
+        let credentials = match mechanism {
+            "PLAIN" => {
+                let response = match initial {
+                    Some(r) => Some(r),
+                    None => self.sasl_response("").await?,
+                };
+                response.and_then(|r| decode_plain(&sasl_bytes(&r)?))
+            }
+            "LOGIN" => {
+                let login = match initial {
+                    Some(r) => Some(r),
+                    None => self.sasl_response("VXNlcm5hbWU6").await?,
+                };
+                let login = login.and_then(|l| String::from_utf8(sasl_bytes(&l)?).ok());
+                match login {
+                    Some(login) => {
+                        let password = self.sasl_response("UGFzc3dvcmQ6").await?;
+                        password
+                            .and_then(|p| String::from_utf8(sasl_bytes(&p)?).ok())
+                            .map(|p| (login, p))
+                    }
+                    None => None,
+                }
+            }
+            _ => {
+                self.error(Reply::new(504, "5.5.4", "Unrecognized authentication type"));
+                return Ok(());
+            }
+        };
+        let Some((login, password)) = credentials else {
+            self.error(Reply::new(501, "5.5.2", "Cannot decode response"));
+            return Ok(());
+        };
+        match self.svc.auth.login(self.peer.ip(), &login, &password).await {
+            Ok(account) => {
+                tracing::info!("sasl_method={mechanism}, sasl_username={account}");
+                self.account = Some(account);
+                self.reply(Reply::auth_succeeded());
+            }
+            Err(AuthError::Failed) => {
+                self.error(Reply::new(
+                    535,
+                    "5.7.8",
+                    "Authentication credentials invalid",
+                ));
+            }
+            Err(AuthError::Temporary) => {
+                self.error(Reply::new(454, "4.7.0", "Temporary authentication failure"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a 334 challenge and reads the client's line; `None` when the
+    /// client cancels with `*` (RFC 4954 §4).
+    async fn sasl_response(&mut self, challenge: &str) -> Result<Option<String>, End> {
+        self.reply(Reply::auth_challenge(challenge));
+        let line = loop {
+            match self.next_line().await? {
+                Some(line) => break line,
+                None => return Ok(None),
+            }
+        };
+        let text = String::from_utf8_lossy(&line.bytes).trim().to_string();
+        Ok((text != "*").then_some(text))
+    }
+
+    /// Does `address` belong to `account` (the account itself, or an
+    /// alias that delivers to it)?
+    fn owns(&self, account: &str, address: &str) -> bool {
+        let Ok(address) = Address::parse(address) else {
+            return false;
+        };
+        let accounts = StoreAccounts(self.svc.store.clone());
+        self.svc
+            .resolver
+            .get()
+            .expand(&address, &accounts)
+            .iter()
+            .any(|route| matches!(route, Ok(Route::Local { account: a, .. }) if a == account))
+    }
+
+    /// The first From: address of `message` that `account` does not own.
+    fn foreign_from(&self, account: &str, message: &[u8]) -> Option<String> {
+        let parsed = mail_parser::MessageParser::new().parse_headers(message)?;
+        let from = parsed.from()?;
+        from.iter()
+            .filter_map(|a| a.address())
+            .find(|a| !self.owns(account, a))
+            .map(str::to_string)
     }
 
     /// Checks common to DATA and BDAT; `Some(reply)` refuses.
@@ -690,15 +854,26 @@ impl Session {
                 return;
             }
         };
-        let tls = self.stream.is_tls();
-        let protocol = match (tx.mail.smtputf8, self.esmtp, tls) {
-            (true, _, false) => "UTF8SMTP",
-            (true, _, true) => "UTF8SMTPS",
-            (false, true, false) => "ESMTP",
-            (false, true, true) => "ESMTPS",
-            (false, false, false) => "SMTP",
-            (false, false, true) => "SMTPS",
+        if let Some(account) = &self.account
+            && let Some(from) = self.foreign_from(account, &message)
+        {
+            let text = format!("<{from}>: From: header address not owned by user {account}");
+            self.error(Reply::new(553, "5.7.1", text));
+            return;
+        }
+        // RFC 3848 / RFC 6531 names for the Received: line.
+        let base = match (tx.mail.smtputf8, self.esmtp) {
+            (true, _) => "UTF8SMTP",
+            (false, true) => "ESMTP",
+            (false, false) => "SMTP",
         };
+        let suffix = match (self.stream.is_tls(), self.account.is_some()) {
+            (false, false) => "",
+            (true, false) => "S",
+            (false, true) => "A",
+            (true, true) => "SA",
+        };
+        let protocol = format!("{base}{suffix}");
         let submission = Submission {
             sender: tx.sender,
             recipients: tx.recipients,
@@ -707,7 +882,7 @@ impl Session {
                 ip: Some(self.peer.ip()),
                 helo: self.helo.clone().unwrap_or_default(),
             },
-            protocol: protocol.into(),
+            protocol,
             envid: tx.mail.envid.unwrap_or_default(),
             ret: match tx.mail.ret {
                 Some(Ret::Hdrs) => "HDRS".into(),
@@ -726,5 +901,14 @@ impl Session {
                 self.reply(Reply::new(451, "4.3.0", "Error: queue file write error"));
             }
         }
+    }
+}
+
+/// A SASL response: `=` is the empty response (RFC 4954 §4), else base64.
+fn sasl_bytes(text: &str) -> Option<Vec<u8>> {
+    if text == "=" {
+        Some(Vec::new())
+    } else {
+        base64_decode(text)
     }
 }
