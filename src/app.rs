@@ -8,6 +8,8 @@ use crate::cleanup::Cleanup;
 use crate::config::{Config, parse_listen};
 use crate::control;
 use crate::delivery::local::LocalAgent;
+use crate::delivery::relay::RelayAgent;
+use crate::dns::HickoryResolver;
 use crate::imap::ImapService;
 use crate::live::Live;
 use crate::net::anvil::Anvil;
@@ -112,7 +114,12 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         config.queue.delivery_batch,
         &back,
     );
+    let nameservers: Vec<_> = config.dns.nameservers.iter().filter_map(|n| parse_listen(n)).collect();
+    let dns = HickoryResolver::new(&nameservers, config.dns.timeout.0)
+        .map_err(|e| anyhow::anyhow!("cannot set up the DNS resolver: {e}"))?;
+    let relay = Arc::new(RelayAgent::new(shared_config.clone(), Arc::new(dns)));
     let qmgr = Arc::new(Qmgr {
+        relay,
         spool: spool.clone(),
         config: shared_config.clone(),
         resolver: resolver.clone(),

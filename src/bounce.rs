@@ -12,6 +12,8 @@ use crate::rfc5322::{format_date, scan_headers};
 pub enum Action {
     Failed,
     Delivered,
+    /// Handed to a next hop that cannot send DSNs itself (RFC 3464 §2.3.3).
+    Relayed,
 }
 
 /// One recipient's line in the report.
@@ -30,7 +32,7 @@ pub fn wanted(notify: &str, action: Action) -> bool {
     match action {
         _ if notify.contains("NEVER") => false,
         Action::Failed => notify.is_empty() || notify.contains("FAILURE"),
-        Action::Delivered => notify.contains("SUCCESS"),
+        Action::Delivered | Action::Relayed => notify.contains("SUCCESS"),
     }
 }
 
@@ -75,6 +77,7 @@ pub fn build(original: &QueueFile, id: &QueueId, hostname: &str, reports: &[Repo
         let action = match r.action {
             Action::Failed => "failed",
             Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
         };
         m.push_str(&format!(
             "Action: {action}\r\nStatus: {status}\r\nDiagnostic-Code: X-Merpati; {}\r\n",

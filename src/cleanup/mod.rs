@@ -114,11 +114,14 @@ impl Cleanup {
         let spool = self.spool.clone();
         let journal = self.journal.clone();
         let write_id = id.clone();
-        // Journal first (durable, group-committed), then the queue file the
-        // queue manager picks up; see queue/journal.rs.
+        // The queue file first, then the journal record (durable, group-
+        // committed). In this order a checkpoint can never retire the record
+        // before the file it protects exists: one that rotates before our
+        // append leaves the record in the new segment, one that rotates
+        // after it syncs the file. See queue/journal.rs.
         tokio::task::spawn_blocking(move || {
-            journal.append(&write_id, &bytes)?;
-            spool.write_unsynced(QueueName::Incoming, &write_id, &bytes)
+            spool.write_unsynced(QueueName::Incoming, &write_id, &bytes)?;
+            journal.append(&write_id, &bytes)
         })
         .await
         .map_err(|_| CleanupError::Join)??;

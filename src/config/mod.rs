@@ -51,6 +51,8 @@ pub struct Config {
     pub imap: Imap,
     pub pop3: Pop3,
     pub queue: Queue,
+    pub relay: Relay,
+    pub dns: Dns,
     pub store: Store,
     pub log: Log,
 }
@@ -217,6 +219,91 @@ pub struct Queue {
     pub delivery_batch: usize,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsLevel {
+    /// Plaintext only.
+    None,
+    /// STARTTLS when the peer offers it, certificate not verified
+    /// (Postfix's `may`: opportunistic TLS).
+    May,
+    /// STARTTLS required.
+    Encrypt,
+}
+
+/// Delivery to other domains (Postfix's smtp(8) client and qmgr's
+/// per-destination scheduling).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Relay {
+    /// TCP port of MX hosts (Postfix `smtp_tcp_port`).
+    pub port: u16,
+    /// Send all remote mail through this host (`host` or `host:port`),
+    /// without MX lookups; "" delivers by MX.
+    pub relayhost: String,
+    /// Credentials for the relayhost (AUTH PLAIN/LOGIN, only over TLS).
+    pub relayhost_username: String,
+    pub relayhost_password: String,
+    /// Refuse to talk to the relayhost without TLS.
+    pub relayhost_require_tls: bool,
+    /// TLS towards MX hosts.
+    pub tls: TlsLevel,
+    /// Per-domain next hops (`"example.org" = "mail.example.org:2525"`),
+    /// like Postfix's transport_maps; they win over relayhost and MX.
+    pub transports: BTreeMap<String, String>,
+    pub connect_timeout: Span,
+    pub command_timeout: Span,
+    pub data_timeout: Span,
+    /// Recipients per SMTP transaction.
+    pub max_recipients: usize,
+    /// Parallel connections per destination: the start, and the limit
+    /// reached while deliveries succeed.
+    pub initial_destination_concurrency: usize,
+    pub destination_concurrency_limit: usize,
+    /// A destination whose hosts all fail to connect is not tried again
+    /// for this long; its mail is deferred meanwhile.
+    pub dead_time: Span,
+}
+
+impl Default for Relay {
+    fn default() -> Self {
+        Relay {
+            port: 25,
+            relayhost: String::new(),
+            relayhost_username: String::new(),
+            relayhost_password: String::new(),
+            relayhost_require_tls: false,
+            tls: TlsLevel::May,
+            transports: BTreeMap::new(),
+            connect_timeout: Span::secs(30),
+            command_timeout: Span::secs(300),
+            data_timeout: Span::secs(600),
+            max_recipients: 50,
+            initial_destination_concurrency: 5,
+            destination_concurrency_limit: 20,
+            dead_time: Span::secs(300),
+        }
+    }
+}
+
+/// Name resolution for outbound mail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dns {
+    /// Nameservers (`"127.0.0.1:53"`); empty uses /etc/resolv.conf.
+    pub nameservers: Vec<String>,
+    pub timeout: Span,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Dns {
+            nameservers: Vec::new(),
+            timeout: Span::secs(5),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Store {
@@ -255,6 +342,8 @@ impl Default for Config {
             imap: Imap::default(),
             pop3: Pop3::default(),
             queue: Queue::default(),
+            relay: Relay::default(),
+            dns: Dns::default(),
             store: Store::default(),
             log: Log::default(),
         }
@@ -326,7 +415,7 @@ impl fmt::Display for Problem {
 }
 
 /// Tables whose keys are data (addresses), not settings.
-const FREE_FORM_TABLES: &[&str] = &["virtual_alias.map"];
+const FREE_FORM_TABLES: &[&str] = &["virtual_alias.map", "relay.transports"];
 
 impl Config {
     /// Reads `path` (or the defaults when `None`), reports every problem at
@@ -492,6 +581,20 @@ impl Config {
         if self.queue.delivery_batch == 0 {
             bad("queue.delivery_batch", "must be above 0".into());
         }
+        for ns in &self.dns.nameservers {
+            if parse_listen(ns).is_none() {
+                bad("dns.nameservers", format!("`{ns}` is not ip:port"));
+            }
+        }
+        if self.relay.max_recipients == 0
+            || self.relay.initial_destination_concurrency == 0
+            || self.relay.destination_concurrency_limit < self.relay.initial_destination_concurrency
+        {
+            bad(
+                "relay.max_recipients",
+                "max_recipients and concurrencies must be above 0, the limit at least the initial".into(),
+            );
+        }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
             bad(
                 "log.level",
@@ -617,6 +720,8 @@ mod tests {
             "imap",
             "pop3",
             "queue",
+            "relay",
+            "dns",
             "store",
             "log",
         ];

@@ -2,6 +2,7 @@
 //! outcome per recipient back.
 
 pub mod local;
+pub mod relay;
 
 /// What happened to one final recipient.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,4 +1,23 @@
-//! IMAP server (work in progress: being written now).
+//! IMAP server (RFC 3501 IMAP4rev1 with IDLE, UIDPLUS, MOVE, NAMESPACE,
+//! ID, ENABLE, UNSELECT, LITERAL+, SASL-IR, CHILDREN, SPECIAL-USE,
+//! CONDSTORE and STATUS=SIZE): Merpati's analogue of Dovecot's imap
+//! process, over the shared [`MailStore`].
+//!
+//! * [`proto`]: sans-IO framing, parser and response encoding;
+//! * `session`: connection states, the async driver, error mapping;
+//! * `selected`: the selected mailbox's view and change notifications;
+//! * `mailbox`, `fetch`, `search`, `store`, `idle`: command families;
+//! * `message`: MIME structure for FETCH and SEARCH.
+
+mod fetch;
+mod idle;
+mod mailbox;
+mod message;
+pub mod proto;
+mod search;
+mod selected;
+mod session;
+mod store;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -6,8 +25,12 @@ use crate::live::Live;
 use crate::net::listener::{Admitted, Refusal};
 use crate::store::MailStore;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// What every IMAP session shares.
 pub struct ImapService {
@@ -19,6 +42,8 @@ pub struct ImapService {
     pub shutdown: CancellationToken,
 }
 
+static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
+
 /// Serves one connection; `implicit_tls` for the RFC 8314 port.
 pub async fn serve_connection(
     svc: Arc<ImapService>,
@@ -26,10 +51,38 @@ pub async fn serve_connection(
     admitted: Admitted,
     implicit_tls: bool,
 ) {
-    let _ = (svc, tcp, admitted, implicit_tls);
+    let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
+    let peer = admitted.peer;
+    let span = tracing::info_span!("imapd", session = id, client = %peer.ip());
+    async move {
+        tracing::info!(
+            "connect from {peer}{}",
+            if implicit_tls { " (TLS)" } else { "" }
+        );
+        let stream = match session::open_stream(&svc, tcp, implicit_tls).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!("TLS handshake failed: {e}");
+                return;
+            }
+        };
+        let mut session = session::Session::new(svc, stream, peer);
+        let end = session.run().await;
+        tracing::info!("disconnect from {peer} ({end})");
+        drop(admitted);
+    }
+    .instrument(span)
+    .await
 }
 
 /// Answers a connection refused by the accept loop's limits.
 pub async fn refuse(tcp: TcpStream, refusal: Refusal) {
-    let _ = (tcp, refusal);
+    let text: &[u8] = match refusal {
+        Refusal::TooManyConnections => b"* BYE [UNAVAILABLE] Too many connections, try later\r\n",
+        Refusal::TooManyFromClient => {
+            b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
+        }
+    };
+    let mut tcp = tcp;
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(text)).await;
 }

@@ -1,4 +1,20 @@
-//! POP3 server (work in progress: being written now).
+//! The POP3 server (RFC 1939) on 110 with STLS (RFC 2595) and on 995 with
+//! implicit TLS (RFC 8314): what Dovecot's pop3-login and pop3 do, over the
+//! same mail store IMAP serves.
+//!
+//! - [`proto`]: sans-IO command parser and response builders.
+//! - [`session`]: the AUTHORIZATION -> TRANSACTION -> UPDATE state machine
+//!   and its async driver.
+//!
+//! The maildrop is INBOX, snapshot at login: message numbers are stable
+//! for the session, DELE takes effect at QUIT only, and one POP3 session
+//! per account holds it at a time (`[IN-USE]` for the next). UIDL values
+//! are UIDVALIDITY and UID in hex, the identity IMAP gives the message.
+//! APOP is not offered: it needs the plain password on the server, and we
+//! keep only Argon2id hashes.
+
+pub mod proto;
+mod session;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -26,10 +42,10 @@ pub async fn serve_connection(
     admitted: Admitted,
     implicit_tls: bool,
 ) {
-    let _ = (svc, tcp, admitted, implicit_tls);
+    session::serve(svc, tcp, admitted, implicit_tls).await;
 }
 
 /// Answers a connection refused by the accept loop's limits.
 pub async fn refuse(tcp: TcpStream, refusal: Refusal) {
-    let _ = (tcp, refusal);
+    session::refuse(tcp, refusal).await;
 }

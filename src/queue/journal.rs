@@ -48,6 +48,13 @@ struct State {
     appended: u64,
     /// Every record up to this ticket is durable.
     durable: u64,
+    /// Every record up to this ticket may be lost: an fsync failed, and on
+    /// Linux a retried fsync would falsely succeed. Tickets never restart,
+    /// so this stays meaningful across segments.
+    failed: u64,
+    /// The current segment saw a failed fsync: no more appends to it
+    /// until a checkpoint starts a new one.
+    broken: bool,
     syncing: bool,
 }
 
@@ -66,6 +73,8 @@ impl Journal {
                 bytes: 0,
                 appended: 0,
                 durable: 0,
+                failed: 0,
+                broken: false,
                 syncing: false,
             }),
             synced: Condvar::new(),
@@ -77,11 +86,16 @@ impl Journal {
     pub fn append(&self, id: &QueueId, bytes: &[u8]) -> io::Result<()> {
         let record = encode(id, bytes);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.file.write_all(&record)?;
-        state.bytes += record.len() as u64;
+        if state.broken {
+            return Err(io::Error::other("queue journal failed; waiting for the next segment"));
+        }
+        write_record(&mut state, &record)?;
         state.appended += 1;
         let ticket = state.appended;
         loop {
+            if ticket <= state.failed {
+                return Err(io::Error::other("queue journal fsync failed"));
+            }
             if state.durable >= ticket {
                 return Ok(());
             }
@@ -94,8 +108,14 @@ impl Journal {
                 state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 state.syncing = false;
                 self.synced.notify_all();
-                result?;
-                state.durable = state.durable.max(covers);
+                match result {
+                    Ok(()) => state.durable = state.durable.max(covers),
+                    Err(e) => {
+                        tracing::error!("queue journal fsync failed: {e}");
+                        state.failed = state.failed.max(covers);
+                        state.broken = true;
+                    }
+                }
                 continue;
             }
             state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -106,9 +126,7 @@ impl Journal {
     pub fn finished(&self, id: &QueueId) -> io::Result<()> {
         let record = encode_done(id);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.file.write_all(&record)?;
-        state.bytes += record.len() as u64;
-        Ok(())
+        write_record(&mut state, &record)
     }
 
     /// `finished` for another process (the admin CLI): appends to the
@@ -130,21 +148,25 @@ impl Journal {
     pub fn checkpoint(&self, spool: &Spool) -> io::Result<()> {
         let old = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.bytes == 0 {
+            if state.bytes == 0 && !state.broken {
                 return Ok(());
             }
             while state.syncing {
                 state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
             }
             // Records in the old segment that were not yet synced are made
-            // durable here, so their writers can be released.
-            state.file.sync_data()?;
-            state.durable = state.appended;
+            // durable here, so their writers can be released. After a failed
+            // fsync the segment is abandoned instead (its waiters were told).
+            if !state.broken {
+                state.file.sync_data()?;
+                state.durable = state.appended;
+            }
             self.synced.notify_all();
             let next = state.segment + 1;
             state.file = create_segment(&self.dir, next)?;
             state.bytes = 0;
             state.segment = next;
+            state.broken = false;
             next
         };
         syncfs(spool.root())?;
@@ -181,7 +203,9 @@ impl Journal {
             };
             if !done.contains(id) && needs_restore(spool, id) {
                 tracing::warn!(queue_id = %id, "{id}: restored from the queue journal after a crash");
-                let _ = fs::remove_file(spool.path(QueueName::Active, id));
+                if let Some(queue) = spool.locate(id) {
+                    let _ = fs::remove_file(spool.path(queue, id));
+                }
                 spool.write_new(QueueName::Incoming, id, bytes)?;
                 restored += 1;
             }
@@ -195,16 +219,25 @@ impl Journal {
 }
 
 /// A message not marked done needs restoring if no queue holds it, or if
-/// its unsynced first copy (incoming/active) was damaged by a power cut.
-/// Files in other queues were written or moved durably.
+/// its copy is unreadable: the first copy is written without fsync and may
+/// have been moved (to hold, say) before a power cut emptied it.
 fn needs_restore(spool: &Spool, id: &QueueId) -> bool {
     match spool.locate(id) {
         None => true,
-        Some(queue @ (QueueName::Incoming | QueueName::Active)) => {
-            !matches!(spool.read(queue, id), Ok(Ok(_)))
-        }
-        Some(_) => false,
+        Some(QueueName::Corrupt) => false,
+        Some(queue) => !matches!(spool.read(queue, id), Ok(Ok(_))),
     }
+}
+
+/// Appends a whole record or nothing: a partial write (disk full) is cut
+/// off again so that later records stay readable.
+fn write_record(state: &mut State, record: &[u8]) -> io::Result<()> {
+    if let Err(e) = state.file.write_all(record) {
+        let _ = state.file.set_len(state.bytes);
+        return Err(e);
+    }
+    state.bytes += record.len() as u64;
+    Ok(())
 }
 
 fn create_segment(dir: &Path, n: u64) -> io::Result<File> {

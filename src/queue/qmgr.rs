@@ -17,6 +17,8 @@ use crate::cleanup::{Cleanup, Submission};
 use crate::config::Config;
 use crate::delivery::Outcome;
 use crate::delivery::local::LocalAgent;
+use crate::delivery::relay::{RelayAgent, RelayJob};
+use crate::smtp::client::Recipient;
 use crate::live::Live;
 use crate::rewrite::{AccountDirectory, Resolver, Route};
 use crate::rfc5322::now_unix;
@@ -43,6 +45,7 @@ pub struct Qmgr {
     pub resolver: Arc<Live<Resolver>>,
     pub store: Arc<dyn MailStore>,
     pub local: LocalAgent,
+    pub relay: Arc<RelayAgent>,
     pub cleanup: Arc<Cleanup>,
     pub journal: Arc<Journal>,
     pub triggers: Arc<Triggers>,
@@ -62,6 +65,23 @@ struct Final {
     index: usize,
     address: String,
     outcome: Outcome,
+    /// Where it went: `local`, or the remote host.
+    relay: String,
+    /// The remote next hop took DSN parameters (RFC 3461 §4.1: else we
+    /// report "relayed" to a NOTIFY=SUCCESS sender).
+    peer_dsn: bool,
+}
+
+impl Final {
+    fn new(index: usize, address: String, outcome: Outcome, relay: &str) -> Self {
+        Final {
+            index,
+            address,
+            outcome,
+            relay: relay.to_string(),
+            peer_dsn: false,
+        }
+    }
 }
 
 impl Qmgr {
@@ -95,12 +115,7 @@ impl Qmgr {
     /// Marks every deferred message due now.
     async fn make_deferred_due(&self) {
         let spool = self.spool.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for entry in spool.list(QueueName::Deferred).unwrap_or_default() {
-                let _ = spool.set_due(QueueName::Deferred, &entry.id, SystemTime::now());
-            }
-        })
-        .await;
+        let _ = tokio::task::spawn_blocking(move || super::flush(&spool)).await;
     }
 
     async fn fill_active(
@@ -193,15 +208,13 @@ impl Qmgr {
         let accounts = StoreAccounts(self.store.clone());
         let mut finals = Vec::new();
         let mut local: Vec<(usize, LocalRecipient)> = Vec::new();
+        let mut remote: Vec<(usize, Address)> = Vec::new();
         let mut seen = HashSet::new();
         let return_path = &qf.sender;
         for (index, rcpt) in qf.recipients.iter().enumerate() {
             let Ok(address) = Address::parse(&rcpt.address) else {
-                finals.push(Final {
-                    index,
-                    address: rcpt.address.clone(),
-                    outcome: Outcome::Bounced("5.1.3 bad recipient address syntax".into()),
-                });
+                let outcome = Outcome::Bounced("5.1.3 bad recipient address syntax".into());
+                finals.push(Final::new(index, rcpt.address.clone(), outcome, "none"));
                 continue;
             };
             for route in resolver.expand(&address, &accounts) {
@@ -226,24 +239,79 @@ impl Qmgr {
                             },
                         ));
                     }
-                    Ok(Route::Remote(address)) => finals.push(Final {
+                    Ok(Route::Remote(address)) => {
+                        if seen.insert((index, address.key())) {
+                            remote.push((index, address));
+                        }
+                    }
+                    Err(unroutable) => finals.push(Final::new(
                         index,
-                        address: address.to_string(),
-                        outcome: Outcome::Deferred(
-                            "4.4.0 delivery to other domains is not available yet in this build"
-                                .into(),
-                        ),
-                    }),
-                    Err(unroutable) => finals.push(Final {
-                        index,
-                        address: address.to_string(),
-                        outcome: Outcome::Bounced(unroutable.to_string()),
-                    }),
+                        address.to_string(),
+                        Outcome::Bounced(unroutable.to_string()),
+                        "none",
+                    )),
                 }
             }
         }
         if !local.is_empty() {
             finals.extend(self.deliver_local(id, qf, local).await);
+        }
+        if !remote.is_empty() {
+            finals.extend(self.deliver_remote(qf, remote).await);
+        }
+        finals
+    }
+
+    /// One relay job per recipient domain.
+    async fn deliver_remote(&self, qf: &QueueFile, remote: Vec<(usize, Address)>) -> Vec<Final> {
+        let mut by_domain: Vec<(String, Vec<(usize, Address)>)> = Vec::new();
+        for (index, address) in remote {
+            let domain = address.domain().unwrap_or_default().to_string();
+            match by_domain.iter_mut().find(|(d, _)| *d == domain) {
+                Some((_, list)) => list.push((index, address)),
+                None => by_domain.push((domain, vec![(index, address)])),
+            }
+        }
+        let mut finals = Vec::new();
+        for (domain, list) in by_domain {
+            let recipients = list
+                .iter()
+                .map(|(index, address)| {
+                    let rcpt = qf.recipients.get(*index);
+                    Recipient {
+                        address: address.to_string(),
+                        notify: rcpt.map(|r| r.notify.clone()).unwrap_or_default(),
+                        orcpt: rcpt.map(|r| r.orcpt.clone()).unwrap_or_default(),
+                    }
+                })
+                .collect();
+            let job = RelayJob {
+                domain: &domain,
+                sender: &qf.sender,
+                recipients,
+                message: &qf.body,
+                envid: &qf.envid,
+                ret: &qf.ret,
+                smtputf8: qf.smtputf8,
+            };
+            let mut results = self.relay.deliver(job).await.into_iter();
+            for (index, address) in list {
+                // Every recipient must get an outcome, or it would be dropped.
+                let final_ = match results.next() {
+                    Some(r) => Final {
+                        index,
+                        address: address.to_string(),
+                        outcome: r.outcome,
+                        relay: r.relay,
+                        peer_dsn: r.peer_dsn,
+                    },
+                    None => {
+                        let outcome = Outcome::Deferred("4.3.0 no result from the relay agent".into());
+                        Final::new(index, address.to_string(), outcome, "none")
+                    }
+                };
+                finals.push(final_);
+            }
         }
         finals
     }
@@ -260,11 +328,7 @@ impl Qmgr {
                 .iter()
                 .zip(recipients)
                 .zip(outcomes)
-                .map(|((index, r), outcome)| Final {
-                    index: *index,
-                    address: delivered_to(&r.prefix),
-                    outcome,
-                })
+                .map(|((index, r), outcome)| Final::new(*index, delivered_to(&r.prefix), outcome, "local"))
                 .collect::<Vec<_>>()
         };
         let delivery = Delivery {
@@ -273,10 +337,12 @@ impl Qmgr {
             internal_date: now_unix(),
             recipients: recipients.clone(),
         };
-        let outcomes = match self.local.deliver(delivery).await {
+        let mut outcomes: Vec<Outcome> = match self.local.deliver(delivery).await {
             Ok(list) => list.into_iter().map(local_outcome).collect(),
             Err(reason) => vec![Outcome::Deferred(reason); recipients.len()],
         };
+        // Every recipient must get an outcome, or it would be dropped.
+        outcomes.resize(recipients.len(), Outcome::Deferred("4.3.0 no result from the store".into()));
         finals_for(outcomes, &recipients)
     }
 
@@ -307,19 +373,26 @@ impl Qmgr {
             };
             tracing::info!(
                 queue_id = %id,
-                "{id}: to=<{}>, orig_to=<{}>, relay=local, delay={delay}, dsn={}, status={status} ({text})",
+                "{id}: to=<{}>, orig_to=<{}>, relay={}, delay={delay}, dsn={}, status={status} ({text})",
                 f.address,
                 rcpt.original(),
+                f.relay,
                 outcome.dsn()
             );
             match outcome {
-                Outcome::Sent(_) if bounce::wanted(&rcpt.notify, Action::Delivered) => reports
-                    .push(report(
-                        &f.address,
-                        rcpt,
-                        Action::Delivered,
-                        "2.0.0 delivered to mailbox",
-                    )),
+                Outcome::Sent(_)
+                    if f.relay == "local" && bounce::wanted(&rcpt.notify, Action::Delivered) =>
+                {
+                    reports.push(report(&f.address, rcpt, Action::Delivered, "2.0.0 delivered to mailbox"))
+                }
+                // RFC 3461 §4.1: a next hop without DSN cannot report
+                // success, so we say the message was relayed.
+                Outcome::Sent(ref text)
+                    if f.relay != "local" && !f.peer_dsn && bounce::wanted(&rcpt.notify, Action::Delivered) =>
+                {
+                    let reason = format!("2.0.0 relayed to {} ({text})", f.relay);
+                    reports.push(report(&f.address, rcpt, Action::Relayed, &reason))
+                }
                 Outcome::Sent(_) => {}
                 Outcome::Deferred(reason) => {
                     if !remaining.iter().any(|r| r.address == f.address) {

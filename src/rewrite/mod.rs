@@ -135,44 +135,49 @@ impl Resolver {
         accounts: &dyn AccountDirectory,
     ) -> Vec<Result<Route, Unroutable>> {
         let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        self.expand_into(
-            self.canonical(recipient.clone()),
-            accounts,
-            0,
-            &mut seen,
-            &mut out,
-        );
+        let mut expanded = HashSet::new();
+        let mut path = Vec::new();
+        let start = self.canonical(recipient.clone());
+        self.expand_into(start, accounts, &mut path, &mut expanded, &mut out);
         out
     }
 
+    /// `path` holds the aliases being expanded above this address (a loop
+    /// back to one of them delivers to it as it is, as aliases(5) does for
+    /// "user: user, other"); `expanded` holds every alias already expanded,
+    /// so an address reached twice (a diamond) is expanded once.
     fn expand_into(
         &self,
         address: Address,
         accounts: &dyn AccountDirectory,
-        depth: usize,
-        seen: &mut HashSet<String>,
+        path: &mut Vec<String>,
+        expanded: &mut HashSet<String>,
         out: &mut Vec<Result<Route, Unroutable>>,
     ) {
         if out.len() >= MAX_EXPANSION {
             out.push(Err(Unroutable::TooMany(address.to_string())));
             return;
         }
-        if depth > MAX_DEPTH {
+        if path.len() > MAX_DEPTH {
             out.push(Err(Unroutable::Loop(address.to_string())));
             return;
         }
-        // An address seen before on this path is delivered as it is rather
-        // than expanded again (aliases(5): "user: user, other").
-        let first_visit = seen.insert(address.key());
-        if first_visit && let Some(targets) = self.lookup_aliases(&address) {
-            for target in targets {
-                match Address::parse(target) {
-                    Ok(t) => self.expand_into(self.canonical(t), accounts, depth + 1, seen, out),
-                    Err(_) => out.push(Err(Unroutable::UnknownUser(target.clone()))),
+        let key = address.key();
+        if !path.contains(&key) {
+            if let Some(targets) = self.lookup_aliases(&address) {
+                if !expanded.insert(key.clone()) {
+                    return; // reached before by another branch
                 }
+                path.push(key);
+                for target in targets {
+                    match Address::parse(target) {
+                        Ok(t) => self.expand_into(self.canonical(t), accounts, path, expanded, out),
+                        Err(_) => out.push(Err(Unroutable::UnknownUser(target.clone()))),
+                    }
+                }
+                path.pop();
+                return;
             }
-            return;
         }
         out.push(self.route(address, accounts));
     }
@@ -265,7 +270,7 @@ mod tests {
             .insert("@alias.test".into(), vec!["bob@localhost".into()]);
         config.expand();
         let (aliases, _) = Aliases::parse(
-            "staff: alice, bob\nloop1: loop2\nloop2: loop1\nself: self, alice\nghost: nobody\n",
+            "staff: alice, bob\nloop1: loop2\nloop2: loop1\nself: self, alice\nghost: nobody\ndiamond: b1, c1\nb1: d1\nc1: d1\nd1: alice, bob\n",
         );
         Resolver::new(&config, aliases)
     }
@@ -300,6 +305,9 @@ mod tests {
         assert!(local("self")(&got[0]) && local("alice")(&got[1]), "{got:?}");
         let got = r.expand(&Address::parse("loop1@localhost").unwrap(), &USERS);
         assert!(got.iter().all(|r| r.is_err()), "{got:?}");
+        let got = r.expand(&Address::parse("diamond@localhost").unwrap(), &USERS);
+        assert!(got.iter().all(|r| r.is_ok()), "{got:?}");
+        assert_eq!(got.len(), 2, "d expanded once: {got:?}");
         let got = r.expand(&Address::parse("ghost@localhost").unwrap(), &USERS);
         assert!(matches!(got[0], Err(Unroutable::UnknownUser(_))));
     }

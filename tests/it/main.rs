@@ -5,7 +5,10 @@
 mod config_cli;
 mod crash_safety;
 mod harness;
+mod imap;
+mod pop3;
 mod queue_admin;
+mod relay_client;
 mod routing;
 mod smtp_clients;
 mod smtp_protocol;

@@ -1,0 +1,57 @@
+//! IDLE (RFC 2177): the client waits, we push EXISTS/EXPUNGE/FETCH as
+//! changes reach the selected mailbox (store events arrive within
+//! milliseconds of the change), until DONE. The session's idle timeout
+//! and shutdown still apply.
+
+use super::session::{CmdError, CmdResult, Done, End, Session};
+use tokio::io::AsyncReadExt;
+
+impl Session {
+    pub(super) async fn idle(&mut self, _tag: &str) -> CmdResult {
+        self.sync(true).await?;
+        self.line("+ idling");
+        let timeout = self.config.imap.idle_timeout.0;
+        let shutdown = self.svc.shutdown.clone();
+        loop {
+            // A DONE may already be buffered (pipelined by the client).
+            if let Some(line) = self.reader.take_line() {
+                return match line {
+                    Ok(line) if line.eq_ignore_ascii_case(b"DONE") => {
+                        self.sync(true).await?;
+                        Ok(Done::ok("IDLE terminated"))
+                    }
+                    Ok(_) => Err(CmdError::bad("Expected DONE")),
+                    Err(_) => Err(CmdError::bad("Line too long")),
+                };
+            }
+            self.flush().await.map_err(CmdError::End)?;
+            let mut buf = vec![0u8; 4096];
+            let stream = &mut self.stream;
+            let selected = &mut self.selected;
+            let event = async {
+                match selected.as_mut() {
+                    Some(sel) => sel.wait().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = tokio::time::timeout(timeout, stream.read(&mut buf)) => match r {
+                    Ok(Ok(0)) => return Err(CmdError::End(End::ClientClosed)),
+                    Ok(Ok(n)) => self.reader.push(buf.get(..n).unwrap_or_default()),
+                    Ok(Err(e)) => return Err(CmdError::End(End::Io(e))),
+                    Err(_) => {
+                        self.untagged("BYE Autologout; idle for too long");
+                        return Err(CmdError::End(End::Timeout));
+                    }
+                },
+                () = event => {
+                    self.sync(true).await?;
+                }
+                _ = shutdown.cancelled() => {
+                    self.untagged("BYE Server shutting down");
+                    return Err(CmdError::End(End::Shutdown));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,1314 @@
+//! Command parser (RFC 3501 §6 and §9, with the extensions Merpati
+//! implements). Input is one whole command from
+//! [`CommandReader`](super::reader::CommandReader): literals inline, final
+//! CRLF removed. Parse, don't validate: the result is typed, and anything
+//! malformed is a [`ParseError`] whose text goes into the `BAD` reply.
+
+use super::date::{parse_date, parse_date_time};
+use super::sequence::SeqSet;
+use crate::store::FlagOp;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub tag: String,
+    pub kind: CommandKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandKind {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Id,
+    Enable(Vec<String>),
+    Authenticate {
+        mechanism: String,
+        /// SASL-IR (RFC 4959); `=` means an empty response.
+        initial: Option<String>,
+    },
+    Login {
+        user: String,
+        password: String,
+    },
+    Select {
+        mailbox: String,
+        read_only: bool,
+        condstore: bool,
+    },
+    Create(String),
+    Delete(String),
+    Rename(String, String),
+    Subscribe(String),
+    Unsubscribe(String),
+    List {
+        reference: String,
+        pattern: String,
+        subscribed_only: bool,
+    },
+    Namespace,
+    Status {
+        mailbox: String,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: String,
+        flags: Vec<String>,
+        date: Option<i64>,
+        message: Vec<u8>,
+    },
+    Idle,
+    Check,
+    Close,
+    Unselect,
+    Expunge {
+        /// UID EXPUNGE (RFC 4315).
+        uids: Option<SeqSet>,
+    },
+    Search {
+        uid: bool,
+        key: SearchKey,
+    },
+    Fetch {
+        uid: bool,
+        set: SeqSet,
+        items: Vec<FetchAtt>,
+        changed_since: Option<u64>,
+    },
+    Store {
+        uid: bool,
+        set: SeqSet,
+        op: FlagOp,
+        silent: bool,
+        flags: Vec<String>,
+        unchanged_since: Option<u64>,
+    },
+    Copy {
+        uid: bool,
+        set: SeqSet,
+        mailbox: String,
+        /// MOVE (RFC 6851) rather than COPY.
+        remove: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    HighestModSeq,
+    Size,
+}
+
+impl StatusItem {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StatusItem::Messages => "MESSAGES",
+            StatusItem::Recent => "RECENT",
+            StatusItem::UidNext => "UIDNEXT",
+            StatusItem::UidValidity => "UIDVALIDITY",
+            StatusItem::Unseen => "UNSEEN",
+            StatusItem::HighestModSeq => "HIGHESTMODSEQ",
+            StatusItem::Size => "SIZE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchAtt {
+    Envelope,
+    Flags,
+    InternalDate,
+    Rfc822,
+    Rfc822Header,
+    Rfc822Size,
+    Rfc822Text,
+    /// BODY without a section: the non-extensible structure.
+    Body,
+    BodyStructure,
+    Uid,
+    ModSeq,
+    Section {
+        peek: bool,
+        section: Section,
+        partial: Option<(u32, u32)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Section {
+    /// Part numbers, e.g. `1.2` (empty: the whole message).
+    pub path: Vec<u32>,
+    pub text: Option<SectionText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    Header,
+    HeaderFields { not: bool, fields: Vec<String> },
+    Text,
+    Mime,
+}
+
+impl Section {
+    /// The section spec as echoed in the FETCH response (`1.HEADER.FIELDS (FROM)`).
+    pub fn spec(&self) -> String {
+        let mut out: Vec<String> = self.path.iter().map(u32::to_string).collect();
+        match &self.text {
+            None => {}
+            Some(SectionText::Header) => out.push("HEADER".into()),
+            Some(SectionText::Text) => out.push("TEXT".into()),
+            Some(SectionText::Mime) => out.push("MIME".into()),
+            Some(SectionText::HeaderFields { not, fields }) => {
+                let name = if *not {
+                    "HEADER.FIELDS.NOT"
+                } else {
+                    "HEADER.FIELDS"
+                };
+                out.push(format!("{name} ({})", fields.join(" ")));
+            }
+        }
+        out.join(".")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    And(Vec<SearchKey>),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    Not(Box<SearchKey>),
+    /// A flag the message has (`\Seen`, keyword...).
+    Flag(String),
+    /// A flag the message lacks.
+    NoFlag(String),
+    New,
+    Old,
+    Recent,
+    /// Internal date, in days since the epoch.
+    Before(i64),
+    On(i64),
+    Since(i64),
+    SentBefore(i64),
+    SentOn(i64),
+    SentSince(i64),
+    Larger(u64),
+    Smaller(u64),
+    /// A header field containing a string (empty: the field exists).
+    Header(String, String),
+    Body(String),
+    Text(String),
+    Uid(SeqSet),
+    Seq(SeqSet),
+    ModSeq(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct ParseError {
+    pub tag: Option<String>,
+    pub reason: String,
+}
+
+/// Parses one command. The error carries the tag when there was one.
+pub fn parse_command(input: &[u8]) -> Result<Command, ParseError> {
+    let mut p = Parser { buf: input, pos: 0 };
+    let tag = p.tag().map_err(|reason| ParseError { tag: None, reason })?;
+    let result = p.sp().and_then(|()| p.command());
+    match result {
+        Ok(kind) => Ok(Command { tag, kind }),
+        Err(reason) => Err(ParseError {
+            tag: Some(tag),
+            reason,
+        }),
+    }
+}
+
+type Res<T> = Result<T, String>;
+
+struct Parser<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+fn is_atom_char(b: u8) -> bool {
+    b > 0x20 && b < 0x7f && !b"(){%*\"\\]".contains(&b)
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, b: u8) -> Res<()> {
+        if self.eat(b) {
+            Ok(())
+        } else {
+            Err(format!("expected '{}'", char::from(b)))
+        }
+    }
+
+    fn sp(&mut self) -> Res<()> {
+        if self.eat(b' ') {
+            Ok(())
+        } else {
+            Err("expected a space".into())
+        }
+    }
+
+    fn end(&self) -> Res<()> {
+        if self.at_end() {
+            Ok(())
+        } else {
+            Err("unexpected characters at end of command".into())
+        }
+    }
+
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.pos;
+        while self.peek().is_some_and(&f) {
+            self.pos += 1;
+        }
+        self.buf.get(start..self.pos).unwrap_or_default()
+    }
+
+    fn tag(&mut self) -> Res<String> {
+        let tag = self.take_while(|b| is_atom_char(b) && b != b'+');
+        if tag.is_empty() {
+            return Err("missing or invalid tag".into());
+        }
+        Ok(String::from_utf8_lossy(tag).into_owned())
+    }
+
+    /// An atom, upper-cased (command names, keywords).
+    fn keyword(&mut self) -> Res<String> {
+        let atom = self.take_while(|b| is_atom_char(b) && b != b'[');
+        if atom.is_empty() {
+            return Err("expected a keyword".into());
+        }
+        Ok(String::from_utf8_lossy(atom).to_ascii_uppercase())
+    }
+
+    fn atom_text(&mut self) -> Res<&'a str> {
+        let atom = self.take_while(is_atom_char);
+        if atom.is_empty() {
+            return Err("expected an atom".into());
+        }
+        std::str::from_utf8(atom).map_err(|_| "invalid atom".into())
+    }
+
+    fn number(&mut self) -> Res<u64> {
+        let digits = self.take_while(|b| b.is_ascii_digit());
+        std::str::from_utf8(digits)
+            .ok()
+            .filter(|d| !d.is_empty() && d.len() <= 19)
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| "expected a number".into())
+    }
+
+    fn number32(&mut self) -> Res<u32> {
+        u32::try_from(self.number()?).map_err(|_| "number too large".into())
+    }
+
+    fn quoted(&mut self) -> Res<Vec<u8>> {
+        self.expect(b'"')?;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None | Some(b'\r') | Some(b'\n') => return Err("unterminated string".into()),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => {
+                            out.push(c);
+                            self.pos += 1;
+                        }
+                        _ => return Err("invalid escape in string".into()),
+                    }
+                }
+                Some(c) => {
+                    out.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    fn literal(&mut self) -> Res<Vec<u8>> {
+        self.expect(b'{')?;
+        let n = usize::try_from(self.number()?).map_err(|_| "literal too large")?;
+        self.eat(b'+');
+        self.expect(b'}')?;
+        if !(self.eat(b'\r') && self.eat(b'\n')) {
+            return Err("literal must end its line".into());
+        }
+        let end = self.pos.checked_add(n).ok_or("literal too large")?;
+        let bytes = self.buf.get(self.pos..end).ok_or("truncated literal")?;
+        self.pos = end;
+        Ok(bytes.to_vec())
+    }
+
+    fn string(&mut self) -> Res<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{') => self.literal(),
+            _ => Err("expected a string".into()),
+        }
+    }
+
+    fn astring(&mut self) -> Res<Vec<u8>> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.string(),
+            _ => {
+                let atom = self.take_while(|b| is_atom_char(b) || b == b']');
+                if atom.is_empty() {
+                    return Err("expected a string".into());
+                }
+                Ok(atom.to_vec())
+            }
+        }
+    }
+
+    fn astring_utf8(&mut self) -> Res<String> {
+        String::from_utf8(self.astring()?).map_err(|_| "string is not UTF-8".into())
+    }
+
+    fn mailbox(&mut self) -> Res<String> {
+        let name = self.astring_utf8()?;
+        Ok(normalize_mailbox(name))
+    }
+
+    /// LIST patterns may also use `%` and `*` unquoted.
+    fn list_mailbox(&mut self) -> Res<String> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.astring_utf8(),
+            _ => {
+                let atom = self.take_while(|b| is_atom_char(b) || b"]%*".contains(&b));
+                if atom.is_empty() {
+                    return Err("expected a mailbox pattern".into());
+                }
+                String::from_utf8(atom.to_vec()).map_err(|_| "pattern is not UTF-8".into())
+            }
+        }
+    }
+
+    fn flag(&mut self) -> Res<String> {
+        let backslash = self.eat(b'\\');
+        if backslash && self.eat(b'*') {
+            return Ok("\\*".into());
+        }
+        let atom = self.atom_text()?;
+        Ok(if backslash {
+            format!("\\{atom}")
+        } else {
+            atom.to_string()
+        })
+    }
+
+    fn flag_list(&mut self) -> Res<Vec<String>> {
+        self.expect(b'(')?;
+        let mut flags = Vec::new();
+        if self.eat(b')') {
+            return Ok(flags);
+        }
+        loop {
+            flags.push(self.flag()?);
+            if self.eat(b')') {
+                return Ok(flags);
+            }
+            self.sp()?;
+        }
+    }
+
+    fn seq_set(&mut self) -> Res<SeqSet> {
+        let text = self.take_while(|b| b.is_ascii_digit() || b":,*".contains(&b));
+        std::str::from_utf8(text)
+            .ok()
+            .and_then(SeqSet::parse)
+            .ok_or_else(|| "invalid sequence set".into())
+    }
+
+    fn command(&mut self) -> Res<CommandKind> {
+        let name = self.keyword()?;
+        let kind = match name.as_str() {
+            "CAPABILITY" => CommandKind::Capability,
+            "NOOP" => CommandKind::Noop,
+            "LOGOUT" => CommandKind::Logout,
+            "STARTTLS" => CommandKind::StartTls,
+            "CHECK" => CommandKind::Check,
+            "CLOSE" => CommandKind::Close,
+            "UNSELECT" => CommandKind::Unselect,
+            "EXPUNGE" => CommandKind::Expunge { uids: None },
+            "IDLE" => CommandKind::Idle,
+            "NAMESPACE" => CommandKind::Namespace,
+            "ID" => {
+                self.sp()?;
+                self.id_params()?;
+                CommandKind::Id
+            }
+            "ENABLE" => {
+                let mut caps = Vec::new();
+                while self.eat(b' ') {
+                    caps.push(self.keyword()?);
+                }
+                if caps.is_empty() {
+                    return Err("ENABLE needs a capability".into());
+                }
+                CommandKind::Enable(caps)
+            }
+            "AUTHENTICATE" => {
+                self.sp()?;
+                let mechanism = self.keyword()?;
+                let initial = if self.eat(b' ') {
+                    let text =
+                        self.take_while(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+                    Some(String::from_utf8_lossy(text).into_owned())
+                } else {
+                    None
+                };
+                CommandKind::Authenticate { mechanism, initial }
+            }
+            "LOGIN" => {
+                self.sp()?;
+                let user = self.astring_utf8()?;
+                self.sp()?;
+                let password = self.astring_utf8()?;
+                CommandKind::Login { user, password }
+            }
+            "SELECT" | "EXAMINE" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                let mut condstore = false;
+                if self.eat(b' ') {
+                    self.expect(b'(')?;
+                    loop {
+                        match self.keyword()?.as_str() {
+                            "CONDSTORE" => condstore = true,
+                            _ => return Err("unknown SELECT parameter".into()),
+                        }
+                        if self.eat(b')') {
+                            break;
+                        }
+                        self.sp()?;
+                    }
+                }
+                CommandKind::Select {
+                    mailbox,
+                    read_only: name == "EXAMINE",
+                    condstore,
+                }
+            }
+            "CREATE" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                CommandKind::Create(mailbox)
+            }
+            "DELETE" => {
+                self.sp()?;
+                CommandKind::Delete(self.mailbox()?)
+            }
+            "RENAME" => {
+                self.sp()?;
+                let from = self.mailbox()?;
+                self.sp()?;
+                let to = self.mailbox()?;
+                CommandKind::Rename(from, to)
+            }
+            "SUBSCRIBE" => {
+                self.sp()?;
+                CommandKind::Subscribe(self.mailbox()?)
+            }
+            "UNSUBSCRIBE" => {
+                self.sp()?;
+                CommandKind::Unsubscribe(self.mailbox()?)
+            }
+            "LIST" | "LSUB" => {
+                self.sp()?;
+                let reference = self.astring_utf8()?;
+                self.sp()?;
+                let pattern = self.list_mailbox()?;
+                CommandKind::List {
+                    reference,
+                    pattern,
+                    subscribed_only: name == "LSUB",
+                }
+            }
+            "STATUS" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                self.expect(b'(')?;
+                let mut items = Vec::new();
+                loop {
+                    items.push(match self.keyword()?.as_str() {
+                        "MESSAGES" => StatusItem::Messages,
+                        "RECENT" => StatusItem::Recent,
+                        "UIDNEXT" => StatusItem::UidNext,
+                        "UIDVALIDITY" => StatusItem::UidValidity,
+                        "UNSEEN" => StatusItem::Unseen,
+                        "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+                        "SIZE" => StatusItem::Size,
+                        _ => return Err("unknown STATUS item".into()),
+                    });
+                    if self.eat(b')') {
+                        break;
+                    }
+                    self.sp()?;
+                }
+                CommandKind::Status { mailbox, items }
+            }
+            "APPEND" => self.append()?,
+            "SEARCH" => self.search(false)?,
+            "FETCH" => self.fetch(false)?,
+            "STORE" => self.store(false)?,
+            "COPY" => self.copy(false, false)?,
+            "MOVE" => self.copy(false, true)?,
+            "UID" => {
+                self.sp()?;
+                match self.keyword()?.as_str() {
+                    "SEARCH" => self.search(true)?,
+                    "FETCH" => self.fetch(true)?,
+                    "STORE" => self.store(true)?,
+                    "COPY" => self.copy(true, false)?,
+                    "MOVE" => self.copy(true, true)?,
+                    "EXPUNGE" => {
+                        self.sp()?;
+                        CommandKind::Expunge {
+                            uids: Some(self.seq_set()?),
+                        }
+                    }
+                    _ => return Err("unknown UID command".into()),
+                }
+            }
+            _ => return Err("unknown command".into()),
+        };
+        self.end()?;
+        Ok(kind)
+    }
+
+    /// RFC 2971: `NIL` or a list of string pairs; the values are only
+    /// logged by nobody, so they are checked and dropped.
+    fn id_params(&mut self) -> Res<()> {
+        if self.eat(b'(') {
+            if self.eat(b')') {
+                return Ok(());
+            }
+            loop {
+                self.string()?;
+                self.sp()?;
+                self.nstring()?;
+                if self.eat(b')') {
+                    return Ok(());
+                }
+                self.sp()?;
+            }
+        }
+        match self.keyword()?.as_str() {
+            "NIL" => Ok(()),
+            _ => Err("expected NIL or a list".into()),
+        }
+    }
+
+    fn nstring(&mut self) -> Res<Option<Vec<u8>>> {
+        match self.peek() {
+            Some(b'"' | b'{') => Ok(Some(self.string()?)),
+            _ => match self.keyword()?.as_str() {
+                "NIL" => Ok(None),
+                _ => Err("expected a string or NIL".into()),
+            },
+        }
+    }
+
+    fn append(&mut self) -> Res<CommandKind> {
+        self.sp()?;
+        let mailbox = self.mailbox()?;
+        self.sp()?;
+        let mut flags = Vec::new();
+        if self.peek() == Some(b'(') {
+            flags = self.flag_list()?;
+            self.sp()?;
+        }
+        let mut date = None;
+        if self.peek() == Some(b'"') {
+            let text = self.quoted()?;
+            let text = std::str::from_utf8(&text).map_err(|_| "invalid date-time")?;
+            date = Some(parse_date_time(text).ok_or("invalid date-time")?);
+            self.sp()?;
+        }
+        let message = self.literal()?;
+        Ok(CommandKind::Append {
+            mailbox,
+            flags,
+            date,
+            message,
+        })
+    }
+
+    fn store(&mut self, uid: bool) -> Res<CommandKind> {
+        self.sp()?;
+        let set = self.seq_set()?;
+        self.sp()?;
+        let mut unchanged_since = None;
+        if self.eat(b'(') {
+            if self.keyword()? != "UNCHANGEDSINCE" {
+                return Err("unknown STORE modifier".into());
+            }
+            self.sp()?;
+            unchanged_since = Some(self.number()?);
+            self.expect(b')')?;
+            self.sp()?;
+        }
+        let item = self.keyword()?;
+        let (op, rest) = match item.as_bytes().first() {
+            Some(b'+') => (FlagOp::Add, item.get(1..).unwrap_or_default()),
+            Some(b'-') => (FlagOp::Remove, item.get(1..).unwrap_or_default()),
+            _ => (FlagOp::Replace, item.as_str()),
+        };
+        let silent = match rest {
+            "FLAGS" => false,
+            "FLAGS.SILENT" => true,
+            _ => return Err("expected FLAGS, +FLAGS or -FLAGS".into()),
+        };
+        self.sp()?;
+        let flags = if self.peek() == Some(b'(') {
+            self.flag_list()?
+        } else {
+            let mut flags = vec![self.flag()?];
+            while self.eat(b' ') {
+                flags.push(self.flag()?);
+            }
+            flags
+        };
+        Ok(CommandKind::Store {
+            uid,
+            set,
+            op,
+            silent,
+            flags,
+            unchanged_since,
+        })
+    }
+
+    fn copy(&mut self, uid: bool, remove: bool) -> Res<CommandKind> {
+        self.sp()?;
+        let set = self.seq_set()?;
+        self.sp()?;
+        let mailbox = self.mailbox()?;
+        Ok(CommandKind::Copy {
+            uid,
+            set,
+            mailbox,
+            remove,
+        })
+    }
+
+    fn fetch(&mut self, uid: bool) -> Res<CommandKind> {
+        self.sp()?;
+        let set = self.seq_set()?;
+        self.sp()?;
+        let mut items = Vec::new();
+        if self.eat(b'(') {
+            loop {
+                items.push(self.fetch_att()?);
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+        } else {
+            let start = self.pos;
+            let word = self.keyword()?;
+            match word.as_str() {
+                "ALL" => items.extend([
+                    FetchAtt::Flags,
+                    FetchAtt::InternalDate,
+                    FetchAtt::Rfc822Size,
+                    FetchAtt::Envelope,
+                ]),
+                "FAST" => items.extend([
+                    FetchAtt::Flags,
+                    FetchAtt::InternalDate,
+                    FetchAtt::Rfc822Size,
+                ]),
+                "FULL" => items.extend([
+                    FetchAtt::Flags,
+                    FetchAtt::InternalDate,
+                    FetchAtt::Rfc822Size,
+                    FetchAtt::Envelope,
+                    FetchAtt::Body,
+                ]),
+                _ => {
+                    self.pos = start;
+                    items.push(self.fetch_att()?);
+                }
+            }
+        }
+        let mut changed_since = None;
+        if self.eat(b' ') {
+            self.expect(b'(')?;
+            if self.keyword()? != "CHANGEDSINCE" {
+                return Err("unknown FETCH modifier".into());
+            }
+            self.sp()?;
+            changed_since = Some(self.number()?);
+            self.expect(b')')?;
+        }
+        Ok(CommandKind::Fetch {
+            uid,
+            set,
+            items,
+            changed_since,
+        })
+    }
+
+    fn fetch_att(&mut self) -> Res<FetchAtt> {
+        let word = self.keyword()?;
+        Ok(match word.as_str() {
+            "ENVELOPE" => FetchAtt::Envelope,
+            "FLAGS" => FetchAtt::Flags,
+            "INTERNALDATE" => FetchAtt::InternalDate,
+            "RFC822" => FetchAtt::Rfc822,
+            "RFC822.HEADER" => FetchAtt::Rfc822Header,
+            "RFC822.SIZE" => FetchAtt::Rfc822Size,
+            "RFC822.TEXT" => FetchAtt::Rfc822Text,
+            "BODYSTRUCTURE" => FetchAtt::BodyStructure,
+            "UID" => FetchAtt::Uid,
+            "MODSEQ" => FetchAtt::ModSeq,
+            "BODY" | "BODY.PEEK" => {
+                if self.peek() != Some(b'[') {
+                    if word == "BODY" {
+                        return Ok(FetchAtt::Body);
+                    }
+                    return Err("BODY.PEEK needs a section".into());
+                }
+                self.pos += 1;
+                let section = self.section()?;
+                self.expect(b']')?;
+                let partial = if self.eat(b'<') {
+                    let offset = self.number32()?;
+                    self.expect(b'.')?;
+                    let len = self.number32()?;
+                    if len == 0 {
+                        return Err("partial length must be above 0".into());
+                    }
+                    self.expect(b'>')?;
+                    Some((offset, len))
+                } else {
+                    None
+                };
+                FetchAtt::Section {
+                    peek: word == "BODY.PEEK",
+                    section,
+                    partial,
+                }
+            }
+            _ => return Err(format!("unknown FETCH item {word}")),
+        })
+    }
+
+    fn section(&mut self) -> Res<Section> {
+        let mut section = Section::default();
+        if self.peek() == Some(b']') {
+            return Ok(section);
+        }
+        loop {
+            if self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                let n = self.number32()?;
+                if n == 0 {
+                    return Err("section numbers start at 1".into());
+                }
+                section.path.push(n);
+                if self.eat(b'.') {
+                    continue;
+                }
+                return Ok(section);
+            }
+            break;
+        }
+        let word = self.take_while(|b| b.is_ascii_alphabetic() || b == b'.');
+        let word = String::from_utf8_lossy(word).to_ascii_uppercase();
+        section.text = Some(match word.as_str() {
+            "HEADER" => SectionText::Header,
+            "TEXT" => SectionText::Text,
+            "MIME" if !section.path.is_empty() => SectionText::Mime,
+            "HEADER.FIELDS" | "HEADER.FIELDS.NOT" => {
+                self.sp()?;
+                self.expect(b'(')?;
+                let mut fields = Vec::new();
+                loop {
+                    fields.push(self.astring_utf8()?);
+                    if self.eat(b')') {
+                        break;
+                    }
+                    self.sp()?;
+                }
+                SectionText::HeaderFields {
+                    not: word == "HEADER.FIELDS.NOT",
+                    fields,
+                }
+            }
+            _ => return Err("invalid section".into()),
+        });
+        Ok(section)
+    }
+
+    fn search(&mut self, uid: bool) -> Res<CommandKind> {
+        self.sp()?;
+        let start = self.pos;
+        if self.keyword().ok().as_deref() == Some("CHARSET") {
+            self.sp()?;
+            let charset = self.astring_utf8()?.to_ascii_uppercase();
+            if charset != "UTF-8" && charset != "US-ASCII" {
+                return Err("BADCHARSET".into());
+            }
+            self.sp()?;
+        } else {
+            self.pos = start;
+        }
+        let mut keys = vec![self.search_key(0)?];
+        while self.eat(b' ') {
+            keys.push(self.search_key(0)?);
+        }
+        let key = if keys.len() == 1 {
+            keys.pop().unwrap_or(SearchKey::All)
+        } else {
+            SearchKey::And(keys)
+        };
+        Ok(CommandKind::Search { uid, key })
+    }
+
+    fn search_string(&mut self) -> Res<String> {
+        self.sp()?;
+        self.astring_utf8()
+    }
+
+    fn search_date(&mut self) -> Res<i64> {
+        self.sp()?;
+        let text = if self.peek() == Some(b'"') {
+            self.quoted()?
+        } else {
+            self.take_while(|b| b.is_ascii_alphanumeric() || b == b'-')
+                .to_vec()
+        };
+        std::str::from_utf8(&text)
+            .ok()
+            .and_then(parse_date)
+            .ok_or_else(|| "invalid date".into())
+    }
+
+    fn search_key(&mut self, depth: usize) -> Res<SearchKey> {
+        if depth > 32 {
+            return Err("search too deeply nested".into());
+        }
+        if self.eat(b'(') {
+            let mut keys = vec![self.search_key(depth + 1)?];
+            while self.eat(b' ') {
+                keys.push(self.search_key(depth + 1)?);
+            }
+            self.expect(b')')?;
+            return Ok(SearchKey::And(keys));
+        }
+        if self.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
+            return Ok(SearchKey::Seq(self.seq_set()?));
+        }
+        let word = self.keyword()?;
+        let flag = |f: &str| SearchKey::Flag(f.into());
+        let no_flag = |f: &str| SearchKey::NoFlag(f.into());
+        Ok(match word.as_str() {
+            "ALL" => SearchKey::All,
+            "ANSWERED" => flag("\\Answered"),
+            "DELETED" => flag("\\Deleted"),
+            "DRAFT" => flag("\\Draft"),
+            "FLAGGED" => flag("\\Flagged"),
+            "SEEN" => flag("\\Seen"),
+            "UNANSWERED" => no_flag("\\Answered"),
+            "UNDELETED" => no_flag("\\Deleted"),
+            "UNDRAFT" => no_flag("\\Draft"),
+            "UNFLAGGED" => no_flag("\\Flagged"),
+            "UNSEEN" => no_flag("\\Seen"),
+            "NEW" => SearchKey::New,
+            "OLD" => SearchKey::Old,
+            "RECENT" => SearchKey::Recent,
+            "KEYWORD" => {
+                self.sp()?;
+                SearchKey::Flag(self.flag()?)
+            }
+            "UNKEYWORD" => {
+                self.sp()?;
+                SearchKey::NoFlag(self.flag()?)
+            }
+            "BEFORE" => SearchKey::Before(self.search_date()?),
+            "ON" => SearchKey::On(self.search_date()?),
+            "SINCE" => SearchKey::Since(self.search_date()?),
+            "SENTBEFORE" => SearchKey::SentBefore(self.search_date()?),
+            "SENTON" => SearchKey::SentOn(self.search_date()?),
+            "SENTSINCE" => SearchKey::SentSince(self.search_date()?),
+            "LARGER" => {
+                self.sp()?;
+                SearchKey::Larger(self.number()?)
+            }
+            "SMALLER" => {
+                self.sp()?;
+                SearchKey::Smaller(self.number()?)
+            }
+            "BCC" | "CC" | "FROM" | "SUBJECT" | "TO" => {
+                SearchKey::Header(word.clone(), self.search_string()?)
+            }
+            "HEADER" => {
+                let name = self.search_string()?;
+                SearchKey::Header(name.to_ascii_uppercase(), self.search_string()?)
+            }
+            "BODY" => SearchKey::Body(self.search_string()?),
+            "TEXT" => SearchKey::Text(self.search_string()?),
+            "UID" => {
+                self.sp()?;
+                SearchKey::Uid(self.seq_set()?)
+            }
+            "MODSEQ" => {
+                self.sp()?;
+                // Optional entry name and type (RFC 7162 §3.1.5) are accepted and ignored.
+                if self.peek() == Some(b'"') {
+                    self.quoted()?;
+                    self.sp()?;
+                    self.keyword()?;
+                    self.sp()?;
+                }
+                SearchKey::ModSeq(self.number()?)
+            }
+            "NOT" => {
+                self.sp()?;
+                SearchKey::Not(Box::new(self.search_key(depth + 1)?))
+            }
+            "OR" => {
+                self.sp()?;
+                let a = self.search_key(depth + 1)?;
+                self.sp()?;
+                let b = self.search_key(depth + 1)?;
+                SearchKey::Or(Box::new(a), Box::new(b))
+            }
+            _ => return Err(format!("unknown search key {word}")),
+        })
+    }
+}
+
+/// `INBOX` is case-insensitive (RFC 3501 §5.1), also as a parent.
+pub fn normalize_mailbox(name: String) -> String {
+    if name.eq_ignore_ascii_case("INBOX") {
+        return "INBOX".into();
+    }
+    match name.split_at_checked(6) {
+        Some((head, _)) if head.eq_ignore_ascii_case("INBOX/") => {
+            format!("INBOX/{}", name.get(6..).unwrap_or_default())
+        }
+        _ => name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::proto::sequence::SeqNum;
+
+    fn kind(input: &str) -> CommandKind {
+        parse_command(input.as_bytes())
+            .unwrap_or_else(|e| panic!("{input}: {e}"))
+            .kind
+    }
+
+    fn seq(text: &str) -> SeqSet {
+        SeqSet::parse(text).unwrap()
+    }
+
+    #[test]
+    fn simple_commands() {
+        let table = [
+            ("a CAPABILITY", CommandKind::Capability),
+            ("a noop", CommandKind::Noop),
+            ("a LOGOUT", CommandKind::Logout),
+            ("a IDLE", CommandKind::Idle),
+            ("a ID NIL", CommandKind::Id),
+            (
+                "a ID (\"name\" \"Thunderbird\" \"version\" NIL)",
+                CommandKind::Id,
+            ),
+            (
+                "a LOGIN fauzan \"ra\\\"hasia\"",
+                CommandKind::Login {
+                    user: "fauzan".into(),
+                    password: "ra\"hasia".into(),
+                },
+            ),
+            (
+                "a LOGIN {6}\r\nfauzan {3+}\r\npw!",
+                CommandKind::Login {
+                    user: "fauzan".into(),
+                    password: "pw!".into(),
+                },
+            ),
+            (
+                "a AUTHENTICATE PLAIN AGZhdXphbgBwdw==",
+                CommandKind::Authenticate {
+                    mechanism: "PLAIN".into(),
+                    initial: Some("AGZhdXphbgBwdw==".into()),
+                },
+            ),
+            (
+                "a select inbox",
+                CommandKind::Select {
+                    mailbox: "INBOX".into(),
+                    read_only: false,
+                    condstore: false,
+                },
+            ),
+            (
+                "a EXAMINE \"Sent\" (CONDSTORE)",
+                CommandKind::Select {
+                    mailbox: "Sent".into(),
+                    read_only: true,
+                    condstore: true,
+                },
+            ),
+            (
+                "a LIST \"\" *",
+                CommandKind::List {
+                    reference: "".into(),
+                    pattern: "*".into(),
+                    subscribed_only: false,
+                },
+            ),
+            (
+                "a LSUB \"\" %/x",
+                CommandKind::List {
+                    reference: "".into(),
+                    pattern: "%/x".into(),
+                    subscribed_only: true,
+                },
+            ),
+            (
+                "a STATUS INBOX (MESSAGES UIDNEXT unseen)",
+                CommandKind::Status {
+                    mailbox: "INBOX".into(),
+                    items: vec![
+                        StatusItem::Messages,
+                        StatusItem::UidNext,
+                        StatusItem::Unseen,
+                    ],
+                },
+            ),
+            (
+                "a APPEND Drafts (\\Seen $x) \"17-Jul-1996 02:44:25 -0700\" {3}\r\nabc",
+                CommandKind::Append {
+                    mailbox: "Drafts".into(),
+                    flags: vec!["\\Seen".into(), "$x".into()],
+                    date: parse_date_time("17-Jul-1996 02:44:25 -0700"),
+                    message: b"abc".to_vec(),
+                },
+            ),
+            (
+                "a UID STORE 1:* +FLAGS.SILENT (\\Deleted)",
+                CommandKind::Store {
+                    uid: true,
+                    set: seq("1:*"),
+                    op: FlagOp::Add,
+                    silent: true,
+                    flags: vec!["\\Deleted".into()],
+                    unchanged_since: None,
+                },
+            ),
+            (
+                "a STORE 2 (UNCHANGEDSINCE 5) FLAGS \\Seen \\Flagged",
+                CommandKind::Store {
+                    uid: false,
+                    set: seq("2"),
+                    op: FlagOp::Replace,
+                    silent: false,
+                    flags: vec!["\\Seen".into(), "\\Flagged".into()],
+                    unchanged_since: Some(5),
+                },
+            ),
+            (
+                "a UID MOVE 4:5 Trash",
+                CommandKind::Copy {
+                    uid: true,
+                    set: seq("4:5"),
+                    mailbox: "Trash".into(),
+                    remove: true,
+                },
+            ),
+            (
+                "a UID EXPUNGE 3",
+                CommandKind::Expunge {
+                    uids: Some(seq("3")),
+                },
+            ),
+            (
+                "a ENABLE CONDSTORE",
+                CommandKind::Enable(vec!["CONDSTORE".into()]),
+            ),
+        ];
+        for (input, want) in table {
+            assert_eq!(kind(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn fetch_items() {
+        let CommandKind::Fetch {
+            uid, set, items, ..
+        } = kind(
+            "a UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From To)] BODY[1.2.MIME]<0.100> BODY RFC822.SIZE)",
+        )
+        else {
+            panic!()
+        };
+        assert!(uid);
+        assert_eq!(set.0, vec![(SeqNum::Value(1), SeqNum::Star)]);
+        assert_eq!(
+            items,
+            vec![
+                FetchAtt::Flags,
+                FetchAtt::Section {
+                    peek: true,
+                    section: Section {
+                        path: vec![],
+                        text: Some(SectionText::HeaderFields {
+                            not: false,
+                            fields: vec!["From".into(), "To".into()]
+                        })
+                    },
+                    partial: None
+                },
+                FetchAtt::Section {
+                    peek: false,
+                    section: Section {
+                        path: vec![1, 2],
+                        text: Some(SectionText::Mime)
+                    },
+                    partial: Some((0, 100))
+                },
+                FetchAtt::Body,
+                FetchAtt::Rfc822Size,
+            ]
+        );
+        let CommandKind::Fetch {
+            items,
+            changed_since,
+            ..
+        } = kind("a FETCH 1 FAST (CHANGEDSINCE 12)")
+        else {
+            panic!()
+        };
+        assert_eq!(items.len(), 3);
+        assert_eq!(changed_since, Some(12));
+        assert!(matches!(
+            kind("a FETCH 1 BODY[]"),
+            CommandKind::Fetch { items, .. } if items == vec![FetchAtt::Section { peek: false, section: Section::default(), partial: None }]
+        ));
+    }
+
+    #[test]
+    fn search_keys() {
+        let CommandKind::Search { uid, key } =
+            kind("a UID SEARCH CHARSET UTF-8 OR FROM alice (UNSEEN SINCE 1-Feb-2024) NOT 2:4")
+        else {
+            panic!()
+        };
+        assert!(uid);
+        assert_eq!(
+            key,
+            SearchKey::And(vec![
+                SearchKey::Or(
+                    Box::new(SearchKey::Header("FROM".into(), "alice".into())),
+                    Box::new(SearchKey::And(vec![
+                        SearchKey::NoFlag("\\Seen".into()),
+                        SearchKey::Since(parse_date("1-Feb-2024").unwrap())
+                    ]))
+                ),
+                SearchKey::Not(Box::new(SearchKey::Seq(seq("2:4"))))
+            ])
+        );
+    }
+
+    #[test]
+    fn malformed_commands_are_errors_not_panics() {
+        let table: &[&[u8]] = &[
+            b"",
+            b" ",
+            b"a",
+            b"a ",
+            b"+ NOOP",
+            b"a FOO",
+            b"a NOOP extra",
+            b"a LOGIN",
+            b"a LOGIN \"unterminated",
+            b"a LOGIN {5}\r\nab",
+            b"a LOGIN {99999999999999999999}\r\n",
+            b"a SELECT",
+            b"a FETCH 0 FLAGS",
+            b"a FETCH 1 (FLAGS",
+            b"a FETCH 1 BODY[0]",
+            b"a FETCH 1 BODY[1.FOO]",
+            b"a FETCH 1 BODY[]<0.0>",
+            b"a FETCH 1 BODY.PEEK",
+            b"a STORE 1 FLAGS",
+            b"a STORE 1 +FOO (\\Seen)",
+            b"a SEARCH",
+            b"a SEARCH CHARSET KOI8-R ALL",
+            b"a SEARCH SINCE 31-Foo-2020",
+            b"a SEARCH OR ALL",
+            b"a SEARCH ((((((((((((((((((((((((((((((((((((ALL))))))))))))))))))))))))))))))))))",
+            b"a UID BOGUS 1",
+            b"a APPEND INBOX \"bad date\" {1}\r\nx",
+            b"a STATUS INBOX (FOO)",
+            b"a LIST \"\"",
+            b"a \xff\xfe",
+            b"a LOGIN \"\xff\" x",
+        ];
+        for input in table {
+            assert!(
+                parse_command(input).is_err(),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        assert_eq!(
+            parse_command(b"t7 FOO").unwrap_err().tag.as_deref(),
+            Some("t7")
+        );
+    }
+
+    #[test]
+    fn section_specs_echo() {
+        let s = Section {
+            path: vec![1, 2],
+            text: Some(SectionText::HeaderFields {
+                not: true,
+                fields: vec!["FROM".into()],
+            }),
+        };
+        assert_eq!(s.spec(), "1.2.HEADER.FIELDS.NOT (FROM)");
+        assert_eq!(Section::default().spec(), "");
+        assert_eq!(normalize_mailbox("inbox/Sub".into()), "INBOX/Sub");
+        assert_eq!(normalize_mailbox("Inboxes".into()), "Inboxes");
+    }
+}

@@ -1,0 +1,162 @@
+//! SEARCH and UID SEARCH (RFC 3501 §6.4.4) with every RFC 3501 key, plus
+//! MODSEQ (RFC 7162 §3.1.5). TEXT and BODY match the decoded text
+//! (transfer encoding and charset undone by mail-parser),
+//! case-insensitively. The whole evaluation runs on a blocking thread,
+//! loading a message only when a key needs its content.
+
+use super::message;
+use super::proto::SearchKey;
+use super::session::{CmdResult, Done, Session};
+use crate::store::{MailStore, MailboxId, MessageMeta, StoreError, Uid};
+use std::collections::HashMap;
+
+impl Session {
+    pub(super) async fn search(&mut self, by_uid: bool, key: &SearchKey) -> CmdResult {
+        let sel = self.selected()?;
+        let id = sel.id;
+        let view = sel.uids.clone();
+        let key = key.clone();
+        let uses_modseq = mentions_modseq(&key);
+        let (hits, max_modseq) = self
+            .blocking(move |s| {
+                let metas: HashMap<Uid, MessageMeta> =
+                    s.messages(id)?.into_iter().map(|m| (m.uid, m)).collect();
+                evaluate_all(s, id, &view, &metas, &key)
+            })
+            .await?;
+        if uses_modseq {
+            self.condstore = true;
+        }
+        let mut line = String::from("SEARCH");
+        for (seq, uid) in &hits {
+            line.push(' ');
+            line.push_str(&if by_uid { uid.0 } else { *seq }.to_string());
+        }
+        if uses_modseq && !hits.is_empty() {
+            line.push_str(&format!(" (MODSEQ {max_modseq})"));
+        }
+        self.untagged(&line);
+        Ok(Done::ok("SEARCH completed"))
+    }
+}
+
+fn mentions_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::And(keys) => keys.iter().any(mentions_modseq),
+        SearchKey::Or(a, b) => mentions_modseq(a) || mentions_modseq(b),
+        SearchKey::Not(k) => mentions_modseq(k),
+        _ => false,
+    }
+}
+
+/// One message under evaluation; its content is loaded on first need.
+struct Candidate<'a> {
+    store: &'a dyn MailStore,
+    mailbox: MailboxId,
+    seq: u32,
+    meta: &'a MessageMeta,
+    /// Largest sequence number and UID, for `*`.
+    max_seq: u32,
+    max_uid: u32,
+    raw: Option<Vec<u8>>,
+    text: Option<(String, String)>,
+}
+
+impl Candidate<'_> {
+    fn raw(&mut self) -> &[u8] {
+        if self.raw.is_none() {
+            // A message that vanished meanwhile matches no content key.
+            self.raw = Some(
+                self.store
+                    .message(self.mailbox, self.meta.uid)
+                    .unwrap_or_default(),
+            );
+        }
+        self.raw.as_deref().unwrap_or_default()
+    }
+
+    fn text(&mut self) -> &(String, String) {
+        if self.text.is_none() {
+            let text = message::search_text(self.raw());
+            self.text = Some(text);
+        }
+        self.text.get_or_insert_default()
+    }
+
+    fn has_flag(&self, flag: &str) -> bool {
+        self.meta.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+    }
+
+    fn matches(&mut self, key: &SearchKey) -> bool {
+        let day = self.meta.internal_date.div_euclid(86_400);
+        match key {
+            SearchKey::All => true,
+            SearchKey::And(keys) => keys.iter().all(|k| self.matches(k)),
+            SearchKey::Or(a, b) => self.matches(a) || self.matches(b),
+            SearchKey::Not(k) => !self.matches(k),
+            SearchKey::Flag(f) => self.has_flag(f),
+            SearchKey::NoFlag(f) => !self.has_flag(f),
+            // \Recent is never set (see SELECT): NEW is empty, OLD is all.
+            SearchKey::New | SearchKey::Recent => false,
+            SearchKey::Old => true,
+            SearchKey::Before(d) => day < *d,
+            SearchKey::On(d) => day == *d,
+            SearchKey::Since(d) => day >= *d,
+            SearchKey::SentBefore(d) => message::sent_day(self.raw()).is_some_and(|s| s < *d),
+            SearchKey::SentOn(d) => message::sent_day(self.raw()).is_some_and(|s| s == *d),
+            SearchKey::SentSince(d) => message::sent_day(self.raw()).is_some_and(|s| s >= *d),
+            SearchKey::Larger(n) => self.meta.size > *n,
+            SearchKey::Smaller(n) => self.meta.size < *n,
+            SearchKey::Header(name, needle) => {
+                let needle = needle.to_lowercase();
+                message::header_values(self.raw(), name)
+                    .iter()
+                    .any(|v| v.to_lowercase().contains(&needle))
+            }
+            SearchKey::Body(needle) => self.text().1.contains(&needle.to_lowercase()),
+            SearchKey::Text(needle) => {
+                let needle = needle.to_lowercase();
+                let (headers, body) = self.text();
+                headers.contains(&needle) || body.contains(&needle)
+            }
+            SearchKey::Uid(set) => set.contains(self.meta.uid.0, self.max_uid),
+            SearchKey::Seq(set) => set.contains(self.seq, self.max_seq),
+            SearchKey::ModSeq(m) => self.meta.modseq >= *m,
+        }
+    }
+}
+
+/// (seq, uid) of the matches, and the highest modseq among them.
+fn evaluate_all(
+    store: &dyn MailStore,
+    mailbox: MailboxId,
+    view: &[Uid],
+    metas: &HashMap<Uid, MessageMeta>,
+    key: &SearchKey,
+) -> Result<(Vec<(u32, Uid)>, u64), StoreError> {
+    let max_seq = u32::try_from(view.len()).unwrap_or(u32::MAX);
+    let max_uid = view.last().map_or(0, |u| u.0);
+    let mut hits = Vec::new();
+    let mut max_modseq = 0;
+    for (uid, seq) in view.iter().zip(1..=max_seq) {
+        let Some(meta) = metas.get(uid) else {
+            continue;
+        };
+        let mut c = Candidate {
+            store,
+            mailbox,
+            seq,
+            meta,
+            max_seq,
+            max_uid,
+            raw: None,
+            text: None,
+        };
+        if c.matches(key) {
+            hits.push((seq, *uid));
+            max_modseq = max_modseq.max(meta.modseq);
+        }
+    }
+    Ok((hits, max_modseq))
+}

@@ -1,0 +1,382 @@
+//! The selected mailbox: this session's view of it (the UID of every
+//! message sequence number) and how other sessions' changes reach the
+//! client (RFC 3501 §5.2, §7.4.1).
+//!
+//! Store change events are collected as they arrive but applied only at
+//! the points the RFC allows: EXISTS and FETCH FLAGS after any command,
+//! EXPUNGE never while answering FETCH, STORE or SEARCH (their UID forms
+//! are fine), and at once during IDLE. Until an EXPUNGE is reported the
+//! message keeps its sequence number, so numbers never shift under the
+//! client's feet.
+
+use super::proto::SeqSet;
+use super::proto::response::flag_list;
+use super::session::{CmdError, CmdResult, Done, Session};
+use crate::store::{MailboxEvent, MailboxId, MessageMeta, Uid};
+use std::collections::{BTreeSet, HashMap};
+use tokio::sync::broadcast::{self, error::TryRecvError};
+
+/// The system flags (RFC 3501 §2.3.2) a client may set.
+pub const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+
+pub(super) struct Selected {
+    pub id: MailboxId,
+    pub name: String,
+    pub read_only: bool,
+    /// UIDs in sequence-number order, as the client knows them.
+    pub uids: Vec<Uid>,
+    events: broadcast::Receiver<MailboxEvent>,
+    /// Events arrived that the client has not been told about.
+    dirty: bool,
+    /// Some event was lost (`Lagged`): compare everything.
+    lagged: bool,
+    /// Messages whose flags another session changed.
+    changed: BTreeSet<Uid>,
+    /// Highest modseq the client has been told about (or caused).
+    known_modseq: u64,
+    /// Modseqs of this session's own flag changes, already reported.
+    own: HashMap<Uid, u64>,
+    /// The mailbox was deleted: no more events.
+    closed: bool,
+}
+
+impl Selected {
+    /// Sequence number of a UID in the view.
+    pub fn seq_of(&self, uid: Uid) -> Option<u32> {
+        self.uids
+            .binary_search(&uid)
+            .ok()
+            .and_then(|i| u32::try_from(i + 1).ok())
+    }
+
+    /// (sequence number, UID) of the messages a set names.
+    pub fn resolve(&self, set: &SeqSet, by_uid: bool) -> Vec<(u32, Uid)> {
+        let count = u32::try_from(self.uids.len()).unwrap_or(u32::MAX);
+        let max_uid = self.uids.last().map_or(0, |u| u.0);
+        self.uids
+            .iter()
+            .zip(1..=count)
+            .filter(|&(uid, seq)| {
+                if by_uid {
+                    set.contains(uid.0, max_uid)
+                } else {
+                    set.contains(seq, count)
+                }
+            })
+            .map(|(uid, seq)| (seq, *uid))
+            .collect()
+    }
+
+    /// Records a flag change made by this session, so its echo from the
+    /// store is not reported again.
+    pub fn own_change(&mut self, uid: Uid, modseq: u64) {
+        self.own.insert(uid, modseq);
+    }
+
+    fn take_event(&mut self, event: MailboxEvent) {
+        match event {
+            MailboxEvent::Appended { uid, .. } => {
+                if self.uids.last().is_none_or(|last| uid > *last) {
+                    self.dirty = true;
+                }
+            }
+            MailboxEvent::FlagsChanged { uid, modseq } => {
+                if self.own.get(&uid).is_none_or(|&own| modseq > own) {
+                    self.changed.insert(uid);
+                    self.dirty = true;
+                }
+            }
+            MailboxEvent::Expunged { uid, .. } => {
+                if self.uids.binary_search(&uid).is_ok() {
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Collects the events that have arrived.
+    pub fn drain(&mut self) {
+        while !self.closed {
+            match self.events.try_recv() {
+                Ok(event) => self.take_event(event),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Lagged(_)) => {
+                    self.lagged = true;
+                    self.dirty = true;
+                }
+                Err(TryRecvError::Closed) => self.closed = true,
+            }
+        }
+    }
+
+    /// Waits for the next event (IDLE); never returns once closed.
+    pub async fn wait(&mut self) {
+        if self.closed {
+            return std::future::pending().await;
+        }
+        match self.events.recv().await {
+            Ok(event) => self.take_event(event),
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                self.lagged = true;
+                self.dirty = true;
+            }
+            Err(broadcast::error::RecvError::Closed) => self.closed = true,
+        }
+    }
+}
+
+impl Session {
+    pub(super) fn selected(&self) -> Result<&Selected, CmdError> {
+        self.selected
+            .as_ref()
+            .ok_or_else(|| CmdError::bad("No mailbox selected"))
+    }
+
+    pub(super) fn selected_mut(&mut self) -> Result<&mut Selected, CmdError> {
+        self.selected
+            .as_mut()
+            .ok_or_else(|| CmdError::bad("No mailbox selected"))
+    }
+
+    /// Tells the client about changes by others (EXISTS, FETCH FLAGS and,
+    /// when `expunge_allowed`, EXPUNGE).
+    pub(super) async fn sync(&mut self, expunge_allowed: bool) -> Result<(), CmdError> {
+        let Some(sel) = self.selected.as_mut() else {
+            return Ok(());
+        };
+        sel.drain();
+        if !sel.dirty {
+            return Ok(());
+        }
+        let id = sel.id;
+        let metas = self.blocking(move |s| s.messages(id)).await?;
+        let condstore = self.condstore;
+        let Some(sel) = self.selected.as_mut() else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        let present: HashMap<Uid, &MessageMeta> = metas.iter().map(|m| (m.uid, m)).collect();
+        let mut expunges_left = false;
+        if expunge_allowed {
+            let mut i = 0;
+            while let Some(uid) = sel.uids.get(i).copied() {
+                if present.contains_key(&uid) {
+                    i += 1;
+                } else {
+                    sel.uids.remove(i);
+                    sel.own.remove(&uid);
+                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                }
+            }
+        } else {
+            expunges_left = sel.uids.iter().any(|u| !present.contains_key(u));
+        }
+        let last = sel.uids.last().copied();
+        let before = sel.uids.len();
+        sel.uids.extend(
+            metas
+                .iter()
+                .map(|m| m.uid)
+                .filter(|u| last.is_none_or(|l| *u > l)),
+        );
+        if sel.uids.len() != before || !out.is_empty() {
+            out.extend_from_slice(format!("* {} EXISTS\r\n", sel.uids.len()).as_bytes());
+        }
+        let changed: Vec<Uid> = if sel.lagged {
+            metas
+                .iter()
+                .filter(|m| m.modseq > sel.known_modseq)
+                .map(|m| m.uid)
+                .collect()
+        } else {
+            std::mem::take(&mut sel.changed).into_iter().collect()
+        };
+        for uid in changed {
+            let (Some(seq), Some(meta)) = (sel.seq_of(uid), present.get(&uid)) else {
+                continue;
+            };
+            if uid > last.unwrap_or(Uid(0)) {
+                continue; // new to the client: EXISTS covers it
+            }
+            if sel.own.get(&uid).is_some_and(|&own| own >= meta.modseq) {
+                continue;
+            }
+            out.extend_from_slice(format!("* {seq} FETCH (UID {} FLAGS ", uid.0).as_bytes());
+            flag_list(&mut out, &meta.flags);
+            if condstore {
+                out.extend_from_slice(format!(" MODSEQ ({})", meta.modseq).as_bytes());
+            }
+            out.extend_from_slice(b")\r\n");
+        }
+        sel.known_modseq = metas
+            .iter()
+            .map(|m| m.modseq)
+            .fold(sel.known_modseq, u64::max);
+        sel.lagged = false;
+        sel.changed.clear();
+        // Still dirty while an expunge waits for an allowed moment.
+        sel.dirty = expunges_left;
+        self.out.extend_from_slice(&out);
+        Ok(())
+    }
+
+    pub(super) async fn select(
+        &mut self,
+        name: &str,
+        read_only: bool,
+        condstore: bool,
+    ) -> CmdResult {
+        let account = self.account()?;
+        // RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected.
+        self.selected = None;
+        if condstore {
+            self.condstore = true;
+        }
+        let (acct, mbox) = (account.clone(), name.to_string());
+        let Some(info) = self.blocking(move |s| s.mailbox(&acct, &mbox)).await? else {
+            return Err(CmdError::No(Some("NONEXISTENT"), "No such mailbox".into()));
+        };
+        // Subscribe before reading the state, so no change falls between.
+        let events = self.svc.store.subscribe(info.id);
+        let (acct, mbox) = (account, name.to_string());
+        let (info, metas) = self
+            .blocking(move |s| {
+                let info = s
+                    .mailbox(&acct, &mbox)?
+                    .ok_or(crate::store::StoreError::NoSuchMailbox)?;
+                let metas = s.messages(info.id)?;
+                Ok((info, metas))
+            })
+            .await?;
+        let mut keywords: Vec<String> = Vec::new();
+        for meta in &metas {
+            for flag in &meta.flags {
+                if !flag.starts_with('\\') && !keywords.iter().any(|k| k.eq_ignore_ascii_case(flag))
+                {
+                    keywords.push(flag.clone());
+                }
+            }
+        }
+        let mut flags: Vec<String> = SYSTEM_FLAGS.iter().map(|f| f.to_string()).collect();
+        flags.extend(keywords);
+        let mut line = b"* FLAGS ".to_vec();
+        flag_list(&mut line, &flags);
+        line.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(&line);
+        if read_only {
+            self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
+        } else {
+            let mut permanent = flags.clone();
+            permanent.push("\\*".into());
+            let mut line = b"* OK [PERMANENTFLAGS ".to_vec();
+            flag_list(&mut line, &permanent);
+            line.extend_from_slice(b"] Flags permitted\r\n");
+            self.out.extend_from_slice(&line);
+        }
+        self.untagged(&format!("{} EXISTS", metas.len()));
+        // \Recent is not kept (the store has no per-session state for it).
+        self.untagged("0 RECENT");
+        if let Some(pos) = metas
+            .iter()
+            .position(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
+        {
+            self.untagged(&format!("OK [UNSEEN {}] First unseen", pos + 1));
+        }
+        self.untagged(&format!(
+            "OK [UIDVALIDITY {}] UIDs valid",
+            info.uid_validity
+        ));
+        self.untagged(&format!(
+            "OK [UIDNEXT {}] Predicted next UID",
+            info.uid_next
+        ));
+        let highest = metas
+            .iter()
+            .map(|m| m.modseq)
+            .fold(info.highest_modseq, u64::max);
+        self.untagged(&format!("OK [HIGHESTMODSEQ {}] Highest", highest.max(1)));
+        self.selected = Some(Selected {
+            id: info.id,
+            name: info.name.clone(),
+            read_only,
+            uids: metas.iter().map(|m| m.uid).collect(),
+            events,
+            dirty: false,
+            lagged: false,
+            changed: BTreeSet::new(),
+            known_modseq: highest,
+            own: HashMap::new(),
+            closed: false,
+        });
+        let (code, verb) = if read_only {
+            ("READ-ONLY", "EXAMINE")
+        } else {
+            ("READ-WRITE", "SELECT")
+        };
+        Ok(Done::with_code(code, format!("{verb} completed")))
+    }
+
+    /// CLOSE (`expunge`: removes \Deleted messages silently) and UNSELECT.
+    pub(super) async fn close(&mut self, expunge: bool) -> Result<(), CmdError> {
+        let Some(sel) = self.selected.take() else {
+            return Err(CmdError::bad("No mailbox selected"));
+        };
+        if expunge && !sel.read_only {
+            let id = sel.id;
+            self.blocking(move |s| {
+                let deleted: Vec<Uid> = s
+                    .messages(id)?
+                    .into_iter()
+                    .filter(is_deleted)
+                    .map(|m| m.uid)
+                    .collect();
+                s.expunge(id, &deleted)
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// EXPUNGE and UID EXPUNGE (RFC 4315 §2.1).
+    pub(super) async fn expunge(&mut self, uids: Option<&SeqSet>) -> CmdResult {
+        let sel = self.selected()?;
+        if sel.read_only {
+            return Err(CmdError::No(
+                Some("READ-ONLY"),
+                "Mailbox is read-only".into(),
+            ));
+        }
+        let id = sel.id;
+        let wanted: Option<BTreeSet<Uid>> =
+            uids.map(|set| sel.resolve(set, true).into_iter().map(|(_, u)| u).collect());
+        let removed = self
+            .blocking(move |s| {
+                let deleted: Vec<Uid> = s
+                    .messages(id)?
+                    .into_iter()
+                    .filter(is_deleted)
+                    .map(|m| m.uid)
+                    .filter(|u| wanted.as_ref().is_none_or(|w| w.contains(u)))
+                    .collect();
+                s.expunge(id, &deleted)
+            })
+            .await?;
+        let sel = self.selected_mut()?;
+        let mut lines = String::new();
+        for uid in removed {
+            if let Ok(i) = sel.uids.binary_search(&uid) {
+                sel.uids.remove(i);
+                sel.own.remove(&uid);
+                lines.push_str(&format!("* {} EXPUNGE\r\n", i + 1));
+            }
+        }
+        self.out.extend_from_slice(lines.as_bytes());
+        Ok(Done::ok("EXPUNGE completed"))
+    }
+}
+
+pub(super) fn is_deleted(meta: &MessageMeta) -> bool {
+    meta.flags
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case("\\Deleted"))
+}

@@ -1,0 +1,730 @@
+//! One IMAP session: the connection states of RFC 3501 §3
+//! (not authenticated -> authenticated -> selected -> logout), the async
+//! driver that reads commands (sending continuation requests for
+//! synchronising literals), and the one place where command outcomes and
+//! store errors become tagged responses.
+//!
+//! The command families live beside this file (`mailbox`, `fetch`,
+//! `search`, `store`, `idle`) as further `impl Session` blocks.
+
+use super::ImapService;
+use super::proto::{Command, CommandKind, CommandReader, Frame, FrameError, parse_command};
+use super::selected::Selected;
+use crate::config::Config;
+use crate::net::stream::MaybeTls;
+use crate::store::{MailStore, StoreError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// Commands a client may send before it has logged in (CAPABILITY,
+/// STARTTLS, ID, a few failed logins...): an unauthenticated client gets
+/// no more than this.
+const MAX_PREAUTH_COMMANDS: u32 = 30;
+/// Pending output above which a long FETCH is flushed mid-command.
+pub(super) const FLUSH_AT: usize = 256 * 1024;
+/// Time allowed for writes (a client that stops reading is gone).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How a session ended, for the disconnect log line.
+#[derive(Debug)]
+pub(super) enum End {
+    Logout,
+    ClientClosed,
+    Timeout,
+    TooManyErrors,
+    Shutdown,
+    ProtocolViolation,
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Logout => f.write_str("logout"),
+            End::ClientClosed => f.write_str("lost connection"),
+            End::Timeout => f.write_str("idle timeout"),
+            End::TooManyErrors => f.write_str("too many errors"),
+            End::Shutdown => f.write_str("shutdown"),
+            End::ProtocolViolation => f.write_str("protocol violation"),
+            End::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A command's successful completion: the tagged OK's code and text.
+pub(super) struct Done {
+    pub code: Option<String>,
+    pub text: String,
+    /// The tagged response was already written (STARTTLS).
+    pub sent: bool,
+}
+
+impl Done {
+    pub fn ok(text: impl Into<String>) -> Done {
+        Done {
+            code: None,
+            text: text.into(),
+            sent: false,
+        }
+    }
+
+    pub fn already_sent() -> Done {
+        Done {
+            code: None,
+            text: String::new(),
+            sent: true,
+        }
+    }
+
+    pub fn with_code(code: impl Into<String>, text: impl Into<String>) -> Done {
+        Done {
+            code: Some(code.into()),
+            text: text.into(),
+            sent: false,
+        }
+    }
+}
+
+/// Why a command failed. Mapped to the wire only in [`Session::respond`].
+pub(super) enum CmdError {
+    /// Protocol error (`BAD`): counts towards `max_bad_commands`.
+    Bad(String),
+    /// Operational failure (`NO`), with an optional response code.
+    No(Option<&'static str>, String),
+    Store(StoreError),
+    /// The session must end (the reason was already written, if any).
+    End(End),
+}
+
+impl CmdError {
+    pub fn no(text: impl Into<String>) -> CmdError {
+        CmdError::No(None, text.into())
+    }
+
+    pub fn bad(text: impl Into<String>) -> CmdError {
+        CmdError::Bad(text.into())
+    }
+}
+
+impl From<StoreError> for CmdError {
+    fn from(e: StoreError) -> Self {
+        CmdError::Store(e)
+    }
+}
+
+pub(super) type CmdResult = Result<Done, CmdError>;
+
+pub(super) struct Session {
+    pub svc: Arc<ImapService>,
+    /// Config snapshot for this session: a reload applies to new sessions.
+    pub config: Arc<Config>,
+    pub stream: MaybeTls,
+    pub reader: CommandReader,
+    /// Responses not yet written.
+    pub out: Vec<u8>,
+    pub peer: SocketAddr,
+    /// The logged-in account (authenticated and selected states).
+    pub account: Option<String>,
+    pub selected: Option<Selected>,
+    /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
+    pub condstore: bool,
+    bad_commands: u32,
+    preauth_commands: u32,
+}
+
+impl Session {
+    pub fn new(svc: Arc<ImapService>, stream: MaybeTls, peer: SocketAddr) -> Self {
+        let config = svc.config.get();
+        // Before login, literals are bounded by the line limit (a pre-auth
+        // unbounded buffer was CVE-2025-61600).
+        let line = config.imap.line_length_limit;
+        Session {
+            reader: CommandReader::new(line, line),
+            config,
+            svc,
+            stream,
+            out: Vec::with_capacity(4096),
+            peer,
+            account: None,
+            selected: None,
+            condstore: false,
+            bad_commands: 0,
+            preauth_commands: 0,
+        }
+    }
+
+    pub async fn run(&mut self) -> End {
+        let greeting = format!(
+            "* OK [CAPABILITY {}] Merpati IMAP4rev1 ready\r\n",
+            self.capabilities()
+        );
+        self.out.extend_from_slice(greeting.as_bytes());
+        loop {
+            let bytes = match self.next_command().await {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => continue,
+                Err(end) => return end,
+            };
+            if self.account.is_none() {
+                self.preauth_commands += 1;
+                if self.preauth_commands > MAX_PREAUTH_COMMANDS {
+                    self.untagged("BYE Too many commands before login");
+                    let _ = self.flush().await;
+                    return End::TooManyErrors;
+                }
+            }
+            let command = match parse_command(&bytes) {
+                Ok(c) => c,
+                Err(e) => {
+                    let tag = e.tag.unwrap_or_else(|| "*".into());
+                    let result = if e.reason == "BADCHARSET" {
+                        Err(CmdError::No(
+                            Some("BADCHARSET (UTF-8 US-ASCII)"),
+                            "Unsupported charset".into(),
+                        ))
+                    } else {
+                        Err(CmdError::Bad(e.reason))
+                    };
+                    if let Err(end) = self.respond(&tag, result).await {
+                        return end;
+                    }
+                    continue;
+                }
+            };
+            let Command { tag, kind } = command;
+            tracing::debug!(command = kind_name(&kind), "command {tag}");
+            let result = self.dispatch(&tag, kind).await;
+            if let Err(end) = self.respond(&tag, result).await {
+                return end;
+            }
+        }
+    }
+
+    /// Writes the tagged response (the one place outcomes become replies)
+    /// and enforces `max_bad_commands`.
+    async fn respond(&mut self, tag: &str, result: CmdResult) -> Result<(), End> {
+        match result {
+            Ok(done) if done.sent => {}
+            Ok(done) => {
+                let code = done.code.map(|c| format!("[{c}] ")).unwrap_or_default();
+                self.line(&format!("{tag} OK {code}{}", done.text));
+            }
+            Err(CmdError::Bad(reason)) => {
+                self.bad_commands += 1;
+                self.line(&format!("{tag} BAD {reason}"));
+                if self.bad_commands >= self.config.imap.max_bad_commands {
+                    self.untagged("BYE Too many invalid commands");
+                    let _ = self.flush().await;
+                    return Err(End::TooManyErrors);
+                }
+            }
+            Err(CmdError::No(code, text)) => {
+                let code = code.map(|c| format!("[{c}] ")).unwrap_or_default();
+                self.line(&format!("{tag} NO {code}{text}"));
+            }
+            Err(CmdError::Store(e)) => {
+                let (code, text) = store_error(&e);
+                self.line(&format!("{tag} NO [{code}] {text}"));
+            }
+            Err(CmdError::End(end)) => {
+                let _ = self.flush().await;
+                return Err(end);
+            }
+        }
+        Ok(())
+    }
+
+    async fn dispatch(&mut self, tag: &str, kind: CommandKind) -> CmdResult {
+        // Commands valid in every state (RFC 3501 §6.1).
+        match kind {
+            CommandKind::Capability => {
+                let caps = self.capabilities();
+                self.untagged(&format!("CAPABILITY {caps}"));
+                return Ok(Done::ok("CAPABILITY completed"));
+            }
+            CommandKind::Noop => {
+                self.sync(true).await?;
+                return Ok(Done::ok("NOOP completed"));
+            }
+            CommandKind::Logout => {
+                self.untagged("BYE Logging out");
+                self.line(&format!("{tag} OK LOGOUT completed"));
+                return Err(CmdError::End(End::Logout));
+            }
+            CommandKind::Id => {
+                self.untagged(&format!(
+                    "ID (\"name\" \"Merpati\" \"version\" \"{}\")",
+                    env!("CARGO_PKG_VERSION")
+                ));
+                return Ok(Done::ok("ID completed"));
+            }
+            _ => {}
+        }
+        if self.account.is_none() {
+            return match kind {
+                CommandKind::StartTls => self.starttls(tag).await,
+                CommandKind::Login { user, password } => self.login(&user, &password).await,
+                CommandKind::Authenticate { mechanism, initial } => {
+                    self.authenticate(&mechanism, initial).await
+                }
+                _ => Err(CmdError::bad("Log in first")),
+            };
+        }
+        self.authenticated(tag, kind).await
+    }
+
+    /// Commands of the authenticated and selected states.
+    async fn authenticated(&mut self, tag: &str, kind: CommandKind) -> CmdResult {
+        match kind {
+            CommandKind::StartTls
+            | CommandKind::Login { .. }
+            | CommandKind::Authenticate { .. } => Err(CmdError::bad("Already logged in")),
+            CommandKind::Enable(caps) => {
+                let mut enabled = Vec::new();
+                for cap in caps {
+                    if cap == "CONDSTORE" {
+                        self.condstore = true;
+                        enabled.push(cap);
+                    }
+                }
+                self.untagged(format!("ENABLED {}", enabled.join(" ")).trim_end());
+                Ok(Done::ok("ENABLE completed"))
+            }
+            CommandKind::Namespace => {
+                self.untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+                Ok(Done::ok("NAMESPACE completed"))
+            }
+            CommandKind::Select {
+                mailbox,
+                read_only,
+                condstore,
+            } => self.select(&mailbox, read_only, condstore).await,
+            CommandKind::Create(name) => self.create(&name).await,
+            CommandKind::Delete(name) => self.delete(&name).await,
+            CommandKind::Rename(from, to) => self.rename(&from, &to).await,
+            CommandKind::Subscribe(name) => self.subscribe(&name, true).await,
+            CommandKind::Unsubscribe(name) => self.subscribe(&name, false).await,
+            CommandKind::List {
+                reference,
+                pattern,
+                subscribed_only,
+            } => self.list(&reference, &pattern, subscribed_only).await,
+            CommandKind::Status { mailbox, items } => self.status(&mailbox, &items).await,
+            CommandKind::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                let done = self.append(&mailbox, &flags, date, &message).await?;
+                self.sync(true).await?;
+                Ok(done)
+            }
+            CommandKind::Idle => self.idle(tag).await,
+            // Selected state only from here on.
+            _ if self.selected.is_none() => Err(CmdError::bad("No mailbox selected")),
+            CommandKind::Check => {
+                self.sync(true).await?;
+                Ok(Done::ok("CHECK completed"))
+            }
+            CommandKind::Close => {
+                self.close(true).await?;
+                Ok(Done::ok("CLOSE completed"))
+            }
+            CommandKind::Unselect => {
+                self.close(false).await?;
+                Ok(Done::ok("UNSELECT completed"))
+            }
+            CommandKind::Expunge { uids } => {
+                let done = self.expunge(uids.as_ref()).await?;
+                self.sync(true).await?;
+                Ok(done)
+            }
+            CommandKind::Search { uid, key } => {
+                let done = self.search(uid, &key).await?;
+                self.sync(uid).await?;
+                Ok(done)
+            }
+            CommandKind::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+            } => {
+                let done = self.fetch(uid, &set, items, changed_since).await?;
+                self.sync(uid).await?;
+                Ok(done)
+            }
+            CommandKind::Store {
+                uid,
+                set,
+                op,
+                silent,
+                flags,
+                unchanged_since,
+            } => {
+                let done = self
+                    .store(uid, &set, op, silent, &flags, unchanged_since)
+                    .await?;
+                self.sync(uid).await?;
+                Ok(done)
+            }
+            CommandKind::Copy {
+                uid,
+                set,
+                mailbox,
+                remove,
+            } => {
+                let done = self.copy(uid, &set, &mailbox, remove).await?;
+                self.sync(true).await?;
+                Ok(done)
+            }
+            CommandKind::Capability | CommandKind::Noop | CommandKind::Logout | CommandKind::Id => {
+                Err(CmdError::bad("unreachable"))
+            }
+        }
+    }
+
+    // ---- Authentication -------------------------------------------------
+
+    /// Passwords only under TLS, or from loopback when configured
+    /// (RFC 3501 §6.2.3 LOGINDISABLED).
+    fn auth_allowed(&self) -> bool {
+        self.stream.is_tls()
+            || (self.peer.ip().is_loopback() && self.config.imap.plaintext_auth_on_loopback)
+    }
+
+    pub fn capabilities(&self) -> String {
+        let mut caps = vec![
+            "IMAP4rev1",
+            "LITERAL+",
+            "SASL-IR",
+            "ID",
+            "ENABLE",
+            "IDLE",
+            "NAMESPACE",
+            "UNSELECT",
+            "CHILDREN",
+            "SPECIAL-USE",
+            "UIDPLUS",
+            "MOVE",
+            "CONDSTORE",
+            "STATUS=SIZE",
+        ];
+        if self.account.is_none() {
+            if !self.stream.is_tls() {
+                caps.push("STARTTLS");
+            }
+            if self.auth_allowed() {
+                caps.push("AUTH=PLAIN");
+            } else {
+                caps.push("LOGINDISABLED");
+            }
+        }
+        caps.join(" ")
+    }
+
+    async fn starttls(&mut self, tag: &str) -> CmdResult {
+        if self.stream.is_tls() {
+            return Err(CmdError::bad("TLS is already active"));
+        }
+        self.line(&format!("{tag} OK Begin TLS negotiation now"));
+        self.flush().await.map_err(CmdError::End)?;
+        // RFC 3501 §6.2.1: anything the client pipelined after STARTTLS was
+        // sent in the clear and must not be executed.
+        self.reader.clear();
+        let acceptor = tokio_rustls::TlsAcceptor::from((*self.svc.tls.get()).clone());
+        let handshake =
+            tokio::time::timeout(Duration::from_secs(60), self.stream.upgrade(acceptor));
+        match handshake.await {
+            Ok(Ok(())) => {
+                tracing::info!(
+                    "STARTTLS: {}",
+                    self.stream.tls_summary().unwrap_or_default()
+                );
+                // The tagged OK was already sent; nothing more to say.
+                Ok(Done::already_sent())
+            }
+            Ok(Err(e)) => Err(CmdError::End(End::Io(e))),
+            Err(_) => Err(CmdError::End(End::Timeout)),
+        }
+    }
+
+    async fn login(&mut self, user: &str, password: &str) -> CmdResult {
+        if !self.auth_allowed() {
+            return Err(CmdError::No(
+                Some("PRIVACYREQUIRED"),
+                "Use STARTTLS or the TLS port first".into(),
+            ));
+        }
+        self.log_in(user, password).await
+    }
+
+    async fn authenticate(&mut self, mechanism: &str, initial: Option<String>) -> CmdResult {
+        if mechanism != "PLAIN" {
+            return Err(CmdError::no("Unsupported authentication mechanism"));
+        }
+        if !self.auth_allowed() {
+            return Err(CmdError::No(
+                Some("PRIVACYREQUIRED"),
+                "Use STARTTLS or the TLS port first".into(),
+            ));
+        }
+        let response = match initial {
+            // RFC 4959: `=` is an empty initial response.
+            Some(text) if text == "=" => String::new(),
+            Some(text) => text,
+            None => {
+                self.out.extend_from_slice(b"+ \r\n");
+                let line = self.read_line().await.map_err(CmdError::End)?;
+                String::from_utf8_lossy(&line).trim().to_string()
+            }
+        };
+        if response == "*" {
+            return Err(CmdError::bad("Authentication cancelled"));
+        }
+        let Some((user, password)) =
+            crate::auth::base64_decode(&response).and_then(|d| crate::auth::decode_plain(&d))
+        else {
+            return Err(CmdError::bad("Invalid SASL PLAIN response"));
+        };
+        self.log_in(&user, &password).await
+    }
+
+    async fn log_in(&mut self, user: &str, password: &str) -> CmdResult {
+        match self.svc.auth.login(self.peer.ip(), user, password).await {
+            Ok(account) => {
+                tracing::info!("login: {account}");
+                self.account = Some(account);
+                let limit =
+                    usize::try_from(self.config.smtp.message_size_limit.0).unwrap_or(usize::MAX);
+                self.reader.set_literal_limit(limit);
+                Ok(Done::with_code(
+                    format!("CAPABILITY {}", self.capabilities()),
+                    "Logged in",
+                ))
+            }
+            Err(crate::auth::AuthError::Failed) => Err(CmdError::No(
+                Some("AUTHENTICATIONFAILED"),
+                "Authentication failed".into(),
+            )),
+            Err(crate::auth::AuthError::Temporary) => Err(CmdError::No(
+                Some("UNAVAILABLE"),
+                "Temporary authentication failure".into(),
+            )),
+        }
+    }
+
+    // ---- Output ----------------------------------------------------------
+
+    /// Appends one response line (CRLF added).
+    pub fn line(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// `* text`.
+    pub fn untagged(&mut self, text: &str) {
+        self.out.extend_from_slice(b"* ");
+        self.line(text);
+    }
+
+    pub async fn flush(&mut self) -> Result<(), End> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(Ok(())) => {
+                self.out.clear();
+                if self.out.capacity() > 4 * FLUSH_AT {
+                    self.out.shrink_to(4096);
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => Err(End::Io(e)),
+            Err(_) => Err(End::Timeout),
+        }
+    }
+
+    // ---- Input -----------------------------------------------------------
+
+    /// Reads more bytes into the reader, flushing output first. Ends the
+    /// session on idle timeout (`* BYE`, RFC 3501 §5.4) or shutdown.
+    pub async fn read_more(&mut self) -> Result<(), End> {
+        self.flush().await?;
+        let mut buf = vec![0u8; READ_CHUNK];
+        let timeout = self.config.imap.idle_timeout.0;
+        let shutdown = self.svc.shutdown.clone();
+        let n = tokio::select! {
+            r = tokio::time::timeout(timeout, self.stream.read(&mut buf)) => match r {
+                Ok(Ok(0)) => return Err(End::ClientClosed),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(End::Io(e)),
+                Err(_) => {
+                    self.untagged("BYE Autologout; idle for too long");
+                    let _ = self.flush().await;
+                    return Err(End::Timeout);
+                }
+            },
+            _ = shutdown.cancelled() => {
+                self.untagged("BYE Server shutting down");
+                let _ = self.flush().await;
+                return Err(End::Shutdown);
+            }
+        };
+        self.reader.push(buf.get(..n).unwrap_or_default());
+        Ok(())
+    }
+
+    /// The next command's bytes; `Ok(None)` after answering a framing error.
+    async fn next_command(&mut self) -> Result<Option<Vec<u8>>, End> {
+        loop {
+            match self.reader.next_frame() {
+                Some(Frame::Command(bytes)) => return Ok(Some(bytes)),
+                Some(Frame::Continue) => {
+                    self.line("+ Ready for literal data");
+                    self.flush().await?;
+                }
+                Some(Frame::Error(FrameError::LineTooLong { tag })) => {
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    self.respond(&tag, Err(CmdError::bad("Line too long")))
+                        .await?;
+                    return Ok(None);
+                }
+                Some(Frame::Error(FrameError::LiteralTooLarge {
+                    tag,
+                    synchronizing: true,
+                })) => {
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    let result = if self.account.is_some() {
+                        Err(CmdError::No(Some("TOOBIG"), "Literal too large".into()))
+                    } else {
+                        Err(CmdError::bad("Literal too large before login"))
+                    };
+                    self.respond(&tag, result).await?;
+                    return Ok(None);
+                }
+                Some(Frame::Error(FrameError::LiteralTooLarge {
+                    synchronizing: false,
+                    ..
+                })) => {
+                    // RFC 7888 §4: the octets are already on their way.
+                    self.untagged("BYE [TOOBIG] Literal too large");
+                    let _ = self.flush().await;
+                    return Err(End::ProtocolViolation);
+                }
+                None => self.read_more().await?,
+            }
+        }
+    }
+
+    /// One raw line (SASL response, IDLE's DONE).
+    pub async fn read_line(&mut self) -> Result<Vec<u8>, End> {
+        loop {
+            match self.reader.take_line() {
+                Some(Ok(line)) => return Ok(line),
+                Some(Err(_)) => {
+                    self.untagged("BYE Line too long");
+                    let _ = self.flush().await;
+                    return Err(End::ProtocolViolation);
+                }
+                None => self.read_more().await?,
+            }
+        }
+    }
+
+    // ---- Store access ----------------------------------------------------
+
+    /// Runs a blocking store operation off the async threads.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn MailStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.svc.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?
+    }
+
+    pub fn account(&self) -> Result<String, CmdError> {
+        self.account
+            .clone()
+            .ok_or_else(|| CmdError::bad("Log in first"))
+    }
+}
+
+/// Response code and text for a store error; internal errors are logged
+/// in detail and reported generically.
+fn store_error(e: &StoreError) -> (&'static str, &'static str) {
+    match e {
+        StoreError::NoSuchMailbox => ("NONEXISTENT", "No such mailbox"),
+        StoreError::NoSuchAccount => ("NONEXISTENT", "No such account"),
+        StoreError::NoSuchMessage => ("NONEXISTENT", "No such message"),
+        StoreError::MailboxExists => ("ALREADYEXISTS", "Mailbox already exists"),
+        StoreError::OverQuota => ("OVERQUOTA", "Quota exceeded"),
+        StoreError::InvalidName => ("CANNOT", "Invalid mailbox name or operation"),
+        StoreError::AccountExists => ("CANNOT", "Account exists"),
+        StoreError::Io(_) | StoreError::Db(_) | StoreError::Corrupt(_) | StoreError::Locked => {
+            tracing::error!("mail store error: {e}");
+            ("SERVERBUG", "Internal error, try again later")
+        }
+    }
+}
+
+fn kind_name(kind: &CommandKind) -> &'static str {
+    match kind {
+        CommandKind::Capability => "CAPABILITY",
+        CommandKind::Noop => "NOOP",
+        CommandKind::Logout => "LOGOUT",
+        CommandKind::StartTls => "STARTTLS",
+        CommandKind::Id => "ID",
+        CommandKind::Enable(_) => "ENABLE",
+        CommandKind::Authenticate { .. } => "AUTHENTICATE",
+        CommandKind::Login { .. } => "LOGIN",
+        CommandKind::Select { .. } => "SELECT",
+        CommandKind::Create(_) => "CREATE",
+        CommandKind::Delete(_) => "DELETE",
+        CommandKind::Rename(..) => "RENAME",
+        CommandKind::Subscribe(_) => "SUBSCRIBE",
+        CommandKind::Unsubscribe(_) => "UNSUBSCRIBE",
+        CommandKind::List { .. } => "LIST",
+        CommandKind::Namespace => "NAMESPACE",
+        CommandKind::Status { .. } => "STATUS",
+        CommandKind::Append { .. } => "APPEND",
+        CommandKind::Idle => "IDLE",
+        CommandKind::Check => "CHECK",
+        CommandKind::Close => "CLOSE",
+        CommandKind::Unselect => "UNSELECT",
+        CommandKind::Expunge { .. } => "EXPUNGE",
+        CommandKind::Search { .. } => "SEARCH",
+        CommandKind::Fetch { .. } => "FETCH",
+        CommandKind::Store { .. } => "STORE",
+        CommandKind::Copy { .. } => "COPY",
+    }
+}
+
+/// Wraps a fresh TCP connection (implicit TLS: handshake first).
+pub(super) async fn open_stream(
+    svc: &ImapService,
+    tcp: TcpStream,
+    implicit_tls: bool,
+) -> std::io::Result<MaybeTls> {
+    let mut stream = MaybeTls::Plain(tcp);
+    if implicit_tls {
+        let acceptor = tokio_rustls::TlsAcceptor::from((*svc.tls.get()).clone());
+        tokio::time::timeout(Duration::from_secs(60), stream.upgrade(acceptor))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake"))??;
+    }
+    Ok(stream)
+}

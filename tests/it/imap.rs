@@ -1,0 +1,528 @@
+//! IMAP against the real server: a raw-socket replay of Thunderbird's
+//! account set-up, two sessions on one mailbox, new mail pushed to IDLE,
+//! bounds on bad input, and real clients (Python's imaplib, curl).
+
+use crate::harness::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const USER: &str = "alice@localhost";
+const PASSWORD: &str = "s3cret pw";
+
+/// A raw IMAP client speaking lines, as Thunderbird's wire log shows them.
+struct Imap {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    next_tag: u32,
+}
+
+impl Imap {
+    fn connect(port: u16) -> (Imap, String) {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut imap = Imap {
+            reader: BufReader::new(stream.try_clone().expect("clone")),
+            writer: stream,
+            next_tag: 1,
+        };
+        let greeting = imap.line();
+        (imap, greeting)
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap_or(0);
+        line
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write");
+    }
+
+    /// Reads until a line starts with `prefix`; returns everything read.
+    fn until(&mut self, prefix: &str) -> String {
+        let mut all = String::new();
+        loop {
+            let line = self.line();
+            if line.is_empty() {
+                panic!("connection closed waiting for {prefix:?}; got:\n{all}");
+            }
+            all.push_str(&line);
+            if line.starts_with(prefix) {
+                return all;
+            }
+        }
+    }
+
+    /// Sends a tagged command; returns all responses through the tagged one.
+    fn cmd(&mut self, text: &str) -> String {
+        let tag = format!("t{}", self.next_tag);
+        self.next_tag += 1;
+        self.send(format!("{tag} {text}\r\n").as_bytes());
+        self.until(&format!("{tag} "))
+    }
+
+    #[track_caller]
+    fn ok(&mut self, text: &str) -> String {
+        let tag = format!("t{} OK", self.next_tag);
+        let reply = self.cmd(text);
+        assert!(reply.contains(&tag), "{text}: {reply}");
+        reply
+    }
+
+    fn login(port: u16) -> Imap {
+        let (mut imap, _) = Imap::connect(port);
+        imap.ok(&format!("LOGIN {USER} \"{PASSWORD}\""));
+        imap
+    }
+}
+
+fn server_with_user() -> Server {
+    let server = server();
+    server.add_user(USER, PASSWORD);
+    server
+}
+
+fn deliver(server: &Server, subject: &str, body: &str) {
+    server.submit(
+        "bob@example.com",
+        &[USER],
+        &format!(
+            "From: Bob <bob@example.com>\r\nTo: Alice <{USER}>\r\nSubject: {subject}\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n{body}\r\n.\r\n"
+        ),
+    );
+}
+
+#[test]
+fn thunderbird_setup_sequence_and_idle_push() {
+    let server = server_with_user();
+    deliver(&server, "hello imap", "first message");
+    let uids = server.wait_for_mail(USER, 1);
+    assert_eq!(uids.len(), 1);
+
+    let (mut c, greeting) = Imap::connect(server.ports.imap);
+    assert!(
+        greeting.starts_with("* OK [CAPABILITY IMAP4rev1 ") && greeting.contains("Merpati"),
+        "{greeting}"
+    );
+    assert!(greeting.contains("STARTTLS") && greeting.contains("AUTH=PLAIN"));
+    let caps = c.ok("CAPABILITY");
+    for cap in [
+        "IDLE",
+        "UIDPLUS",
+        "MOVE",
+        "SPECIAL-USE",
+        "LITERAL+",
+        "ID",
+        "NAMESPACE",
+    ] {
+        assert!(caps.contains(cap), "{cap}: {caps}");
+    }
+    let id = c.ok("ID (\"name\" \"Thunderbird\" \"version\" \"128.5.0\")");
+    assert!(id.contains("* ID (\"name\" \"Merpati\""), "{id}");
+    let login = c.ok(&format!("login \"{USER}\" \"{PASSWORD}\""));
+    assert!(login.contains("[CAPABILITY IMAP4rev1"), "{login}");
+    let ns = c.ok("NAMESPACE");
+    assert!(ns.contains("* NAMESPACE ((\"\" \"/\")) NIL NIL"), "{ns}");
+    let list = c.ok("LIST \"\" \"*\"");
+    assert!(
+        list.contains("* LIST (\\HasNoChildren) \"/\" \"INBOX\""),
+        "{list}"
+    );
+    for (attr, name) in [
+        ("\\Drafts", "Drafts"),
+        ("\\Sent", "Sent"),
+        ("\\Trash", "Trash"),
+        ("\\Junk", "Junk"),
+        ("\\Archive", "Archive"),
+    ] {
+        let want = format!("* LIST ({attr} \\HasNoChildren) \"/\" \"{name}\"");
+        assert!(list.contains(&want), "{want}: {list}");
+    }
+    let select = c.ok("SELECT INBOX");
+    for want in [
+        "* 1 EXISTS",
+        "* 0 RECENT",
+        "* OK [UIDVALIDITY ",
+        "* OK [UIDNEXT ",
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
+        "[READ-WRITE]",
+    ] {
+        assert!(select.contains(want), "{want}: {select}");
+    }
+    let uid = uids[0];
+    let flags = c.ok("UID FETCH 1:* (FLAGS)");
+    assert!(
+        flags.contains(&format!("* 1 FETCH (UID {uid} FLAGS ())")),
+        "{flags}"
+    );
+    let headers = c.ok(&format!(
+        "UID FETCH {uid} (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (From To Subject Date)])"
+    ));
+    assert!(headers.contains("Subject: hello imap\r\n"), "{headers}");
+    assert!(
+        headers.contains("From: Bob <bob@example.com>\r\n"),
+        "{headers}"
+    );
+    assert!(!headers.contains("Received:"), "{headers}");
+    let size: usize = server.message(USER, uid).len();
+    assert!(
+        headers.contains(&format!("RFC822.SIZE {size}")),
+        "size {size}: {headers}"
+    );
+    // PEEK left \Seen alone; BODY[] sets it.
+    let body = c.ok(&format!("UID FETCH {uid} BODY[TEXT]"));
+    assert!(body.contains("first message"), "{body}");
+    assert!(body.contains("FLAGS (\\Seen)"), "{body}");
+
+    c.send(b"t99 IDLE\r\n");
+    assert!(c.line().starts_with("+ "));
+    let started = Instant::now();
+    deliver(&server, "second", "pushed");
+    let pushed = c.until("* 2 EXISTS");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{pushed} after {:?}",
+        started.elapsed()
+    );
+    c.send(b"DONE\r\n");
+    let done = c.until("t99 ");
+    assert!(done.contains("t99 OK"), "{done}");
+    let logout = c.cmd("LOGOUT");
+    assert!(
+        logout.contains("* BYE") && logout.contains("OK"),
+        "{logout}"
+    );
+}
+
+#[test]
+fn two_sessions_see_each_other() {
+    let server = server_with_user();
+    deliver(&server, "one", "1");
+    deliver(&server, "two", "2");
+    assert_eq!(server.wait_for_mail(USER, 2).len(), 2);
+    let mut a = Imap::login(server.ports.imap);
+    let mut b = Imap::login(server.ports.imap);
+    assert!(a.ok("SELECT INBOX").contains("* 2 EXISTS"));
+    assert!(b.ok("SELECT INBOX").contains("* 2 EXISTS"));
+
+    let stored = a.ok("STORE 1 +FLAGS (\\Flagged)");
+    assert!(stored.contains("* 1 FETCH (FLAGS (\\Flagged))"), "{stored}");
+    let noop = b.ok("NOOP");
+    assert!(
+        noop.contains("* 1 FETCH (UID ") && noop.contains("FLAGS (\\Flagged)"),
+        "{noop}"
+    );
+
+    a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)");
+    let expunged = a.ok("EXPUNGE");
+    assert!(expunged.contains("* 2 EXPUNGE"), "{expunged}");
+    // No EXPUNGE while answering FETCH (RFC 3501 §7.4.1)...
+    let fetch = b.ok("FETCH 1:* (FLAGS)");
+    assert!(!fetch.contains("EXPUNGE"), "{fetch}");
+    // ...but at the next NOOP.
+    let noop = b.ok("NOOP");
+    assert!(noop.contains("* 2 EXPUNGE"), "{noop}");
+
+    // An APPEND by one session reaches the other's IDLE.
+    b.send(b"i1 IDLE\r\n");
+    assert!(b.line().starts_with("+ "));
+    let appended = a.ok("APPEND INBOX (\\Seen) {24}\r\nSubject: x\r\n\r\nappended\r\n");
+    assert!(appended.contains("[APPENDUID "), "{appended}");
+    let pushed = b.until("* 2 EXISTS");
+    assert!(pushed.contains("* 2 EXISTS"));
+    b.send(b"DONE\r\n");
+    assert!(b.until("i1 ").contains("i1 OK"));
+
+    // UID MOVE with COPYUID, seen from both sides.
+    let moved = a.ok("UID MOVE 1:* Archive");
+    assert!(moved.contains("* OK [COPYUID "), "{moved}");
+    assert!(moved.contains("* 1 EXPUNGE"), "{moved}");
+    let status = a.ok("STATUS Archive (MESSAGES UIDNEXT UNSEEN SIZE)");
+    assert!(
+        status.contains("* STATUS \"Archive\" (MESSAGES 2 "),
+        "{status}"
+    );
+    let noop = b.ok("NOOP");
+    assert_eq!(noop.matches("EXPUNGE").count(), 2, "{noop}");
+}
+
+#[test]
+fn search_fetch_structure_and_mailboxes() {
+    let server = server_with_user();
+    let mut c = Imap::login(server.ports.imap);
+    let message = "From: =?utf-8?q?J=C3=BCrgen?= <j@example.com>\r\n\
+Subject: multipart test\r\n\
+Date: Tue, 2 Jan 2024 10:00:00 +0000\r\n\
+Content-Type: multipart/mixed; boundary=b1\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\
+\r\n\
+Gr=C3=BC=C3=9Fe aus Bandung\r\n\
+--b1\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+Subject: inner\r\n\
+\r\n\
+inner body\r\n\
+--b1--\r\n";
+    let appended = c.ok(&format!(
+        "APPEND INBOX (\\Draft) \"02-Jan-2024 10:00:00 +0000\" {{{}+}}\r\n{message}",
+        message.len()
+    ));
+    assert!(appended.contains("[APPENDUID "), "{appended}");
+    c.ok("SELECT INBOX");
+    let search = c.ok("SEARCH CHARSET UTF-8 BODY \"grüße\"");
+    assert!(search.contains("* SEARCH 1\r\n"), "{search}");
+    assert!(c.ok("SEARCH TEXT Bandung").contains("* SEARCH 1\r\n"));
+    assert!(c.ok("SEARCH FROM \"jürgen\"").contains("* SEARCH 1\r\n"));
+    assert!(
+        c.ok("SEARCH DRAFT ON 2-Jan-2024 SENTSINCE 1-Jan-2024")
+            .contains("* SEARCH 1\r\n")
+    );
+    assert!(
+        c.ok("SEARCH OR SEEN SUBJECT nomatch")
+            .contains("* SEARCH\r\n")
+    );
+    assert!(
+        c.ok("UID SEARCH NOT DELETED LARGER 10")
+            .contains("* SEARCH ")
+    );
+    let bad = c.cmd("SEARCH CHARSET KOI8-R ALL");
+    assert!(bad.contains("NO [BADCHARSET"), "{bad}");
+
+    let structure = c.ok("FETCH 1 (BODYSTRUCTURE ENVELOPE INTERNALDATE)");
+    assert!(structure.contains("\"quoted-printable\""), "{structure}");
+    assert!(
+        structure.contains("(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" "),
+        "{structure}"
+    );
+    assert!(
+        structure.contains("\"mixed\" (\"boundary\" \"b1\")"),
+        "{structure}"
+    );
+    assert!(
+        structure.contains("INTERNALDATE \"02-Jan-2024 10:00:00 +0000\""),
+        "{structure}"
+    );
+    assert!(structure.contains("\"multipart test\""), "{structure}");
+    let part =
+        c.ok("FETCH 1 (BODY.PEEK[2.HEADER] BODY.PEEK[2.TEXT] BODY.PEEK[1.MIME] BODY.PEEK[1]<0.3>)");
+    assert!(
+        part.contains("BODY[2.HEADER] {18}\r\nSubject: inner\r\n\r\n"),
+        "{part}"
+    );
+    assert!(part.contains("BODY[2.TEXT] {10}\r\ninner body"), "{part}");
+    assert!(part.contains("BODY[1]<0> {3}\r\nGr="), "{part}");
+
+    let copy = c.cmd("COPY 1 Nowhere");
+    assert!(copy.contains("NO [TRYCREATE]"), "{copy}");
+
+    // Mailbox management with hierarchy.
+    c.ok("CREATE Projects/2024/Q1");
+    let list = c.ok("LIST \"\" \"Projects/%\"");
+    assert!(
+        list.contains("* LIST (\\HasChildren) \"/\" \"Projects/2024\""),
+        "{list}"
+    );
+    c.ok("RENAME Projects/2024 Projects/Old");
+    let list = c.ok("LIST Projects/ *");
+    assert!(list.contains("\"Projects/Old/Q1\""), "{list}");
+    assert!(!list.contains("Projects/2024"), "{list}");
+    c.ok("SUBSCRIBE Projects/Old");
+    assert!(
+        c.ok("LSUB \"\" Projects/*")
+            .contains("* LSUB () \"/\" \"Projects/Old\"")
+    );
+    c.ok("UNSUBSCRIBE Projects/Old");
+    c.ok("DELETE Projects/Old/Q1");
+    let gone = c.cmd("SELECT Projects/Old/Q1");
+    assert!(gone.contains("NO [NONEXISTENT]"), "{gone}");
+    // SELECT failed: no mailbox is selected any more.
+    assert!(c.cmd("FETCH 1 FLAGS").contains("BAD"));
+}
+
+#[test]
+fn bounds_and_bad_input() {
+    let server = Builder::default()
+        .imap("max_bad_commands = 3\nline_length_limit = 1024")
+        .start();
+    server.add_user(USER, PASSWORD);
+    let (mut c, _) = Imap::connect(server.ports.imap);
+    // A literal above the pre-auth limit is refused before it is sent.
+    let big = c.cmd("LOGIN {100000}");
+    assert!(big.contains("t1 BAD"), "{big}");
+    let long = format!("t9 NOOP {}\r\n", "x".repeat(5000));
+    c.send(long.as_bytes());
+    assert!(c.until("t9 ").contains("t9 BAD"));
+    c.send(b"garbage\r\n");
+    let bye = c.until("* BYE");
+    assert!(bye.contains("* BYE"), "{bye}");
+    let mut rest = String::new();
+    let _ = c.reader.read_to_string(&mut rest);
+
+    // Without loopback plaintext auth, LOGIN needs TLS.
+    let server = Builder::default()
+        .imap("plaintext_auth_on_loopback = false")
+        .start();
+    server.add_user(USER, PASSWORD);
+    let (mut c, greeting) = Imap::connect(server.ports.imap);
+    assert!(greeting.contains("LOGINDISABLED"), "{greeting}");
+    let refused = c.cmd(&format!("LOGIN {USER} \"{PASSWORD}\""));
+    assert!(refused.contains("NO [PRIVACYREQUIRED]"), "{refused}");
+    let wrong = Imap::connect(server.ports.imap)
+        .0
+        .cmd("AUTHENTICATE PLAIN AGFsaWNlAHg=");
+    assert!(wrong.contains("NO"), "{wrong}");
+}
+
+#[test]
+fn authenticate_plain_and_wrong_password() {
+    let server = server_with_user();
+    let (mut c, _) = Imap::connect(server.ports.imap);
+    let wrong = c.cmd("LOGIN alice nope");
+    assert!(wrong.contains("NO [AUTHENTICATIONFAILED]"), "{wrong}");
+    let token = base64(format!("\0{USER}\0{PASSWORD}").as_bytes());
+    c.send(b"a1 AUTHENTICATE PLAIN\r\n");
+    assert!(c.line().starts_with("+ "));
+    c.send(format!("{token}\r\n").as_bytes());
+    assert!(c.until("a1 ").contains("a1 OK"));
+    let (mut d, _) = Imap::connect(server.ports.imap);
+    assert!(
+        d.cmd(&format!("AUTHENTICATE PLAIN {token}"))
+            .contains("OK [CAPABILITY")
+    );
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn python(script: &str, args: &[String]) -> std::process::Output {
+    let mut child = Command::new("python3")
+        .arg("-")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is required for this test");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("script");
+    child.wait_with_output().expect("python3")
+}
+
+const IMAPLIB_SCRIPT: &str = r#"
+import imaplib, ssl, sys
+user, password, plain, tls = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+def exercise(M, tag):
+    typ, _ = M.login(user, password); assert typ == 'OK'
+    typ, data = M.list(); assert typ == 'OK' and any(b'\\Sent' in d for d in data), data
+    msg = ('Subject: appended %s\r\nFrom: a@b.example\r\n\r\nbody text %s\r\n' % (tag, tag)).encode()
+    typ, data = M.append('INBOX', '(\\Seen)', None, msg); assert typ == 'OK', data
+    typ, data = M.select('INBOX'); assert typ == 'OK', data
+    n = int(data[0])
+    typ, data = M.search(None, 'BODY', '"text %s"' % tag); assert data[0].split()[-1] == str(n).encode(), data
+    typ, data = M.fetch(str(n), '(FLAGS BODY.PEEK[])'); assert typ == 'OK'
+    assert data[0][1] == msg, data
+    typ, data = M.store(str(n), '+FLAGS', '\\Flagged'); assert typ == 'OK' and b'\\Flagged' in data[0], data
+    typ, data = M.copy(str(n), 'Archive'); assert typ == 'OK', data
+    typ, data = M.store(str(n), '+FLAGS', '\\Deleted'); assert typ == 'OK'
+    typ, data = M.expunge(); assert typ == 'OK' and data[0] == str(n).encode(), data
+    typ, data = M.status('Archive', '(MESSAGES)'); assert typ == 'OK', data
+    M.close()
+    M.logout()
+    return data
+
+exercise(imaplib.IMAP4('127.0.0.1', plain), 'plain')
+M = imaplib.IMAP4('127.0.0.1', plain)
+typ, _ = M.starttls(ssl_context=ctx); assert typ == 'OK'
+exercise(M, 'starttls')
+print(exercise(imaplib.IMAP4_SSL('127.0.0.1', tls, ssl_context=ctx), 'tls'))
+"#;
+
+#[test]
+fn python_imaplib_plain_starttls_and_tls() {
+    let server = server_with_user();
+    let out = python(
+        IMAPLIB_SCRIPT,
+        &[
+            USER.to_string(),
+            PASSWORD.to_string(),
+            server.ports.imap.to_string(),
+            server.ports.imaps.to_string(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "imaplib failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    assert!(stdout.contains("\"Archive\" (MESSAGES 3)"), "{stdout}");
+}
+
+#[test]
+fn curl_imap_and_imaps() {
+    let server = server_with_user();
+    deliver(&server, "for curl", "fetched by curl");
+    let uids = server.wait_for_mail(USER, 1);
+    let creds = format!("{USER}:{PASSWORD}");
+    let fetch = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-u", &creds])
+        .arg(format!(
+            "imap://127.0.0.1:{}/INBOX;UID={}",
+            server.ports.imap, uids[0]
+        ))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&fetch.stdout);
+    assert!(
+        fetch.status.success() && text.contains("fetched by curl"),
+        "{text}{}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
+    let list = Command::new("curl")
+        .args(["-sSk", "--max-time", "30", "-u", &creds])
+        .arg(format!("imaps://127.0.0.1:{}/", server.ports.imaps))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success() && text.contains("\\Sent") && text.contains("INBOX"),
+        "{text}{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+}
