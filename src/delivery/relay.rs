@@ -95,16 +95,18 @@ impl RelayAgent {
             return all(&job, Outcome::Deferred(text), "none");
         }
         self.acquire(&key, &config).await;
-        let results = self.attempt(&config, &hop, &job).await;
-        let reached = results.iter().any(|r| r.relay != "none");
-        self.release(&key, &config, reached, &results);
+        let (results, unreachable) = self.attempt(&config, &hop, &job).await;
+        self.release(&key, &config, unreachable, &results);
         results
     }
 
-    async fn attempt(&self, config: &Config, hop: &NextHop, job: &RelayJob<'_>) -> Vec<RelayResult> {
+    /// Delivers to the first host that answers. The flag is true when
+    /// hosts were found but none could be talked to (the destination is
+    /// then marked dead; a DNS failure does not do that).
+    async fn attempt(&self, config: &Config, hop: &NextHop, job: &RelayJob<'_>) -> (Vec<RelayResult>, bool) {
         let targets = match self.targets(config, hop).await {
             Ok(t) => t,
-            Err(outcome) => return all(job, outcome, "none"),
+            Err(outcome) => return (all(job, outcome, "none"), false),
         };
         let relayhost = matches!(hop, NextHop::Host { relayhost: true, .. });
         let opts = client_options(config, relayhost);
@@ -126,7 +128,7 @@ impl RelayAgent {
                     }
                     let peer_dsn = transcript.peer_dsn;
                     let relay = transcript.remote;
-                    return transcript
+                    let results = transcript
                         .results
                         .into_iter()
                         .map(|r| RelayResult {
@@ -135,12 +137,13 @@ impl RelayAgent {
                             peer_dsn,
                         })
                         .collect();
+                    return (results, false);
                 }
                 Err(e) if e.try_next_host() => {
                     tracing::info!("{remote}: {e}; trying the next host");
                     last = outcome_of_reply(&e.reply(&remote));
                 }
-                Err(e) => return all(job, outcome_of_reply(&e.reply(&remote)), &remote),
+                Err(e) => return (all(job, outcome_of_reply(&e.reply(&remote)), &remote), false),
             }
         }
         // Every host failed: defer (a 5xx greeting from all of them is
@@ -149,7 +152,7 @@ impl RelayAgent {
             Outcome::Bounced(text) | Outcome::Sent(text) => Outcome::Deferred(text),
             deferred => deferred,
         };
-        all(job, last, "none")
+        (all(job, last, "none"), true)
     }
 
     /// Addresses to try, in order; `Err` decides for all recipients.
@@ -254,13 +257,12 @@ impl RelayAgent {
         }
     }
 
-    fn release(&self, key: &str, config: &Config, reached: bool, results: &[RelayResult]) {
+    fn release(&self, key: &str, config: &Config, unreachable: bool, results: &[RelayResult]) {
         let mut destinations = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(dest) = destinations.get_mut(key) {
             dest.active = dest.active.saturating_sub(1);
             let limit = config.relay.destination_concurrency_limit as f64;
-            let failed_outright = !reached && results.iter().all(|r| matches!(r.outcome, Outcome::Deferred(_)));
-            if !failed_outright {
+            if !unreachable {
                 dest.window = (dest.window + 1.0 / dest.window).min(limit);
             } else {
                 dest.window = (dest.window - 1.0 / dest.window).max(1.0);

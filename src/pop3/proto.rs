@@ -406,7 +406,10 @@ mod tests {
         use Command::*;
         let cases: Vec<(&str, Result<Command, ParseError>)> = vec![
             ("USER fauzan", Ok(User("fauzan".into()))),
-            ("user fauzan@localhost ", Ok(User("fauzan@localhost".into()))),
+            (
+                "user fauzan@localhost ",
+                Ok(User("fauzan@localhost".into())),
+            ),
             ("USER", Err(ParseError::MissingArgument)),
             ("USER ", Err(ParseError::MissingArgument)),
             ("PASS rahasia", Ok(Pass("rahasia".into()))),
@@ -512,7 +515,10 @@ mod tests {
     fn replies() {
         assert_eq!(Reply::ok("2 320").to_bytes(), b"+OK 2 320\r\n");
         assert_eq!(Reply::ok("").to_bytes(), b"+OK\r\n");
-        assert_eq!(Reply::err("no such message").to_bytes(), b"-ERR no such message\r\n");
+        assert_eq!(
+            Reply::err("no such message").to_bytes(),
+            b"-ERR no such message\r\n"
+        );
         assert_eq!(
             Reply::err_code(Code::InUse, "locked").to_bytes(),
             b"-ERR [IN-USE] locked\r\n"
@@ -575,7 +581,10 @@ mod tests {
         assert_eq!(top(b"H: v\r\n\r\nlast", 0), b"H: v\r\n\r\n");
         assert_eq!(top(b"H: v\r\n\r\nlast", 1), b"H: v\r\n\r\nlast");
         // Empty body lines are lines.
-        assert_eq!(top(b"H: v\r\n\r\n\r\n\r\nx\r\n", 2), b"H: v\r\n\r\n\r\n\r\n");
+        assert_eq!(
+            top(b"H: v\r\n\r\n\r\n\r\nx\r\n", 2),
+            b"H: v\r\n\r\n\r\n\r\n"
+        );
         assert_eq!(top(b"", 5), b"");
     }
 
@@ -605,11 +614,21 @@ mod tests {
         script.extend_from_slice(b"\r\nQUIT\r\nSTAT");
         let (whole, rest) = replay(&script, script.len());
         assert_eq!(whole.len(), 19, "{whole:#?}");
-        assert_eq!(whole[2], format!("{:?}", Ok::<_, ParseError>(Command::Pass("se cret ".into()))));
+        assert_eq!(
+            whole[2],
+            format!(
+                "{:?}",
+                Ok::<_, ParseError>(Command::Pass("se cret ".into()))
+            )
+        );
         assert_eq!(whole[17], "line error line too long");
         assert_eq!(rest, b"STAT");
         for chunk in 1..=512 {
-            assert_eq!(replay(&script, chunk), (whole.clone(), rest.clone()), "chunk {chunk}");
+            assert_eq!(
+                replay(&script, chunk),
+                (whole.clone(), rest.clone()),
+                "chunk {chunk}"
+            );
         }
     }
 

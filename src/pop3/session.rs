@@ -111,7 +111,9 @@ impl std::fmt::Display for End {
 /// ends.
 enum State {
     /// Before login; `user` is the name a USER command gave.
-    Authorization { user: Option<String> },
+    Authorization {
+        user: Option<String>,
+    },
     Transaction(Box<Maildrop>),
 }
 
@@ -364,8 +366,7 @@ impl Session {
                 return Err(End::Shutdown);
             }
         };
-        self.reader
-            .push(self.inbuf.get(..n).unwrap_or_default());
+        self.reader.push(self.inbuf.get(..n).unwrap_or_default());
         Ok(())
     }
 
@@ -444,13 +445,8 @@ impl Session {
     /// login.
     fn capa(&mut self) {
         self.reply(Reply::ok("Capability list follows"));
-        let mut lines: Vec<&str> = vec![
-            "TOP",
-            "UIDL",
-            "RESP-CODES",
-            "AUTH-RESP-CODE",
-            "PIPELINING",
-        ];
+        let mut lines: Vec<&str> =
+            vec!["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"];
         if self.in_authorization() {
             if self.plaintext_ok() {
                 lines.push("USER");
@@ -532,7 +528,11 @@ impl Session {
 
     /// RFC 5034 AUTH with PLAIN (RFC 4616) or LOGIN, with or without an
     /// initial response; `*` cancels.
-    async fn auth(&mut self, mechanism: Option<String>, initial: Option<String>) -> Result<(), End> {
+    async fn auth(
+        &mut self,
+        mechanism: Option<String>,
+        initial: Option<String>,
+    ) -> Result<(), End> {
         if !self.in_authorization() {
             return self.bad(Reply::err("Already logged in"));
         }
@@ -555,7 +555,10 @@ impl Session {
             return Ok(());
         }
         self.state = State::Authorization { user: None };
-        let initial = match initial.as_deref().map(|i| parse_sasl_response(i.as_bytes())) {
+        let initial = match initial
+            .as_deref()
+            .map(|i| parse_sasl_response(i.as_bytes()))
+        {
             None => None,
             Some(Some(SaslResponse::Data(data))) => Some(data),
             Some(Some(SaslResponse::Cancel)) => {

@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_merpati");
 pub const HOSTNAME: &str = "mail.merpati.test";
 
+/// A nameserver address where nothing listens (the discard port).
+const UNANSWERED_DNS: &str = "nameservers = [\"127.0.0.1:9\"]\ntimeout = \"300ms\"";
+
+/// What `queue list` shows for mail to example.com under that nameserver.
+pub const REMOTE_REASON: &str = "4.4.3 DNS lookup for example.com failed: proto error: request timed out";
+
 /// Extra TOML for the server's config, per table.
 #[derive(Default, Clone)]
 pub struct Builder {
@@ -17,6 +23,9 @@ pub struct Builder {
     smtp: String,
     queue: String,
     submission: String,
+    /// The whole `[dns]` table; by default a nameserver that never answers,
+    /// so mail for other domains is deferred quickly and predictably.
+    dns: Option<String>,
     imap: String,
     pop3: String,
     tail: String,
@@ -39,6 +48,11 @@ impl Builder {
     pub fn queue(mut self, toml: &str) -> Self {
         self.queue.push_str(toml);
         self.queue.push('\n');
+        self
+    }
+    /// Replaces the `[dns]` table's keys (`nameservers = ["127.0.0.1:P"]`).
+    pub fn dns(mut self, toml: &str) -> Self {
+        self.dns = Some(toml.to_string());
         self
     }
     /// Keys of `[submission]` (besides the listen addresses).
@@ -79,7 +93,7 @@ impl Builder {
         };
         let config_path = dir.path().join("merpati.toml");
         let text = format!(
-            "data_dir = \"{data}\"\nmyhostname = \"{HOSTNAME}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[submission]\nlisten = [\"127.0.0.1:{sub}\"]\ntls_listen = [\"127.0.0.1:{subs}\"]\n{sub_extra}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[queue]\n{queue}\n{tail}",
+            "data_dir = \"{data}\"\nmyhostname = \"{HOSTNAME}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[submission]\nlisten = [\"127.0.0.1:{sub}\"]\ntls_listen = [\"127.0.0.1:{subs}\"]\n{sub_extra}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[queue]\n{queue}\n[dns]\n{dns}\n{tail}",
             data = dir.path().join("data").display(),
             top = self.top,
             smtp = self.smtp,
@@ -93,6 +107,7 @@ impl Builder {
             pop3s = ports.pop3s,
             pop3_extra = self.pop3,
             queue = self.queue,
+            dns = self.dns.as_deref().unwrap_or(UNANSWERED_DNS),
             tail = self.tail,
         );
         std::fs::write(&config_path, text).expect("write config");

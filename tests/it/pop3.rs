@@ -107,7 +107,13 @@ fn fill(server: &Server, to: &str, bodies: &[String]) -> Vec<u32> {
 /// RFC 5321 §4.5.2 transparency, so the stored message is `body` itself.
 fn smtp_stuffed(body: &str) -> String {
     body.split_inclusive("\r\n")
-        .map(|l| if l.starts_with('.') { format!(".{l}") } else { l.to_string() })
+        .map(|l| {
+            if l.starts_with('.') {
+                format!(".{l}")
+            } else {
+                l.to_string()
+            }
+        })
         .collect()
 }
 
@@ -120,7 +126,11 @@ fn message(n: usize) -> String {
 
 fn alice(server: &Server, count: usize) -> Vec<u32> {
     server.add_user("alice@localhost", "secret");
-    fill(server, "alice@localhost", &(1..=count).map(message).collect::<Vec<_>>())
+    fill(
+        server,
+        "alice@localhost",
+        &(1..=count).map(message).collect::<Vec<_>>(),
+    )
 }
 
 /// Runs a Python script given on stdin with `args`.
@@ -187,7 +197,10 @@ fn rfc1939_transaction_over_raw_socket() {
     }
     assert!(c.cmd("STAT").starts_with("-ERR"), "STAT before login");
     assert!(c.cmd("APOP alice 0123456789abcdef").starts_with("-ERR"));
-    assert!(c.cmd("PASS secret").starts_with("-ERR"), "PASS without USER");
+    assert!(
+        c.cmd("PASS secret").starts_with("-ERR"),
+        "PASS without USER"
+    );
     let ok = c.login("alice", "secret");
     assert!(ok.starts_with("+OK"), "{ok}");
 
@@ -235,7 +248,8 @@ fn rfc1939_transaction_over_raw_socket() {
     let raw = c.multi_raw();
     let raw_text = String::from_utf8_lossy(&raw);
     assert!(
-        raw_text.ends_with("\r\n..leading dot\r\n...two dots\r\nline four\r\n..\r\nlast line\r\n.\r\n"),
+        raw_text
+            .ends_with("\r\n..leading dot\r\n...two dots\r\nline four\r\n..\r\nlast line\r\n.\r\n"),
         "{raw_text}"
     );
     assert!(!raw_text.replace("\r\n", "").contains('\n'), "bare LF");
@@ -263,7 +277,10 @@ fn rfc1939_transaction_over_raw_socket() {
     c.cmd("UIDL");
     assert_eq!(c.multi().len(), 2);
     assert_eq!(c.cmd("NOOP"), "+OK");
-    assert_eq!(c.cmd("RSET"), format!("+OK Maildrop has 3 messages ({total} octets)"));
+    assert_eq!(
+        c.cmd("RSET"),
+        format!("+OK Maildrop has 3 messages ({total} octets)")
+    );
     assert_eq!(c.cmd("STAT"), format!("+OK 3 {total}"));
 
     // Commands that belong to AUTHORIZATION are refused now.
@@ -349,7 +366,10 @@ fn sasl_plain_and_login_with_and_without_initial_response() {
         c.cmd(&format!("AUTH PLAIN {plain_bad}")),
         "-ERR [AUTH] Authentication failed"
     );
-    assert_eq!(c.login("alice", "wrong"), "-ERR [AUTH] Authentication failed");
+    assert_eq!(
+        c.login("alice", "wrong"),
+        "-ERR [AUTH] Authentication failed"
+    );
     // The third failure closes the session.
     assert_eq!(c.login("nobody", "x"), "-ERR [AUTH] Authentication failed");
     assert_eq!(c.read_to_close(), "");
@@ -402,7 +422,11 @@ fn dele_takes_effect_at_quit_only_and_new_mail_waits_for_next_session() {
     assert_eq!(c.cmd("DELE 1"), "+OK Message 1 deleted");
     assert_eq!(c.cmd("DELE 2"), "+OK Message 2 deleted");
     drop(c);
-    assert!(server.wait_for_log("(lost connection)", 1), "{}", server.log());
+    assert!(
+        server.wait_for_log("(lost connection)", 1),
+        "{}",
+        server.log()
+    );
     assert_eq!(server.uids("alice@localhost"), uids);
     assert!(server.log().contains("nothing deleted"), "{}", server.log());
 
@@ -537,8 +561,14 @@ fn bad_commands_close_the_session_after_max_bad_commands() {
     assert_eq!(c.cmd("HELO"), "-ERR Unknown command");
     assert_eq!(c.cmd("RETR one"), "-ERR Invalid message number");
     assert!(c.login("alice", "secret").starts_with("+OK"), "not counted");
-    assert!(c.cmd("RETR 9").starts_with("-ERR"), "no such message is not bad");
-    assert_eq!(c.cmd("\u{1}\u{2}"), "-ERR Too many bad commands, closing connection");
+    assert!(
+        c.cmd("RETR 9").starts_with("-ERR"),
+        "no such message is not bad"
+    );
+    assert_eq!(
+        c.cmd("\u{1}\u{2}"),
+        "-ERR Too many bad commands, closing connection"
+    );
     assert_eq!(c.read_to_close(), "");
     assert!(server.wait_for_log("(too many bad commands)", 1));
 }
@@ -599,7 +629,11 @@ fn shutdown_closes_idle_sessions_with_sys_temp() {
     server.signal("TERM");
     assert_eq!(c.line(), "-ERR [SYS/TEMP] Server shutting down");
     assert_eq!(c.read_to_close(), "");
-    assert!(server.wait_exit(Duration::from_secs(20)), "{}", server.log());
+    assert!(
+        server.wait_exit(Duration::from_secs(20)),
+        "{}",
+        server.log()
+    );
     server.spawn();
     assert_eq!(server.uids("alice@localhost").len(), 1, "nothing deleted");
 }
@@ -649,7 +683,11 @@ fn python_poplib_over_110_with_stls() {
     assert_success(&out, "poplib STLS");
     assert!(String::from_utf8_lossy(&out.stdout).contains("DONE 2"));
     assert_eq!(server.uids("alice@localhost").len(), 1);
-    assert!(server.log().contains("method=USER, tls=yes"), "{}", server.log());
+    assert!(
+        server.log().contains("method=USER, tls=yes"),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -693,15 +731,26 @@ fn curl_lists_and_retrieves_over_pop3_and_pop3s() {
         assert_success(&out, "curl retrieve");
         let body = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(body.contains("Subject: pop test 1\r\n"), "{body}");
-        assert!(body.contains("\r\n.leading dot\r\n..two dots\r\n"), "{body}");
+        assert!(
+            body.contains("\r\n.leading dot\r\n..two dots\r\n"),
+            "{body}"
+        );
     }
     // Over STLS too (curl --ssl-reqd on pop3://).
     let two = format!("{plain}2");
     let out = curl(&["--ssl-reqd", "-k", &two, "-u", "alice:secret"]);
     assert_success(&out, "curl STLS");
     assert!(String::from_utf8_lossy(&out.stdout).contains("Subject: pop test 2"));
-    assert!(server.log().contains("method=PLAIN, tls=yes"), "{}", server.log());
-    assert_eq!(server.uids("alice@localhost").len(), 2, "curl deletes nothing");
+    assert!(
+        server.log().contains("method=PLAIN, tls=yes"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        server.uids("alice@localhost").len(),
+        2,
+        "curl deletes nothing"
+    );
 }
 
 /// fetchmail must be installed (`apt-get install fetchmail`): its absence
@@ -753,10 +802,16 @@ fn fetchmail_pulls_into_a_local_mbox_and_deletes() {
     assert!(log.contains("POP3> STLS"), "{log}");
     let pulled = std::fs::read_to_string(&mbox).expect("mbox");
     for n in 1..=3 {
-        assert!(pulled.contains(&format!("Subject: pop test {n}")), "{pulled}");
+        assert!(
+            pulled.contains(&format!("Subject: pop test {n}")),
+            "{pulled}"
+        );
     }
     assert!(pulled.contains("\n.leading dot"), "unstuffed: {pulled}");
-    assert!(server.uids("alice@localhost").is_empty(), "deleted on the server");
+    assert!(
+        server.uids("alice@localhost").is_empty(),
+        "deleted on the server"
+    );
 }
 
 #[test]
