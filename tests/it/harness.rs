@@ -147,9 +147,21 @@ pub fn server() -> Server {
     Builder::default().start()
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+/// A port no other test of this run has been given, below the kernel's
+/// ephemeral range (so client sockets never take it meanwhile) and free
+/// right now. Kernel-chosen ports (bind to :0) could be handed out again
+/// between our probe and the server's bind, which made tests flaky.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 12_000 + (std::process::id() % 400) * 40;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 16_000;
+        let port = u16::try_from(base + offset).unwrap_or(12_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl Server {
