@@ -296,10 +296,22 @@ pub fn sendmail(config: &Config, args: &SendmailArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The invoking user's name from the password database (not `$USER`,
+/// which any user can set), as Postfix's sendmail does.
 fn login_name() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "root".into())
+    // SAFETY: getpwuid returns a pointer into static storage or null; we
+    // copy the name out before any other call could overwrite it, and this
+    // CLI path is single-threaded.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if !pw.is_null()
+            && !(*pw).pw_name.is_null()
+            && let Ok(name) = std::ffi::CStr::from_ptr((*pw).pw_name).to_str()
+        {
+            return name.to_string();
+        }
+    }
+    format!("uid{}", unsafe { libc::getuid() })
 }
 
 /// LF or CRLF input to CRLF; without `-i` a line of one dot ends input.

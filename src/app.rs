@@ -114,7 +114,12 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         config.queue.delivery_batch,
         &back,
     );
-    let nameservers: Vec<_> = config.dns.nameservers.iter().filter_map(|n| parse_listen(n)).collect();
+    let nameservers: Vec<_> = config
+        .dns
+        .nameservers
+        .iter()
+        .filter_map(|n| parse_listen(n))
+        .collect();
     let dns = HickoryResolver::new(&nameservers, config.dns.timeout.0)
         .map_err(|e| anyhow::anyhow!("cannot set up the DNS resolver: {e}"))?;
     let relay = Arc::new(RelayAgent::new(shared_config.clone(), Arc::new(dns)));
@@ -133,6 +138,11 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     back.spawn(checkpoints(
         journal.clone(),
         spool.clone(),
+        back_stop.clone(),
+    ));
+    back.spawn(prune_delivery_records(
+        store.clone(),
+        shared_config.clone(),
         back_stop.clone(),
     ));
     back.spawn(pickup::run(
@@ -332,6 +342,30 @@ async fn checkpoints(journal: Arc<Journal>, spool: Arc<Spool>, stop: Cancellatio
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("queue checkpoint failed: {e}"),
             Err(_) => tracing::warn!("queue checkpoint task failed"),
+        }
+    }
+}
+
+/// Hourly, forget delivery records (the store's duplicate guard) older
+/// than any message can stay queued, so that table does not grow for ever.
+async fn prune_delivery_records(
+    store: Arc<dyn MailStore>,
+    config: Arc<Live<Config>>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = stop.cancelled() => return,
+        }
+        let keep = config.get().queue.max_lifetime.0.as_secs() as i64 + 86_400;
+        let cutoff = crate::rfc5322::now_unix() - keep;
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.prune_delivered(cutoff)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!("pruned {n} old delivery records"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("pruning delivery records failed: {e}"),
+            Err(_) => tracing::warn!("pruning task failed"),
         }
     }
 }

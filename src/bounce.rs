@@ -45,6 +45,17 @@ pub fn build(original: &QueueFile, id: &QueueId, hostname: &str, reports: &[Repo
     } else {
         "Successful Mail Delivery Report"
     };
+    // Reasons may quote remote servers: keep each on one line, so no text
+    // from outside can start a header of its own.
+    let one_line = |s: &str| s.replace(['\r', '\n'], " ");
+    let reports: Vec<Report> = reports
+        .iter()
+        .map(|r| Report {
+            reason: one_line(&r.reason),
+            ..r.clone()
+        })
+        .collect();
+    let reports = reports.as_slice();
     let mut m = String::with_capacity(2048);
     m.push_str(&format!(
         "From: MAILER-DAEMON@{hostname} (Mail Delivery System)\r\nTo: {}\r\nSubject: {subject}\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n\r\nThis is a MIME-encapsulated message.\r\n\r\n",

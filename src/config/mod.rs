@@ -592,7 +592,8 @@ impl Config {
         {
             bad(
                 "relay.max_recipients",
-                "max_recipients and concurrencies must be above 0, the limit at least the initial".into(),
+                "max_recipients and concurrencies must be above 0, the limit at least the initial"
+                    .into(),
             );
         }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {

@@ -63,7 +63,11 @@ enum NextHop {
     /// The MX hosts of the domain, on `relay.port`.
     Mx(String),
     /// A fixed host (transport or relayhost): its A/AAAA, on `port`.
-    Host { host: String, port: u16, relayhost: bool },
+    Host {
+        host: String,
+        port: u16,
+        relayhost: bool,
+    },
 }
 
 /// One address to try, with the host name for TLS SNI and the log.
@@ -103,12 +107,23 @@ impl RelayAgent {
     /// Delivers to the first host that answers. The flag is true when
     /// hosts were found but none could be talked to (the destination is
     /// then marked dead; a DNS failure does not do that).
-    async fn attempt(&self, config: &Config, hop: &NextHop, job: &RelayJob<'_>) -> (Vec<RelayResult>, bool) {
+    async fn attempt(
+        &self,
+        config: &Config,
+        hop: &NextHop,
+        job: &RelayJob<'_>,
+    ) -> (Vec<RelayResult>, bool) {
         let targets = match self.targets(config, hop).await {
             Ok(t) => t,
             Err(outcome) => return (all(job, outcome, "none"), false),
         };
-        let relayhost = matches!(hop, NextHop::Host { relayhost: true, .. });
+        let relayhost = matches!(
+            hop,
+            NextHop::Host {
+                relayhost: true,
+                ..
+            }
+        );
         let opts = client_options(config, relayhost);
         let envelope = Envelope {
             sender: job.sender,
@@ -120,7 +135,12 @@ impl RelayAgent {
         };
         let mut last = Outcome::Deferred("4.4.1 no host could be reached".into());
         for target in &targets {
-            let remote = format!("{}[{}]:{}", target.name, target.addr.ip(), target.addr.port());
+            let remote = format!(
+                "{}[{}]:{}",
+                target.name,
+                target.addr.ip(),
+                target.addr.port()
+            );
             match client::send(target.addr, &target.name, &opts, &envelope).await {
                 Ok(transcript) => {
                     if let Some(tls) = &transcript.tls {
@@ -143,7 +163,12 @@ impl RelayAgent {
                     tracing::info!("{remote}: {e}; trying the next host");
                     last = outcome_of_reply(&e.reply(&remote));
                 }
-                Err(e) => return (all(job, outcome_of_reply(&e.reply(&remote)), &remote), false),
+                Err(e) => {
+                    return (
+                        all(job, outcome_of_reply(&e.reply(&remote)), &remote),
+                        false,
+                    );
+                }
             }
         }
         // Every host failed: defer (a 5xx greeting from all of them is
@@ -186,10 +211,14 @@ impl RelayAgent {
                         )));
                     }
                     Err(DnsError::NoSuchDomain) => {
-                        return Err(Outcome::Bounced(format!("5.1.2 Host or domain name not found: {domain}")));
+                        return Err(Outcome::Bounced(format!(
+                            "5.1.2 Host or domain name not found: {domain}"
+                        )));
                     }
                     Err(DnsError::Temporary(e)) => {
-                        return Err(Outcome::Deferred(format!("4.4.3 DNS lookup for {domain} failed: {e}")));
+                        return Err(Outcome::Deferred(format!(
+                            "4.4.3 DNS lookup for {domain} failed: {e}"
+                        )));
                     }
                 };
                 let mut targets = Vec::new();
@@ -213,15 +242,21 @@ impl RelayAgent {
     }
 
     async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, Outcome> {
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             return Ok(vec![ip]);
         }
         match self.dns.addresses(host).await {
             Ok(ips) if !ips.is_empty() => Ok(ips),
-            Ok(_) | Err(DnsError::NoSuchDomain) => {
-                Err(Outcome::Bounced(format!("5.1.2 Host or domain name not found: {host}")))
-            }
-            Err(DnsError::Temporary(e)) => Err(Outcome::Deferred(format!("4.4.3 DNS lookup for {host} failed: {e}"))),
+            Ok(_) | Err(DnsError::NoSuchDomain) => Err(Outcome::Bounced(format!(
+                "5.1.2 Host or domain name not found: {host}"
+            ))),
+            Err(DnsError::Temporary(e)) => Err(Outcome::Deferred(format!(
+                "4.4.3 DNS lookup for {host} failed: {e}"
+            ))),
         }
     }
 
@@ -273,7 +308,11 @@ impl RelayAgent {
                         Outcome::Deferred(t) | Outcome::Bounced(t) | Outcome::Sent(t) => t.clone(),
                     })
                     .unwrap_or_default();
-                tracing::warn!("destination {key} marked dead for {:?}: {}", config.relay.dead_time.0, dest.last_error);
+                tracing::warn!(
+                    "destination {key} marked dead for {:?}: {}",
+                    config.relay.dead_time.0,
+                    dest.last_error
+                );
             }
         }
         drop(destinations);
@@ -380,25 +419,48 @@ mod tests {
 
     #[test]
     fn host_port_forms() {
-        assert_eq!(split_host_port("mail.example.org", 25), ("mail.example.org".into(), 25));
-        assert_eq!(split_host_port("mail.example.org:2525", 25), ("mail.example.org".into(), 2525));
-        assert_eq!(split_host_port("[mail.example.org]:587", 25), ("mail.example.org".into(), 587));
-        assert_eq!(split_host_port("127.0.0.1:2525", 25), ("127.0.0.1".into(), 2525));
+        assert_eq!(
+            split_host_port("mail.example.org", 25),
+            ("mail.example.org".into(), 25)
+        );
+        assert_eq!(
+            split_host_port("mail.example.org:2525", 25),
+            ("mail.example.org".into(), 2525)
+        );
+        assert_eq!(
+            split_host_port("[mail.example.org]:587", 25),
+            ("mail.example.org".into(), 587)
+        );
+        assert_eq!(
+            split_host_port("127.0.0.1:2525", 25),
+            ("127.0.0.1".into(), 2525)
+        );
         assert_eq!(split_host_port("[::1]:2525", 25), ("::1".into(), 2525));
     }
 
     #[test]
     fn transports_win_over_relayhost_and_mx() {
         let mut config = Config::default();
-        config.relay.transports.insert("example.org".into(), "10.0.0.1:2525".into());
+        config
+            .relay
+            .transports
+            .insert("example.org".into(), "10.0.0.1:2525".into());
         config.relay.relayhost = "smart.example.net:587".into();
         assert!(matches!(
             next_hop(&config, "Example.ORG"),
-            NextHop::Host { port: 2525, relayhost: false, .. }
+            NextHop::Host {
+                port: 2525,
+                relayhost: false,
+                ..
+            }
         ));
         assert!(matches!(
             next_hop(&config, "other.test"),
-            NextHop::Host { port: 587, relayhost: true, .. }
+            NextHop::Host {
+                port: 587,
+                relayhost: true,
+                ..
+            }
         ));
         config.relay.relayhost.clear();
         assert!(matches!(next_hop(&config, "other.test"), NextHop::Mx(_)));
@@ -409,7 +471,9 @@ mod tests {
         let ok = Reply::new(250, "2.0.0", "Ok: queued as X");
         assert!(matches!(outcome_of_reply(&ok), Outcome::Sent(t) if t.starts_with("2.0.0 250")));
         let busy = Reply::plain(451, "try later");
-        assert!(matches!(outcome_of_reply(&busy), Outcome::Deferred(t) if t.starts_with("4.0.0 451")));
+        assert!(
+            matches!(outcome_of_reply(&busy), Outcome::Deferred(t) if t.starts_with("4.0.0 451"))
+        );
         let no = Reply::new(550, "5.1.1", "no such user");
         assert!(matches!(outcome_of_reply(&no), Outcome::Bounced(_)));
     }

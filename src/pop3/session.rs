@@ -125,6 +125,7 @@ struct Maildrop {
     uid_validity: u32,
     messages: Vec<Entry>,
     stats: Stats,
+    read_ahead: Option<ReadAhead>,
     /// Held for the session; a second POP3 session of the account gets
     /// `[IN-USE]` until it is dropped.
     _lock: MaildropLock,
@@ -140,6 +141,29 @@ struct Entry {
     deleted: bool,
     /// Sent whole by RETR, so marked `\Seen` at QUIT (as Dovecot does).
     retrieved: bool,
+}
+
+/// The message after the one just sent, being read from the store while
+/// the client is busy with its predecessor. Messages never change, so an
+/// unused read-ahead is merely wasted; an abandoned one finishes and is
+/// dropped.
+struct ReadAhead {
+    number: u32,
+    task: tokio::task::JoinHandle<Result<Vec<u8>, StoreError>>,
+}
+
+impl ReadAhead {
+    fn start(store: &Arc<dyn MailStore>, number: u32, mailbox: MailboxId, uid: Uid) -> ReadAhead {
+        let store = store.clone();
+        ReadAhead {
+            number,
+            task: tokio::task::spawn_blocking(move || store.message(mailbox, uid)),
+        }
+    }
+
+    async fn finish(self) -> Result<Vec<u8>, StoreError> {
+        self.task.await.unwrap_or_else(|e| Err(task_failed(e)))
+    }
 }
 
 /// What the session did, for the logout line (Dovecot's `retr=` `del=`).
@@ -241,11 +265,13 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(StoreError::Io(std::io::Error::other(format!(
-            "store task failed: {e}"
-        ))))
-    })
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(task_failed(e)))
+}
+
+fn task_failed(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Io(std::io::Error::other(format!("store task failed: {e}")))
 }
 
 struct Session {
@@ -696,6 +722,7 @@ impl Session {
                 })
                 .collect(),
             stats: Stats::default(),
+            read_ahead: None,
             _lock: lock,
         };
         let (count, size) = maildrop.totals();
@@ -788,9 +815,10 @@ impl Session {
         Ok(())
     }
 
-    /// RETR (`lines` = None) and TOP.
+    /// RETR (`lines` = None) and TOP. Clients download in order, so the
+    /// next message is read ahead while this one travels.
     async fn retr(&mut self, number: u32, lines: Option<u32>) -> Result<(), End> {
-        let Some(md) = self.maildrop() else {
+        let State::Transaction(md) = &mut self.state else {
             return self.not_logged_in();
         };
         let (mailbox, uid) = match md.entry(number) {
@@ -800,8 +828,20 @@ impl Session {
                 return Ok(());
             }
         };
-        let store = self.svc.store.clone();
-        let message = match blocking(move || store.message(mailbox, uid)).await {
+        let ahead = md.read_ahead.take().filter(|r| r.number == number);
+        if let Some(next) = number.checked_add(1)
+            && let Ok(entry) = md.entry(next)
+        {
+            md.read_ahead = Some(ReadAhead::start(&self.svc.store, next, mailbox, entry.uid));
+        }
+        let message = match ahead {
+            Some(ahead) => ahead.finish().await,
+            None => {
+                let store = self.svc.store.clone();
+                blocking(move || store.message(mailbox, uid)).await
+            }
+        };
+        let message = match message {
             Ok(message) => message,
             Err(StoreError::NoSuchMessage) => {
                 self.reply(Reply::err(format!(
@@ -818,18 +858,16 @@ impl Session {
                 return Ok(());
             }
         };
-        let mut out = std::mem::take(&mut self.out);
         match lines {
             None => {
-                Reply::ok(format!("{} octets", message.len())).write_to(&mut out);
-                write_stuffed(&mut out, &message);
+                Reply::ok(format!("{} octets", message.len())).write_to(&mut self.out);
+                write_stuffed(&mut self.out, &message);
             }
             Some(lines) => {
-                Reply::ok("Top of message follows").write_to(&mut out);
-                write_stuffed(&mut out, top(&message, lines));
+                Reply::ok("Top of message follows").write_to(&mut self.out);
+                write_stuffed(&mut self.out, top(&message, lines));
             }
         }
-        self.out = out;
         if let Some(md) = self.maildrop_mut() {
             if lines.is_none() {
                 md.stats.retr += 1;

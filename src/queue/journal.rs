@@ -87,7 +87,9 @@ impl Journal {
         let record = encode(id, bytes);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.broken {
-            return Err(io::Error::other("queue journal failed; waiting for the next segment"));
+            return Err(io::Error::other(
+                "queue journal failed; waiting for the next segment",
+            ));
         }
         write_record(&mut state, &record)?;
         state.appended += 1;

@@ -4,6 +4,7 @@
 //! made the queued copy durable.
 
 use super::spool::{QueueName, Spool};
+use crate::address::Address;
 use crate::cleanup::{Cleanup, Submission};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +32,7 @@ async fn collect(spool: &Arc<Spool>, cleanup: &Cleanup) {
     let entries = spool.list(QueueName::Maildrop).unwrap_or_default();
     for entry in entries {
         let file = match spool.read(QueueName::Maildrop, &entry.id) {
-            Ok(Ok(file)) if !file.recipients.is_empty() => file,
+            Ok(Ok(file)) if !file.recipients.is_empty() && envelope_is_sane(&file) => file,
             Ok(_) => {
                 tracing::warn!(
                     "maildrop/{}: unreadable or without recipients, moved to corrupt",
@@ -67,4 +68,16 @@ async fn collect(spool: &Arc<Spool>, cleanup: &Cleanup) {
             }
         }
     }
+}
+
+/// Maildrop is written by local users: re-check every address, so that a
+/// hand-made file cannot put CR/LF or other junk into the headers that
+/// cleanup and local delivery build from the envelope.
+fn envelope_is_sane(file: &crate::queue::file::QueueFile) -> bool {
+    let sender_ok = file.sender.is_empty() || Address::parse(&file.sender).is_ok();
+    sender_ok
+        && file
+            .recipients
+            .iter()
+            .all(|r| Address::parse(&r.address).is_ok())
 }

@@ -18,10 +18,10 @@ use crate::config::Config;
 use crate::delivery::Outcome;
 use crate::delivery::local::LocalAgent;
 use crate::delivery::relay::{RelayAgent, RelayJob};
-use crate::smtp::client::Recipient;
 use crate::live::Live;
 use crate::rewrite::{AccountDirectory, Resolver, Route};
 use crate::rfc5322::now_unix;
+use crate::smtp::client::Recipient;
 use crate::store::{Delivery, LocalRecipient, MailStore, RecipientOutcome};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -306,7 +306,8 @@ impl Qmgr {
                         peer_dsn: r.peer_dsn,
                     },
                     None => {
-                        let outcome = Outcome::Deferred("4.3.0 no result from the relay agent".into());
+                        let outcome =
+                            Outcome::Deferred("4.3.0 no result from the relay agent".into());
                         Final::new(index, address.to_string(), outcome, "none")
                     }
                 };
@@ -328,7 +329,9 @@ impl Qmgr {
                 .iter()
                 .zip(recipients)
                 .zip(outcomes)
-                .map(|((index, r), outcome)| Final::new(*index, delivered_to(&r.prefix), outcome, "local"))
+                .map(|((index, r), outcome)| {
+                    Final::new(*index, delivered_to(&r.prefix), outcome, "local")
+                })
                 .collect::<Vec<_>>()
         };
         let delivery = Delivery {
@@ -342,7 +345,10 @@ impl Qmgr {
             Err(reason) => vec![Outcome::Deferred(reason); recipients.len()],
         };
         // Every recipient must get an outcome, or it would be dropped.
-        outcomes.resize(recipients.len(), Outcome::Deferred("4.3.0 no result from the store".into()));
+        outcomes.resize(
+            recipients.len(),
+            Outcome::Deferred("4.3.0 no result from the store".into()),
+        );
         finals_for(outcomes, &recipients)
     }
 
@@ -383,12 +389,19 @@ impl Qmgr {
                 Outcome::Sent(_)
                     if f.relay == "local" && bounce::wanted(&rcpt.notify, Action::Delivered) =>
                 {
-                    reports.push(report(&f.address, rcpt, Action::Delivered, "2.0.0 delivered to mailbox"))
+                    reports.push(report(
+                        &f.address,
+                        rcpt,
+                        Action::Delivered,
+                        "2.0.0 delivered to mailbox",
+                    ))
                 }
                 // RFC 3461 §4.1: a next hop without DSN cannot report
                 // success, so we say the message was relayed.
                 Outcome::Sent(ref text)
-                    if f.relay != "local" && !f.peer_dsn && bounce::wanted(&rcpt.notify, Action::Delivered) =>
+                    if f.relay != "local"
+                        && !f.peer_dsn
+                        && bounce::wanted(&rcpt.notify, Action::Delivered) =>
                 {
                     let reason = format!("2.0.0 relayed to {} ({text})", f.relay);
                     reports.push(report(&f.address, rcpt, Action::Relayed, &reason))

@@ -163,21 +163,21 @@ impl Resolver {
             return;
         }
         let key = address.key();
-        if !path.contains(&key) {
-            if let Some(targets) = self.lookup_aliases(&address) {
-                if !expanded.insert(key.clone()) {
-                    return; // reached before by another branch
-                }
-                path.push(key);
-                for target in targets {
-                    match Address::parse(target) {
-                        Ok(t) => self.expand_into(self.canonical(t), accounts, path, expanded, out),
-                        Err(_) => out.push(Err(Unroutable::UnknownUser(target.clone()))),
-                    }
-                }
-                path.pop();
-                return;
+        if !path.contains(&key)
+            && let Some(targets) = self.lookup_aliases(&address)
+        {
+            if !expanded.insert(key.clone()) {
+                return; // reached before by another branch
             }
+            path.push(key);
+            for target in targets {
+                match Address::parse(target) {
+                    Ok(t) => self.expand_into(self.canonical(t), accounts, path, expanded, out),
+                    Err(_) => out.push(Err(Unroutable::UnknownUser(target.clone()))),
+                }
+            }
+            path.pop();
+            return;
         }
         out.push(self.route(address, accounts));
     }

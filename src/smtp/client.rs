@@ -40,7 +40,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, ProtocolVersion, RootCertStore, SignatureScheme};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, ProtocolVersion, RootCertStore, SignatureScheme,
+};
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -143,11 +145,17 @@ impl fmt::Debug for ClientOptions {
             .field("helo_name", &self.helo_name)
             .field("tls", &self.tls)
             .field("verify_certificates", &self.verify_certificates)
-            .field("trust_anchors", &self.trust_anchors.as_ref().map(|r| r.len()))
+            .field(
+                "trust_anchors",
+                &self.trust_anchors.as_ref().map(|r| r.len()),
+            )
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("data_timeout", &self.data_timeout)
-            .field("auth", &self.auth.as_ref().map(|(user, _)| (user, "<redacted>")))
+            .field(
+                "auth",
+                &self.auth.as_ref().map(|(user, _)| (user, "<redacted>")),
+            )
             .field("max_recipients", &self.max_recipients)
             .finish()
     }
@@ -249,9 +257,7 @@ impl ClientError {
     /// temporary).
     pub fn is_permanent(&self) -> bool {
         match self {
-            ClientError::Greeting(reply) | ClientError::Transaction(reply) => {
-                reply.is_permanent()
-            }
+            ClientError::Greeting(reply) | ClientError::Transaction(reply) => reply.is_permanent(),
             ClientError::Connect(_)
             | ClientError::Protocol(_)
             | ClientError::Tls(_)
@@ -419,9 +425,8 @@ async fn session(
 
     if let Some((user, password)) = &opts.auth {
         if tls.is_none() {
-            let error = ClientError::Auth(format!(
-                "not sending credentials to {remote} without TLS"
-            ));
+            let error =
+                ClientError::Auth(format!("not sending credentials to {remote} without TLS"));
             return Err(conn.abort(error).await);
         }
         or_abort!(conn, authenticate(&mut conn, &caps, user, password).await);
@@ -436,7 +441,6 @@ async fn session(
         caps: &caps,
         env,
         opts,
-        remote,
         smtputf8: needs_smtputf8(env),
         results: vec![None; env.recipients.len()],
         heard: false,
@@ -515,7 +519,8 @@ async fn authenticate(
     let offered = |m: &str| caps.auth.iter().any(|a| a == m);
     let reply = if offered("PLAIN") {
         let token = base64_encode(format!("\0{user}\0{password}").as_bytes());
-        conn.command(&format!("AUTH PLAIN {token}\r\n"), AUTH).await?
+        conn.command(&format!("AUTH PLAIN {token}\r\n"), AUTH)
+            .await?
     } else if offered("LOGIN") {
         let reply = conn.command("AUTH LOGIN\r\n", AUTH).await?;
         if reply.code != 334 {
@@ -574,9 +579,7 @@ fn preflight(env: &Envelope<'_>, caps: &Capabilities, remote: &str) -> Option<Re
 /// Non-ASCII envelope addresses need SMTPUTF8 even if the client that
 /// submitted the message did not ask for it.
 fn needs_smtputf8(env: &Envelope<'_>) -> bool {
-    env.smtputf8
-        || !env.sender.is_ascii()
-        || env.recipients.iter().any(|r| !r.address.is_ascii())
+    env.smtputf8 || !env.sender.is_ascii() || env.recipients.iter().any(|r| !r.address.is_ascii())
 }
 
 /// How the transactions of a session ended.
@@ -607,7 +610,6 @@ struct Delivery<'s, 'e> {
     caps: &'s Capabilities,
     env: &'s Envelope<'e>,
     opts: &'s ClientOptions,
-    remote: &'s str,
     smtputf8: bool,
     /// One per envelope recipient; `None` until the peer or we decided.
     results: Vec<Option<RecipientResult>>,
@@ -693,10 +695,18 @@ impl Delivery<'_, '_> {
             // The RCPT and DATA replies (503 "need MAIL") were read to
             // stay in step. Should DATA have been accepted anyway, end
             // it with an empty message as Postfix does.
-            let data = if with_data { replies.nth(sendable.len()) } else { None };
+            let data = if with_data {
+                replies.nth(sendable.len())
+            } else {
+                None
+            };
             if error.is_none() && data.is_some_and(|d| d.code == 354) {
-                self.conn.write(b".\r\n", self.opts.data_timeout, END_OF_DATA).await?;
-                self.conn.read_within(self.opts.data_timeout, END_OF_DATA).await?;
+                self.conn
+                    .write(b".\r\n", self.opts.data_timeout, END_OF_DATA)
+                    .await?;
+                self.conn
+                    .read_within(self.opts.data_timeout, END_OF_DATA)
+                    .await?;
             }
             return Ok(TxEnd::MailRefused(mail));
         }
@@ -775,8 +785,12 @@ impl Delivery<'_, '_> {
         if accepted.is_empty() {
             // DATA accepted although every RCPT failed (a server that
             // breaks RFC 2920 §3.1): send an empty message and ignore it.
-            self.conn.write(b".\r\n", self.opts.data_timeout, END_OF_DATA).await?;
-            self.conn.read_within(self.opts.data_timeout, END_OF_DATA).await?;
+            self.conn
+                .write(b".\r\n", self.opts.data_timeout, END_OF_DATA)
+                .await?;
+            self.conn
+                .read_within(self.opts.data_timeout, END_OF_DATA)
+                .await?;
             return Ok(TxEnd::Done { dirty: false });
         }
         let limit = self.opts.data_timeout;
@@ -886,9 +900,11 @@ fn synthesized(error: &ClientError, remote: &str) -> Reply {
             "4.4.2",
             format!("conversation with {remote} timed out while {stage}"),
         ),
-        ClientError::Io(what) => {
-            Reply::new(451, "4.4.2", format!("lost connection with {remote} while {what}"))
-        }
+        ClientError::Io(what) => Reply::new(
+            451,
+            "4.4.2",
+            format!("lost connection with {remote} while {what}"),
+        ),
         ClientError::Greeting(reply) | ClientError::Transaction(reply) => reply.clone(),
         other => Reply::new(451, "4.5.0", format!("conversation with {remote}: {other}")),
     }
@@ -1018,7 +1034,8 @@ impl Conn {
 
     /// Sends one command line and reads its reply.
     async fn command(&mut self, line: &str, stage: &'static str) -> Result<Reply, ClientError> {
-        self.write(line.as_bytes(), self.command_timeout, stage).await?;
+        self.write(line.as_bytes(), self.command_timeout, stage)
+            .await?;
         self.read(stage).await
     }
 
@@ -1099,8 +1116,7 @@ impl Conn {
     /// QUIT and close, best effort and briefly.
     async fn quit(mut self) {
         let _ = timeout(QUIT_TIMEOUT, async {
-            if self.stream.write_all(b"QUIT\r\n").await.is_ok()
-                && self.stream.flush().await.is_ok()
+            if self.stream.write_all(b"QUIT\r\n").await.is_ok() && self.stream.flush().await.is_ok()
             {
                 let _ = self.input.reply(&mut self.stream, QUIT_TIMEOUT, QUIT).await;
             }
@@ -1312,7 +1328,10 @@ mod tests {
 
     #[test]
     fn synthesized_replies_read_like_postfix() {
-        let reply = synthesized(&ClientError::Io(format!("{END_OF_DATA}: reset")), "mx[192.0.2.1]:25");
+        let reply = synthesized(
+            &ClientError::Io(format!("{END_OF_DATA}: reset")),
+            "mx[192.0.2.1]:25",
+        );
         assert_eq!(
             reply.to_string(),
             "451 4.4.2 lost connection with mx[192.0.2.1]:25 while sending end of data -- message may be sent more than once: reset"

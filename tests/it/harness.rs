@@ -14,7 +14,8 @@ pub const HOSTNAME: &str = "mail.merpati.test";
 const UNANSWERED_DNS: &str = "nameservers = [\"127.0.0.1:9\"]\ntimeout = \"300ms\"";
 
 /// What `queue list` shows for mail to example.com under that nameserver.
-pub const REMOTE_REASON: &str = "4.4.3 DNS lookup for example.com failed: proto error: request timed out";
+pub const REMOTE_REASON: &str =
+    "4.4.3 DNS lookup for example.com failed: proto error: request timed out";
 
 /// Extra TOML for the server's config, per table.
 #[derive(Default, Clone)]

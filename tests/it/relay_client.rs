@@ -16,8 +16,8 @@ use merpati::smtp::client::{
     send,
 };
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -56,15 +56,51 @@ async fn dns_server() -> Dns {
     );
     let records = [
         Record::from_rdata(origin.clone(), 3600, RData::SOA(soa)),
-        Record::from_rdata(name("mx.relay.test."), 60, RData::MX(MX::new(10, name("mx1.relay.test.")))),
-        Record::from_rdata(name("mx.relay.test."), 60, RData::MX(MX::new(20, name("backup.relay.test.")))),
-        Record::from_rdata(name("mx.relay.test."), 60, RData::MX(MX::new(10, name("mx2.relay.test.")))),
-        Record::from_rdata(name("mx.relay.test."), 60, RData::MX(MX::new(5, name("primary.relay.test.")))),
-        Record::from_rdata(name("nullmx.relay.test."), 60, RData::MX(MX::new(0, Name::root()))),
-        Record::from_rdata(name("implicit.relay.test."), 60, RData::A(A(Ipv4Addr::new(127, 0, 0, 4)))),
-        Record::from_rdata(name("implicit.relay.test."), 60, RData::AAAA(AAAA(Ipv6Addr::LOCALHOST))),
-        Record::from_rdata(name("mx1.relay.test."), 60, RData::A(A(Ipv4Addr::new(127, 0, 0, 2)))),
-        Record::from_rdata(name("mx2.relay.test."), 60, RData::A(A(Ipv4Addr::new(127, 0, 0, 3)))),
+        Record::from_rdata(
+            name("mx.relay.test."),
+            60,
+            RData::MX(MX::new(10, name("mx1.relay.test."))),
+        ),
+        Record::from_rdata(
+            name("mx.relay.test."),
+            60,
+            RData::MX(MX::new(20, name("backup.relay.test."))),
+        ),
+        Record::from_rdata(
+            name("mx.relay.test."),
+            60,
+            RData::MX(MX::new(10, name("mx2.relay.test."))),
+        ),
+        Record::from_rdata(
+            name("mx.relay.test."),
+            60,
+            RData::MX(MX::new(5, name("primary.relay.test."))),
+        ),
+        Record::from_rdata(
+            name("nullmx.relay.test."),
+            60,
+            RData::MX(MX::new(0, Name::root())),
+        ),
+        Record::from_rdata(
+            name("implicit.relay.test."),
+            60,
+            RData::A(A(Ipv4Addr::new(127, 0, 0, 4))),
+        ),
+        Record::from_rdata(
+            name("implicit.relay.test."),
+            60,
+            RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)),
+        ),
+        Record::from_rdata(
+            name("mx1.relay.test."),
+            60,
+            RData::A(A(Ipv4Addr::new(127, 0, 0, 2))),
+        ),
+        Record::from_rdata(
+            name("mx2.relay.test."),
+            60,
+            RData::A(A(Ipv4Addr::new(127, 0, 0, 3))),
+        ),
     ];
     for record in records {
         assert!(zone.upsert_mut(record, serial), "upsert");
@@ -76,7 +112,9 @@ async fn dns_server() -> Dns {
     // UDP and TCP on the same port number (the resolver uses TCP for
     // truncated answers).
     for _ in 0..20 {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("udp");
         let addr = udp.local_addr().expect("addr");
         let Ok(tcp) = tokio::net::TcpListener::bind(addr).await else {
             continue;
@@ -97,7 +135,10 @@ fn resolver(dns: &Dns) -> HickoryResolver {
 
 fn hosts(answer: &MxAnswer) -> Vec<(u16, String)> {
     match answer {
-        MxAnswer::Hosts(hosts) => hosts.iter().map(|h| (h.preference, h.name.clone())).collect(),
+        MxAnswer::Hosts(hosts) => hosts
+            .iter()
+            .map(|h| (h.preference, h.name.clone()))
+            .collect(),
         other => panic!("expected MX hosts, got {other:?}"),
     }
 }
@@ -123,7 +164,10 @@ async fn dns_mx_sorted_by_preference_and_shuffled_among_equals() {
     .into();
     assert_eq!(orders, expected, "both orders of the equal-preference pair");
     // A trailing dot and other letter case name the same domain.
-    assert_eq!(hosts(&resolver.mx("MX.Relay.Test.").await.expect("mx")).len(), 4);
+    assert_eq!(
+        hosts(&resolver.mx("MX.Relay.Test.").await.expect("mx")).len(),
+        4
+    );
     assert_eq!(
         resolver.addresses("mx1.relay.test").await,
         Ok(vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))])
@@ -146,13 +190,22 @@ async fn dns_null_mx_implicit_mx_and_nxdomain() {
         ])
     );
     // NXDOMAIN is permanent, for MX and for addresses.
-    assert_eq!(resolver.mx("nothing.relay.test").await, Err(DnsError::NoSuchDomain));
-    assert_eq!(resolver.addresses("nothing.relay.test").await, Err(DnsError::NoSuchDomain));
+    assert_eq!(
+        resolver.mx("nothing.relay.test").await,
+        Err(DnsError::NoSuchDomain)
+    );
+    assert_eq!(
+        resolver.addresses("nothing.relay.test").await,
+        Err(DnsError::NoSuchDomain)
+    );
     // A name with records, but no addresses: no error, no address.
     assert_eq!(resolver.addresses("mx.relay.test").await, Ok(vec![]));
     // The MX host of a null-MX lookup list is never looked up: address
     // literals bypass DNS entirely.
-    assert_eq!(address_literal("[127.0.0.9]"), Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9))));
+    assert_eq!(
+        address_literal("[127.0.0.9]"),
+        Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)))
+    );
 }
 
 #[tokio::test]
@@ -161,7 +214,10 @@ async fn dns_failures_are_temporary() {
     let resolver = resolver(&dns);
     // A zone the server does not serve: REFUSED.
     assert!(
-        matches!(resolver.mx("elsewhere.example").await, Err(DnsError::Temporary(_))),
+        matches!(
+            resolver.mx("elsewhere.example").await,
+            Err(DnsError::Temporary(_))
+        ),
         "REFUSED must be temporary"
     );
     assert!(matches!(
@@ -171,11 +227,16 @@ async fn dns_failures_are_temporary() {
     // A server that never answers: a timeout.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
     let silent_addr = silent.local_addr().expect("addr");
-    let resolver = HickoryResolver::new(&[silent_addr], Duration::from_millis(200)).expect("resolver");
+    let resolver =
+        HickoryResolver::new(&[silent_addr], Duration::from_millis(200)).expect("resolver");
     let started = Instant::now();
     let answer = resolver.mx("mx.relay.test").await;
     assert!(matches!(answer, Err(DnsError::Temporary(_))), "{answer:?}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 // ------------------------------------------------------- SMTP helpers
@@ -257,21 +318,39 @@ async fn merpati_peer_gets_per_recipient_results_over_starttls() {
     assert_eq!(results[1], (550, "5.1.1".into()), "{transcript:?}");
     assert_eq!(results[2], (250, "2.0.0".into()), "{transcript:?}");
     assert!(transcript.results.iter().all(|r| r.from_peer));
-    assert!(transcript.results[1].reply.to_string().contains("nobody@localhost"));
+    assert!(
+        transcript.results[1]
+            .reply
+            .to_string()
+            .contains("nobody@localhost")
+    );
     let tls = transcript.tls.as_deref().expect("STARTTLS used");
-    assert!(tls.starts_with("TLSv1.3 ") && tls.ends_with(" unverified"), "{tls}");
+    assert!(
+        tls.starts_with("TLSv1.3 ") && tls.ends_with(" unverified"),
+        "{tls}"
+    );
     assert!(transcript.peer_dsn);
-    assert_eq!(transcript.remote, format!("{}[127.0.0.1]:{}", harness::HOSTNAME, server.port));
+    assert_eq!(
+        transcript.remote,
+        format!("{}[127.0.0.1]:{}", harness::HOSTNAME, server.port)
+    );
     for user in ["alice@localhost", "bob@localhost"] {
         let uids = server.wait_for_mail(user, 1);
         assert_eq!(uids.len(), 1, "{user}");
         let message = server.message(user, uids[0]);
-        assert!(message.contains("Subject: relay client test\r\n"), "{message}");
         assert!(
-            message.ends_with("\r\n\r\nhello from the relay client\r\n.leading dot\r\ncaf\u{e9}\r\n"),
+            message.contains("Subject: relay client test\r\n"),
             "{message}"
         );
-        assert!(message.contains("client.relay.test"), "HELO name in Received: {message}");
+        assert!(
+            message
+                .ends_with("\r\n\r\nhello from the relay client\r\n.leading dot\r\ncaf\u{e9}\r\n"),
+            "{message}"
+        );
+        assert!(
+            message.contains("client.relay.test"),
+            "HELO name in Received: {message}"
+        );
     }
     assert!(server.log().contains("STARTTLS with"), "{}", server.log());
 }
@@ -306,9 +385,15 @@ async fn merpati_peer_certificate_checks() {
         .await
         .expect("encrypt");
     assert_eq!(code_list(&transcript), [250]);
-    assert!(transcript.tls.as_deref().is_some_and(|t| t.ends_with(" unverified")));
+    assert!(
+        transcript
+            .tls
+            .as_deref()
+            .is_some_and(|t| t.ends_with(" unverified"))
+    );
     // Verified against the server's own certificate as trust anchor.
-    let anchors = load_trust_anchors(&server.data_dir().join("tls").join("cert.pem")).expect("anchors");
+    let anchors =
+        load_trust_anchors(&server.data_dir().join("tls").join("cert.pem")).expect("anchors");
     let pinned = ClientOptions {
         trust_anchors: Some(Arc::new(anchors)),
         ..strict.clone()
@@ -317,7 +402,13 @@ async fn merpati_peer_certificate_checks() {
         .await
         .expect("verified");
     assert_eq!(code_list(&transcript), [250]);
-    assert!(transcript.tls.as_deref().is_some_and(|t| t.ends_with(" verified")), "{transcript:?}");
+    assert!(
+        transcript
+            .tls
+            .as_deref()
+            .is_some_and(|t| t.ends_with(" verified")),
+        "{transcript:?}"
+    );
     // ... but not under a name the certificate does not carry.
     let error = send(local(server.port), "mx.elsewhere.test", &pinned, &env)
         .await
@@ -367,7 +458,10 @@ async fn merpati_submission_with_auth_and_recipient_limit() {
     let error = send(local(port), harness::HOSTNAME, &wrong, &env)
         .await
         .expect_err("wrong password");
-    assert!(matches!(&error, ClientError::Auth(why) if why.contains("535")), "{error:?}");
+    assert!(
+        matches!(&error, ClientError::Auth(why) if why.contains("535")),
+        "{error:?}"
+    );
     assert!(!error.is_permanent());
     // Right password, one recipient per transaction: three transactions
     // on one connection (one of them refused at RCPT).
@@ -385,7 +479,10 @@ async fn merpati_submission_with_auth_and_recipient_limit() {
         assert_eq!(server.wait_for_mail(user, 1).len(), 1, "{user}");
     }
     let log = server.log();
-    assert!(log.contains("sasl_method=PLAIN, sasl_username=alice@localhost"), "{log}");
+    assert!(
+        log.contains("sasl_method=PLAIN, sasl_username=alice@localhost"),
+        "{log}"
+    );
     assert!(!log.contains("secret"), "password in the server log");
 }
 
@@ -502,14 +599,27 @@ async fn smtp_sink_with_pipelining_dsn_and_8bitmime() {
     let dump = sink.dump(1);
     // smtp-sink announces no SIZE, so no SIZE parameter.
     assert!(
-        dump.contains("X-Mail-Args: <sender@relay.test> BODY=8BITMIME RET=HDRS ENVID=queue+20id+3D1\n"),
+        dump.contains(
+            "X-Mail-Args: <sender@relay.test> BODY=8BITMIME RET=HDRS ENVID=queue+20id+3D1\n"
+        ),
         "{dump}"
     );
-    assert!(dump.contains("X-Rcpt-Args: <one@sink.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;one+2Bx@sink.test\n"), "{dump}");
-    assert!(dump.contains("X-Rcpt-Args: <two@sink.test> NOTIFY=NEVER\n"), "{dump}");
+    assert!(
+        dump.contains(
+            "X-Rcpt-Args: <one@sink.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;one+2Bx@sink.test\n"
+        ),
+        "{dump}"
+    );
+    assert!(
+        dump.contains("X-Rcpt-Args: <two@sink.test> NOTIFY=NEVER\n"),
+        "{dump}"
+    );
     assert!(dump.contains("X-Rcpt-Args: <three@sink.test>\n"), "{dump}");
     assert!(dump.contains("X-Helo-Args: client.relay.test\n"), "{dump}");
-    assert!(dump.contains("\nhello from the relay client\n.leading dot\ncaf\u{e9}\n"), "{dump}");
+    assert!(
+        dump.contains("\nhello from the relay client\n.leading dot\ncaf\u{e9}\n"),
+        "{dump}"
+    );
 }
 
 #[tokio::test]
@@ -534,7 +644,10 @@ async fn smtp_sink_without_esmtp_gets_helo_and_no_parameters() {
     assert!(!transcript.peer_dsn);
     let dump = sink.dump(1);
     assert!(dump.contains("X-Client-Proto: SMTP\n"), "{dump}");
-    assert!(dump.contains("X-Mail-Args: <sender@relay.test>\n"), "{dump}");
+    assert!(
+        dump.contains("X-Mail-Args: <sender@relay.test>\n"),
+        "{dump}"
+    );
     assert!(dump.contains("X-Rcpt-Args: <one@sink.test>\n"), "{dump}");
 }
 
@@ -548,7 +661,10 @@ async fn smtp_sink_refusals() {
     let transcript = send(local(sink.port), "sink.test", &options(), &env)
         .await
         .expect("session");
-    assert_eq!(codes(&transcript), [(500, "5.3.0".into()), (500, "5.3.0".into())]);
+    assert_eq!(
+        codes(&transcript),
+        [(500, "5.3.0".into()), (500, "5.3.0".into())]
+    );
     assert!(!sink.dump_now().contains("relay client"), "no message sent");
     drop(sink);
 
@@ -557,7 +673,10 @@ async fn smtp_sink_refusals() {
     let error = send(local(sink.port), "sink.test", &options(), &env)
         .await
         .expect_err("MAIL refused");
-    assert!(matches!(&error, ClientError::Transaction(r) if r.code == 450), "{error:?}");
+    assert!(
+        matches!(&error, ClientError::Transaction(r) if r.code == 450),
+        "{error:?}"
+    );
     assert!(!error.is_permanent() && error.try_next_host());
     drop(sink);
 
@@ -568,7 +687,12 @@ async fn smtp_sink_refusals() {
         .await
         .expect("session");
     assert_eq!(code_list(&transcript), [421, 421], "{transcript:?}");
-    assert!(transcript.results.iter().all(|r| r.from_peer && r.reply.is_transient()));
+    assert!(
+        transcript
+            .results
+            .iter()
+            .all(|r| r.from_peer && r.reply.is_transient())
+    );
     drop(sink);
 
     // The connection dropped at DATA after accepted recipients: a made-up
@@ -577,10 +701,17 @@ async fn smtp_sink_refusals() {
     let transcript = send(local(sink.port), "sink.test", &options(), &env)
         .await
         .expect("session");
-    assert_eq!(codes(&transcript), [(451, "4.4.2".into()), (451, "4.4.2".into())], "{transcript:?}");
+    assert_eq!(
+        codes(&transcript),
+        [(451, "4.4.2".into()), (451, "4.4.2".into())],
+        "{transcript:?}"
+    );
     assert!(transcript.results.iter().all(|r| !r.from_peer));
     assert!(
-        transcript.results[0].reply.to_string().contains("lost connection with sink.test[127.0.0.1]"),
+        transcript.results[0]
+            .reply
+            .to_string()
+            .contains("lost connection with sink.test[127.0.0.1]"),
         "{transcript:?}"
     );
 }
@@ -649,7 +780,12 @@ impl Scripted {
     fn verbs(&self) -> Vec<String> {
         self.commands()
             .iter()
-            .map(|c| c.split([' ', ':']).next().unwrap_or_default().to_ascii_uppercase())
+            .map(|c| {
+                c.split([' ', ':'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_uppercase()
+            })
             .collect()
     }
 }
@@ -716,7 +852,10 @@ fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Seen>) {
             } else if upper.starts_with("RCPT TO:<DEFER@") {
                 format!("450 4.2.0 {}: Mailbox busy, try again", &text[8..])
             } else if upper.starts_with("RCPT TO:<REJECT@") {
-                format!("550-5.1.1 {}: Recipient address rejected:\r\n550 5.1.1 User unknown", &text[8..])
+                format!(
+                    "550-5.1.1 {}: Recipient address rejected:\r\n550 5.1.1 User unknown",
+                    &text[8..]
+                )
             } else {
                 accepted += 1;
                 "250 2.1.5 Ok".into()
@@ -787,7 +926,10 @@ async fn scripted_peer_answers_per_recipient() {
     );
     assert_eq!(
         transcript.results[2].reply.lines,
-        ["<reject@scripted.test>: Recipient address rejected:", "User unknown"]
+        [
+            "<reject@scripted.test>: Recipient address rejected:",
+            "User unknown"
+        ]
     );
     assert_eq!(transcript.tls, None);
     assert!(!transcript.peer_dsn);
@@ -811,7 +953,10 @@ async fn scripted_peer_answers_per_recipient() {
     assert!(!seen.pipelined, "no PIPELINING offered, none used");
     // Dot-stuffed on the wire.
     assert_eq!(seen.messages.len(), 1);
-    assert!(seen.messages[0].ends_with(b"\r\nhello from the relay client\r\n..leading dot\r\ncaf\xc3\xa9\r\n"));
+    assert!(
+        seen.messages[0]
+            .ends_with(b"\r\nhello from the relay client\r\n..leading dot\r\ncaf\xc3\xa9\r\n")
+    );
 }
 
 #[tokio::test]
@@ -820,7 +965,10 @@ async fn scripted_peer_without_ehlo_gets_helo() {
         ehlo: None,
         ..Script::default()
     });
-    let recipients = [recipient("ok@scripted.test"), recipient("reject@scripted.test")];
+    let recipients = [
+        recipient("ok@scripted.test"),
+        recipient("reject@scripted.test"),
+    ];
     let env = envelope("", &recipients, MESSAGE);
     let transcript = send(local(peer.port), "scripted.test", &options(), &env)
         .await
@@ -843,13 +991,19 @@ async fn scripted_peer_without_ehlo_gets_helo() {
 #[tokio::test]
 async fn scripted_peer_refusing_every_recipient_gets_rset_not_data() {
     let peer = Scripted::start(Script::default());
-    let recipients = [recipient("defer@scripted.test"), recipient("reject@scripted.test")];
+    let recipients = [
+        recipient("defer@scripted.test"),
+        recipient("reject@scripted.test"),
+    ];
     let env = envelope("sender@relay.test", &recipients, MESSAGE);
     let transcript = send(local(peer.port), "scripted.test", &options(), &env)
         .await
         .expect("session");
     assert_eq!(code_list(&transcript), [450, 550]);
-    assert_eq!(peer.verbs(), ["EHLO", "MAIL", "RCPT", "RCPT", "RSET", "QUIT"]);
+    assert_eq!(
+        peer.verbs(),
+        ["EHLO", "MAIL", "RCPT", "RCPT", "RSET", "QUIT"]
+    );
     assert!(peer.seen.lock().unwrap().messages.is_empty());
 }
 
@@ -868,7 +1022,11 @@ async fn scripted_peer_too_small_for_the_message() {
     let ClientError::Transaction(reply) = &error else {
         panic!("{error:?}");
     };
-    assert_eq!((reply.code, reply.enhanced), (552, Some((5, 3, 4))), "{reply}");
+    assert_eq!(
+        (reply.code, reply.enhanced),
+        (552, Some((5, 3, 4))),
+        "{reply}"
+    );
     assert!(error.is_permanent() && !error.try_next_host());
     // Nothing sent: the check happens before MAIL FROM.
     assert_eq!(peer.verbs(), ["EHLO", "QUIT"]);
@@ -945,7 +1103,10 @@ async fn scripted_peer_gets_several_transactions_when_over_the_limit() {
     assert_eq!(code_list(&transcript), [250, 550, 450, 250, 250]);
     assert_eq!(
         peer.verbs(),
-        ["EHLO", "MAIL", "RCPT", "RCPT", "DATA", "MAIL", "RCPT", "RCPT", "DATA", "MAIL", "RCPT", "DATA", "QUIT"]
+        [
+            "EHLO", "MAIL", "RCPT", "RCPT", "DATA", "MAIL", "RCPT", "RCPT", "DATA", "MAIL", "RCPT",
+            "DATA", "QUIT"
+        ]
     );
     assert_eq!(peer.seen.lock().unwrap().messages.len(), 3);
 }
@@ -962,7 +1123,10 @@ async fn unreachable_and_silent_peers() {
     let error = send(local(port), "closed.test", &options(), &env)
         .await
         .expect_err("closed port");
-    assert!(matches!(&error, ClientError::Connect(why) if why.contains("closed.test[127.0.0.1]")), "{error:?}");
+    assert!(
+        matches!(&error, ClientError::Connect(why) if why.contains("closed.test[127.0.0.1]")),
+        "{error:?}"
+    );
     assert!(error.try_next_host() && !error.is_permanent());
     // A peer that never greets: a timeout.
     let peer = Scripted::start(Script {
@@ -977,6 +1141,9 @@ async fn unreachable_and_silent_peers() {
     let error = send(local(peer.port), "silent.test", &opts, &env)
         .await
         .expect_err("silent");
-    assert!(matches!(error, ClientError::Timeout(stage) if stage.contains("greeting")), "{error:?}");
+    assert!(
+        matches!(error, ClientError::Timeout(stage) if stage.contains("greeting")),
+        "{error:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -5,7 +5,6 @@
 use crate::harness::*;
 use std::time::Duration;
 
-
 fn message(from: &str, to: &str, subject: &str) -> String {
     format!("From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nRouting test.\r\n")
 }

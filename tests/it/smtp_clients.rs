@@ -3,7 +3,6 @@
 //! use it.
 
 use crate::harness::*;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

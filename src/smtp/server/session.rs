@@ -15,7 +15,7 @@ use crate::queue::file::QueuedRecipient;
 use crate::queue::qmgr::StoreAccounts;
 use crate::rewrite::Route;
 use crate::smtp::proto::command::{Command, MailFrom, Notify, RcptTo, Ret, parse_command};
-use crate::smtp::proto::data::{BareLf, BdatDecoder, DataDecoder, DataError};
+use crate::smtp::proto::data::{BareLf, BdatDecoder, DataDecoder, DataError, DataProgress};
 use crate::smtp::proto::line::{Line, LineReader};
 use crate::smtp::proto::reply::Reply;
 use std::net::SocketAddr;
@@ -25,6 +25,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::Instrument;
+
+/// Commands that move no mail before the session counts as abusive
+/// (Postfix's smtpd_junk_command_limit default).
+const JUNK_COMMAND_LIMIT: u32 = 100;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -128,6 +132,8 @@ struct Session {
     esmtp: bool,
     tx: Option<Transaction>,
     errors: u32,
+    /// NOOP, RSET, HELP, VRFY, ETRN so far.
+    junk: u32,
     counts: Vec<(&'static str, u32)>,
 }
 
@@ -150,6 +156,7 @@ impl Session {
             esmtp: false,
             tx: None,
             errors: 0,
+            junk: 0,
             counts: Vec::new(),
         }
     }
@@ -353,6 +360,17 @@ impl Session {
             }
         };
         self.count(command.verb());
+        // Postfix's smtpd_junk_command_limit: commands that cost us work
+        // but move no mail count, so a client cannot idle here for ever.
+        if matches!(
+            command,
+            Command::Noop | Command::Rset | Command::Help | Command::Vrfy(_) | Command::Etrn(_)
+        ) {
+            self.junk += 1;
+            if self.junk > JUNK_COMMAND_LIMIT {
+                self.errors = self.config.smtp.max_errors;
+            }
+        }
         let ends_group = matches!(command, Command::Ehlo(_) | Command::Helo(_));
         if ends_group && self.pipelining_violation() {
             return Err(End::ProtocolViolation);
@@ -377,11 +395,7 @@ impl Session {
             Command::Expn(_) => {
                 self.error(Reply::new(502, "5.5.1", "Error: command not implemented"))
             }
-            Command::Help => self.reply(Reply::new(
-                214,
-                "2.0.0",
-                "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY ETRN STARTTLS HELP",
-            )),
+            Command::Help => self.reply(Reply::help()),
             Command::Etrn(node) => self.etrn(&node),
             Command::StartTls => return self.starttls().await,
             Command::Auth {
@@ -477,7 +491,13 @@ impl Session {
             return;
         };
         if tx.recipients.len() >= self.config.smtp.max_recipients {
-            self.error(Reply::new(452, "4.5.3", "Error: too many recipients"));
+            // Not an error: RFC 5321 §4.5.3.1.10 expects clients to send the
+            // rest in another transaction.
+            self.reply(Reply::new(452, "4.5.3", "Error: too many recipients"));
+            return;
+        }
+        if tx.bdat.is_some() {
+            self.error(Reply::new(503, "5.5.1", "Error: RCPT after BDAT"));
             return;
         }
         let smtputf8 = tx.mail.smtputf8;
@@ -567,6 +587,16 @@ impl Session {
     }
 
     fn etrn(&mut self, node: &str) {
+        // A queue run costs every deferred file a write: only our own
+        // networks may ask for one.
+        if !self.trusted {
+            self.error(Reply::new(
+                458,
+                "4.7.1",
+                "Error: ETRN is not permitted from your address",
+            ));
+            return;
+        }
         if self.tx.is_some() {
             self.error(Reply::new(
                 503,
@@ -611,6 +641,7 @@ impl Session {
                 self.helo = None;
                 self.esmtp = false;
                 self.tx = None;
+                self.account = None;
                 Ok(())
             }
             Ok(Err(e)) => {
@@ -717,11 +748,8 @@ impl Session {
     /// client cancels with `*` (RFC 4954 §4).
     async fn sasl_response(&mut self, challenge: &str) -> Result<Option<String>, End> {
         self.reply(Reply::auth_challenge(challenge));
-        let line = loop {
-            match self.next_line().await? {
-                Some(line) => break line,
-                None => return Ok(None),
-            }
+        let Some(line) = self.next_line().await? else {
+            return Ok(None); // an over-long line, already answered
         };
         let text = String::from_utf8_lossy(&line.bytes).trim().to_string();
         Ok((text != "*").then_some(text))
@@ -784,18 +812,7 @@ impl Session {
         }
         self.reply(Reply::start_data());
         let mut decoder = DataDecoder::new(self.config.smtp.message_size_limit.0, self.bare_lf());
-        let mut pending = self.reader.take_buffered();
-        loop {
-            let progress = decoder.feed(&pending);
-            if progress.done {
-                let rest = pending.get(progress.consumed..).unwrap_or(&[]);
-                self.reader.push(rest);
-                break;
-            }
-            pending = self
-                .read_more(self.config.smtp.data_timeout.0, false)
-                .await?;
-        }
+        self.consume_content(|input| decoder.feed(input)).await?;
         let result = decoder.finish();
         self.finish_message(result).await;
         Ok(())
@@ -809,22 +826,20 @@ impl Session {
             Some(d) => d,
             None => BdatDecoder::new(limit, bare_lf),
         };
+        if refusal.is_some() && size > limit {
+            // Reading that much for nothing would let a client hold us for
+            // ever; without a transaction there is nothing to keep.
+            self.error(DataError::TooBig.reply());
+            return Err(End::ProtocolViolation);
+        }
         // The chunk's octets follow the command whatever our answer is, so
         // they are always consumed (RFC 3030 §2).
         decoder.begin_chunk(size);
-        let mut pending = self.reader.take_buffered();
-        loop {
-            let progress = decoder.feed(&pending);
-            if progress.done {
-                let rest = pending.get(progress.consumed..).unwrap_or(&[]);
-                self.reader.push(rest);
-                break;
-            }
-            pending = self
-                .read_more(self.config.smtp.data_timeout.0, false)
-                .await?;
-        }
+        self.consume_content(|input| decoder.feed(input)).await?;
         if let Some(reply) = refusal {
+            // A refused chunk ends the transaction: what follows must not
+            // be accepted as a whole message.
+            self.tx = None;
             self.error(reply);
             return Ok(());
         }
@@ -841,6 +856,27 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Feeds buffered and then socket bytes to a DATA or BDAT decoder until
+    /// it is done; bytes after its end go back to the command reader
+    /// (pipelining).
+    async fn consume_content(
+        &mut self,
+        mut feed: impl FnMut(&[u8]) -> DataProgress,
+    ) -> Result<(), End> {
+        let mut pending = self.reader.take_buffered();
+        loop {
+            let progress = feed(&pending);
+            if progress.done {
+                let rest = pending.get(progress.consumed..).unwrap_or(&[]);
+                self.reader.push(rest);
+                return Ok(());
+            }
+            pending = self
+                .read_more(self.config.smtp.data_timeout.0, false)
+                .await?;
+        }
     }
 
     /// Hands a complete message to cleanup; 250 only once it is durable.
