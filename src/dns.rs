@@ -366,11 +366,8 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let aaaa: IpAddr = "2001:db8::1".parse().unwrap();
         let temp = || Err(Failure::Temporary("timeout".into()));
-        let cases: Vec<(
-            Result<Vec<IpAddr>, Failure>,
-            Result<Vec<IpAddr>, Failure>,
-            Result<Vec<IpAddr>, DnsError>,
-        )> = vec![
+        type Family = Result<Vec<IpAddr>, Failure>;
+        let cases: Vec<(Family, Family, Result<Vec<IpAddr>, DnsError>)> = vec![
             (Ok(vec![aaaa]), Ok(vec![a]), Ok(vec![aaaa, a])),
             (Err(Failure::NoData), Ok(vec![a]), Ok(vec![a])),
             (Ok(vec![aaaa]), Err(Failure::NoData), Ok(vec![aaaa])),

@@ -437,7 +437,10 @@ async fn merpati_submission_with_auth_and_recipient_limit() {
         recipient("nobody@localhost"),
         recipient("carol@localhost"),
     ];
-    let env = envelope("alice@localhost", &recipients, MESSAGE);
+    // Submission checks that the From: header belongs to the user too.
+    let message =
+        b"From: Alice <alice@localhost>\r\nTo: bob@localhost\r\nSubject: submitted\r\n\r\nhi\r\n";
+    let env = envelope("alice@localhost", &recipients, message);
     let port = server.ports.submission;
     // Credentials are never sent without TLS.
     let plaintext = ClientOptions {
@@ -480,7 +483,7 @@ async fn merpati_submission_with_auth_and_recipient_limit() {
     }
     let log = server.log();
     assert!(
-        log.contains("sasl_method=PLAIN, sasl_username=alice@localhost"),
+        log.contains("sasl_method=PLAIN, sasl_username=alice"),
         "{log}"
     );
     assert!(!log.contains("secret"), "password in the server log");
@@ -726,6 +729,20 @@ struct Script {
     ehlo: Option<Vec<&'static str>>,
     /// Never say anything (for timeouts).
     silent: bool,
+    /// What to do after `220` to STARTTLS (offer STARTTLS in `ehlo`).
+    starttls: Starttls,
+}
+
+/// The scripted server has no TLS; it only breaks the handshake.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Starttls {
+    /// `502` to STARTTLS.
+    Refuse,
+    /// `220`, then close the connection: the handshake fails.
+    Close,
+    /// `220` followed at once by a plaintext reply, then close (response
+    /// injection).
+    Inject,
 }
 
 impl Default for Script {
@@ -734,6 +751,7 @@ impl Default for Script {
             greeting: "220 scripted.test ESMTP",
             ehlo: Some(vec!["ENHANCEDSTATUSCODES", "SIZE 100000"]),
             silent: false,
+            starttls: Starttls::Refuse,
         }
     }
 }
@@ -842,6 +860,18 @@ fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Seen>) {
             }
         } else if upper.starts_with("HELO ") {
             "250 scripted.test".into()
+        } else if upper == "STARTTLS" {
+            match script.starttls {
+                Starttls::Refuse => "502 5.5.2 Error: command not recognized".into(),
+                Starttls::Close => {
+                    say("220 2.0.0 Ready to start TLS");
+                    return;
+                }
+                Starttls::Inject => {
+                    say("220 2.0.0 Ready to start TLS\r\n250 2.0.0 injected");
+                    return;
+                }
+            }
         } else if upper.starts_with("MAIL FROM:") {
             in_mail = true;
             accepted = 0;
@@ -1146,4 +1176,143 @@ async fn unreachable_and_silent_peers() {
         "{error:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn scripted_peer_with_every_extension_gets_one_pipelined_batch() {
+    let peer = Scripted::start(Script {
+        ehlo: Some(vec![
+            "PIPELINING",
+            "SIZE 100000",
+            "8BITMIME",
+            "SMTPUTF8",
+            "DSN",
+            "ENHANCEDSTATUSCODES",
+        ]),
+        ..Script::default()
+    });
+    let recipients = [
+        Recipient {
+            address: "ok@scripted.test".into(),
+            notify: "SUCCESS,DELAY".into(),
+            orcpt: "rfc822;ok@scripted.test".into(),
+        },
+        Recipient {
+            address: "j\u{f6}rg@scripted.test".into(),
+            notify: String::new(),
+            orcpt: "rfc822;j\u{f6}rg@scripted.test".into(),
+        },
+        recipient("reject@scripted.test"),
+        recipient("defer@scripted.test"),
+    ];
+    let env = Envelope {
+        envid: "id1",
+        ret: "FULL",
+        ..envelope("sender@relay.test", &recipients, MESSAGE)
+    };
+    let transcript = send(local(peer.port), "scripted.test", &options(), &env)
+        .await
+        .expect("session");
+    assert_eq!(
+        code_list(&transcript),
+        [250, 250, 550, 450],
+        "{transcript:?}"
+    );
+    assert!(transcript.peer_dsn);
+    let expected: Vec<String> = vec![
+        "EHLO client.relay.test".into(),
+        format!(
+            "MAIL FROM:<sender@relay.test> SIZE={} BODY=8BITMIME SMTPUTF8 RET=FULL ENVID=id1",
+            MESSAGE.len()
+        ),
+        "RCPT TO:<ok@scripted.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;ok@scripted.test".into(),
+        "RCPT TO:<j\u{f6}rg@scripted.test> ORCPT=utf-8;j\\x{F6}rg@scripted.test".into(),
+        "RCPT TO:<reject@scripted.test>".into(),
+        "RCPT TO:<defer@scripted.test>".into(),
+        "DATA".into(),
+        "QUIT".into(),
+    ];
+    assert_eq!(peer.commands(), expected);
+    assert!(
+        peer.seen.lock().unwrap().pipelined,
+        "MAIL, RCPTs and DATA in one batch"
+    );
+
+    // Pipelined with every recipient refused: DATA is answered 554, which
+    // belongs to nobody; each recipient keeps its RCPT reply.
+    let recipients = [
+        recipient("reject@scripted.test"),
+        recipient("defer@scripted.test"),
+    ];
+    let env = envelope("sender@relay.test", &recipients, MESSAGE);
+    let transcript = send(local(peer.port), "scripted.test", &options(), &env)
+        .await
+        .expect("session");
+    assert_eq!(
+        codes(&transcript),
+        [(550, "5.1.1".into()), (450, "4.2.0".into())]
+    );
+    let verbs = peer.verbs();
+    assert_eq!(
+        verbs[verbs.len() - 6..],
+        ["EHLO", "MAIL", "RCPT", "RCPT", "DATA", "QUIT"]
+    );
+    assert_eq!(
+        peer.seen.lock().unwrap().messages.len(),
+        1,
+        "only the first session's message"
+    );
+}
+
+#[tokio::test]
+async fn scripted_peer_with_broken_starttls() {
+    // Opportunistic TLS: the handshake fails, the delivery is retried in
+    // plaintext on a new connection.
+    let peer = Scripted::start(Script {
+        ehlo: Some(vec!["STARTTLS", "SIZE 100000"]),
+        starttls: Starttls::Close,
+        ..Script::default()
+    });
+    let recipients = [recipient("ok@scripted.test")];
+    let env = envelope("sender@relay.test", &recipients, MESSAGE);
+    let transcript = send(local(peer.port), "scripted.test", &options(), &env)
+        .await
+        .expect("plaintext fallback");
+    assert_eq!(
+        (code_list(&transcript), transcript.tls.clone()),
+        (vec![250], None)
+    );
+    assert_eq!(
+        peer.verbs(),
+        ["EHLO", "STARTTLS", "EHLO", "MAIL", "RCPT", "DATA", "QUIT"]
+    );
+
+    // Required TLS: no fallback.
+    let encrypt = ClientOptions {
+        tls: TlsPolicy::Encrypt,
+        ..options()
+    };
+    let error = send(local(peer.port), "scripted.test", &encrypt, &env)
+        .await
+        .expect_err("handshake fails");
+    assert!(
+        matches!(&error, ClientError::Tls(why) if why.contains("handshake")),
+        "{error:?}"
+    );
+
+    // Plaintext sent right after the 220 is never read as if it came
+    // through TLS.
+    let injecting = Scripted::start(Script {
+        ehlo: Some(vec!["STARTTLS"]),
+        starttls: Starttls::Inject,
+        ..Script::default()
+    });
+    let error = send(local(injecting.port), "scripted.test", &encrypt, &env)
+        .await
+        .expect_err("injection");
+    assert!(
+        matches!(&error, ClientError::Tls(why) if why.contains("plaintext")),
+        "{error:?}"
+    );
+    assert_eq!(injecting.verbs(), ["EHLO", "STARTTLS"]);
 }
