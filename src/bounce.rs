@@ -24,6 +24,9 @@ pub struct Report {
     pub action: Action,
     /// Enhanced status code (`5.1.1`) then text.
     pub reason: String,
+    /// The remote host that gave the verdict (`mx.example.org[192.0.2.1]:25`),
+    /// or empty for local decisions.
+    pub remote_mta: String,
 }
 
 /// Does this recipient want a notice for this action (RFC 3461 §4.1)?
@@ -90,10 +93,17 @@ pub fn build(original: &QueueFile, id: &QueueId, hostname: &str, reports: &[Repo
             Action::Delivered => "delivered",
             Action::Relayed => "relayed",
         };
-        m.push_str(&format!(
-            "Action: {action}\r\nStatus: {status}\r\nDiagnostic-Code: X-Merpati; {}\r\n",
-            r.reason
-        ));
+        m.push_str(&format!("Action: {action}\r\nStatus: {status}\r\n"));
+        if r.remote_mta.is_empty() {
+            m.push_str(&format!("Diagnostic-Code: X-Merpati; {}\r\n", r.reason));
+        } else {
+            // RFC 3464 §2.3.5 and §2.3.6: the host's name, and its reply.
+            let host = r.remote_mta.split('[').next().unwrap_or(&r.remote_mta);
+            m.push_str(&format!(
+                "Remote-MTA: dns; {host}\r\nDiagnostic-Code: smtp; {}\r\n",
+                r.reason
+            ));
+        }
     }
     let headers_only = original.ret.eq_ignore_ascii_case("HDRS") || !failed;
     let (description, content_type, content) = if headers_only {
@@ -150,6 +160,7 @@ mod tests {
             orcpt: "rfc822;B@y".into(),
             action: Action::Failed,
             reason: "5.1.1 <b@y>: User unknown".into(),
+            remote_mta: String::new(),
         }];
         let text = String::from_utf8(build(&qf, &id, "h", &reports)).unwrap();
         assert!(text.contains("Content-Type: message/delivery-status"));

@@ -279,13 +279,21 @@ struct Session {
     /// Config snapshot for this session: a reload applies to new sessions.
     config: Arc<Config>,
     stream: MaybeTls,
+    /// Splits what the client sends into bounded lines; what it holds past
+    /// the current line is the client's pipelined commands.
     reader: LineReader,
+    /// Socket read buffer, reused for every read.
     inbuf: Vec<u8>,
+    /// Responses not yet written: flushed before waiting for the client,
+    /// so pipelined commands get their answers in one write.
     out: Vec<u8>,
     peer: SocketAddr,
     state: State,
+    /// Unknown, malformed or misplaced commands so far (`max_bad_commands`).
     bad_commands: u32,
+    /// Lines received before login ([`MAX_COMMANDS_BEFORE_LOGIN`]).
     lines_before_login: u32,
+    /// Refused logins in this session ([`MAX_AUTH_FAILURES`]).
     auth_failures: u32,
 }
 
@@ -361,6 +369,11 @@ impl Session {
         match tokio::time::timeout(self.config.pop3.idle_timeout.0, write).await {
             Ok(Ok(())) => {
                 self.out.clear();
+                // A big message leaves a big buffer behind: give it back
+                // rather than keep it for the rest of the session.
+                if self.out.capacity() > 4 * FLUSH_AT {
+                    self.out = Vec::with_capacity(1024);
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(End::Io(e)),

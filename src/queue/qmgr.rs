@@ -366,11 +366,11 @@ impl Qmgr {
             let Some(rcpt) = qf.recipients.get(f.index) else {
                 continue;
             };
-            let outcome = match f.outcome {
+            let outcome = match &f.outcome {
                 Outcome::Deferred(reason) if expired => {
                     Outcome::Bounced(format!("5.4.7 delivery time expired: {reason}"))
                 }
-                other => other,
+                other => other.clone(),
             };
             let (status, text) = match &outcome {
                 Outcome::Sent(t) => ("sent", t.clone()),
@@ -390,7 +390,7 @@ impl Qmgr {
                     if f.relay == "local" && bounce::wanted(&rcpt.notify, Action::Delivered) =>
                 {
                     reports.push(report(
-                        &f.address,
+                        &f,
                         rcpt,
                         Action::Delivered,
                         "2.0.0 delivered to mailbox",
@@ -404,7 +404,7 @@ impl Qmgr {
                         && bounce::wanted(&rcpt.notify, Action::Delivered) =>
                 {
                     let reason = format!("2.0.0 relayed to {} ({text})", f.relay);
-                    reports.push(report(&f.address, rcpt, Action::Relayed, &reason))
+                    reports.push(report(&f, rcpt, Action::Relayed, &reason))
                 }
                 Outcome::Sent(_) => {}
                 Outcome::Deferred(reason) => {
@@ -418,7 +418,7 @@ impl Qmgr {
                     }
                 }
                 Outcome::Bounced(reason) if bounce::wanted(&rcpt.notify, Action::Failed) => {
-                    reports.push(report(&f.address, rcpt, Action::Failed, &reason))
+                    reports.push(report(&f, rcpt, Action::Failed, &reason))
                 }
                 Outcome::Bounced(_) => {}
             }
@@ -509,12 +509,18 @@ impl Qmgr {
     }
 }
 
-fn report(address: &str, rcpt: &QueuedRecipient, action: Action, reason: &str) -> Report {
+fn report(f: &Final, rcpt: &QueuedRecipient, action: Action, reason: &str) -> Report {
+    let remote = !matches!(f.relay.as_str(), "local" | "none");
     Report {
-        recipient: address.to_string(),
+        recipient: f.address.clone(),
         orcpt: rcpt.orcpt.clone(),
         action,
         reason: reason.to_string(),
+        remote_mta: if remote {
+            f.relay.clone()
+        } else {
+            String::new()
+        },
     }
 }
 

@@ -4,10 +4,12 @@
 
 mod config_cli;
 mod crash_safety;
+mod dns_server;
 mod harness;
 mod imap;
 mod pop3;
 mod queue_admin;
+mod relay;
 mod relay_client;
 mod routing;
 mod smtp_clients;

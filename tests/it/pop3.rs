@@ -326,6 +326,39 @@ fn top_with_zero_and_n_lines() {
     c.cmd("QUIT");
 }
 
+/// Any order of RETR and TOP gets the right message (the server reads
+/// the next message ahead).
+#[test]
+fn retrieval_in_any_order_returns_the_right_messages() {
+    let server = server();
+    alice(&server, 4);
+    let mut c = Pop3::connect(server.ports.pop3);
+    assert!(c.login("alice", "secret").starts_with("+OK"));
+    let subject = |c: &mut Pop3, cmd: &str| -> String {
+        let reply = c.cmd(cmd);
+        assert!(reply.starts_with("+OK"), "{cmd}: {reply}");
+        c.multi()
+            .into_iter()
+            .find(|l| l.starts_with("Subject: "))
+            .unwrap_or_default()
+    };
+    assert_eq!(subject(&mut c, "RETR 1"), "Subject: pop test 1");
+    assert_eq!(c.cmd("DELE 2"), "+OK Message 2 deleted");
+    assert!(c.cmd("RETR 2").starts_with("-ERR"));
+    assert_eq!(subject(&mut c, "RETR 4"), "Subject: pop test 4");
+    assert_eq!(subject(&mut c, "TOP 3 0"), "Subject: pop test 3");
+    assert_eq!(subject(&mut c, "RETR 1"), "Subject: pop test 1");
+    assert!(c.cmd("RSET").starts_with("+OK Maildrop has 4 messages"));
+    assert_eq!(subject(&mut c, "RETR 2"), "Subject: pop test 2");
+    assert_eq!(subject(&mut c, "RETR 3"), "Subject: pop test 3");
+    c.send(b"RETR 4\r\nRETR 3\r\nRETR 2\r\n");
+    for n in [4, 3, 2] {
+        assert!(c.line().starts_with("+OK"));
+        assert!(c.multi().contains(&format!("Subject: pop test {n}")));
+    }
+    c.cmd("QUIT");
+}
+
 #[test]
 fn sasl_plain_and_login_with_and_without_initial_response() {
     let server = server();
@@ -491,6 +524,55 @@ fn second_session_gets_in_use() {
     let reply = second.login("alice", "secret");
     assert!(reply.starts_with("+OK"), "lock released at QUIT: {reply}");
     second.cmd("QUIT");
+}
+
+#[test]
+fn pop3_delete_is_seen_by_a_concurrent_imap_session() {
+    let server = server();
+    alice(&server, 2);
+    let out = python(
+        r#"
+import imaplib, poplib, sys
+imap_port, pop_port = int(sys.argv[1]), int(sys.argv[2])
+m = imaplib.IMAP4("127.0.0.1", imap_port, timeout=30)
+m.login("alice", "secret")
+typ, data = m.select("INBOX")
+assert typ == "OK" and data[0] == b"2", (typ, data)
+p = poplib.POP3("127.0.0.1", pop_port, timeout=30)
+p.user("alice")
+p.pass_("secret")
+# IMAP goes on while POP3 holds the maildrop.
+typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+assert typ == "OK" and b"pop test 1" in data[0][1], data
+p.retr(1)
+p.dele(1)
+p.retr(2)
+p.top(2, 0)
+typ, data = m.fetch("2", "(FLAGS)")
+assert b"Seen" not in data[0], data
+m.noop()
+assert m.response("EXPUNGE")[1] == [None], "expunged before QUIT"
+p.quit()
+m.noop()
+typ, data = m.response("EXPUNGE")
+assert data == [b"1"], (typ, data)
+typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+# Unsolicited FETCH (FLAGS) updates may come first: look at every part.
+parts = b" ".join(p if isinstance(p, bytes) else b" ".join(p) for p in data)
+assert typ == "OK" and b"pop test 2" in parts, data
+# Retrieved and kept: \\Seen, as Dovecot marks it at QUIT.
+typ, data = m.fetch("1", "(FLAGS)")
+assert b"\\Seen" in b" ".join(data), data
+m.logout()
+print("DONE")
+"#,
+        &[
+            &server.ports.imap.to_string(),
+            &server.ports.pop3.to_string(),
+        ],
+    );
+    assert_success(&out, "imaplib + poplib");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DONE"));
 }
 
 #[test]
@@ -848,4 +930,54 @@ fn fetchmail_keep_relies_on_uidl() {
     assert_eq!(third.matches("Subject: pop test").count(), 3, "{third}");
     assert!(third.contains("Subject: pop test 3"));
     assert_eq!(server.uids("alice@localhost").len(), 3);
+}
+
+#[test]
+fn connections_over_the_per_client_limit_are_refused_with_sys_temp() {
+    let server = Builder::default()
+        .pop3("max_connections_per_client = 1")
+        .start();
+    let mut first = Pop3::connect(server.ports.pop3);
+    let stream = TcpStream::connect(("127.0.0.1", server.ports.pop3)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut refused = String::new();
+    let _ = BufReader::new(stream).read_to_string(&mut refused);
+    assert_eq!(
+        refused,
+        "-ERR [SYS/TEMP] Too many connections from your address\r\n"
+    );
+    assert_eq!(first.cmd("CAPA"), "+OK Capability list follows");
+    first.multi();
+    first.cmd("QUIT");
+}
+
+#[test]
+fn large_message_is_retrieved_whole() {
+    let server = server();
+    server.add_user("alice@localhost", "secret");
+    let mut body = String::from("From: bob@localhost\r\nSubject: big\r\n\r\n");
+    for i in 0..40_000 {
+        body.push_str(&format!(
+            ".{i:08} the same line again and again, 59 octets long..\r\n"
+        ));
+    }
+    fill(&server, "alice@localhost", &[body]);
+    let mut c = Pop3::connect(server.ports.pop3);
+    assert!(c.login("alice", "secret").starts_with("+OK"));
+    let size: usize = c
+        .cmd("LIST 1")
+        .rsplit(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("size");
+    assert!(size > 2_000_000, "{size}");
+    assert_eq!(c.cmd("RETR 1"), format!("+OK {size} octets"));
+    let raw = c.multi_raw();
+    // Every body line starts with a dot and was stuffed.
+    assert_eq!(raw.len(), size + 40_000 + 3);
+    assert!(raw.ends_with(b"..\r\n.\r\n"));
+    assert_eq!(c.cmd("NOOP"), "+OK");
+    c.cmd("QUIT");
 }

@@ -1,0 +1,119 @@
+//! A real DNS server (hickory-server) on loopback for tests that run the
+//! daemon as a separate process: it serves on its own thread and runtime,
+//! so plain `#[test]` functions can use it. Point a server at it with
+//! `Builder::dns(&dns.config())`.
+
+use hickory_server::ServerFuture;
+use hickory_server::authority::{AuthorityObject, Catalog, ZoneType};
+use hickory_server::proto::rr::rdata::{A, MX, SOA};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::store::in_memory::InMemoryAuthority;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A record of a test zone.
+pub enum Rr {
+    /// `name MX preference exchange`; an exchange of `.` is a null MX.
+    Mx(&'static str, u16, &'static str),
+    A(&'static str, Ipv4Addr),
+}
+
+pub struct DnsServer {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn name(text: &str) -> Name {
+    Name::from_ascii(text).expect("name")
+}
+
+impl DnsServer {
+    /// Serves one zone per origin (`"b.test."`) with the given records.
+    pub fn start(origins: &[&str], records: Vec<Rr>) -> DnsServer {
+        let mut catalog = Catalog::new();
+        for origin in origins {
+            let origin = name(origin);
+            let mut zone = InMemoryAuthority::empty(origin.clone(), ZoneType::Primary, false);
+            let soa = SOA::new(
+                name("ns.test."),
+                name("hostmaster.test."),
+                1,
+                3600,
+                600,
+                86400,
+                60,
+            );
+            assert!(zone.upsert_mut(Record::from_rdata(origin.clone(), 3600, RData::SOA(soa)), 1));
+            for rr in &records {
+                let record = match rr {
+                    Rr::Mx(owner, preference, exchange) => {
+                        let exchange = if *exchange == "." {
+                            Name::root()
+                        } else {
+                            name(exchange)
+                        };
+                        Record::from_rdata(
+                            name(owner),
+                            60,
+                            RData::MX(MX::new(*preference, exchange)),
+                        )
+                    }
+                    Rr::A(owner, ip) => Record::from_rdata(name(owner), 60, RData::A(A(*ip))),
+                };
+                if origin.zone_of(record.name()) {
+                    assert!(zone.upsert_mut(record, 1), "upsert");
+                }
+            }
+            let authority: Arc<dyn AuthorityObject> = Arc::new(zone);
+            catalog.upsert(LowerName::new(&origin), vec![authority]);
+        }
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let mut server = ServerFuture::new(catalog);
+                let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .expect("udp");
+                let addr = udp.local_addr().expect("addr");
+                server.register_socket(udp);
+                if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+                    server.register_listener(tcp, Duration::from_secs(5));
+                }
+                addr_tx.send(addr).expect("send addr");
+                let _ = stop_rx.await;
+                drop(server);
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("dns server started");
+        DnsServer {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The `[dns]` keys that point a Merpati at this server.
+    pub fn config(&self) -> String {
+        format!("nameservers = [\"{}\"]\ntimeout = \"2s\"", self.addr)
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
