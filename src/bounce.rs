@@ -14,6 +14,8 @@ pub enum Action {
     Delivered,
     /// Handed to a next hop that cannot send DSNs itself (RFC 3464 §2.3.3).
     Relayed,
+    /// Still being retried (a delay warning).
+    Delayed,
 }
 
 /// One recipient's line in the report.
@@ -36,15 +38,20 @@ pub fn wanted(notify: &str, action: Action) -> bool {
         _ if notify.contains("NEVER") => false,
         Action::Failed => notify.is_empty() || notify.contains("FAILURE"),
         Action::Delivered | Action::Relayed => notify.contains("SUCCESS"),
+        // RFC 3461 §4.1: without NOTIFY the MTA may warn of delays.
+        Action::Delayed => notify.is_empty() || notify.contains("DELAY"),
     }
 }
 
 /// Builds the notification message (headers and body, CRLF).
 pub fn build(original: &QueueFile, id: &QueueId, hostname: &str, reports: &[Report]) -> Vec<u8> {
     let failed = reports.iter().any(|r| r.action == Action::Failed);
+    let delayed = !failed && reports.iter().any(|r| r.action == Action::Delayed);
     let boundary = format!("{id}.{}/{hostname}", original.arrival);
     let subject = if failed {
         "Undelivered Mail Returned to Sender"
+    } else if delayed {
+        "Delayed Mail (still being retried)"
     } else {
         "Successful Mail Delivery Report"
     };
@@ -69,6 +76,8 @@ pub fn build(original: &QueueFile, id: &QueueId, hostname: &str, reports: &[Repo
     ));
     if failed {
         m.push_str("I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients. It's attached below.\r\n\r\n");
+    } else if delayed {
+        m.push_str("Your message could not be delivered yet to the recipients below.\r\nIt is still being retried; you do not need to send it again.\r\n\r\n");
     } else {
         m.push_str("Your message was successfully delivered to the destination(s)\r\nlisted below.\r\n\r\n");
     }
@@ -92,6 +101,7 @@ pub fn build(original: &QueueFile, id: &QueueId, hostname: &str, reports: &[Repo
             Action::Failed => "failed",
             Action::Delivered => "delivered",
             Action::Relayed => "relayed",
+            Action::Delayed => "delayed",
         };
         m.push_str(&format!("Action: {action}\r\nStatus: {status}\r\n"));
         if r.remote_mta.is_empty() {

@@ -106,9 +106,9 @@ impl Cleanup {
             envid: submission.envid,
             ret: submission.ret,
             smtputf8: submission.smtputf8,
-            attempts: 0,
             recipients: submission.recipients,
             body: message,
+            ..QueueFile::default()
         };
         let bytes = file.encode();
         let spool = self.spool.clone();

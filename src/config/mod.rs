@@ -212,6 +212,9 @@ pub struct Queue {
     pub min_backoff: Span,
     pub max_backoff: Span,
     pub max_lifetime: Span,
+    /// Tell the sender once when mail is still queued after this long;
+    /// "0s" (Postfix's default) never warns.
+    pub delay_warning: Span,
     pub scan_interval: Span,
     pub pickup_interval: Span,
     pub active_limit: usize,
@@ -376,6 +379,7 @@ impl Default for Queue {
             min_backoff: Span::secs(300),
             max_backoff: Span::secs(4000),
             max_lifetime: Span::secs(5 * 86_400),
+            delay_warning: Span::secs(0),
             scan_interval: Span::secs(60),
             pickup_interval: Span::secs(1),
             active_limit: 20_000,

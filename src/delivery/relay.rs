@@ -222,14 +222,33 @@ impl RelayAgent {
                     }
                 };
                 let mut targets = Vec::new();
+                let mut found_self = false;
                 for host in hosts {
                     // One host that does not resolve must not hide the others.
-                    if let Ok(ips) = self.addresses(&host).await {
-                        targets.extend(ips.into_iter().map(|ip| Target {
+                    let Ok(ips) = self.addresses(&host).await else {
+                        continue;
+                    };
+                    for ip in ips {
+                        let addr = SocketAddr::new(ip, config.relay.port);
+                        // RFC 5321 §5.1: we are one of the MX hosts; hosts
+                        // listed after us would only send it back.
+                        if is_self(config, addr) {
+                            found_self = true;
+                            break;
+                        }
+                        targets.push(Target {
                             name: host.clone(),
-                            addr: SocketAddr::new(ip, config.relay.port),
-                        }));
+                            addr,
+                        });
                     }
+                    if found_self {
+                        break;
+                    }
+                }
+                if targets.is_empty() && found_self {
+                    return Err(Outcome::Bounced(format!(
+                        "5.4.6 mail for {domain} loops back to myself"
+                    )));
                 }
                 if targets.is_empty() {
                     return Err(Outcome::Deferred(format!(
@@ -318,6 +337,20 @@ impl RelayAgent {
         drop(destinations);
         self.released.notify_waiters();
     }
+}
+
+/// Is `addr` one of our own SMTP listeners? (A wildcard listener counts
+/// for loopback addresses on its port.)
+fn is_self(config: &Config, addr: SocketAddr) -> bool {
+    config
+        .smtp
+        .listen
+        .iter()
+        .filter_map(|l| crate::config::parse_listen(l))
+        .any(|l| {
+            l.port() == addr.port()
+                && (l.ip() == addr.ip() || (l.ip().is_unspecified() && addr.ip().is_loopback()))
+        })
 }
 
 fn next_hop(config: &Config, domain: &str) -> NextHop {
@@ -464,6 +497,16 @@ mod tests {
         ));
         config.relay.relayhost.clear();
         assert!(matches!(next_hop(&config, "other.test"), NextHop::Mx(_)));
+    }
+
+    #[test]
+    fn own_listeners_are_recognised() {
+        let mut config = Config::default();
+        config.smtp.listen = vec!["0.0.0.0:25".into(), "192.0.2.7:2525".into()];
+        assert!(is_self(&config, "127.0.0.1:25".parse().unwrap()));
+        assert!(is_self(&config, "192.0.2.7:2525".parse().unwrap()));
+        assert!(!is_self(&config, "192.0.2.8:2525".parse().unwrap()));
+        assert!(!is_self(&config, "127.0.0.1:2526".parse().unwrap()));
     }
 
     #[test]

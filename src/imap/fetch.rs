@@ -1,7 +1,9 @@
 //! FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2; CONDSTORE RFC 7162
 //! §3.1.4-3.1.5): FLAGS, INTERNALDATE, RFC822.SIZE (exact stored octets),
 //! ENVELOPE, BODY/BODYSTRUCTURE, BODY[section]<partial> and BODY.PEEK,
-//! RFC822, RFC822.HEADER, RFC822.TEXT, UID, MODSEQ.
+//! RFC822, RFC822.HEADER, RFC822.TEXT, UID, MODSEQ, and BINARY[section],
+//! BINARY.PEEK and BINARY.SIZE (RFC 3516: base64 and quoted-printable
+//! undone).
 
 use super::message;
 use super::proto::date::format_date_time;
@@ -43,7 +45,10 @@ impl Session {
             && items.iter().any(|i| {
                 matches!(
                     i,
-                    FetchAtt::Rfc822 | FetchAtt::Rfc822Text | FetchAtt::Section { peek: false, .. }
+                    FetchAtt::Rfc822
+                        | FetchAtt::Rfc822Text
+                        | FetchAtt::Section { peek: false, .. }
+                        | FetchAtt::Binary { peek: false, .. }
                 )
             });
         let mut seen_now: Vec<Uid> = Vec::new();
@@ -80,6 +85,8 @@ impl Session {
                     | FetchAtt::Rfc822Header
                     | FetchAtt::Rfc822Text
                     | FetchAtt::Section { .. }
+                    | FetchAtt::Binary { .. }
+                    | FetchAtt::BinarySize(_)
             )
         });
         for (seq, uid) in targets {
@@ -99,6 +106,14 @@ impl Session {
             } else {
                 None
             };
+            if let Some(raw) = &raw
+                && unknown_cte(raw, &items)
+            {
+                return Err(super::session::CmdError::No(
+                    Some("UNKNOWN-CTE"),
+                    "Cannot decode the part's content transfer encoding".into(),
+                ));
+            }
             let with_flags = seen_now.contains(&uid) && !items.contains(&FetchAtt::Flags);
             let mut out = format!("* {seq} FETCH (").into_bytes();
             render(&mut out, &items, meta, raw.as_deref(), with_flags);
@@ -110,6 +125,113 @@ impl Session {
         }
         Ok(Done::ok("FETCH completed"))
     }
+}
+
+/// Whether a BINARY item names a part whose encoding we cannot undo.
+fn unknown_cte(raw: &[u8], items: &[FetchAtt]) -> bool {
+    let paths = items.iter().filter_map(|i| match i {
+        FetchAtt::Binary { path, .. } | FetchAtt::BinarySize(path) => Some(path),
+        _ => None,
+    });
+    let mut tree = None;
+    for path in paths {
+        if path.is_empty() {
+            continue;
+        }
+        let tree = tree.get_or_insert_with(|| message::parse(raw));
+        if let Some(part) = tree.find(path)
+            && decode_binary(part.encoding.as_deref(), b"").is_none()
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// A part's content with its transfer encoding undone; `None` for an
+/// encoding RFC 2045 does not define.
+pub(super) fn decode_binary(encoding: Option<&str>, body: &[u8]) -> Option<Vec<u8>> {
+    let encoding = encoding.unwrap_or("7bit").trim().to_ascii_lowercase();
+    match encoding.as_str() {
+        "7bit" | "8bit" | "binary" | "" => Some(body.to_vec()),
+        "base64" => {
+            let text: String = body
+                .iter()
+                .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/'))
+                .map(|&b| char::from(b))
+                .collect();
+            crate::auth::base64_decode(&text)
+        }
+        "quoted-printable" => Some(decode_qp(body)),
+        _ => None,
+    }
+}
+
+/// Quoted-printable (RFC 2045 §6.7): `=XX` escapes, soft line breaks,
+/// trailing whitespace on lines dropped; malformed escapes kept literally.
+fn decode_qp(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let (content, eol) = match line.strip_suffix(b"\r\n") {
+            Some(c) => (c, &b"\r\n"[..]),
+            None => match line.strip_suffix(b"\n") {
+                Some(c) => (c, &b"\r\n"[..]),
+                None => (line, &b""[..]),
+            },
+        };
+        let mut content = content;
+        while let [rest @ .., b' ' | b'\t'] = content {
+            content = rest;
+        }
+        let soft = content.last() == Some(&b'=');
+        if soft {
+            content = content.get(..content.len() - 1).unwrap_or_default();
+        }
+        let mut j = 0;
+        while let Some(&b) = content.get(j) {
+            if b == b'='
+                && let Some(v) = content
+                    .get(j + 1..j + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                j += 3;
+                continue;
+            }
+            out.push(b);
+            j += 1;
+        }
+        if !soft {
+            out.extend_from_slice(eol);
+        }
+    }
+    out
+}
+
+/// BINARY's data for a path: the whole message for `[]`, else the part's
+/// decoded content (empty if the part does not exist).
+fn binary_data(tree: Option<&message::Part>, raw: &[u8], path: &[u32]) -> Vec<u8> {
+    if path.is_empty() {
+        return raw.to_vec();
+    }
+    tree.and_then(|t| t.find(path))
+        .and_then(|part| {
+            let body = raw.get(part.body.clone())?;
+            if part.children.is_empty() {
+                decode_binary(part.encoding.as_deref(), body)
+            } else {
+                Some(body.to_vec())
+            }
+        })
+        .unwrap_or_default()
+}
+
+fn path_spec(path: &[u32]) -> String {
+    path.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn has_flag(flags: &[String], flag: &str) -> bool {
@@ -195,6 +317,31 @@ fn render(
                     .unwrap_or_default();
                 literal(out, body);
             }
+            FetchAtt::BinarySize(path) => {
+                let data = binary_data(tree.as_ref(), raw_bytes, path);
+                out.extend_from_slice(
+                    format!("BINARY.SIZE[{}] {}", path_spec(path), data.len()).as_bytes(),
+                );
+            }
+            FetchAtt::Binary { path, partial, .. } => {
+                let data = binary_data(tree.as_ref(), raw_bytes, path);
+                out.extend_from_slice(format!("BINARY[{}]", path_spec(path)).as_bytes());
+                let data: &[u8] = match partial {
+                    Some((offset, len)) => {
+                        out.extend_from_slice(format!("<{offset}>").as_bytes());
+                        let start = usize::try_from(*offset).unwrap_or(usize::MAX);
+                        let end = start.saturating_add(usize::try_from(*len).unwrap_or(usize::MAX));
+                        data.get(start.min(data.len())..end.min(data.len()))
+                            .unwrap_or_default()
+                    }
+                    None => &data,
+                };
+                out.push(b' ');
+                if data.contains(&0) {
+                    out.push(b'~');
+                }
+                literal(out, data);
+            }
             FetchAtt::Section {
                 section, partial, ..
             } => {
@@ -223,6 +370,51 @@ fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transfer_decoding() {
+        assert_eq!(
+            decode_binary(
+                Some("Quoted-Printable"),
+                b"caf=C3=A9 =\r\nau lait  \r\nx=3D1=\r\n"
+            )
+            .unwrap(),
+            "café au lait\r\nx=1".as_bytes()
+        );
+        assert_eq!(
+            decode_binary(Some("base64"), b"AAEC\r\n/w==\r\n").unwrap(),
+            vec![0, 1, 2, 255]
+        );
+        assert_eq!(decode_binary(None, b"plain").unwrap(), b"plain");
+        assert!(decode_binary(Some("x-uuencode"), b"").is_none());
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b--\r\n";
+        let meta = MessageMeta {
+            uid: Uid(1),
+            size: raw.len() as u64,
+            internal_date: 0,
+            flags: vec![],
+            modseq: 1,
+        };
+        let items = vec![
+            FetchAtt::BinarySize(vec![2]),
+            FetchAtt::Binary {
+                peek: true,
+                path: vec![2],
+                partial: None,
+            },
+            FetchAtt::Binary {
+                peek: true,
+                path: vec![1],
+                partial: Some((1, 5)),
+            },
+        ];
+        let mut out = Vec::new();
+        render(&mut out, &items, &meta, Some(raw), false);
+        assert_eq!(
+            out,
+            b"BINARY.SIZE[2] 3 BINARY[2] ~{3}\r\n\x00\x01\x02 BINARY[1]<1> {1}\r\ni"
+        );
+    }
     use crate::imap::proto::{Section, SectionText};
 
     #[test]

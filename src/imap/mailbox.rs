@@ -1,14 +1,16 @@
 //! Mailbox management: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE,
 //! LIST/LSUB (RFC 3501 §6.3; CHILDREN RFC 3348; SPECIAL-USE RFC 6154),
-//! STATUS (with STATUS=SIZE, RFC 8438) and APPEND (UIDPLUS, RFC 4315).
+//! LIST-EXTENDED (RFC 5258) with LIST-STATUS (RFC 5819), STATUS (with
+//! STATUS=SIZE, RFC 8438), APPEND (UIDPLUS, RFC 4315; MULTIAPPEND,
+//! RFC 3502) and QUOTA (RFC 9208, read-only: the account's quota).
 //!
 //! Names are used as the client sends them (modified UTF-7 stays
 //! modified UTF-7); the hierarchy separator is `/`, the store's.
 
-use super::proto::StatusItem;
 use super::proto::response::{flag_list, mailbox as write_mailbox};
+use super::proto::{AppendMessage, ListOptions, SeqSet, StatusItem};
 use super::session::{CmdError, CmdResult, Done, Session};
-use crate::store::{MailboxInfo, SEPARATOR, StoreError};
+use crate::store::{MailboxInfo, SEPARATOR, StoreError, Uid};
 use std::collections::BTreeMap;
 
 impl Session {
@@ -74,42 +76,79 @@ impl Session {
         }))
     }
 
-    /// LIST and LSUB.
+    /// LIST and LSUB, with LIST-EXTENDED options and LIST-STATUS.
     pub(super) async fn list(
         &mut self,
         reference: &str,
-        pattern: &str,
+        patterns: &[String],
         subscribed_only: bool,
+        options: &ListOptions,
     ) -> CmdResult {
         let account = self.account()?;
         let verb = if subscribed_only { "LSUB" } else { "LIST" };
-        if pattern.is_empty() {
+        if let [pattern] = patterns
+            && pattern.is_empty()
+        {
             // RFC 3501 §6.3.8: the hierarchy delimiter and root.
             self.untagged(&format!("{verb} (\\Noselect) \"/\" \"\""));
             return Ok(Done::ok(format!("{verb} completed")));
         }
-        let full = normalize_pattern(&format!("{reference}{pattern}"));
+        let full: Vec<String> = patterns
+            .iter()
+            .map(|p| normalize_pattern(&format!("{reference}{p}")))
+            .collect();
         let mailboxes = self.blocking(move |s| s.mailboxes(&account)).await?;
+        let entries = tree(&mailboxes);
+        let subscribed_attr = options.sel_subscribed || options.ret_subscribed;
         let mut out = Vec::new();
-        for (name, entry) in tree(&mailboxes) {
-            if !matches(full.as_bytes(), name.as_bytes()) {
+        for (name, entry) in &entries {
+            if !full.iter().any(|p| matches(p.as_bytes(), name.as_bytes())) {
                 continue;
             }
             let mut attrs: Vec<String> = Vec::new();
+            let mut child_info = false;
+            let selected_by_options = |info: &MailboxInfo| {
+                (!options.sel_subscribed || info.subscribed)
+                    && (!options.sel_special_use || info.special_use.is_some())
+            };
             match entry.info {
                 Some(info) => {
                     if subscribed_only && !info.subscribed {
                         continue;
+                    }
+                    if !selected_by_options(info) {
+                        // RECURSIVEMATCH (RFC 5258 §3): a parent whose
+                        // descendants match is listed with CHILDINFO.
+                        if options.recursive_match
+                            && options.sel_subscribed
+                            && has_matching_child(&entries, name, &selected_by_options)
+                        {
+                            child_info = true;
+                        } else {
+                            continue;
+                        }
                     }
                     if let Some(special) = info.special_use
                         && !subscribed_only
                     {
                         attrs.push(special.attribute().into());
                     }
+                    if subscribed_attr && info.subscribed {
+                        attrs.push("\\Subscribed".into());
+                    }
                 }
                 None => {
-                    if subscribed_only {
+                    if subscribed_only || options.sel_special_use {
                         continue;
+                    }
+                    if options.sel_subscribed {
+                        if options.recursive_match
+                            && has_matching_child(&entries, name, &selected_by_options)
+                        {
+                            child_info = true;
+                        } else {
+                            continue;
+                        }
                     }
                     attrs.push("\\Noselect".into());
                 }
@@ -125,7 +164,14 @@ impl Session {
             flag_list(&mut out, &attrs);
             out.extend_from_slice(b" \"/\" ");
             write_mailbox(&mut out, name);
+            if child_info {
+                out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
             out.extend_from_slice(b"\r\n");
+            // LIST-STATUS (RFC 5819): STATUS for selectable mailboxes.
+            if let (Some(items), Some(info)) = (&options.ret_status, entry.info) {
+                status_line(&mut out, info, items);
+            }
         }
         self.out.extend_from_slice(&out);
         Ok(Done::ok(format!("{verb} completed")))
@@ -137,60 +183,177 @@ impl Session {
         let Some(info) = self.blocking(move |s| s.mailbox(&account, &mbox)).await? else {
             return Err(CmdError::No(Some("NONEXISTENT"), "No such mailbox".into()));
         };
-        let values: Vec<String> = items
-            .iter()
-            .map(|item| {
-                let value = match item {
-                    StatusItem::Messages => u64::from(info.messages),
-                    StatusItem::Recent => 0,
-                    StatusItem::UidNext => u64::from(info.uid_next),
-                    StatusItem::UidValidity => u64::from(info.uid_validity),
-                    StatusItem::Unseen => u64::from(info.unseen),
-                    StatusItem::HighestModSeq => info.highest_modseq.max(1),
-                    StatusItem::Size => info.size,
-                };
-                format!("{} {value}", item.name())
-            })
-            .collect();
-        let mut out = b"* STATUS ".to_vec();
-        write_mailbox(&mut out, &info.name);
-        out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+        let mut out = Vec::new();
+        status_line(&mut out, &info, items);
         self.out.extend_from_slice(&out);
         Ok(Done::ok("STATUS completed"))
     }
 
-    pub(super) async fn append(
-        &mut self,
-        name: &str,
-        flags: &[String],
-        date: Option<i64>,
-        message: &[u8],
-    ) -> CmdResult {
+    /// GETQUOTAROOT: one root, `""`, for the whole account, when it has a
+    /// quota (RFC 9208 §4.2.2).
+    pub(super) async fn get_quota_root(&mut self, name: &str) -> CmdResult {
         let account = self.account()?;
-        if message.is_empty() {
+        let mbox = name.to_string();
+        let (exists, info) = self
+            .blocking(move |s| Ok((s.mailbox(&account, &mbox)?.is_some(), s.account(&account)?)))
+            .await?;
+        if !exists {
+            return Err(CmdError::No(Some("NONEXISTENT"), "No such mailbox".into()));
+        }
+        let mut out = b"* QUOTAROOT ".to_vec();
+        write_mailbox(&mut out, name);
+        let quota = info.filter(|i| i.quota_bytes > 0);
+        if quota.is_some() {
+            out.extend_from_slice(b" \"\"");
+        }
+        out.extend_from_slice(b"\r\n");
+        if let Some(info) = quota {
+            out.extend_from_slice(quota_line(info.used_bytes, info.quota_bytes).as_bytes());
+        }
+        self.out.extend_from_slice(&out);
+        Ok(Done::ok("GETQUOTAROOT completed"))
+    }
+
+    pub(super) async fn get_quota(&mut self, root: &str) -> CmdResult {
+        let account = self.account()?;
+        let info = self.blocking(move |s| s.account(&account)).await?;
+        match info {
+            Some(info) if root.is_empty() && info.quota_bytes > 0 => {
+                let line = quota_line(info.used_bytes, info.quota_bytes);
+                self.out.extend_from_slice(line.as_bytes());
+                Ok(Done::ok("GETQUOTA completed"))
+            }
+            _ => Err(CmdError::No(
+                Some("NONEXISTENT"),
+                "No such quota root".into(),
+            )),
+        }
+    }
+
+    /// APPEND of one or more messages (MULTIAPPEND): all or nothing.
+    pub(super) async fn append(&mut self, name: &str, messages: Vec<AppendMessage>) -> CmdResult {
+        let account = self.account()?;
+        if messages.iter().any(|m| m.message.is_empty()) {
             return Err(CmdError::no("Empty message"));
         }
-        let flags: Vec<String> = flags
-            .iter()
-            .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-            .cloned()
+        let now = crate::rfc5322::now_unix();
+        let batch: Vec<(Vec<String>, i64, Vec<u8>)> = messages
+            .into_iter()
+            .map(|m| {
+                let flags = m
+                    .flags
+                    .into_iter()
+                    .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                    .collect();
+                (flags, m.date.unwrap_or(now), m.message)
+            })
             .collect();
-        let date = date.unwrap_or_else(crate::rfc5322::now_unix);
-        let (mbox, message) = (name.to_string(), message.to_vec());
+        let mbox = name.to_string();
         let result = self
-            .blocking(move |s| s.append(&account, &mbox, &message, &flags, date))
+            .blocking(move |s| append_all(s, &account, &mbox, &batch))
             .await;
         match result {
-            Ok((_, uid_validity, uid)) => Ok(Done::with_code(
-                format!("APPENDUID {uid_validity} {}", uid.0),
-                "APPEND completed",
-            )),
+            Ok((uid_validity, uids)) => {
+                let numbers: Vec<u32> = uids.iter().map(|u| u.0).collect();
+                Ok(Done::with_code(
+                    format!("APPENDUID {uid_validity} {}", SeqSet::compact(&numbers)),
+                    "APPEND completed",
+                ))
+            }
             Err(StoreError::NoSuchMailbox) => {
                 Err(CmdError::No(Some("TRYCREATE"), "No such mailbox".into()))
             }
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Appends every message or none: the quota is checked for the whole
+/// batch first, and if one append fails the ones before it are expunged
+/// again (the store has no multi-message append transaction).
+fn append_all(
+    s: &dyn crate::store::MailStore,
+    account: &str,
+    mailbox: &str,
+    batch: &[(Vec<String>, i64, Vec<u8>)],
+) -> Result<(u32, Vec<Uid>), StoreError> {
+    if batch.len() > 1 {
+        if s.mailbox(account, mailbox)?.is_none() {
+            return Err(StoreError::NoSuchMailbox);
+        }
+        if let Some(info) = s.account(account)?
+            && info.quota_bytes > 0
+        {
+            let total: u64 = batch.iter().map(|(_, _, m)| m.len() as u64).sum();
+            if info.used_bytes.saturating_add(total) > info.quota_bytes {
+                return Err(StoreError::OverQuota);
+            }
+        }
+    }
+    let mut done: Vec<Uid> = Vec::new();
+    let mut target = None;
+    for (flags, date, message) in batch {
+        match s.append(account, mailbox, message, flags, *date) {
+            Ok((id, validity, uid)) => {
+                target = Some((id, validity));
+                done.push(uid);
+            }
+            Err(e) => {
+                if let Some((id, _)) = target
+                    && let Err(undo) = s.expunge(id, &done)
+                {
+                    tracing::error!("MULTIAPPEND rollback failed: {undo}");
+                }
+                return Err(e);
+            }
+        }
+    }
+    let validity = target.map_or(0, |(_, v)| v);
+    Ok((validity, done))
+}
+
+/// `* STATUS name (items)` with CRLF.
+fn status_line(out: &mut Vec<u8>, info: &MailboxInfo, items: &[StatusItem]) {
+    let values: Vec<String> = items
+        .iter()
+        .map(|item| {
+            let value = match item {
+                StatusItem::Messages => u64::from(info.messages),
+                StatusItem::Recent => 0,
+                StatusItem::UidNext => u64::from(info.uid_next),
+                StatusItem::UidValidity => u64::from(info.uid_validity),
+                StatusItem::Unseen => u64::from(info.unseen),
+                StatusItem::HighestModSeq => info.highest_modseq.max(1),
+                StatusItem::Size => info.size,
+            };
+            format!("{} {value}", item.name())
+        })
+        .collect();
+    out.extend_from_slice(b"* STATUS ");
+    write_mailbox(out, &info.name);
+    out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+}
+
+/// `* QUOTA "" (STORAGE used limit)`, in units of 1024 octets.
+fn quota_line(used: u64, limit: u64) -> String {
+    format!(
+        "* QUOTA \"\" (STORAGE {} {})\r\n",
+        used.div_ceil(1024),
+        limit / 1024
+    )
+}
+
+/// Whether a mailbox below `parent` passes the selection options.
+fn has_matching_child(
+    entries: &[(&str, Entry<'_>)],
+    parent: &str,
+    selected: &dyn Fn(&MailboxInfo) -> bool,
+) -> bool {
+    entries.iter().any(|(name, e)| {
+        name.strip_prefix(parent)
+            .is_some_and(|rest| rest.starts_with(SEPARATOR))
+            && e.info.is_some_and(selected)
+    })
 }
 
 /// One name LIST may show: a real mailbox, or a superior that only

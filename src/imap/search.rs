@@ -1,31 +1,63 @@
 //! SEARCH and UID SEARCH (RFC 3501 §6.4.4) with every RFC 3501 key, plus
-//! MODSEQ (RFC 7162 §3.1.5). TEXT and BODY match the decoded text
+//! MODSEQ (RFC 7162 §3.1.5), OLDER/YOUNGER (WITHIN, RFC 5032), ESEARCH
+//! return options (RFC 4731) and the saved result `$` (SEARCHRES,
+//! RFC 5182). TEXT and BODY match the decoded text
 //! (transfer encoding and charset undone by mail-parser),
 //! case-insensitively. The whole evaluation runs on a blocking thread,
 //! loading a message only when a key needs its content.
 
 use super::message;
-use super::proto::SearchKey;
+use super::proto::{SearchKey, SearchReturn, SeqSet};
 use super::session::{CmdResult, Done, Session};
 use crate::store::{MailStore, MailboxId, MessageMeta, StoreError, Uid};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 impl Session {
-    pub(super) async fn search(&mut self, by_uid: bool, key: &SearchKey) -> CmdResult {
+    pub(super) async fn search(
+        &mut self,
+        tag: &str,
+        by_uid: bool,
+        key: &SearchKey,
+        ret: Option<&[SearchReturn]>,
+    ) -> CmdResult {
+        let saves = ret.is_some_and(|r| r.contains(&SearchReturn::Save));
+        let result = self.search_inner(tag, by_uid, key, ret).await;
+        if saves
+            && result.is_err()
+            && let Some(sel) = self.selected.as_mut()
+        {
+            // RFC 5182 §2.1: a failed SEARCH ... SAVE empties `$`.
+            sel.saved.clear();
+        }
+        result
+    }
+
+    async fn search_inner(
+        &mut self,
+        tag: &str,
+        by_uid: bool,
+        key: &SearchKey,
+        ret: Option<&[SearchReturn]>,
+    ) -> CmdResult {
         let sel = self.selected()?;
         let id = sel.id;
         let view = sel.uids.clone();
+        let saved: HashSet<Uid> = sel.saved.iter().copied().collect();
         let key = key.clone();
         let uses_modseq = mentions_modseq(&key);
         let (hits, max_modseq) = self
             .blocking(move |s| {
                 let metas: HashMap<Uid, MessageMeta> =
                     s.messages(id)?.into_iter().map(|m| (m.uid, m)).collect();
-                evaluate_all(s, id, &view, &metas, &key)
+                evaluate_all(s, id, &view, &metas, &key, &saved)
             })
             .await?;
         if uses_modseq {
             self.condstore = true;
+        }
+        if let Some(ret) = ret {
+            self.esearch(tag, by_uid, &hits, ret, uses_modseq.then_some(max_modseq))?;
+            return Ok(Done::ok("SEARCH completed"));
         }
         let mut line = String::from("SEARCH");
         for (seq, uid) in &hits {
@@ -37,6 +69,75 @@ impl Session {
         }
         self.untagged(&line);
         Ok(Done::ok("SEARCH completed"))
+    }
+}
+
+impl Session {
+    /// The ESEARCH response (RFC 4731 §3.1) and SAVE (RFC 5182 §2.4).
+    fn esearch(
+        &mut self,
+        tag: &str,
+        by_uid: bool,
+        hits: &[(u32, Uid)],
+        ret: &[SearchReturn],
+        modseq: Option<u64>,
+    ) -> Result<(), super::session::CmdError> {
+        let has = |r: SearchReturn| ret.contains(&r);
+        if has(SearchReturn::Save) {
+            // MIN and/or MAX alone save just those messages.
+            let saved: Vec<Uid> = if has(SearchReturn::All) || has(SearchReturn::Count) {
+                hits.iter().map(|&(_, u)| u).collect()
+            } else if has(SearchReturn::Min) || has(SearchReturn::Max) {
+                let mut v = Vec::new();
+                if let (true, Some(&(_, u))) = (has(SearchReturn::Min), hits.first()) {
+                    v.push(u);
+                }
+                if let (true, Some(&(_, u))) = (has(SearchReturn::Max), hits.last())
+                    && !v.contains(&u)
+                {
+                    v.push(u);
+                }
+                v
+            } else {
+                hits.iter().map(|&(_, u)| u).collect()
+            };
+            self.selected_mut()?.saved = saved;
+            if ret.iter().all(|r| *r == SearchReturn::Save) {
+                return Ok(());
+            }
+        }
+        let numbers: Vec<u32> = hits
+            .iter()
+            .map(|&(seq, uid)| if by_uid { uid.0 } else { seq })
+            .collect();
+        let mut out = String::from("* ESEARCH (TAG ");
+        let mut quoted = Vec::new();
+        super::proto::response::string(&mut quoted, tag.as_bytes());
+        out.push_str(&String::from_utf8_lossy(&quoted));
+        out.push(')');
+        if by_uid {
+            out.push_str(" UID");
+        }
+        if let (true, Some(min)) = (has(SearchReturn::Min), numbers.first()) {
+            out.push_str(&format!(" MIN {min}"));
+        }
+        if let (true, Some(max)) = (has(SearchReturn::Max), numbers.last()) {
+            out.push_str(&format!(" MAX {max}"));
+        }
+        if has(SearchReturn::All) && !numbers.is_empty() {
+            out.push_str(&format!(" ALL {}", SeqSet::compact(&numbers)));
+        }
+        if has(SearchReturn::Count) {
+            out.push_str(&format!(" COUNT {}", numbers.len()));
+        }
+        if let Some(m) = modseq
+            && !numbers.is_empty()
+        {
+            out.push_str(&format!(" MODSEQ {m}"));
+        }
+        out.push_str("\r\n");
+        self.out.extend_from_slice(out.as_bytes());
+        Ok(())
     }
 }
 
@@ -61,6 +162,9 @@ struct Candidate<'a> {
     max_uid: u32,
     raw: Option<Vec<u8>>,
     text: Option<(String, String)>,
+    /// The saved result (`$`).
+    saved: &'a HashSet<Uid>,
+    now: i64,
 }
 
 impl Candidate<'_> {
@@ -120,8 +224,17 @@ impl Candidate<'_> {
                 let (headers, body) = self.text();
                 headers.contains(&needle) || body.contains(&needle)
             }
+            SearchKey::Uid(set) | SearchKey::Seq(set) if set.is_saved() => {
+                self.saved.contains(&self.meta.uid)
+            }
             SearchKey::Uid(set) => set.contains(self.meta.uid.0, self.max_uid),
             SearchKey::Seq(set) => set.contains(self.seq, self.max_seq),
+            SearchKey::Older(secs) => {
+                self.now.saturating_sub(self.meta.internal_date) > secs_i64(*secs)
+            }
+            SearchKey::Younger(secs) => {
+                self.now.saturating_sub(self.meta.internal_date) <= secs_i64(*secs)
+            }
             SearchKey::ModSeq(m) => self.meta.modseq >= *m,
         }
     }
@@ -134,7 +247,9 @@ fn evaluate_all(
     view: &[Uid],
     metas: &HashMap<Uid, MessageMeta>,
     key: &SearchKey,
+    saved: &HashSet<Uid>,
 ) -> Result<(Vec<(u32, Uid)>, u64), StoreError> {
+    let now = crate::rfc5322::now_unix();
     let max_seq = u32::try_from(view.len()).unwrap_or(u32::MAX);
     let max_uid = view.last().map_or(0, |u| u.0);
     let mut hits = Vec::new();
@@ -152,6 +267,8 @@ fn evaluate_all(
             max_uid,
             raw: None,
             text: None,
+            saved,
+            now,
         };
         if c.matches(key) {
             hits.push((seq, *uid));
@@ -159,4 +276,8 @@ fn evaluate_all(
         }
     }
     Ok((hits, max_modseq))
+}
+
+fn secs_i64(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX)
 }

@@ -38,6 +38,8 @@ pub(super) struct Selected {
     own: HashMap<Uid, u64>,
     /// The mailbox was deleted: no more events.
     closed: bool,
+    /// SEARCHRES's saved result (`$`, RFC 5182), ascending UIDs.
+    pub saved: Vec<Uid>,
 }
 
 impl Selected {
@@ -51,6 +53,14 @@ impl Selected {
 
     /// (sequence number, UID) of the messages a set names.
     pub fn resolve(&self, set: &SeqSet, by_uid: bool) -> Vec<(u32, Uid)> {
+        if set.is_saved() {
+            // `$`: the same messages whether by UID or not (RFC 5182 §2.1).
+            return self
+                .saved
+                .iter()
+                .filter_map(|&uid| Some((self.seq_of(uid)?, uid)))
+                .collect();
+        }
         let count = u32::try_from(self.uids.len()).unwrap_or(u32::MAX);
         let max_uid = self.uids.last().map_or(0, |u| u.0);
         self.uids
@@ -307,6 +317,7 @@ impl Session {
             known_modseq: highest,
             own: HashMap::new(),
             closed: false,
+            saved: Vec::new(),
         });
         let (code, verb) = if read_only {
             ("READ-ONLY", "EXAMINE")

@@ -133,6 +133,8 @@ pub(super) struct Session {
     pub selected: Option<Selected>,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
     pub condstore: bool,
+    /// UTF8=ACCEPT enabled (RFC 6855).
+    pub utf8: bool,
     bad_commands: u32,
     preauth_commands: u32,
 }
@@ -153,6 +155,7 @@ impl Session {
             account: None,
             selected: None,
             condstore: false,
+            utf8: false,
             bad_commands: 0,
             preauth_commands: 0,
         }
@@ -290,6 +293,9 @@ impl Session {
                     if cap == "CONDSTORE" {
                         self.condstore = true;
                         enabled.push(cap);
+                    } else if cap == "UTF8=ACCEPT" && UTF8_ACCEPT {
+                        self.utf8 = true;
+                        enabled.push(cap);
                     }
                 }
                 self.untagged(format!("ENABLED {}", enabled.join(" ")).trim_end());
@@ -311,17 +317,22 @@ impl Session {
             CommandKind::Unsubscribe(name) => self.subscribe(&name, false).await,
             CommandKind::List {
                 reference,
-                pattern,
+                patterns,
                 subscribed_only,
-            } => self.list(&reference, &pattern, subscribed_only).await,
-            CommandKind::Status { mailbox, items } => self.status(&mailbox, &items).await,
-            CommandKind::Append {
-                mailbox,
-                flags,
-                date,
-                message,
+                options,
             } => {
-                let done = self.append(&mailbox, &flags, date, &message).await?;
+                self.list(&reference, &patterns, subscribed_only, &options)
+                    .await
+            }
+            CommandKind::GetQuota(root) => self.get_quota(&root).await,
+            CommandKind::GetQuotaRoot(mailbox) => self.get_quota_root(&mailbox).await,
+            CommandKind::SetQuota(_) => Err(CmdError::No(
+                Some("NOPERM"),
+                "Quotas are set by the administrator".into(),
+            )),
+            CommandKind::Status { mailbox, items } => self.status(&mailbox, &items).await,
+            CommandKind::Append { mailbox, messages } => {
+                let done = self.append(&mailbox, messages).await?;
                 self.sync(true).await?;
                 Ok(done)
             }
@@ -345,8 +356,8 @@ impl Session {
                 self.sync(true).await?;
                 Ok(done)
             }
-            CommandKind::Search { uid, key } => {
-                let done = self.search(uid, &key).await?;
+            CommandKind::Search { uid, key, ret } => {
+                let done = self.search(tag, uid, &key, ret.as_deref()).await?;
                 self.sync(uid).await?;
                 Ok(done)
             }
@@ -415,13 +426,26 @@ impl Session {
             "MOVE",
             "CONDSTORE",
             "STATUS=SIZE",
+            "ESEARCH",
+            "SEARCHRES",
+            "WITHIN",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "MULTIAPPEND",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "BINARY",
         ];
+        if UTF8_ACCEPT {
+            caps.push("UTF8=ACCEPT");
+        }
         if self.account.is_none() {
             if !self.stream.is_tls() {
                 caps.push("STARTTLS");
             }
             if self.auth_allowed() {
                 caps.push("AUTH=PLAIN");
+                caps.push("AUTH=LOGIN");
             } else {
                 caps.push("LOGINDISABLED");
             }
@@ -466,7 +490,7 @@ impl Session {
     }
 
     async fn authenticate(&mut self, mechanism: &str, initial: Option<String>) -> CmdResult {
-        if mechanism != "PLAIN" {
+        if mechanism != "PLAIN" && mechanism != "LOGIN" {
             return Err(CmdError::no("Unsupported authentication mechanism"));
         }
         if !self.auth_allowed() {
@@ -479,14 +503,20 @@ impl Session {
             // RFC 4959: `=` is an empty initial response.
             Some(text) if text == "=" => String::new(),
             Some(text) => text,
-            None => {
-                self.out.extend_from_slice(b"+ \r\n");
-                let line = self.read_line().await.map_err(CmdError::End)?;
-                String::from_utf8_lossy(&line).trim().to_string()
-            }
+            // LOGIN (draft-murchison-sasl-login): "Username:" challenge.
+            None if mechanism == "LOGIN" => self.sasl_challenge("VXNlcm5hbWU6").await?,
+            None => self.sasl_challenge("").await?,
         };
-        if response == "*" {
-            return Err(CmdError::bad("Authentication cancelled"));
+        if mechanism == "LOGIN" {
+            let Some(user) = decode_text(&response) else {
+                return Err(CmdError::bad("Invalid SASL LOGIN response"));
+            };
+            // "Password:"
+            let response = self.sasl_challenge("UGFzc3dvcmQ6").await?;
+            let Some(password) = decode_text(&response) else {
+                return Err(CmdError::bad("Invalid SASL LOGIN response"));
+            };
+            return self.log_in(&user, &password).await;
         }
         let Some((user, password)) =
             crate::auth::base64_decode(&response).and_then(|d| crate::auth::decode_plain(&d))
@@ -494,6 +524,18 @@ impl Session {
             return Err(CmdError::bad("Invalid SASL PLAIN response"));
         };
         self.log_in(&user, &password).await
+    }
+
+    /// Sends `+ challenge` and reads the client's response line; `*`
+    /// cancels (RFC 3501 §6.2.2).
+    async fn sasl_challenge(&mut self, challenge: &str) -> Result<String, CmdError> {
+        self.line(&format!("+ {challenge}"));
+        let line = self.read_line().await.map_err(CmdError::End)?;
+        let response = String::from_utf8_lossy(&line).trim().to_string();
+        if response == "*" {
+            return Err(CmdError::bad("Authentication cancelled"));
+        }
+        Ok(response)
     }
 
     async fn log_in(&mut self, user: &str, password: &str) -> CmdResult {
@@ -663,6 +705,14 @@ impl Session {
     }
 }
 
+/// Whether UTF8=ACCEPT (RFC 6855) is offered.
+const UTF8_ACCEPT: bool = false;
+
+/// A base64 SASL response holding UTF-8 text.
+fn decode_text(response: &str) -> Option<String> {
+    String::from_utf8(crate::auth::base64_decode(response)?).ok()
+}
+
 /// Response code and text for a store error; internal errors are logged
 /// in detail and reported generically.
 fn store_error(e: &StoreError) -> (&'static str, &'static str) {
@@ -701,6 +751,9 @@ fn kind_name(kind: &CommandKind) -> &'static str {
         CommandKind::Namespace => "NAMESPACE",
         CommandKind::Status { .. } => "STATUS",
         CommandKind::Append { .. } => "APPEND",
+        CommandKind::GetQuota(_) => "GETQUOTA",
+        CommandKind::GetQuotaRoot(_) => "GETQUOTAROOT",
+        CommandKind::SetQuota(_) => "SETQUOTA",
         CommandKind::Idle => "IDLE",
         CommandKind::Check => "CHECK",
         CommandKind::Close => "CLOSE",

@@ -35,6 +35,8 @@ pub struct QueueFile {
     pub ret: String,
     pub smtputf8: bool,
     pub attempts: u32,
+    /// A delay warning was sent (at most one per message, as Postfix).
+    pub warned: bool,
     pub recipients: Vec<QueuedRecipient>,
     pub body: Vec<u8>,
 }
@@ -98,6 +100,9 @@ impl QueueFile {
         if self.smtputf8 {
             head.push_str("smtputf8 1\n");
         }
+        if self.warned {
+            head.push_str("warned 1\n");
+        }
         let _ = writeln!(head, "attempts {}", self.attempts);
         for r in &self.recipients {
             let _ = writeln!(
@@ -144,6 +149,7 @@ impl QueueFile {
                 "envid" => qf.envid = unescape(value).ok_or_else(bad)?,
                 "ret" => qf.ret = unescape(value).ok_or_else(bad)?,
                 "smtputf8" => qf.smtputf8 = value == "1",
+                "warned" => qf.warned = value == "1",
                 "rcpt" => qf.recipients.push(parse_recipient(value).ok_or_else(bad)?),
                 "body" => {
                     let want: usize = value.parse().map_err(|_| bad())?;
@@ -239,6 +245,7 @@ mod tests {
             ret: "HDRS".into(),
             smtputf8: true,
             attempts: 2,
+            warned: true,
             recipients: vec![
                 QueuedRecipient {
                     address: "fauzan@localhost".into(),

@@ -428,6 +428,24 @@ impl Qmgr {
             self.defer(&id, &qf, qf.recipients.clone(), &config).await;
             return;
         }
+        let mut qf = qf;
+        let warn_after = config.queue.delay_warning.0;
+        let late = !warn_after.is_zero() && Duration::from_secs(delay.max(0) as u64) >= warn_after;
+        if late && !qf.warned && !remaining.is_empty() {
+            let warnings: Vec<Report> = remaining
+                .iter()
+                .filter(|r| bounce::wanted(&r.notify, Action::Delayed))
+                .map(|r| Report {
+                    recipient: r.address.clone(),
+                    orcpt: r.orcpt.clone(),
+                    action: Action::Delayed,
+                    reason: r.last_reply.clone(),
+                    remote_mta: String::new(),
+                })
+                .collect();
+            // A lost warning is only a lost courtesy; the message stays.
+            qf.warned = warnings.is_empty() || self.notify_sender(&id, &qf, &warnings).await;
+        }
         if remaining.is_empty() {
             if let Err(e) = self.journal.finished(&id) {
                 tracing::warn!(queue_id = %id, "{id}: cannot journal completion: {e}");

@@ -27,6 +27,8 @@ pub struct Builder {
     /// The whole `[dns]` table; by default a nameserver that never answers,
     /// so mail for other domains is deferred quickly and predictably.
     dns: Option<String>,
+    /// A fixed SMTP port instead of a fresh one.
+    smtp_port: Option<u16>,
     imap: String,
     pop3: String,
     tail: String,
@@ -49,6 +51,11 @@ impl Builder {
     pub fn queue(mut self, toml: &str) -> Self {
         self.queue.push_str(toml);
         self.queue.push('\n');
+        self
+    }
+    /// Listens for SMTP on this port (from `free_port`).
+    pub fn smtp_port(mut self, port: u16) -> Self {
+        self.smtp_port = Some(port);
         self
     }
     /// Replaces the `[dns]` table's keys (`nameservers = ["127.0.0.1:P"]`).
@@ -83,7 +90,7 @@ impl Builder {
 
     pub fn start(self) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
+        let port = self.smtp_port.unwrap_or_else(free_port);
         let ports = MailboxPorts {
             submission: free_port(),
             submissions: free_port(),

@@ -526,3 +526,490 @@ fn curl_imap_and_imaps() {
         String::from_utf8_lossy(&list.stderr)
     );
 }
+
+// ---- Extensions: AUTH=LOGIN, ESEARCH, SEARCHRES, WITHIN, LIST-EXTENDED,
+// LIST-STATUS, MULTIAPPEND, QUOTA, BINARY ----------------------------------
+
+/// The CAPABILITY line after login.
+fn capabilities(c: &mut Imap) -> String {
+    c.ok("CAPABILITY")
+        .lines()
+        .find(|l| l.starts_with("* CAPABILITY"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn authenticate_login_mechanism() {
+    let server = server_with_user();
+    let (mut c, greeting) = Imap::connect(server.ports.imap);
+    assert!(greeting.contains("AUTH=LOGIN"), "{greeting}");
+    c.send(b"a1 AUTHENTICATE LOGIN\r\n");
+    assert_eq!(c.line(), "+ VXNlcm5hbWU6\r\n");
+    c.send(format!("{}\r\n", base64(USER.as_bytes())).as_bytes());
+    assert_eq!(c.line(), "+ UGFzc3dvcmQ6\r\n");
+    c.send(format!("{}\r\n", base64(PASSWORD.as_bytes())).as_bytes());
+    let done = c.until("a1 ");
+    assert!(done.contains("a1 OK [CAPABILITY"), "{done}");
+    let caps = capabilities(&mut c);
+    for cap in [
+        "ESEARCH",
+        "SEARCHRES",
+        "WITHIN",
+        "LIST-EXTENDED",
+        "LIST-STATUS",
+        "MULTIAPPEND",
+        "QUOTA",
+        "BINARY",
+    ] {
+        assert!(caps.split(' ').any(|c| c.trim() == cap), "{cap}: {caps}");
+    }
+    // SASL-IR carries the user name; a wrong password fails; `*` cancels.
+    let (mut d, _) = Imap::connect(server.ports.imap);
+    d.send(format!("b1 AUTHENTICATE LOGIN {}\r\n", base64(USER.as_bytes())).as_bytes());
+    assert_eq!(d.line(), "+ UGFzc3dvcmQ6\r\n");
+    d.send(format!("{}\r\n", base64(b"wrong")).as_bytes());
+    assert!(d.until("b1 ").contains("b1 NO [AUTHENTICATIONFAILED]"));
+    d.send(b"b2 AUTHENTICATE LOGIN\r\n");
+    assert!(d.line().starts_with("+ "));
+    d.send(b"*\r\n");
+    assert!(d.until("b2 ").contains("b2 BAD"));
+}
+
+#[test]
+fn esearch_searchres_and_within() {
+    let server = server_with_user();
+    for i in 1..=3 {
+        deliver(&server, &format!("note {i}"), "body");
+    }
+    assert_eq!(server.wait_for_mail(USER, 3).len(), 3);
+    let mut c = Imap::login(server.ports.imap);
+    // An old message (internal date in 2001) for OLDER.
+    let old = "Subject: old one\r\n\r\nold\r\n";
+    let appended = c.ok(&format!(
+        "APPEND INBOX \"01-Jan-2001 00:00:00 +0000\" {{{}+}}\r\n{old}",
+        old.len()
+    ));
+    assert!(appended.contains("[APPENDUID "), "{appended}");
+    c.ok("SELECT INBOX");
+
+    let r = c.ok("SEARCH RETURN (MIN MAX COUNT ALL) ALL");
+    assert!(
+        r.contains("* ESEARCH (TAG \"t4\") MIN 1 MAX 4 ALL 1:4 COUNT 4\r\n"),
+        "{r}"
+    );
+    assert!(!r.contains("* SEARCH"), "{r}");
+    let r = c.ok("UID SEARCH RETURN () SUBJECT note");
+    assert!(r.contains("* ESEARCH (TAG \"t5\") UID ALL 1:3\r\n"), "{r}");
+    let r = c.ok("SEARCH RETURN (COUNT MIN) SUBJECT nothing-matches");
+    assert!(r.contains("* ESEARCH (TAG \"t6\") COUNT 0\r\n"), "{r}");
+    // WITHIN.
+    let r = c.ok("SEARCH OLDER 86400");
+    assert!(r.contains("* SEARCH 4\r\n"), "{r}");
+    let r = c.ok("SEARCH YOUNGER 86400");
+    assert!(r.contains("* SEARCH 1 2 3\r\n"), "{r}");
+    // SEARCHRES: SAVE alone returns nothing; `$` in FETCH, STORE, SEARCH.
+    let r = c.ok("UID SEARCH RETURN (SAVE) OR SUBJECT \"note 2\" SUBJECT \"note 3\"");
+    assert!(!r.contains("ESEARCH") && !r.contains("* SEARCH"), "{r}");
+    let r = c.ok("FETCH $ (UID)");
+    assert!(
+        r.contains("* 2 FETCH (UID 2)") && r.contains("* 3 FETCH (UID 3)"),
+        "{r}"
+    );
+    assert!(!r.contains("* 1 FETCH"), "{r}");
+    c.ok("UID STORE $ +FLAGS.SILENT (\\Flagged)");
+    let r = c.ok("SEARCH FLAGGED");
+    assert!(r.contains("* SEARCH 2 3\r\n"), "{r}");
+    let r = c.ok("SEARCH RETURN (COUNT) NOT $");
+    assert!(r.contains("COUNT 2\r\n"), "{r}");
+    // SAVE with MIN keeps only the smallest match.
+    c.ok("SEARCH RETURN (SAVE MIN) SUBJECT note");
+    let r = c.ok("UID SEARCH $");
+    assert!(r.contains("* SEARCH 1\r\n"), "{r}");
+    // A failed SAVE search empties `$`.
+    let r = c.cmd("SEARCH RETURN (SAVE) CHARSET KOI8-R ALL");
+    assert!(r.contains(" NO [BADCHARSET"), "{r}");
+}
+
+#[test]
+fn list_extended_and_list_status() {
+    let server = server_with_user();
+    deliver(&server, "hello", "body");
+    server.wait_for_mail(USER, 1);
+    let mut c = Imap::login(server.ports.imap);
+    c.ok("CREATE Projects/2024");
+    c.ok("CREATE Projects/2025");
+    c.ok("UNSUBSCRIBE Projects");
+    c.ok("UNSUBSCRIBE Projects/2025");
+    c.ok("SUBSCRIBE Projects/2024");
+    // SUBSCRIBED selection: \Subscribed attribute, only subscribed ones.
+    let r = c.ok("LIST (SUBSCRIBED) \"\" \"*\"");
+    assert!(
+        r.contains("* LIST (\\Subscribed \\HasNoChildren) \"/\" \"Projects/2024\""),
+        "{r}"
+    );
+    assert!(r.contains("\\Sent \\Subscribed"), "{r}");
+    assert!(
+        !r.contains("Projects/2025") && !r.contains("\"Projects\"\r\n"),
+        "{r}"
+    );
+    // RECURSIVEMATCH: the unsubscribed parent with CHILDINFO.
+    let r = c.ok("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"");
+    assert!(
+        r.contains("* LIST (\\HasChildren) \"/\" \"Projects\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+        "{r}"
+    );
+    // SPECIAL-USE selection, multiple patterns, RETURN options.
+    let r = c.ok("LIST (SPECIAL-USE) \"\" \"*\"");
+    assert!(r.contains("\\Drafts") && r.contains("\\Trash"), "{r}");
+    assert!(!r.contains("INBOX") && !r.contains("Projects"), "{r}");
+    let r = c.ok("LIST \"\" (\"INBOX\" \"Projects/%\") RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)");
+    assert!(
+        r.contains("\"INBOX\"") && r.contains("\"Projects/2025\""),
+        "{r}"
+    );
+    assert!(
+        r.contains("(\\Subscribed \\HasNoChildren) \"/\" \"Projects/2024\""),
+        "{r}"
+    );
+    assert!(!r.contains("Sent"), "{r}");
+    // LIST-STATUS: one STATUS per selectable mailbox, after its LIST.
+    let r = c.ok("LIST \"\" \"*\" RETURN (STATUS (MESSAGES UIDNEXT SIZE))");
+    let inbox = r
+        .find("* LIST (\\HasNoChildren) \"/\" \"INBOX\"")
+        .expect(&r);
+    let status = r
+        .find("* STATUS \"INBOX\" (MESSAGES 1 UIDNEXT 2 SIZE ")
+        .expect(&r);
+    assert!(status > inbox, "{r}");
+    assert!(
+        r.contains("* STATUS \"Projects/2024\" (MESSAGES 0 UIDNEXT 1 SIZE 0)"),
+        "{r}"
+    );
+    // An implied superior (\Noselect) gets no STATUS.
+    c.ok("DELETE Projects");
+    let r = c.ok("LIST \"\" \"P*\" RETURN (STATUS (MESSAGES))");
+    assert!(
+        r.contains("* LIST (\\Noselect \\HasChildren) \"/\" \"Projects\""),
+        "{r}"
+    );
+    assert!(!r.contains("* STATUS \"Projects\" "), "{r}");
+    // Old syntax still works, and bad options are BAD.
+    assert!(c.ok("LIST \"\" %").contains("\"Projects\""));
+    assert!(c.cmd("LIST (RECURSIVEMATCH) \"\" *").contains(" BAD "));
+}
+
+#[test]
+fn multiappend_and_quota() {
+    let server = server_with_user();
+    server.cli_ok(&["user", "quota", USER, "20KiB"]);
+    let mut c = Imap::login(server.ports.imap);
+    let caps = capabilities(&mut c);
+    assert!(caps.contains(" QUOTA ") && caps.contains("MULTIAPPEND"));
+    let r = c.ok("GETQUOTAROOT INBOX");
+    assert!(r.contains("* QUOTAROOT \"INBOX\" \"\"\r\n"), "{r}");
+    assert!(r.contains("* QUOTA \"\" (STORAGE 0 20)\r\n"), "{r}");
+    let m1 = "Subject: one\r\n\r\nfirst\r\n";
+    let m2 = "Subject: two\r\n\r\nsecond\r\n";
+    // MULTIAPPEND with a synchronising literal in the middle.
+    c.send(
+        format!(
+            "m1 APPEND Drafts (\\Seen) {{{}+}}\r\n{m1} {{{}}}\r\n",
+            m1.len(),
+            m2.len()
+        )
+        .as_bytes(),
+    );
+    assert!(c.line().starts_with("+ "));
+    c.send(format!("{m2}\r\n").as_bytes());
+    let r = c.until("m1 ");
+    assert!(r.contains("m1 OK [APPENDUID "), "{r}");
+    assert!(r.contains(" 1:2] "), "{r}");
+    let r = c.ok("STATUS Drafts (MESSAGES UNSEEN)");
+    assert!(r.contains("(MESSAGES 2 UNSEEN 1)"), "{r}");
+    let r = c.ok("GETQUOTA \"\"");
+    assert!(r.contains("* QUOTA \"\" (STORAGE 1 20)"), "{r}");
+    // Over quota: all or nothing.
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(12 * 1024));
+    let r = c.cmd(&format!(
+        "APPEND Drafts {{{}+}}\r\n{m1} {{{}+}}\r\n{big} {{{}+}}\r\n{big}",
+        m1.len(),
+        big.len(),
+        big.len()
+    ));
+    assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
+    let r = c.ok("STATUS Drafts (MESSAGES)");
+    assert!(r.contains("(MESSAGES 2)"), "{r}");
+    let r = c.cmd(&format!(
+        "APPEND INBOX {{{}+}}\r\n{big}{big}",
+        2 * big.len()
+    ));
+    assert!(r.contains(" NO [OVERQUOTA]"), "{r}");
+    // A missing mailbox anywhere in the batch: TRYCREATE, nothing stored.
+    let r = c.cmd(&format!(
+        "APPEND Nowhere {{{}+}}\r\n{m1} {{{}+}}\r\n{m2}",
+        m1.len(),
+        m2.len()
+    ));
+    assert!(r.contains(" NO [TRYCREATE]"), "{r}");
+    let r = c.cmd("SETQUOTA \"\" (STORAGE 100)");
+    assert!(r.contains(" NO "), "{r}");
+    let r = c.cmd("GETQUOTA \"other\"");
+    assert!(r.contains(" NO [NONEXISTENT]"), "{r}");
+}
+
+#[test]
+fn binary_fetch_and_literal8_append() {
+    let server = server_with_user();
+    let mut c = Imap::login(server.ports.imap);
+    let message: &[u8] = b"Subject: bin\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+caf=C3=A9 au =\r\nlait\r\n--XX\r\n\
+Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+AAECAwD/\r\n--XX\r\n\
+Content-Type: application/x-odd\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n--XX--\r\n";
+    let mut cmd = format!("t1 APPEND INBOX ~{{{}+}}\r\n", message.len()).into_bytes();
+    cmd.extend_from_slice(message);
+    cmd.extend_from_slice(b"\r\n");
+    c.send(&cmd);
+    let r = c.until("t1 ");
+    assert!(r.contains("t1 OK [APPENDUID"), "{r}");
+    c.next_tag = 2;
+    c.ok("SELECT INBOX");
+    let r = c.ok("FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[2] BINARY.PEEK[1])");
+    assert!(
+        r.contains("BINARY.SIZE[1] 13 BINARY.SIZE[2] 6 BINARY[1] {13}\r\ncafé au lait)"),
+        "{r}"
+    );
+    // Literal8 for data with NUL; partial; not PEEK sets \Seen.
+    c.send(b"f1 FETCH 1 (BINARY[2] BINARY[2]<4.10>)\r\n");
+    let mut raw = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        c.reader.read_until(b'\n', &mut line).expect("read");
+        assert!(!line.is_empty(), "closed");
+        raw.extend_from_slice(&line);
+        if line.starts_with(b"f1 ") {
+            break;
+        }
+    }
+    let want: &[u8] = b"BINARY[2] ~{6}\r\n\x00\x01\x02\x03\x00\xff BINARY[2]<4> ~{2}\r\n\x00\xff";
+    assert!(
+        raw.windows(want.len()).any(|w| w == want),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert!(String::from_utf8_lossy(&raw).contains("FLAGS (\\Seen)"));
+    let r = c.cmd("FETCH 1 (BINARY.PEEK[3])");
+    assert!(r.contains(" NO [UNKNOWN-CTE]"), "{r}");
+    let r = c.ok("FETCH 1 (BINARY.PEEK[] RFC822.SIZE)");
+    assert!(r.contains(&format!("RFC822.SIZE {}", message.len())), "{r}");
+}
+
+// ---- Real clients: mutt in batch mode, an mbsync round trip -----------------
+
+/// Whether a program is installed (these tests need Debian's `mutt`,
+/// `isync` and util-linux `script`).
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs a command with a timeout, returning its output (killed if late).
+fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn mutt_copies_inbox_over_imap_to_mbox() {
+    assert!(
+        have("mutt") && have("script"),
+        "mutt and script are required"
+    );
+    let server = server_with_user();
+    deliver(&server, "for mutt one", "first body for mutt");
+    deliver(&server, "for mutt two", "second body for mutt");
+    server.wait_for_mail(USER, 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mbox = dir.path().join("saved.mbox");
+    let muttrc = dir.path().join("muttrc");
+    std::fs::write(
+        &muttrc,
+        format!(
+            "set imap_user=\"{USER}\"\nset imap_pass=\"{PASSWORD}\"\nset ssl_starttls=no\n\
+set ssl_force_tls=no\nset imap_passive=no\nset confirmcreate=no\nset confirmappend=no\n\
+set mbox_type=mbox\nset quit=yes\nset move=no\nset header_cache=\nset message_cachedir=\n\
+set folder=\"imap://127.0.0.1:{}/\"\nset spoolfile=+INBOX\nset record=\nset mail_check=1\n\
+set imap_authenticators=\"login\"\n\
+push \"<tag-pattern>~A<enter><tag-prefix><copy-message>{}<enter><exit>\"\n",
+            server.ports.imap,
+            mbox.display()
+        ),
+    )
+    .expect("muttrc");
+    let home = dir.path().display().to_string();
+    let out = run_with_timeout(
+        Command::new("script")
+            .args(["-qec"])
+            .arg(format!(
+                "mutt -n -F {} -f imap://127.0.0.1:{}/INBOX",
+                muttrc.display(),
+                server.ports.imap
+            ))
+            .arg("/dev/null")
+            .env("TERM", "xterm")
+            .env("HOME", &home)
+            .env("MAIL", ""),
+        Duration::from_secs(60),
+    );
+    let saved = std::fs::read_to_string(&mbox).unwrap_or_default();
+    assert!(
+        saved.contains("Subject: for mutt one") && saved.contains("second body for mutt"),
+        "mutt did not save the messages:\n{}\n{}",
+        text(&out),
+        server.log()
+    );
+    assert_eq!(
+        saved.matches("\nFrom ").count() + usize::from(saved.starts_with("From ")),
+        2
+    );
+}
+
+/// Runs `mbsync -c rc -a`, asserting success.
+fn mbsync(rc: &std::path::Path, server: &Server) -> std::process::Output {
+    let out = run_with_timeout(
+        Command::new("mbsync").arg("-c").arg(rc).arg("-a"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "mbsync failed:\n{}\n{}",
+        text(&out),
+        server.log()
+    );
+    out
+}
+
+/// Files of a Maildir folder (`cur` and `new`).
+fn maildir_files(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for sub in ["cur", "new"] {
+        if let Ok(dir) = std::fs::read_dir(folder.join(sub)) {
+            files.extend(dir.filter_map(|e| Some(e.ok()?.path())));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn mbsync_round_trip() {
+    assert!(have("mbsync"), "mbsync (isync) is required");
+    let server = server_with_user();
+    deliver(&server, "sync me one", "first");
+    deliver(&server, "sync me two", "second");
+    server.wait_for_mail(USER, 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("mail");
+    std::fs::create_dir_all(&maildir).expect("maildir");
+    let rc = dir.path().join("mbsyncrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "IMAPAccount merpati\nHost 127.0.0.1\nPort {port}\nUser {USER}\nPass \"{PASSWORD}\"\n\
+SSLType None\nAuthMechs LOGIN\n\n\
+IMAPStore remote\nAccount merpati\n\n\
+MaildirStore local\nPath {md}/\nInbox {md}/INBOX\nSubFolders Verbatim\n\n\
+Channel merpati\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\nExpunge Both\n\
+SyncState *\n",
+            port = server.ports.imap,
+            md = maildir.display()
+        ),
+    )
+    .expect("rc");
+
+    // 1. Server -> Maildir: both messages, and the standard folders.
+    mbsync(&rc, &server);
+    let inbox = maildir.join("INBOX");
+    let files = maildir_files(&inbox);
+    assert_eq!(files.len(), 2, "{files:?}");
+    let all: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("read"))
+        .collect();
+    assert!(all.contains("Subject: sync me one") && all.contains("Subject: sync me two"));
+    for folder in ["Sent", "Drafts", "Trash"] {
+        assert!(maildir.join(folder).join("cur").is_dir(), "{folder}");
+    }
+
+    // 2. Maildir -> server: a new local message is APPENDed.
+    let new = inbox.join("new").join("1700000000.merpati-test.localhost");
+    std::fs::write(
+        &new,
+        "From: me@example.com\r\nSubject: written locally\r\n\r\nlocal body\r\n",
+    )
+    .expect("write");
+    mbsync(&rc, &server);
+    let uids = server.uids(USER);
+    assert_eq!(uids.len(), 3, "{uids:?}");
+    let mut c = Imap::login(server.ports.imap);
+    let r = c.ok("SELECT INBOX");
+    assert!(r.contains("* 3 EXISTS"), "{r}");
+    let r = c.ok("UID SEARCH SUBJECT \"written locally\"");
+    assert!(r.contains(&format!("* SEARCH {}\r\n", uids[2])), "{r}");
+    c.ok("LOGOUT");
+
+    // 3. Flag one message and delete another locally; sync; the server
+    //    has the flag and the message is expunged.
+    let files = maildir_files(&inbox);
+    let find = |needle: &str| {
+        files
+            .iter()
+            .find(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .contains(needle)
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("{needle} not in {files:?}"))
+    };
+    let one = find("sync me one");
+    let two = find("sync me two");
+    let name = one.file_name().unwrap().to_string_lossy().into_owned();
+    let flagged = match name.split_once(":2,") {
+        Some((base, flags)) => format!("{base}:2,F{flags}"),
+        None => format!("{name}:2,F"),
+    };
+    std::fs::rename(&one, inbox.join("cur").join(flagged)).expect("flag");
+    std::fs::remove_file(&two).expect("delete");
+    mbsync(&rc, &server);
+    let mut c = Imap::login(server.ports.imap);
+    let r = c.ok("SELECT INBOX");
+    assert!(r.contains("* 2 EXISTS"), "{r}");
+    let r = c.ok("FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    assert!(!r.contains("sync me two"), "{r}");
+    let line = r
+        .split("* ")
+        .find(|l| l.contains("sync me one"))
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(line.contains("\\Flagged"), "{r}");
+    assert_eq!(server.uids(USER).len(), 2);
+}

@@ -321,3 +321,106 @@ fn smarthost_with_auth_over_tls() {
         a.log()
     );
 }
+
+#[test]
+fn a_4xx_recipient_is_deferred_then_retried_and_delivered() {
+    let dns = zone();
+    // B takes one recipient per transaction and answers 452 4.5.3 to the
+    // rest; A's client sends both in one transaction (relay.max_recipients
+    // is 50), so the second one is deferred and delivered on the retry.
+    let b = Builder::default()
+        .top("mydestination = [\"b.test\", \"$myhostname\", \"localhost\"]")
+        .smtp("max_recipients = 1")
+        .start();
+    b.add_user("bob@b.test", "pw");
+    b.add_user("carol@b.test", "pw");
+    let a = instance_a(&dns, &b, "min_backoff = \"1h\"\nmax_backoff = \"2h\"");
+    let mut c = a.connect();
+    c.reply();
+    c.cmd("EHLO client");
+    c.send_mail(
+        "alice@localhost",
+        &["bob@b.test", "carol@b.test"],
+        "Subject: two\r\n\r\nx\r\n",
+    );
+    assert_eq!(b.wait_for_mail("bob@b.test", 1).len(), 1, "{}", a.log());
+    let log = wait_for_log(&a, "status=deferred");
+    assert!(
+        log.contains("to=<carol@b.test>") && log.contains("dsn=4.5.3"),
+        "{log}"
+    );
+    let listing = a.cli_ok(&["queue", "list"]);
+    assert!(
+        listing.contains("carol@b.test") && !listing.contains("bob@b.test"),
+        "{listing}"
+    );
+    a.cli_ok(&["queue", "flush"]);
+    assert_eq!(b.wait_for_mail("carol@b.test", 1).len(), 1, "{}", a.log());
+    assert_eq!(b.uids("bob@b.test").len(), 1, "bob got no second copy");
+}
+
+#[test]
+fn mx_pointing_back_at_ourselves_bounces() {
+    let b = instance_b();
+    // loop.test's MX is A itself (127.0.0.1 on A's own SMTP port).
+    let dns = DnsServer::start(
+        &["loop.test."],
+        vec![
+            Rr::Mx("loop.test.", 10, "mx.loop.test."),
+            Rr::A("mx.loop.test.", LOCALHOST),
+        ],
+    );
+    let a_port = free_port();
+    let a = Builder::default()
+        .dns(&dns.config())
+        .smtp_port(a_port)
+        .tail(&format!("[relay]\nport = {a_port}"))
+        .start();
+    drop(b);
+    a.add_user("alice@localhost", "pw");
+    let mut c = a.connect();
+    c.reply();
+    c.cmd("EHLO client");
+    c.send_mail(
+        "alice@localhost",
+        &["x@loop.test"],
+        "Subject: loop\r\n\r\nx\r\n",
+    );
+    let log = wait_for_log(&a, "to=<x@loop.test>");
+    assert!(log.contains("dsn=5.4.6"), "{log}");
+}
+
+#[test]
+fn one_delay_warning_while_mail_waits() {
+    let dns = zone();
+    let mut b = instance_b();
+    let a = instance_a(
+        &dns,
+        &b,
+        "min_backoff = \"1s\"\nmax_backoff = \"1s\"\nscan_interval = \"1s\"\ndelay_warning = \"1s\"",
+    );
+    b.kill9();
+    let mut c = a.connect();
+    c.reply();
+    c.cmd("EHLO client");
+    c.send_mail(
+        "alice@localhost",
+        &["bob@b.test"],
+        "Subject: slow\r\n\r\nx\r\n",
+    );
+    let uids = a.wait_for_mail("alice@localhost", 1);
+    assert_eq!(uids.len(), 1, "{}", a.log());
+    let dsn = a.message("alice@localhost", uids[0]);
+    assert!(
+        dsn.contains("Subject: Delayed Mail (still being retried)"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Action: delayed"), "{dsn}");
+    // Later attempts send no second warning; the message is still queued.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(a.uids("alice@localhost").len(), 1, "one warning only");
+    assert!(a.cli_ok(&["queue", "list"]).contains("bob@b.test"));
+}

@@ -41,22 +41,28 @@ pub enum CommandKind {
     Rename(String, String),
     Subscribe(String),
     Unsubscribe(String),
+    /// LIST and LSUB; LIST-EXTENDED (RFC 5258) options and LIST-STATUS
+    /// (RFC 5819) in `options`.
     List {
         reference: String,
-        pattern: String,
+        patterns: Vec<String>,
         subscribed_only: bool,
+        options: ListOptions,
     },
     Namespace,
     Status {
         mailbox: String,
         items: Vec<StatusItem>,
     },
+    /// APPEND, with several messages under MULTIAPPEND (RFC 3502).
     Append {
         mailbox: String,
-        flags: Vec<String>,
-        date: Option<i64>,
-        message: Vec<u8>,
+        messages: Vec<AppendMessage>,
     },
+    /// QUOTA (RFC 9208).
+    GetQuota(String),
+    GetQuotaRoot(String),
+    SetQuota(String),
     Idle,
     Check,
     Close,
@@ -68,6 +74,9 @@ pub enum CommandKind {
     Search {
         uid: bool,
         key: SearchKey,
+        /// ESEARCH return options (RFC 4731, SEARCHRES RFC 5182); `None`
+        /// for a plain RFC 3501 SEARCH. `RETURN ()` means `ALL`.
+        ret: Option<Vec<SearchReturn>>,
     },
     Fetch {
         uid: bool,
@@ -90,6 +99,43 @@ pub enum CommandKind {
         /// MOVE (RFC 6851) rather than COPY.
         remove: bool,
     },
+}
+
+/// One message of an APPEND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<String>,
+    pub date: Option<i64>,
+    pub message: Vec<u8>,
+    /// Sent as a `~{n}` literal8 (BINARY, RFC 3516) or UTF8 (RFC 6855).
+    pub binary: bool,
+}
+
+/// LIST-EXTENDED selection and return options (RFC 5258 §3, RFC 6154,
+/// RFC 5819).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListOptions {
+    /// Extended syntax was used (selection options or RETURN): RFC 5258
+    /// response rules apply.
+    pub extended: bool,
+    pub sel_subscribed: bool,
+    pub sel_special_use: bool,
+    pub recursive_match: bool,
+    pub ret_subscribed: bool,
+    pub ret_children: bool,
+    pub ret_special_use: bool,
+    pub ret_status: Option<Vec<StatusItem>>,
+}
+
+/// ESEARCH return options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchReturn {
+    Min,
+    Max,
+    All,
+    Count,
+    /// SEARCHRES: keep the result for `$`.
+    Save,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +174,15 @@ pub enum FetchAtt {
     Rfc822Text,
     /// BODY without a section: the non-extensible structure.
     Body,
+    /// BINARY[path]<partial> and BINARY.PEEK (RFC 3516): the part's
+    /// content with its transfer encoding undone.
+    Binary {
+        peek: bool,
+        path: Vec<u32>,
+        partial: Option<(u32, u32)>,
+    },
+    /// BINARY.SIZE[path].
+    BinarySize(Vec<u32>),
     BodyStructure,
     Uid,
     ModSeq,
@@ -204,6 +259,9 @@ pub enum SearchKey {
     Uid(SeqSet),
     Seq(SeqSet),
     ModSeq(u64),
+    /// WITHIN (RFC 5032): internal date more than / at most n seconds ago.
+    Older(u64),
+    Younger(u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -441,6 +499,10 @@ impl<'a> Parser<'a> {
     }
 
     fn seq_set(&mut self) -> Res<SeqSet> {
+        // SEARCHRES (RFC 5182): `$` is the saved search result.
+        if self.eat(b'$') {
+            return Ok(SeqSet::saved());
+        }
         let text = self.take_while(|b| b.is_ascii_digit() || b":,*".contains(&b));
         std::str::from_utf8(text)
             .ok()
@@ -542,42 +604,48 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 CommandKind::Unsubscribe(self.mailbox()?)
             }
-            "LIST" | "LSUB" => {
+            "LSUB" => {
                 self.sp()?;
                 let reference = self.astring_utf8()?;
                 self.sp()?;
                 let pattern = self.list_mailbox()?;
                 CommandKind::List {
                     reference,
-                    pattern,
-                    subscribed_only: name == "LSUB",
+                    patterns: vec![pattern],
+                    subscribed_only: true,
+                    options: ListOptions::default(),
                 }
             }
+            "LIST" => self.list()?,
             "STATUS" => {
                 self.sp()?;
                 let mailbox = self.mailbox()?;
                 self.sp()?;
-                self.expect(b'(')?;
-                let mut items = Vec::new();
-                loop {
-                    items.push(match self.keyword()?.as_str() {
-                        "MESSAGES" => StatusItem::Messages,
-                        "RECENT" => StatusItem::Recent,
-                        "UIDNEXT" => StatusItem::UidNext,
-                        "UIDVALIDITY" => StatusItem::UidValidity,
-                        "UNSEEN" => StatusItem::Unseen,
-                        "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
-                        "SIZE" => StatusItem::Size,
-                        _ => return Err("unknown STATUS item".into()),
-                    });
-                    if self.eat(b')') {
-                        break;
-                    }
-                    self.sp()?;
-                }
+                let items = self.status_items()?;
                 CommandKind::Status { mailbox, items }
             }
             "APPEND" => self.append()?,
+            "GETQUOTA" => {
+                self.sp()?;
+                CommandKind::GetQuota(self.astring_utf8()?)
+            }
+            "GETQUOTAROOT" => {
+                self.sp()?;
+                CommandKind::GetQuotaRoot(self.mailbox()?)
+            }
+            "SETQUOTA" => {
+                self.sp()?;
+                let root = self.astring_utf8()?;
+                self.sp()?;
+                self.expect(b'(')?;
+                while !self.eat(b')') {
+                    self.eat(b' ');
+                    self.keyword()?;
+                    self.sp()?;
+                    self.number()?;
+                }
+                CommandKind::SetQuota(root)
+            }
             "SEARCH" => self.search(false)?,
             "FETCH" => self.fetch(false)?,
             "STORE" => self.store(false)?,
@@ -639,29 +707,143 @@ impl<'a> Parser<'a> {
         }
     }
 
+    fn status_items(&mut self) -> Res<Vec<StatusItem>> {
+        self.expect(b'(')?;
+        let mut items = Vec::new();
+        loop {
+            items.push(match self.keyword()?.as_str() {
+                "MESSAGES" => StatusItem::Messages,
+                "RECENT" => StatusItem::Recent,
+                "UIDNEXT" => StatusItem::UidNext,
+                "UIDVALIDITY" => StatusItem::UidValidity,
+                "UNSEEN" => StatusItem::Unseen,
+                "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+                "SIZE" => StatusItem::Size,
+                _ => return Err("unknown STATUS item".into()),
+            });
+            if self.eat(b')') {
+                return Ok(items);
+            }
+            self.sp()?;
+        }
+    }
+
+    /// `LIST [(selection)] reference (pattern | (patterns)) [RETURN (...)]`
+    /// (RFC 5258 §3).
+    fn list(&mut self) -> Res<CommandKind> {
+        self.sp()?;
+        let mut options = ListOptions::default();
+        if self.eat(b'(') {
+            options.extended = true;
+            while !self.eat(b')') {
+                self.eat(b' ');
+                match self.keyword()?.as_str() {
+                    "SUBSCRIBED" => options.sel_subscribed = true,
+                    "REMOTE" => {}
+                    "RECURSIVEMATCH" => options.recursive_match = true,
+                    "SPECIAL-USE" => options.sel_special_use = true,
+                    _ => return Err("unknown LIST selection option".into()),
+                }
+            }
+            self.sp()?;
+            // RFC 5258 §3: RECURSIVEMATCH alone is an error.
+            if options.recursive_match && !options.sel_subscribed && !options.sel_special_use {
+                return Err("RECURSIVEMATCH needs another selection option".into());
+            }
+        }
+        let reference = self.astring_utf8()?;
+        self.sp()?;
+        let mut patterns = Vec::new();
+        if self.eat(b'(') {
+            options.extended = true;
+            loop {
+                patterns.push(self.list_mailbox()?);
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+        } else {
+            patterns.push(self.list_mailbox()?);
+        }
+        if self.eat(b' ') {
+            if self.keyword()? != "RETURN" {
+                return Err("expected RETURN".into());
+            }
+            options.extended = true;
+            self.sp()?;
+            self.expect(b'(')?;
+            while !self.eat(b')') {
+                self.eat(b' ');
+                match self.keyword()?.as_str() {
+                    "SUBSCRIBED" => options.ret_subscribed = true,
+                    "CHILDREN" => options.ret_children = true,
+                    "SPECIAL-USE" => options.ret_special_use = true,
+                    "STATUS" => {
+                        self.sp()?;
+                        options.ret_status = Some(self.status_items()?);
+                    }
+                    _ => return Err("unknown LIST return option".into()),
+                }
+            }
+        }
+        Ok(CommandKind::List {
+            reference,
+            patterns,
+            subscribed_only: false,
+            options,
+        })
+    }
+
+    /// APPEND with one or more messages (MULTIAPPEND, RFC 3502), each
+    /// `[flags] [date] literal`, the literal possibly a `~{n}` literal8
+    /// (RFC 3516) or `UTF8 (~{n})` (RFC 6855 §4).
     fn append(&mut self) -> Res<CommandKind> {
         self.sp()?;
         let mailbox = self.mailbox()?;
-        self.sp()?;
-        let mut flags = Vec::new();
-        if self.peek() == Some(b'(') {
-            flags = self.flag_list()?;
-            self.sp()?;
+        let mut messages = Vec::new();
+        while self.eat(b' ') {
+            let mut flags = Vec::new();
+            if self.peek() == Some(b'(') {
+                flags = self.flag_list()?;
+                self.sp()?;
+            }
+            let mut date = None;
+            if self.peek() == Some(b'"') {
+                let text = self.quoted()?;
+                let text = std::str::from_utf8(&text).map_err(|_| "invalid date-time")?;
+                date = Some(parse_date_time(text).ok_or("invalid date-time")?);
+                self.sp()?;
+            }
+            let (message, binary) = match self.peek() {
+                Some(b'~') => {
+                    self.pos += 1;
+                    (self.literal()?, true)
+                }
+                Some(b'U' | b'u') => {
+                    if self.keyword()? != "UTF8" {
+                        return Err("expected a message literal".into());
+                    }
+                    self.sp()?;
+                    self.expect(b'(')?;
+                    self.expect(b'~')?;
+                    let message = self.literal()?;
+                    self.expect(b')')?;
+                    (message, true)
+                }
+                _ => (self.literal()?, false),
+            };
+            messages.push(AppendMessage {
+                flags,
+                date,
+                message,
+                binary,
+            });
         }
-        let mut date = None;
-        if self.peek() == Some(b'"') {
-            let text = self.quoted()?;
-            let text = std::str::from_utf8(&text).map_err(|_| "invalid date-time")?;
-            date = Some(parse_date_time(text).ok_or("invalid date-time")?);
-            self.sp()?;
+        if messages.is_empty() {
+            return Err("APPEND needs a message".into());
         }
-        let message = self.literal()?;
-        Ok(CommandKind::Append {
-            mailbox,
-            flags,
-            date,
-            message,
-        })
+        Ok(CommandKind::Append { mailbox, messages })
     }
 
     fn store(&mut self, uid: bool) -> Res<CommandKind> {
@@ -794,6 +976,29 @@ impl<'a> Parser<'a> {
             "BODYSTRUCTURE" => FetchAtt::BodyStructure,
             "UID" => FetchAtt::Uid,
             "MODSEQ" => FetchAtt::ModSeq,
+            "BINARY" | "BINARY.PEEK" | "BINARY.SIZE" => {
+                self.expect(b'[')?;
+                let mut path = Vec::new();
+                while !self.eat(b']') {
+                    if !path.is_empty() {
+                        self.expect(b'.')?;
+                    }
+                    let n = self.number32()?;
+                    if n == 0 {
+                        return Err("section numbers start at 1".into());
+                    }
+                    path.push(n);
+                }
+                if word == "BINARY.SIZE" {
+                    return Ok(FetchAtt::BinarySize(path));
+                }
+                let partial = self.partial()?;
+                FetchAtt::Binary {
+                    peek: word == "BINARY.PEEK",
+                    path,
+                    partial,
+                }
+            }
             "BODY" | "BODY.PEEK" => {
                 if self.peek() != Some(b'[') {
                     if word == "BODY" {
@@ -804,18 +1009,7 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 let section = self.section()?;
                 self.expect(b']')?;
-                let partial = if self.eat(b'<') {
-                    let offset = self.number32()?;
-                    self.expect(b'.')?;
-                    let len = self.number32()?;
-                    if len == 0 {
-                        return Err("partial length must be above 0".into());
-                    }
-                    self.expect(b'>')?;
-                    Some((offset, len))
-                } else {
-                    None
-                };
+                let partial = self.partial()?;
                 FetchAtt::Section {
                     peek: word == "BODY.PEEK",
                     section,
@@ -824,6 +1018,20 @@ impl<'a> Parser<'a> {
             }
             _ => return Err(format!("unknown FETCH item {word}")),
         })
+    }
+
+    fn partial(&mut self) -> Res<Option<(u32, u32)>> {
+        if !self.eat(b'<') {
+            return Ok(None);
+        }
+        let offset = self.number32()?;
+        self.expect(b'.')?;
+        let len = self.number32()?;
+        if len == 0 {
+            return Err("partial length must be above 0".into());
+        }
+        self.expect(b'>')?;
+        Ok(Some((offset, len)))
     }
 
     fn section(&mut self) -> Res<Section> {
@@ -874,6 +1082,33 @@ impl<'a> Parser<'a> {
 
     fn search(&mut self, uid: bool) -> Res<CommandKind> {
         self.sp()?;
+        let mut ret = None;
+        let start = self.pos;
+        if self.keyword().ok().as_deref() == Some("RETURN") {
+            self.sp()?;
+            self.expect(b'(')?;
+            let mut opts = Vec::new();
+            while !self.eat(b')') {
+                if !opts.is_empty() {
+                    self.sp()?;
+                }
+                opts.push(match self.keyword()?.as_str() {
+                    "MIN" => SearchReturn::Min,
+                    "MAX" => SearchReturn::Max,
+                    "ALL" => SearchReturn::All,
+                    "COUNT" => SearchReturn::Count,
+                    "SAVE" => SearchReturn::Save,
+                    _ => return Err("unknown SEARCH return option".into()),
+                });
+            }
+            if opts.is_empty() {
+                opts.push(SearchReturn::All);
+            }
+            ret = Some(opts);
+            self.sp()?;
+        } else {
+            self.pos = start;
+        }
         let start = self.pos;
         if self.keyword().ok().as_deref() == Some("CHARSET") {
             self.sp()?;
@@ -894,7 +1129,7 @@ impl<'a> Parser<'a> {
         } else {
             SearchKey::And(keys)
         };
-        Ok(CommandKind::Search { uid, key })
+        Ok(CommandKind::Search { uid, key, ret })
     }
 
     fn search_string(&mut self) -> Res<String> {
@@ -928,7 +1163,10 @@ impl<'a> Parser<'a> {
             self.expect(b')')?;
             return Ok(SearchKey::And(keys));
         }
-        if self.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
+        if self
+            .peek()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'*' || b == b'$')
+        {
             return Ok(SearchKey::Seq(self.seq_set()?));
         }
         let word = self.keyword()?;
@@ -994,6 +1232,14 @@ impl<'a> Parser<'a> {
                     self.sp()?;
                 }
                 SearchKey::ModSeq(self.number()?)
+            }
+            "OLDER" => {
+                self.sp()?;
+                SearchKey::Older(self.number()?)
+            }
+            "YOUNGER" => {
+                self.sp()?;
+                SearchKey::Younger(self.number()?)
             }
             "NOT" => {
                 self.sp()?;
@@ -1092,16 +1338,18 @@ mod tests {
                 "a LIST \"\" *",
                 CommandKind::List {
                     reference: "".into(),
-                    pattern: "*".into(),
+                    patterns: vec!["*".into()],
                     subscribed_only: false,
+                    options: ListOptions::default(),
                 },
             ),
             (
                 "a LSUB \"\" %/x",
                 CommandKind::List {
                     reference: "".into(),
-                    pattern: "%/x".into(),
+                    patterns: vec!["%/x".into()],
                     subscribed_only: true,
+                    options: ListOptions::default(),
                 },
             ),
             (
@@ -1119,9 +1367,12 @@ mod tests {
                 "a APPEND Drafts (\\Seen $x) \"17-Jul-1996 02:44:25 -0700\" {3}\r\nabc",
                 CommandKind::Append {
                     mailbox: "Drafts".into(),
-                    flags: vec!["\\Seen".into(), "$x".into()],
-                    date: parse_date_time("17-Jul-1996 02:44:25 -0700"),
-                    message: b"abc".to_vec(),
+                    messages: vec![AppendMessage {
+                        flags: vec!["\\Seen".into(), "$x".into()],
+                        date: parse_date_time("17-Jul-1996 02:44:25 -0700"),
+                        message: b"abc".to_vec(),
+                        binary: false,
+                    }],
                 },
             ),
             (
@@ -1228,12 +1479,13 @@ mod tests {
 
     #[test]
     fn search_keys() {
-        let CommandKind::Search { uid, key } =
+        let CommandKind::Search { uid, key, ret } =
             kind("a UID SEARCH CHARSET UTF-8 OR FROM alice (UNSEEN SINCE 1-Feb-2024) NOT 2:4")
         else {
             panic!()
         };
         assert!(uid);
+        assert_eq!(ret, None);
         assert_eq!(
             key,
             SearchKey::And(vec![
@@ -1247,6 +1499,101 @@ mod tests {
                 SearchKey::Not(Box::new(SearchKey::Seq(seq("2:4"))))
             ])
         );
+    }
+
+    #[test]
+    fn extension_syntax() {
+        let CommandKind::Search { uid, key, ret } =
+            kind("a UID SEARCH RETURN (MIN COUNT SAVE) CHARSET UTF-8 YOUNGER 3600 $")
+        else {
+            panic!()
+        };
+        assert!(uid);
+        assert_eq!(
+            ret,
+            Some(vec![
+                SearchReturn::Min,
+                SearchReturn::Count,
+                SearchReturn::Save
+            ])
+        );
+        assert_eq!(
+            key,
+            SearchKey::And(vec![
+                SearchKey::Younger(3600),
+                SearchKey::Seq(SeqSet::saved())
+            ])
+        );
+        let CommandKind::Search { ret, .. } = kind("a SEARCH RETURN () OLDER 5") else {
+            panic!()
+        };
+        assert_eq!(ret, Some(vec![SearchReturn::All]));
+        assert!(matches!(
+            kind("a FETCH $ FLAGS"),
+            CommandKind::Fetch { set, .. } if set.is_saved()
+        ));
+        let CommandKind::List {
+            patterns, options, ..
+        } = kind(
+            "a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"INBOX\" %/x) RETURN (CHILDREN STATUS (MESSAGES SIZE))",
+        )
+        else {
+            panic!()
+        };
+        assert_eq!(patterns, vec!["INBOX".to_string(), "%/x".to_string()]);
+        assert!(options.extended && options.sel_subscribed && options.recursive_match);
+        assert!(options.ret_children && !options.ret_subscribed);
+        assert_eq!(
+            options.ret_status,
+            Some(vec![StatusItem::Messages, StatusItem::Size])
+        );
+        let CommandKind::Append { messages, .. } =
+            kind("a APPEND INBOX (\\Seen) {3+}\r\nabc ~{2+}\r\nd\0 UTF8 (~{1+}\r\nx)")
+        else {
+            panic!()
+        };
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[1].message, b"d\0");
+        assert!(messages[1].binary && !messages[0].binary && messages[2].binary);
+        assert_eq!(messages[0].flags, vec!["\\Seen".to_string()]);
+        let CommandKind::Fetch { items, .. } =
+            kind("a FETCH 1 (BINARY.PEEK[1.2]<0.10> BINARY[] BINARY.SIZE[1])")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            items,
+            vec![
+                FetchAtt::Binary {
+                    peek: true,
+                    path: vec![1, 2],
+                    partial: Some((0, 10))
+                },
+                FetchAtt::Binary {
+                    peek: false,
+                    path: vec![],
+                    partial: None
+                },
+                FetchAtt::BinarySize(vec![1]),
+            ]
+        );
+        assert_eq!(
+            kind("a GETQUOTAROOT inbox"),
+            CommandKind::GetQuotaRoot("INBOX".into())
+        );
+        assert_eq!(
+            kind("a SETQUOTA \"\" (STORAGE 512)"),
+            CommandKind::SetQuota("".into())
+        );
+        for bad in [
+            "a LIST (RECURSIVEMATCH) \"\" *",
+            "a LIST \"\" * RETURN (FOO)",
+            "a SEARCH RETURN (FOO) ALL",
+            "a FETCH 1 BINARY[1.TEXT]",
+            "a APPEND INBOX",
+        ] {
+            assert!(parse_command(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -24,6 +24,17 @@ impl SeqNum {
 pub struct SeqSet(pub Vec<(SeqNum, SeqNum)>);
 
 impl SeqSet {
+    /// SEARCHRES's `$` (RFC 5182): the saved search result, resolved by
+    /// the session. Represented as the empty set, which `parse` never
+    /// produces.
+    pub fn saved() -> SeqSet {
+        SeqSet(Vec::new())
+    }
+
+    pub fn is_saved(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Parses `1,3:5,7:*`; `None` when malformed (0 is not a valid number).
     pub fn parse(text: &str) -> Option<SeqSet> {
         let mut ranges = Vec::new();
