@@ -164,41 +164,6 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         triggers: triggers.clone(),
         shutdown: front_stop.clone(),
     });
-    // Port 25 and submission share the SMTP connection limits.
-    let limits = Arc::new(Limits {
-        total: Arc::new(Semaphore::new(config.smtp.max_connections)),
-        per_client: config.smtp.max_connections_per_client,
-        anvil: Arc::new(Anvil::default()),
-    });
-    let smtp_listeners = [
-        (&config.smtp.listen, Mode::Mx),
-        (
-            &config.submission.listen,
-            Mode::Submission {
-                implicit_tls: false,
-            },
-        ),
-        (
-            &config.submission.tls_listen,
-            Mode::Submission { implicit_tls: true },
-        ),
-    ];
-    for (addrs, mode) in smtp_listeners {
-        let addrs: Vec<_> = addrs.iter().filter_map(|a| parse_listen(a)).collect();
-        for listener in bind_all(&addrs)? {
-            tracing::info!("smtpd ({mode:?}) listening on {}", listener.local_addr()?);
-            let svc = smtp.clone();
-            let hostname = config.myhostname.clone();
-            front.spawn(accept_loop(
-                listener,
-                limits.clone(),
-                front_stop.clone(),
-                front.clone(),
-                move |tcp, admitted| serve_connection(svc.clone(), tcp, admitted, mode),
-                move |tcp, refusal| refuse(tcp, refusal, hostname.clone()),
-            ));
-        }
-    }
     let imap = Arc::new(ImapService {
         config: shared_config.clone(),
         store: store.clone(),
@@ -282,6 +247,44 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
                     crate::pop3::refuse,
                 ));
             }
+        }
+    }
+    // SMTP is bound last: once port 25 answers, every listener is bound
+    // (a bound socket queues connections even before its accept loop runs),
+    // which is what scripts waiting for port 25 expect.
+    // Port 25 and submission share the SMTP connection limits.
+    let limits = Arc::new(Limits {
+        total: Arc::new(Semaphore::new(config.smtp.max_connections)),
+        per_client: config.smtp.max_connections_per_client,
+        anvil: Arc::new(Anvil::default()),
+    });
+    let smtp_listeners = [
+        (&config.smtp.listen, Mode::Mx),
+        (
+            &config.submission.listen,
+            Mode::Submission {
+                implicit_tls: false,
+            },
+        ),
+        (
+            &config.submission.tls_listen,
+            Mode::Submission { implicit_tls: true },
+        ),
+    ];
+    for (addrs, mode) in smtp_listeners {
+        let addrs: Vec<_> = addrs.iter().filter_map(|a| parse_listen(a)).collect();
+        for listener in bind_all(&addrs)? {
+            tracing::info!("smtpd ({mode:?}) listening on {}", listener.local_addr()?);
+            let svc = smtp.clone();
+            let hostname = config.myhostname.clone();
+            front.spawn(accept_loop(
+                listener,
+                limits.clone(),
+                front_stop.clone(),
+                front.clone(),
+                move |tcp, admitted| serve_connection(svc.clone(), tcp, admitted, mode),
+                move |tcp, refusal| refuse(tcp, refusal, hostname.clone()),
+            ));
         }
     }
     let control_path = config.run_dir().join(control::SOCKET);

@@ -1,7 +1,8 @@
 //! IMAP server (RFC 3501 IMAP4rev1 with IDLE, UIDPLUS, MOVE, NAMESPACE,
 //! ID, ENABLE, UNSELECT, LITERAL+, SASL-IR, CHILDREN, SPECIAL-USE,
-//! CONDSTORE and STATUS=SIZE): Merpati's analogue of Dovecot's imap
-//! process, over the shared [`MailStore`].
+//! CONDSTORE, STATUS=SIZE, AUTH=LOGIN, ESEARCH, SEARCHRES, WITHIN,
+//! LIST-EXTENDED, LIST-STATUS, MULTIAPPEND, QUOTA and BINARY): Merpati's
+//! analogue of Dovecot's imap process, over the shared [`MailStore`].
 //!
 //! * [`proto`]: sans-IO framing, parser and response encoding;
 //! * `session`: connection states, the async driver, error mapping;

@@ -133,8 +133,6 @@ pub(super) struct Session {
     pub selected: Option<Selected>,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
     pub condstore: bool,
-    /// UTF8=ACCEPT enabled (RFC 6855).
-    pub utf8: bool,
     bad_commands: u32,
     preauth_commands: u32,
 }
@@ -155,7 +153,6 @@ impl Session {
             account: None,
             selected: None,
             condstore: false,
-            utf8: false,
             bad_commands: 0,
             preauth_commands: 0,
         }
@@ -292,9 +289,6 @@ impl Session {
                 for cap in caps {
                     if cap == "CONDSTORE" {
                         self.condstore = true;
-                        enabled.push(cap);
-                    } else if cap == "UTF8=ACCEPT" && UTF8_ACCEPT {
-                        self.utf8 = true;
                         enabled.push(cap);
                     }
                 }
@@ -436,9 +430,6 @@ impl Session {
             "QUOTA=RES-STORAGE",
             "BINARY",
         ];
-        if UTF8_ACCEPT {
-            caps.push("UTF8=ACCEPT");
-        }
         if self.account.is_none() {
             if !self.stream.is_tls() {
                 caps.push("STARTTLS");
@@ -704,9 +695,6 @@ impl Session {
             .ok_or_else(|| CmdError::bad("Log in first"))
     }
 }
-
-/// Whether UTF8=ACCEPT (RFC 6855) is offered.
-const UTF8_ACCEPT: bool = false;
 
 /// A base64 SASL response holding UTF-8 text.
 fn decode_text(response: &str) -> Option<String> {
