@@ -29,6 +29,11 @@ pub struct Submission {
     pub envid: String,
     pub ret: String,
     pub smtputf8: bool,
+    /// Complete missing Message-Id/Date/From/To. Postfix does this only
+    /// for its own clients (local_header_rewrite_clients): local
+    /// submissions, mynetworks and authenticated users; mail from other
+    /// servers is left as sent (adding headers could break signatures).
+    pub complete_headers: bool,
 }
 
 /// Who handed us the message, for the Received: line.
@@ -143,14 +148,15 @@ fn complete_headers(s: &Submission, id: &QueueId, hostname: &str, arrival: i64) 
     if !head.is_empty() && !head.ends_with(b"\n") {
         out.extend_from_slice(b"\r\n");
     }
-    if !scan.has("message-id") {
+    let add = |name: &str| s.complete_headers && !scan.has(name);
+    if add("message-id") {
         let stamp = compact_timestamp(arrival);
         out.extend_from_slice(format!("Message-Id: <{stamp}.{id}@{hostname}>\r\n").as_bytes());
     }
-    if !scan.has("date") {
+    if add("date") {
         out.extend_from_slice(format!("Date: {date}\r\n").as_bytes());
     }
-    if !scan.has("from") {
+    if add("from") {
         let from = if s.sender.is_empty() {
             format!("MAILER-DAEMON@{hostname}")
         } else {
@@ -158,7 +164,7 @@ fn complete_headers(s: &Submission, id: &QueueId, hostname: &str, arrival: i64) 
         };
         out.extend_from_slice(format!("From: {from}\r\n").as_bytes());
     }
-    if !scan.has("to") && !scan.has("cc") && !scan.has("bcc") {
+    if add("to") && !scan.has("cc") && !scan.has("bcc") {
         out.extend_from_slice(b"To: undisclosed-recipients:;\r\n");
     }
     if !scan.has_separator {
@@ -239,6 +245,7 @@ mod tests {
                 helo: "localhost".into(),
             },
             protocol: "ESMTP".into(),
+            complete_headers: true,
             ..Default::default()
         }
     }
@@ -257,6 +264,17 @@ mod tests {
             message_id_of(out.as_bytes()),
             "<20100628133713.98AC3161ABF0@afau-desktop>"
         );
+    }
+
+    #[test]
+    fn mail_from_other_servers_is_left_as_sent() {
+        let s = Submission {
+            complete_headers: false,
+            ..submission(b"Subject: s\r\n\r\nbody\r\n")
+        };
+        let out = String::from_utf8(complete_headers(&s, &QueueId::generate(), "h", 0)).unwrap();
+        assert!(out.starts_with("Received: "));
+        assert!(out.ends_with("for <fauzan@localhost>;\r\n\tThu, 1 Jan 1970 00:00:00 +0000\r\nSubject: s\r\n\r\nbody\r\n"), "{out}");
     }
 
     #[test]

@@ -51,6 +51,7 @@ async fn collect(spool: &Arc<Spool>, cleanup: &Cleanup) {
             recipients: file.recipients,
             message: file.body,
             protocol: "local".into(),
+            complete_headers: true,
             envid: file.envid,
             ret: file.ret,
             ..Default::default()

@@ -477,6 +477,7 @@ impl Qmgr {
             }],
             message: bounce::build(qf, id, &hostname, reports),
             protocol: "local".into(),
+            complete_headers: true,
             ..Default::default()
         };
         match self.cleanup.submit(submission).await {
