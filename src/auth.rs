@@ -34,7 +34,13 @@ pub struct Authenticator {
     store: Arc<dyn MailStore>,
     resolver: Arc<Live<Resolver>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Argon2id needs 19 MiB and ~30 ms of CPU per check: a bound keeps a
+    /// flood of pre-auth logins from taking all memory and threads.
+    verifying: tokio::sync::Semaphore,
 }
+
+/// Password checks running at once (one per core is plenty).
+const PARALLEL_VERIFICATIONS: usize = 2;
 
 impl Authenticator {
     pub fn new(store: Arc<dyn MailStore>, resolver: Arc<Live<Resolver>>) -> Self {
@@ -42,6 +48,7 @@ impl Authenticator {
             store,
             resolver,
             failures: Mutex::new(HashMap::new()),
+            verifying: tokio::sync::Semaphore::new(PARALLEL_VERIFICATIONS),
         }
     }
 
@@ -64,6 +71,9 @@ impl Authenticator {
             None => None,
         };
         let password = password.to_string();
+        let Ok(_permit) = self.verifying.acquire().await else {
+            return Err(AuthError::Temporary);
+        };
         // Verify even for unknown users (against nothing) so that timing
         // does not reveal which accounts exist; argon2 runs off the runtime.
         let ok = tokio::task::spawn_blocking(move || match hash {

@@ -178,6 +178,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             init_logging(&config.log.level);
+            // Each Argon2id check allocates a 19 MiB block; glibc would
+            // otherwise raise its mmap threshold after the first one and
+            // keep later blocks in heaps that small session allocations pin,
+            // so RSS grew to gigabytes with many logins. With blocks this
+            // large always mmapped, they go back to the kernel when freed.
+            // SAFETY: mallopt only changes allocator tuning; called before
+            // any other thread exists.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

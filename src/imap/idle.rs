@@ -25,7 +25,9 @@ impl Session {
                 };
             }
             self.flush().await.map_err(CmdError::End)?;
-            let mut buf = vec![0u8; 4096];
+            // Only DONE is expected here; a small buffer keeps thousands of
+            // idling sessions cheap (more input is read on the next turn).
+            let mut buf = vec![0u8; 512];
             let stream = &mut self.stream;
             let selected = &mut self.selected;
             let event = async {

@@ -32,6 +32,13 @@ pub(super) struct Selected {
     lagged: bool,
     /// Messages whose flags another session changed.
     changed: BTreeSet<Uid>,
+    /// New messages announced by events (UID, modseq), in arrival order.
+    /// When nothing else is pending they are reported without reading
+    /// the mailbox: IDLE fan-out to thousands of sessions stays cheap.
+    appended: Vec<(Uid, u64)>,
+    /// An event that needs the full comparison with the store (expunge,
+    /// flag change); `sync` then reads the mailbox's message list.
+    needs_full: bool,
     /// Highest modseq the client has been told about (or caused).
     known_modseq: u64,
     /// Modseqs of this session's own flag changes, already reported.
@@ -85,19 +92,22 @@ impl Selected {
 
     fn take_event(&mut self, event: MailboxEvent) {
         match event {
-            MailboxEvent::Appended { uid, .. } => {
+            MailboxEvent::Appended { uid, modseq } => {
                 if self.uids.last().is_none_or(|last| uid > *last) {
+                    self.appended.push((uid, modseq));
                     self.dirty = true;
                 }
             }
             MailboxEvent::FlagsChanged { uid, modseq } => {
                 if self.own.get(&uid).is_none_or(|&own| modseq > own) {
                     self.changed.insert(uid);
+                    self.needs_full = true;
                     self.dirty = true;
                 }
             }
             MailboxEvent::Expunged { uid, .. } => {
                 if self.uids.binary_search(&uid).is_ok() {
+                    self.needs_full = true;
                     self.dirty = true;
                 }
             }
@@ -112,6 +122,7 @@ impl Selected {
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Lagged(_)) => {
                     self.lagged = true;
+                    self.needs_full = true;
                     self.dirty = true;
                 }
                 Err(TryRecvError::Closed) => self.closed = true,
@@ -128,6 +139,7 @@ impl Selected {
             Ok(event) => self.take_event(event),
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 self.lagged = true;
+                self.needs_full = true;
                 self.dirty = true;
             }
             Err(broadcast::error::RecvError::Closed) => self.closed = true,
@@ -158,6 +170,28 @@ impl Session {
         if !sel.dirty {
             return Ok(());
         }
+        if !sel.needs_full {
+            // Only new messages, each announced with its UID: no need to
+            // read the mailbox (the common case for IDLE).
+            let last = sel.uids.last().copied();
+            let mut fresh: Vec<(Uid, u64)> = std::mem::take(&mut sel.appended);
+            fresh.sort_unstable();
+            fresh.dedup_by_key(|(uid, _)| *uid);
+            let before = sel.uids.len();
+            for (uid, modseq) in fresh {
+                if last.is_none_or(|l| uid > l) {
+                    sel.uids.push(uid);
+                    sel.known_modseq = sel.known_modseq.max(modseq);
+                }
+            }
+            if sel.uids.len() != before {
+                self.out
+                    .extend_from_slice(format!("* {} EXISTS\r\n", sel.uids.len()).as_bytes());
+            }
+            sel.dirty = false;
+            return Ok(());
+        }
+        sel.appended.clear();
         let id = sel.id;
         let metas = self.blocking(move |s| s.messages(id)).await?;
         let condstore = self.condstore;
@@ -224,8 +258,10 @@ impl Session {
             .fold(sel.known_modseq, u64::max);
         sel.lagged = false;
         sel.changed.clear();
-        // Still dirty while an expunge waits for an allowed moment.
+        // Still dirty (and needing the full comparison) while an expunge
+        // waits for an allowed moment.
         sel.dirty = expunges_left;
+        sel.needs_full = expunges_left;
         self.out.extend_from_slice(&out);
         Ok(())
     }
@@ -314,6 +350,8 @@ impl Session {
             dirty: false,
             lagged: false,
             changed: BTreeSet::new(),
+            appended: Vec::new(),
+            needs_full: false,
             known_modseq: highest,
             own: HashMap::new(),
             closed: false,

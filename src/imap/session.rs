@@ -148,7 +148,7 @@ impl Session {
             config,
             svc,
             stream,
-            out: Vec::with_capacity(4096),
+            out: Vec::new(),
             peer,
             account: None,
             selected: None,
@@ -578,8 +578,9 @@ impl Session {
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Ok(Ok(())) => {
                 self.out.clear();
-                if self.out.capacity() > 4 * FLUSH_AT {
-                    self.out.shrink_to(4096);
+                // Idle sessions should not keep a large FETCH's buffer.
+                if self.out.capacity() > 16 * 1024 {
+                    self.out = Vec::new();
                 }
                 Ok(())
             }

@@ -65,6 +65,9 @@ fn is_inline(body: &[u8]) -> bool {
     body.len() <= INLINE_LIMIT
 }
 
+/// redb's in-process page cache.
+const STORE_CACHE_BYTES: usize = 128 << 20;
+
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The embedded mail store. Cheap to share (`Arc<RedbStore>`); redb
@@ -86,7 +89,11 @@ impl RedbStore {
         std::fs::create_dir_all(dir)?;
         // The database first: its file lock keeps a second process (or a
         // second handle) away before we touch anything else.
-        let db = Database::create(dir.join("mail.redb"))?;
+        // redb's default cache (1 GiB) would sit in our RSS; the kernel's
+        // page cache holds the file anyway.
+        let db = Database::builder()
+            .set_cache_size(STORE_CACHE_BYTES)
+            .create(dir.join("mail.redb"))?;
         let blobs = BlobStore::open(&dir.join("blobs"))?;
         let next_blob = init_tables(&db)?;
         Ok(RedbStore {
