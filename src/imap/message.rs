@@ -592,6 +592,30 @@ fn write_address_list(out: &mut Vec<u8>, list: Option<&[EnvelopeAddress]>) {
 /// Decoded text of a message for SEARCH TEXT/BODY: `(headers, body)`,
 /// lower-cased. Bodies of text parts are decoded from their transfer
 /// encoding and charset by mail-parser.
+/// True when no part of `raw` is transfer-encoded (base64, quoted-
+/// printable) and no header uses RFC 2047 encoded words, so for an ASCII
+/// needle the raw bytes search like the decoded text (charsets keep ASCII
+/// as is; UTF-16 mail is not sent over SMTP).
+pub fn is_plain(raw: &[u8]) -> bool {
+    !contains_ignore_ascii_case(raw, b"=?")
+        && !contains_ignore_ascii_case(raw, b"base64")
+        && !contains_ignore_ascii_case(raw, b"quoted-printable")
+}
+
+/// ASCII case-insensitive substring test.
+pub fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    haystack.windows(needle.len()).any(|w| {
+        w.first().is_some_and(|&b| b == lower || b == upper) && w.eq_ignore_ascii_case(needle)
+    })
+}
+
 pub fn search_text(raw: &[u8]) -> (String, String) {
     let Some(msg) = mail_parser::MessageParser::new().parse(raw) else {
         return (String::from_utf8_lossy(raw).to_lowercase(), String::new());
@@ -693,6 +717,18 @@ pub fn sent_day(raw: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_text_prefilter() {
+        assert!(contains_ignore_ascii_case(b"Hello Zanzibar!", b"zanZIBAR"));
+        assert!(!contains_ignore_ascii_case(b"Hello", b"hello!"));
+        assert!(contains_ignore_ascii_case(b"x", b""));
+        assert!(is_plain(b"Subject: hi\r\n\r\nplain body\r\n"));
+        assert!(!is_plain(b"Subject: =?utf-8?q?hi?=\r\n\r\nx\r\n"));
+        assert!(!is_plain(
+            b"Content-Transfer-Encoding: BASE64\r\n\r\naGk=\r\n"
+        ));
+    }
 
     const NESTED: &str = "From: Alice <alice@example.com>\r\n\
 To: bob@example.com, \"Carol C\" <carol@example.com>\r\n\

@@ -220,6 +220,12 @@ impl Candidate<'_> {
             }
             SearchKey::Body(needle) => self.text().1.contains(&needle.to_lowercase()),
             SearchKey::Text(needle) => {
+                // Most mail is plain text: then the raw bytes are the decoded
+                // text, and a byte search gives the same answer without a
+                // MIME parse (the expensive part of SEARCH TEXT).
+                if needle.is_ascii() && message::is_plain(self.raw()) {
+                    return message::contains_ignore_ascii_case(self.raw(), needle.as_bytes());
+                }
                 let needle = needle.to_lowercase();
                 let (headers, body) = self.text();
                 headers.contains(&needle) || body.contains(&needle)
