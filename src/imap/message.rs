@@ -597,23 +597,16 @@ fn write_address_list(out: &mut Vec<u8>, list: Option<&[EnvelopeAddress]>) {
 /// needle the raw bytes search like the decoded text (charsets keep ASCII
 /// as is; UTF-16 mail is not sent over SMTP).
 pub fn is_plain(raw: &[u8]) -> bool {
-    !contains_ignore_ascii_case(raw, b"=?")
-        && !contains_ignore_ascii_case(raw, b"base64")
-        && !contains_ignore_ascii_case(raw, b"quoted-printable")
+    let lower = raw.to_ascii_lowercase();
+    memchr::memmem::find(&lower, b"=?").is_none()
+        && memchr::memmem::find(&lower, b"base64").is_none()
+        && memchr::memmem::find(&lower, b"quoted-printable").is_none()
 }
 
 /// ASCII case-insensitive substring test.
 pub fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    let Some(&first) = needle.first() else {
-        return true;
-    };
-    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
-    haystack.windows(needle.len()).any(|w| {
-        w.first().is_some_and(|&b| b == lower || b == upper) && w.eq_ignore_ascii_case(needle)
-    })
+    let haystack = haystack.to_ascii_lowercase();
+    memchr::memmem::find(&haystack, &needle.to_ascii_lowercase()).is_some()
 }
 
 pub fn search_text(raw: &[u8]) -> (String, String) {

@@ -255,12 +255,64 @@ fn evaluate_all(
     key: &SearchKey,
     saved: &HashSet<Uid>,
 ) -> Result<(Vec<(u32, Uid)>, u64), StoreError> {
+    let max_seq = u32::try_from(view.len()).unwrap_or(u32::MAX);
+    let numbered: Vec<(u32, Uid)> = (1..=max_seq).zip(view.iter().copied()).collect();
+    // Content keys read every message: split the work over the cores.
+    // Each half keeps its order, so the hits stay sorted.
+    let threads = if needs_content(key) {
+        SEARCH_THREADS
+    } else {
+        1
+    };
+    let chunk = numbered.len().div_ceil(threads).max(1);
+    let parts: Vec<(Vec<(u32, Uid)>, u64)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = numbered
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || evaluate_part(store, mailbox, part, view, metas, key, saved))
+            })
+            .collect();
+        workers.into_iter().filter_map(|w| w.join().ok()).collect()
+    });
+    let mut hits = Vec::new();
+    let mut max_modseq = 0;
+    for (part_hits, part_max) in parts {
+        hits.extend(part_hits);
+        max_modseq = max_modseq.max(part_max);
+    }
+    Ok((hits, max_modseq))
+}
+
+/// Threads for a content search (this machine class has two cores).
+const SEARCH_THREADS: usize = 2;
+
+/// Does the key look inside messages (so each one must be read)?
+fn needs_content(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.iter().any(needs_content),
+        SearchKey::Or(a, b) => needs_content(a) || needs_content(b),
+        SearchKey::Not(k) => needs_content(k),
+        SearchKey::Text(_) | SearchKey::Body(_) => true,
+        _ => false,
+    }
+}
+
+fn evaluate_part(
+    store: &dyn MailStore,
+    mailbox: MailboxId,
+    part: &[(u32, Uid)],
+    view: &[Uid],
+    metas: &HashMap<Uid, MessageMeta>,
+    key: &SearchKey,
+    saved: &HashSet<Uid>,
+) -> (Vec<(u32, Uid)>, u64) {
     let now = crate::rfc5322::now_unix();
     let max_seq = u32::try_from(view.len()).unwrap_or(u32::MAX);
     let max_uid = view.last().map_or(0, |u| u.0);
     let mut hits = Vec::new();
     let mut max_modseq = 0;
-    for (uid, seq) in view.iter().zip(1..=max_seq) {
+    for &(seq, uid) in part {
+        let uid = &uid;
         let Some(meta) = metas.get(uid) else {
             continue;
         };
@@ -281,7 +333,7 @@ fn evaluate_all(
             max_modseq = max_modseq.max(meta.modseq);
         }
     }
-    Ok((hits, max_modseq))
+    (hits, max_modseq)
 }
 
 fn secs_i64(secs: u64) -> i64 {
