@@ -9,18 +9,38 @@
 //! to the limit, shrinking likewise on connection failures (Postfix's
 //! feedback). A destination none of whose hosts could be reached is marked
 //! dead for `dead_time`: its mail is deferred without connecting.
+//!
+//! Connections are reused (Postfix's connection cache): after a delivery
+//! that left the session in step, the connection waits idle for up to
+//! [`CACHE_TIME_LIMIT`] for the next job to the same address, so a
+//! destination with a backlog is served over few connections. A cached
+//! connection carries at most [`REUSE_COUNT_LIMIT`] messages; at most
+//! `destination_concurrency_limit` idle connections per address and
+//! [`CACHE_SIZE_LIMIT`] in all are kept. Each idle connection is closed
+//! (QUIT) when its time is up, and all of them when the agent is dropped.
 
 use super::Outcome;
 use crate::config::{Config, TlsLevel};
 use crate::dns::{DnsError, MxAnswer, Resolver, address_literal};
 use crate::live::Live;
-use crate::smtp::client::{self, ClientOptions, Envelope, Recipient, TlsPolicy};
+use crate::smtp::client::{
+    self, ClientError, ClientOptions, Envelope, Recipient, SmtpConnection, TlsPolicy, Transcript,
+};
 use crate::smtp::proto::reply::Reply;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+
+/// How long a connection waits idle for the next message (Postfix
+/// `smtp_connection_cache_time_limit`).
+pub const CACHE_TIME_LIMIT: Duration = Duration::from_secs(2);
+/// Messages per connection at most (Postfix
+/// `smtp_connection_reuse_count_limit`).
+pub const REUSE_COUNT_LIMIT: usize = 100;
+/// Idle connections kept over all destinations.
+pub const CACHE_SIZE_LIMIT: usize = 1000;
 
 /// One message's recipients in one domain.
 pub struct RelayJob<'a> {
@@ -48,6 +68,112 @@ pub struct RelayAgent {
     dns: Arc<dyn Resolver>,
     destinations: Mutex<HashMap<String, Destination>>,
     released: Notify,
+    /// Idle connections; shared (weakly) with the tasks that expire them.
+    cache: Arc<Mutex<Cache>>,
+}
+
+/// What an idle connection can be reused for: the same address, the same
+/// name (SNI, certificate) and the same client settings (relayhost or not:
+/// TLS policy and AUTH).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    addr: SocketAddr,
+    name: String,
+    relayhost: bool,
+}
+
+struct Idle {
+    id: u64,
+    since: tokio::time::Instant,
+    connection: SmtpConnection,
+}
+
+/// The connection cache. Each list is in the order the connections went
+/// idle (oldest first).
+#[derive(Default)]
+struct Cache {
+    idle: HashMap<CacheKey, Vec<Idle>>,
+    total: usize,
+    next_id: u64,
+}
+
+impl Cache {
+    /// The most recently idle connection for `key` that has not waited too
+    /// long, and the ones that have (to be closed).
+    fn take(
+        &mut self,
+        key: &CacheKey,
+        now: tokio::time::Instant,
+    ) -> (Option<SmtpConnection>, Vec<SmtpConnection>) {
+        let Some(list) = self.idle.get_mut(key) else {
+            return (None, Vec::new());
+        };
+        let fresh_from = list
+            .iter()
+            .position(|i| now.saturating_duration_since(i.since) < CACHE_TIME_LIMIT)
+            .unwrap_or(list.len());
+        let stale: Vec<SmtpConnection> = list.drain(..fresh_from).map(|i| i.connection).collect();
+        let fresh = list.pop().map(|i| i.connection);
+        if list.is_empty() {
+            self.idle.remove(key);
+        }
+        self.total = self
+            .total
+            .saturating_sub(stale.len() + usize::from(fresh.is_some()));
+        (fresh, stale)
+    }
+
+    /// Whether another idle connection may be kept under `key`
+    /// (`per_key` for one address, [`CACHE_SIZE_LIMIT`] in all).
+    fn has_room(&self, key: &CacheKey, per_key: usize) -> bool {
+        self.total < CACHE_SIZE_LIMIT && self.idle.get(key).map_or(0, Vec::len) < per_key
+    }
+
+    /// Keeps `connection` idle under `key`; returns its id.
+    fn put(&mut self, key: CacheKey, connection: SmtpConnection, now: tokio::time::Instant) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.idle.entry(key).or_default().push(Idle {
+            id,
+            since: now,
+            connection,
+        });
+        self.total += 1;
+        id
+    }
+
+    /// Takes out the idle connection `id`, if it is still there.
+    fn remove(&mut self, key: &CacheKey, id: u64) -> Option<SmtpConnection> {
+        let list = self.idle.get_mut(key)?;
+        let at = list.iter().position(|i| i.id == id)?;
+        let idle = list.remove(at);
+        if list.is_empty() {
+            self.idle.remove(key);
+        }
+        self.total = self.total.saturating_sub(1);
+        Some(idle.connection)
+    }
+}
+
+fn lock_cache(cache: &Mutex<Cache>) -> MutexGuard<'_, Cache> {
+    cache.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// QUIT in the background (outside a runtime: just close).
+fn quit_later(connection: SmtpConnection) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(connection.quit());
+    }
+}
+
+/// A failure of a cached connection that says nothing about the peer's
+/// willingness (it closed the idle connection, or it went stale): no
+/// recipient was answered, so a new connection may be tried at once.
+fn stale_connection(error: &ClientError) -> bool {
+    matches!(
+        error,
+        ClientError::Io(_) | ClientError::Timeout(_) | ClientError::Protocol(_)
+    )
 }
 
 #[derive(Default)]
@@ -83,6 +209,7 @@ impl RelayAgent {
             dns,
             destinations: Mutex::new(HashMap::new()),
             released: Notify::new(),
+            cache: Arc::new(Mutex::new(Cache::default())),
         }
     }
 
@@ -141,7 +268,13 @@ impl RelayAgent {
                 target.addr.ip(),
                 target.addr.port()
             );
-            match client::send(target.addr, &target.name, &opts, &envelope).await {
+            let key = CacheKey {
+                addr: target.addr,
+                name: target.name.clone(),
+                relayhost,
+            };
+            let per_key = config.relay.destination_concurrency_limit.max(1);
+            match self.exchange(target, key, &opts, &envelope, per_key).await {
                 Ok(transcript) => {
                     if let Some(tls) = &transcript.tls {
                         tracing::info!("TLS with {}: {tls}", transcript.remote);
@@ -178,6 +311,95 @@ impl RelayAgent {
             deferred => deferred,
         };
         (all(job, last, "none"), true)
+    }
+
+    /// One delivery to `target`: on an idle connection from the cache if
+    /// there is one (and on a new one should that turn out stale), else on
+    /// a new connection; the connection is then cached or closed.
+    async fn exchange(
+        &self,
+        target: &Target,
+        key: CacheKey,
+        opts: &ClientOptions,
+        envelope: &Envelope<'_>,
+        per_key: usize,
+    ) -> Result<Transcript, ClientError> {
+        if envelope.recipients.is_empty() {
+            return client::send(target.addr, &target.name, opts, envelope).await;
+        }
+        if let Some(mut connection) = self.checkout(&key) {
+            tracing::debug!(
+                "{}: reusing the connection (use {})",
+                connection.remote(),
+                connection.uses() + 1
+            );
+            match connection.deliver(envelope).await {
+                Err(e) if stale_connection(&e) => {
+                    tracing::info!(
+                        "{}: cached connection failed ({e}); opening a new one",
+                        connection.remote()
+                    );
+                    connection.quit().await;
+                }
+                result => {
+                    self.checkin(key, connection, per_key).await;
+                    return result;
+                }
+            }
+        }
+        let mut connection = SmtpConnection::open(target.addr, &target.name, opts).await?;
+        let result = connection.deliver(envelope).await;
+        self.checkin(key, connection, per_key).await;
+        result
+    }
+
+    /// A cached connection for `key` that has not been idle too long;
+    /// older ones are closed.
+    fn checkout(&self, key: &CacheKey) -> Option<SmtpConnection> {
+        let (fresh, stale) = lock_cache(&self.cache).take(key, tokio::time::Instant::now());
+        for connection in stale {
+            quit_later(connection);
+        }
+        fresh
+    }
+
+    /// Caches `connection` for the next job to `key` when it can carry
+    /// another message, else closes it. A cached connection is closed
+    /// after [`CACHE_TIME_LIMIT`] unless taken before.
+    async fn checkin(&self, key: CacheKey, connection: SmtpConnection, per_key: usize) {
+        if !connection.reusable() || connection.uses() >= REUSE_COUNT_LIMIT {
+            connection.quit().await;
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            connection.quit().await;
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        let (id, refused) = {
+            let mut cache = lock_cache(&self.cache);
+            if cache.has_room(&key, per_key) {
+                (cache.put(key.clone(), connection, now), None)
+            } else {
+                (0, Some(connection))
+            }
+        };
+        if let Some(connection) = refused {
+            connection.quit().await;
+            return;
+        }
+        let cache: Weak<Mutex<Cache>> = Arc::downgrade(&self.cache);
+        runtime.spawn(async move {
+            tokio::time::sleep_until(now + CACHE_TIME_LIMIT).await;
+            let Some(cache) = cache.upgrade() else {
+                return;
+            };
+            let expired = lock_cache(&cache).remove(&key, id);
+            drop(cache);
+            if let Some(connection) = expired {
+                connection.quit().await;
+            }
+        });
     }
 
     /// Addresses to try, in order; `Err` decides for all recipients.

@@ -1,5 +1,11 @@
-//! Outbound SMTP client (Postfix's smtp(8)): one session with one server
-//! for one message, and a reply for every recipient.
+//! Outbound SMTP client (Postfix's smtp(8)): sessions with one server, a
+//! reply for every recipient.
+//!
+//! [`SmtpConnection::open`] sets a session up; [`SmtpConnection::deliver`]
+//! sends one message on it, and may be called again for the next message
+//! while [`SmtpConnection::reusable`] says so (a reused connection is
+//! checked with RSET first, as Postfix's connection cache does);
+//! [`SmtpConnection::quit`] ends it.
 //!
 //! [`send`] connects, reads the greeting, says EHLO (HELO when EHLO is
 //! refused), upgrades with STARTTLS per [`TlsPolicy`], authenticates when
@@ -304,7 +310,8 @@ pub fn load_trust_anchors(path: &Path) -> Result<RootCertStore, String> {
 }
 
 /// Delivers `env` to the server at `addr`, known as `server_name` (the MX
-/// host name: for the log, SNI and certificate checks).
+/// host name: for the log, SNI and certificate checks): [`SmtpConnection::open`],
+/// one [`SmtpConnection::deliver`], [`SmtpConnection::quit`].
 ///
 /// An envelope without recipients returns an empty transcript without
 /// connecting.
@@ -314,35 +321,23 @@ pub async fn send(
     opts: &ClientOptions,
     env: &Envelope<'_>,
 ) -> Result<Transcript, ClientError> {
-    let remote = format!("{server_name}[{}]:{}", addr.ip(), addr.port());
     if env.recipients.is_empty() {
         return Ok(Transcript {
-            remote,
+            remote: remote_name(server_name, addr),
             tls: None,
             peer_dsn: false,
             results: Vec::new(),
         });
     }
-    if !valid_helo(&opts.helo_name) {
-        return Err(ClientError::Protocol(format!(
-            "unusable helo_name {:?}",
-            opts.helo_name
-        )));
-    }
-    let target = Target {
-        addr,
-        server_name,
-        remote: &remote,
-    };
-    match session(&target, opts, env, opts.tls).await {
-        Err(e @ (ClientError::Tls(_) | ClientError::Timeout(HANDSHAKE)))
-            if opts.tls == TlsPolicy::May =>
-        {
-            tracing::info!("{remote}: {e}; trying again in plaintext (opportunistic TLS)");
-            session(&target, opts, env, TlsPolicy::None).await
-        }
-        other => other,
-    }
+    let mut connection = SmtpConnection::open(addr, server_name, opts).await?;
+    let result = connection.deliver(env).await;
+    connection.quit().await;
+    result
+}
+
+/// `mx.example.org[192.0.2.1]:25`.
+fn remote_name(server_name: &str, addr: SocketAddr) -> String {
+    format!("{server_name}[{}]:{}", addr.ip(), addr.port())
 }
 
 /// Whom a session talks to.
@@ -363,13 +358,246 @@ macro_rules! or_abort {
     };
 }
 
-/// One connection, start to end.
-async fn session(
+/// Where a connection stands between transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// The last transaction ended with its final reply (or none ran yet):
+    /// ready for another.
+    Clean,
+    /// In step, but the server may still have a transaction open, or the
+    /// last one did not go well: QUIT, do not reuse.
+    Dirty,
+    /// I/O error, timeout, garbled reply, or the peer said 421: close
+    /// without QUIT.
+    Broken,
+}
+
+/// An open SMTP session (greeting, EHLO, STARTTLS and AUTH done) that can
+/// carry several messages one after the other (Postfix's connection
+/// cache, `smtp_connection_cache_on_demand`).
+pub struct SmtpConnection {
+    conn: Conn,
+    remote: String,
+    tls: Option<String>,
+    caps: Capabilities,
+    opts: ClientOptions,
+    state: State,
+    /// Calls of [`SmtpConnection::deliver`] that reached the peer.
+    uses: usize,
+}
+
+impl fmt::Debug for SmtpConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConnection")
+            .field("remote", &self.remote)
+            .field("tls", &self.tls)
+            .field("state", &self.state)
+            .field("uses", &self.uses)
+            .finish()
+    }
+}
+
+/// The longest wait for the reply to the RSET that checks a reused
+/// connection (Postfix `smtp_rset_timeout`, 20 s).
+const RSET_PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl SmtpConnection {
+    /// Connects to `addr`, known as `server_name` (the MX host name: for
+    /// the log, SNI and certificate checks), reads the greeting, says
+    /// EHLO/HELO, upgrades with STARTTLS per `opts.tls` and authenticates
+    /// when asked. With [`TlsPolicy::May`], a failed TLS handshake is
+    /// retried once in plaintext on a new connection.
+    pub async fn open(
+        addr: SocketAddr,
+        server_name: &str,
+        opts: &ClientOptions,
+    ) -> Result<SmtpConnection, ClientError> {
+        if !valid_helo(&opts.helo_name) {
+            return Err(ClientError::Protocol(format!(
+                "unusable helo_name {:?}",
+                opts.helo_name
+            )));
+        }
+        let remote = remote_name(server_name, addr);
+        let target = Target {
+            addr,
+            server_name,
+            remote: &remote,
+        };
+        let opened = match handshake(&target, opts, opts.tls).await {
+            Err(e @ (ClientError::Tls(_) | ClientError::Timeout(HANDSHAKE)))
+                if opts.tls == TlsPolicy::May =>
+            {
+                tracing::info!("{remote}: {e}; trying again in plaintext (opportunistic TLS)");
+                handshake(&target, opts, TlsPolicy::None).await
+            }
+            other => other,
+        };
+        let (conn, caps, tls) = opened?;
+        Ok(SmtpConnection {
+            conn,
+            remote,
+            tls,
+            caps,
+            opts: opts.clone(),
+            state: State::Clean,
+            uses: 0,
+        })
+    }
+
+    /// `mx.example.org[192.0.2.1]:25`.
+    pub fn remote(&self) -> &str {
+        &self.remote
+    }
+
+    /// Deliveries made on this connection so far (Postfix
+    /// `smtp_connection_reuse_count_limit` counts these).
+    pub fn uses(&self) -> usize {
+        self.uses
+    }
+
+    /// Whether another message may be sent: the connection is in step,
+    /// the last transaction ended with its final reply, and the peer has
+    /// not said anything unasked.
+    pub fn reusable(&self) -> bool {
+        self.state == State::Clean && !self.conn.input.pending()
+    }
+
+    /// Runs the transactions for `env` (see the module docs for the two
+    /// shapes of errors). A connection used before is checked with RSET
+    /// first; if that fails, the error is an `Io`, `Timeout` or `Protocol`
+    /// error and nothing was sent for any recipient.
+    pub async fn deliver(&mut self, env: &Envelope<'_>) -> Result<Transcript, ClientError> {
+        let remote = self.remote.clone();
+        if env.recipients.is_empty() {
+            return Ok(Transcript {
+                remote,
+                tls: self.tls.clone(),
+                peer_dsn: self.caps.dsn,
+                results: Vec::new(),
+            });
+        }
+        if self.state == State::Broken {
+            return Err(ClientError::Io(format!(
+                "{RSET} (the connection to {remote} is no longer usable)"
+            )));
+        }
+        if self.uses > 0 || self.state == State::Dirty {
+            self.probe().await?;
+        }
+        if let Some(refusal) = preflight(env, &self.caps, &remote) {
+            return Err(ClientError::Transaction(refusal));
+        }
+        self.uses += 1;
+        let mut delivery = Delivery {
+            conn: &mut self.conn,
+            caps: &self.caps,
+            env,
+            opts: &self.opts,
+            smtputf8: needs_smtputf8(env),
+            results: vec![None; env.recipients.len()],
+            heard: false,
+        };
+        let end = delivery.run().await;
+        let Delivery { results, heard, .. } = delivery;
+        let filler = match end {
+            SessionEnd::Complete { dirty } => {
+                self.state = if dirty { State::Dirty } else { State::Clean };
+                None
+            }
+            SessionEnd::Closing(reply) => {
+                self.state = State::Broken;
+                Some((reply, true))
+            }
+            SessionEnd::Failed(error) => {
+                self.state = if in_step(&error) {
+                    State::Dirty
+                } else {
+                    State::Broken
+                };
+                if !heard {
+                    return Err(error);
+                }
+                Some((synthesized(&error, &remote), false))
+            }
+        };
+        let results = results
+            .into_iter()
+            .map(|result| match (result, &filler) {
+                (Some(result), _) => result,
+                (None, Some((reply, from_peer))) => RecipientResult {
+                    reply: reply.clone(),
+                    from_peer: *from_peer,
+                },
+                // Every path that leaves a recipient open ends with an
+                // error or a 421; should one not, the recipient is
+                // deferred rather than lost.
+                (None, None) => RecipientResult {
+                    reply: Reply::new(451, "4.3.0", format!("no reply from {remote}")),
+                    from_peer: false,
+                },
+            })
+            .collect();
+        Ok(Transcript {
+            remote,
+            tls: self.tls.clone(),
+            peer_dsn: self.caps.dsn,
+            results,
+        })
+    }
+
+    /// RSET before reusing the connection: finds a connection the peer
+    /// closed meanwhile, and ends whatever transaction may be open.
+    async fn probe(&mut self) -> Result<(), ClientError> {
+        let limit = self.opts.command_timeout.min(RSET_PROBE_TIMEOUT);
+        let checked = async {
+            self.conn.write(b"RSET\r\n", limit, RSET).await?;
+            self.conn.read_within(limit, RSET).await
+        };
+        match checked.await {
+            Ok(reply) if is_positive_completion(&reply) => {
+                self.state = State::Clean;
+                Ok(())
+            }
+            Ok(reply) => {
+                self.state = State::Broken;
+                Err(ClientError::Protocol(format!(
+                    "{} refused RSET: {reply}",
+                    self.remote
+                )))
+            }
+            Err(error) => {
+                self.state = State::Broken;
+                Err(error)
+            }
+        }
+    }
+
+    /// Ends the session: QUIT while the conversation is in step, else
+    /// just close. Best effort and brief.
+    pub async fn quit(self) {
+        if self.state != State::Broken {
+            self.conn.quit().await;
+        }
+    }
+}
+
+/// Errors after which the conversation is still in step (QUIT may be
+/// said); after the others the connection is only closed.
+fn in_step(error: &ClientError) -> bool {
+    !matches!(
+        error,
+        ClientError::Io(_) | ClientError::Timeout(_) | ClientError::Protocol(_)
+    )
+}
+
+/// Connect, greeting, EHLO, STARTTLS and AUTH: an open connection, the
+/// peer's capabilities and the TLS summary.
+async fn handshake(
     target: &Target<'_>,
     opts: &ClientOptions,
-    env: &Envelope<'_>,
     policy: TlsPolicy,
-) -> Result<Transcript, ClientError> {
+) -> Result<(Conn, Capabilities, Option<String>), ClientError> {
     let remote = target.remote;
     let tcp = match timeout(opts.connect_timeout, TcpStream::connect(target.addr)).await {
         Ok(Ok(tcp)) => tcp,
@@ -431,63 +659,7 @@ async fn session(
         }
         or_abort!(conn, authenticate(&mut conn, &caps, user, password).await);
     }
-
-    if let Some(refusal) = preflight(env, &caps, remote) {
-        return Err(conn.abort(ClientError::Transaction(refusal)).await);
-    }
-
-    let mut delivery = Delivery {
-        conn,
-        caps: &caps,
-        env,
-        opts,
-        smtputf8: needs_smtputf8(env),
-        results: vec![None; env.recipients.len()],
-        heard: false,
-    };
-    let end = delivery.run().await;
-    let Delivery {
-        conn,
-        results,
-        heard,
-        ..
-    } = delivery;
-    let filler = match end {
-        SessionEnd::Complete => {
-            conn.quit().await;
-            None
-        }
-        SessionEnd::Closing(reply) => Some((reply, true)),
-        SessionEnd::Failed(error) if !heard => return Err(conn.abort(error).await),
-        SessionEnd::Failed(error) => {
-            let reply = synthesized(&error, remote);
-            let _ = conn.abort(error).await;
-            Some((reply, false))
-        }
-    };
-    let results = results
-        .into_iter()
-        .map(|result| match (result, &filler) {
-            (Some(result), _) => result,
-            (None, Some((reply, from_peer))) => RecipientResult {
-                reply: reply.clone(),
-                from_peer: *from_peer,
-            },
-            // Every path that leaves a recipient open ends with an error
-            // or a 421; should one not, the recipient is deferred rather
-            // than lost.
-            (None, None) => RecipientResult {
-                reply: Reply::new(451, "4.3.0", format!("no reply from {remote}")),
-                from_peer: false,
-            },
-        })
-        .collect();
-    Ok(Transcript {
-        remote: remote.to_string(),
-        tls,
-        peer_dsn: caps.dsn,
-        results,
-    })
+    Ok((conn, caps, tls))
 }
 
 /// EHLO, or HELO when EHLO is refused with 5xx (RFC 5321 §4.1.4: a server
@@ -584,8 +756,10 @@ fn needs_smtputf8(env: &Envelope<'_>) -> bool {
 
 /// How the transactions of a session ended.
 enum SessionEnd {
-    /// Every recipient has its result; QUIT.
-    Complete,
+    /// Every recipient has its result. `dirty`: the last transaction
+    /// did not end with its final reply (the server may still have one
+    /// open).
+    Complete { dirty: bool },
     /// The peer said 421 (RFC 5321 §3.8): it closes; open recipients get
     /// that reply.
     Closing(Reply),
@@ -606,7 +780,7 @@ enum TxEnd {
 
 /// The transactions of one session.
 struct Delivery<'s, 'e> {
-    conn: Conn,
+    conn: &'s mut Conn,
     caps: &'s Capabilities,
     env: &'s Envelope<'e>,
     opts: &'s ClientOptions,
@@ -668,7 +842,7 @@ impl Delivery<'_, '_> {
             }
             start = end;
         }
-        SessionEnd::Complete
+        SessionEnd::Complete { dirty }
     }
 
     /// RFC 2920: MAIL, every RCPT and DATA in one write; the replies are
@@ -1299,6 +1473,12 @@ mod tests {
         };
         let future = send("127.0.0.1:1".parse().unwrap(), "x", &opts, &env);
         assert_send(&future);
+        let future = SmtpConnection::open("127.0.0.1:1".parse().unwrap(), "x", &opts);
+        assert_send(&future);
+        fn deliver_is_send(connection: &mut SmtpConnection, env: &Envelope<'_>) {
+            assert_send(&connection.deliver(env));
+        }
+        let _ = deliver_is_send;
     }
 
     #[test]

@@ -424,3 +424,54 @@ fn one_delay_warning_while_mail_waits() {
     assert_eq!(a.uids("alice@localhost").len(), 1, "one warning only");
     assert!(a.cli_ok(&["queue", "list"]).contains("bob@b.test"));
 }
+
+#[test]
+fn a_backlog_for_one_destination_shares_one_connection() {
+    let dns = zone();
+    let b = instance_b();
+    // One delivery at a time: the three messages follow each other, each
+    // on the connection the previous one left idle.
+    let a = Builder::default()
+        .dns(&dns.config())
+        .tail(&format!(
+            "[relay]\nport = {}\ninitial_destination_concurrency = 1\n\
+             destination_concurrency_limit = 1",
+            b.port
+        ))
+        .start();
+    let mut c = a.connect();
+    c.reply();
+    c.cmd("EHLO client");
+    const MESSAGES: usize = 3;
+    for n in 0..MESSAGES {
+        c.send_mail(
+            "alice@localhost",
+            &["bob@b.test"],
+            &format!("Subject: backlog {n}\r\n\r\nx\r\n"),
+        );
+    }
+    c.cmd("QUIT");
+    assert_eq!(
+        b.wait_for_mail("bob@b.test", MESSAGES).len(),
+        MESSAGES,
+        "{}",
+        a.log()
+    );
+    // B's smtpd sessions (connections) that received a message; the
+    // harness's own readiness probe connects without sending any.
+    let log = b.log();
+    let received: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("smtpd{session=") && l.contains("message-id="))
+        .filter_map(|l| l.split("smtpd{session=").nth(1)?.split(' ').next())
+        .collect();
+    let mut sessions = received.clone();
+    sessions.sort_unstable();
+    sessions.dedup();
+    assert_eq!(received.len(), MESSAGES, "{log}");
+    assert!(
+        sessions.len() < MESSAGES,
+        "{} connections for {MESSAGES} messages:\n{log}",
+        sessions.len()
+    );
+}

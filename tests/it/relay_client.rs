@@ -12,8 +12,8 @@ use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryAuthority;
 use merpati::dns::{DnsError, HickoryResolver, MxAnswer, Resolver, address_literal};
 use merpati::smtp::client::{
-    ClientError, ClientOptions, Envelope, Recipient, TlsPolicy, Transcript, load_trust_anchors,
-    send,
+    ClientError, ClientOptions, Envelope, Recipient, SmtpConnection, TlsPolicy, Transcript,
+    load_trust_anchors, send,
 };
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -731,6 +731,8 @@ struct Script {
     silent: bool,
     /// What to do after `220` to STARTTLS (offer STARTTLS in `ehlo`).
     starttls: Starttls,
+    /// Close the connection, without a word, after one message.
+    one_message_per_connection: bool,
 }
 
 /// The scripted server has no TLS; it only breaks the handshake.
@@ -752,6 +754,7 @@ impl Default for Script {
             ehlo: Some(vec!["ENHANCEDSTATUSCODES", "SIZE 100000"]),
             silent: false,
             starttls: Starttls::Refuse,
+            one_message_per_connection: false,
         }
     }
 }
@@ -766,6 +769,8 @@ struct Seen {
     messages: Vec<Vec<u8>>,
     /// A command arrived while another was still unanswered.
     pipelined: bool,
+    /// TCP connections accepted.
+    connections: usize,
 }
 
 struct Scripted {
@@ -814,6 +819,7 @@ fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Seen>) {
     let Ok(read_half) = stream.try_clone() else {
         return;
     };
+    seen.lock().unwrap().connections += 1;
     let mut reader = BufReader::new(read_half);
     let mut out = stream;
     if script.silent {
@@ -909,6 +915,10 @@ fn serve(stream: TcpStream, script: &Script, seen: &Mutex<Seen>) {
                 }
                 seen.lock().unwrap().messages.push(message);
                 in_mail = false;
+                if script.one_message_per_connection {
+                    say("250 2.0.0 Ok: queued as SCRIPTED");
+                    return;
+                }
                 "250 2.0.0 Ok: queued as SCRIPTED".into()
             }
         } else if upper == "RSET" {
@@ -1315,4 +1325,164 @@ async fn scripted_peer_with_broken_starttls() {
         "{error:?}"
     );
     assert_eq!(injecting.verbs(), ["EHLO", "STARTTLS"]);
+}
+
+// ------------------------------------------------ connection reuse
+
+#[tokio::test]
+async fn scripted_peer_gets_two_messages_on_one_connection() {
+    let peer = Scripted::start(Script::default());
+    let first = [
+        recipient("a@scripted.test"),
+        recipient("reject@scripted.test"),
+    ];
+    let second = [recipient("b@scripted.test")];
+    let mut connection = SmtpConnection::open(local(peer.port), "scripted.test", &options())
+        .await
+        .expect("open");
+    assert!(connection.reusable());
+    let transcript = connection
+        .deliver(&envelope("one@relay.test", &first, MESSAGE))
+        .await
+        .expect("first message");
+    assert_eq!(code_list(&transcript), [250, 550]);
+    assert!(connection.reusable(), "{connection:?}");
+    let transcript = connection
+        .deliver(&envelope("two@relay.test", &second, MESSAGE))
+        .await
+        .expect("second message");
+    assert_eq!(code_list(&transcript), [250]);
+    assert_eq!(
+        transcript.remote,
+        "scripted.test[127.0.0.1]:".to_string() + &peer.port.to_string()
+    );
+    assert_eq!((connection.uses(), connection.reusable()), (2, true));
+    connection.quit().await;
+    let seen = peer.seen.lock().unwrap();
+    assert_eq!(seen.connections, 1, "{:?}", seen.commands);
+    assert_eq!(seen.messages.len(), 2);
+    drop(seen);
+    // A reused connection is checked with RSET before the next MAIL.
+    assert_eq!(
+        peer.verbs(),
+        [
+            "EHLO", "MAIL", "RCPT", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA", "QUIT"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn connection_closed_by_the_peer_fails_before_any_recipient() {
+    let peer = Scripted::start(Script {
+        one_message_per_connection: true,
+        ..Script::default()
+    });
+    let recipients = [recipient("a@scripted.test")];
+    let env = envelope("sender@relay.test", &recipients, MESSAGE);
+    let mut connection = SmtpConnection::open(local(peer.port), "scripted.test", &options())
+        .await
+        .expect("open");
+    let transcript = connection.deliver(&env).await.expect("first message");
+    assert_eq!(code_list(&transcript), [250]);
+    // The peer has hung up meanwhile: the RSET check fails, nothing is
+    // said about the recipients, and the connection is done.
+    let error = connection.deliver(&env).await.expect_err("closed");
+    assert!(
+        matches!(error, ClientError::Io(_) | ClientError::Protocol(_)),
+        "{error:?}"
+    );
+    assert!(!connection.reusable());
+    connection.quit().await;
+    assert_eq!(peer.seen.lock().unwrap().messages.len(), 1);
+}
+
+mod agent {
+    use super::*;
+    use merpati::config::Config;
+    use merpati::delivery::Outcome;
+    use merpati::delivery::relay::{CACHE_TIME_LIMIT, RelayAgent, RelayJob};
+    use merpati::live::Live;
+
+    /// A relay agent that sends `scripted.test` to `port` on loopback
+    /// (a transport: no DNS lookup).
+    async fn agent(port: u16) -> (RelayAgent, Dns) {
+        let mut config = Config {
+            myhostname: "client.relay.test".into(),
+            ..Config::default()
+        };
+        config
+            .relay
+            .transports
+            .insert("scripted.test".into(), format!("127.0.0.1:{port}"));
+        let dns = dns_server().await;
+        let agent = RelayAgent::new(Arc::new(Live::new(config)), Arc::new(resolver(&dns)));
+        (agent, dns)
+    }
+
+    async fn relay(agent: &RelayAgent, to: &str) -> Vec<Outcome> {
+        agent
+            .deliver(RelayJob {
+                domain: "scripted.test",
+                sender: "sender@relay.test",
+                recipients: vec![recipient(to)],
+                message: MESSAGE,
+                envid: "",
+                ret: "",
+                smtputf8: false,
+            })
+            .await
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect()
+    }
+
+    fn sent(outcomes: &[Outcome]) -> bool {
+        outcomes.iter().all(|o| matches!(o, Outcome::Sent(_)))
+    }
+
+    #[tokio::test]
+    async fn relay_agent_reuses_one_connection_for_a_backlog() {
+        let peer = Scripted::start(Script::default());
+        let (agent, _dns) = agent(peer.port).await;
+        for to in ["a@scripted.test", "b@scripted.test", "c@scripted.test"] {
+            let outcomes = relay(&agent, to).await;
+            assert!(sent(&outcomes), "{to}: {outcomes:?}");
+        }
+        {
+            let seen = peer.seen.lock().unwrap();
+            assert_eq!(seen.messages.len(), 3);
+            assert_eq!(seen.connections, 1, "{:?}", seen.commands);
+        }
+        assert!(!peer.verbs().contains(&"QUIT".to_string()), "still cached");
+        // Idle for longer than the time limit: closed with QUIT; the next
+        // message gets a new connection.
+        tokio::time::sleep(CACHE_TIME_LIMIT + Duration::from_millis(500)).await;
+        assert_eq!(peer.verbs().last().map(String::as_str), Some("QUIT"));
+        assert!(sent(&relay(&agent, "d@scripted.test").await));
+        assert_eq!(peer.seen.lock().unwrap().connections, 2);
+        // Dropping the agent closes what it has cached: the scripted
+        // server (one connection at a time) moves on to the next one.
+        drop(agent);
+        let _next = TcpStream::connect(local(peer.port)).expect("connect");
+        let closed = harness::wait_until(Duration::from_secs(5), || {
+            peer.seen.lock().unwrap().connections == 3
+        });
+        assert!(closed, "{:?}", peer.commands());
+    }
+
+    #[tokio::test]
+    async fn relay_agent_replaces_a_connection_the_peer_closed() {
+        let peer = Scripted::start(Script {
+            one_message_per_connection: true,
+            ..Script::default()
+        });
+        let (agent, _dns) = agent(peer.port).await;
+        for to in ["a@scripted.test", "b@scripted.test"] {
+            let outcomes = relay(&agent, to).await;
+            assert!(sent(&outcomes), "{to}: {outcomes:?}");
+        }
+        let seen = peer.seen.lock().unwrap();
+        assert_eq!(seen.messages.len(), 2);
+        assert_eq!(seen.connections, 2, "{:?}", seen.commands);
+    }
 }
