@@ -388,7 +388,7 @@ fn authenticate_plain_and_wrong_password() {
     let (mut c, _) = Imap::connect(server.ports.imap);
     let wrong = c.cmd("LOGIN alice nope");
     assert!(wrong.contains("NO [AUTHENTICATIONFAILED]"), "{wrong}");
-    let token = base64(format!("\0{USER}\0{PASSWORD}").as_bytes());
+    let token = merpati::auth::base64_encode(format!("\0{USER}\0{PASSWORD}").as_bytes());
     c.send(b"a1 AUTHENTICATE PLAIN\r\n");
     assert!(c.line().starts_with("+ "));
     c.send(format!("{token}\r\n").as_bytes());
@@ -398,27 +398,6 @@ fn authenticate_plain_and_wrong_password() {
         d.cmd(&format!("AUTHENTICATE PLAIN {token}"))
             .contains("OK [CAPABILITY")
     );
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 fn python(script: &str, args: &[String]) -> std::process::Output {
@@ -546,9 +525,9 @@ fn authenticate_login_mechanism() {
     assert!(greeting.contains("AUTH=LOGIN"), "{greeting}");
     c.send(b"a1 AUTHENTICATE LOGIN\r\n");
     assert_eq!(c.line(), "+ VXNlcm5hbWU6\r\n");
-    c.send(format!("{}\r\n", base64(USER.as_bytes())).as_bytes());
+    c.send(format!("{}\r\n", merpati::auth::base64_encode(USER.as_bytes())).as_bytes());
     assert_eq!(c.line(), "+ UGFzc3dvcmQ6\r\n");
-    c.send(format!("{}\r\n", base64(PASSWORD.as_bytes())).as_bytes());
+    c.send(format!("{}\r\n", merpati::auth::base64_encode(PASSWORD.as_bytes())).as_bytes());
     let done = c.until("a1 ");
     assert!(done.contains("a1 OK [CAPABILITY"), "{done}");
     let caps = capabilities(&mut c);
@@ -566,9 +545,15 @@ fn authenticate_login_mechanism() {
     }
     // SASL-IR carries the user name; a wrong password fails; `*` cancels.
     let (mut d, _) = Imap::connect(server.ports.imap);
-    d.send(format!("b1 AUTHENTICATE LOGIN {}\r\n", base64(USER.as_bytes())).as_bytes());
+    d.send(
+        format!(
+            "b1 AUTHENTICATE LOGIN {}\r\n",
+            merpati::auth::base64_encode(USER.as_bytes())
+        )
+        .as_bytes(),
+    );
     assert_eq!(d.line(), "+ UGFzc3dvcmQ6\r\n");
-    d.send(format!("{}\r\n", base64(b"wrong")).as_bytes());
+    d.send(format!("{}\r\n", merpati::auth::base64_encode(b"wrong")).as_bytes());
     assert!(d.until("b1 ").contains("b1 NO [AUTHENTICATIONFAILED]"));
     d.send(b"b2 AUTHENTICATE LOGIN\r\n");
     assert!(d.line().starts_with("+ "));
