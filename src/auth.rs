@@ -71,7 +71,7 @@ impl Authenticator {
             None => None,
         };
         let password = password.to_string();
-        let Ok(_permit) = self.verifying.acquire().await else {
+        let Ok(permit) = self.verifying.acquire().await else {
             return Err(AuthError::Temporary);
         };
         // Verify even for unknown users (against nothing) so that timing
@@ -85,6 +85,8 @@ impl Authenticator {
         })
         .await
         .map_err(|_| AuthError::Temporary)?;
+        // The failure delay below must not hold up other logins.
+        drop(permit);
         match (ok, account) {
             (true, Some(name)) => {
                 self.forget(client);

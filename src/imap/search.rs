@@ -265,23 +265,31 @@ fn evaluate_all(
         1
     };
     let chunk = numbered.len().div_ceil(threads).max(1);
-    let parts: Vec<(Vec<(u32, Uid)>, u64)> = std::thread::scope(|scope| {
+    let parts: Vec<Option<PartResult>> = std::thread::scope(|scope| {
         let workers: Vec<_> = numbered
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || evaluate_part(store, mailbox, part, view, metas, key, saved))
             })
             .collect();
-        workers.into_iter().filter_map(|w| w.join().ok()).collect()
+        workers.into_iter().map(|w| w.join().ok()).collect()
     });
     let mut hits = Vec::new();
     let mut max_modseq = 0;
-    for (part_hits, part_max) in parts {
+    for part in parts {
+        // A worker that failed must fail the search, not shorten it.
+        let Some((part_hits, part_max)) = part else {
+            return Err(StoreError::Corrupt("search worker failed".into()));
+        };
         hits.extend(part_hits);
         max_modseq = max_modseq.max(part_max);
     }
     Ok((hits, max_modseq))
 }
+
+/// Hits (sequence number, UID) of one slice of the mailbox, and their
+/// highest modseq.
+type PartResult = (Vec<(u32, Uid)>, u64);
 
 /// Threads for a content search (this machine class has two cores).
 const SEARCH_THREADS: usize = 2;
@@ -305,7 +313,7 @@ fn evaluate_part(
     metas: &HashMap<Uid, MessageMeta>,
     key: &SearchKey,
     saved: &HashSet<Uid>,
-) -> (Vec<(u32, Uid)>, u64) {
+) -> PartResult {
     let now = crate::rfc5322::now_unix();
     let max_seq = u32::try_from(view.len()).unwrap_or(u32::MAX);
     let max_uid = view.last().map_or(0, |u| u.0);

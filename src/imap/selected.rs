@@ -39,6 +39,10 @@ pub(super) struct Selected {
     /// An event that needs the full comparison with the store (expunge,
     /// flag change); `sync` then reads the mailbox's message list.
     needs_full: bool,
+    /// The UID the next new message should have (UIDNEXT as far as this
+    /// session knows): new-mail events that continue from it exactly can
+    /// be reported without reading the mailbox.
+    next_uid: u32,
     /// Highest modseq the client has been told about (or caused).
     known_modseq: u64,
     /// Modseqs of this session's own flag changes, already reported.
@@ -106,7 +110,8 @@ impl Selected {
                 }
             }
             MailboxEvent::Expunged { uid, .. } => {
-                if self.uids.binary_search(&uid).is_ok() {
+                let pending = self.appended.iter().any(|(u, _)| *u == uid);
+                if pending || self.uids.binary_search(&uid).is_ok() {
                     self.needs_full = true;
                     self.dirty = true;
                 }
@@ -170,18 +175,27 @@ impl Session {
         if !sel.dirty {
             return Ok(());
         }
-        if !sel.needs_full {
+        let mut fresh: Vec<(Uid, u64)> = std::mem::take(&mut sel.appended);
+        fresh.sort_unstable();
+        fresh.dedup_by_key(|(uid, _)| *uid);
+        // Events are published after their commits, so they may arrive out
+        // of order: the fast path needs exactly the UIDs after our last one,
+        // without gaps; anything else is settled by reading the mailbox.
+        let last = sel.uids.last().copied();
+        let next = sel.next_uid;
+        let contiguous = fresh
+            .iter()
+            .zip(0u32..)
+            .all(|((uid, _), n)| next.checked_add(n) == Some(uid.0));
+        if !sel.needs_full && contiguous {
             // Only new messages, each announced with its UID: no need to
             // read the mailbox (the common case for IDLE).
-            let last = sel.uids.last().copied();
-            let mut fresh: Vec<(Uid, u64)> = std::mem::take(&mut sel.appended);
-            fresh.sort_unstable();
-            fresh.dedup_by_key(|(uid, _)| *uid);
             let before = sel.uids.len();
             for (uid, modseq) in fresh {
                 if last.is_none_or(|l| uid > l) {
                     sel.uids.push(uid);
                     sel.known_modseq = sel.known_modseq.max(modseq);
+                    sel.next_uid = uid.0.saturating_add(1);
                 }
             }
             if sel.uids.len() != before {
@@ -191,7 +205,6 @@ impl Session {
             sel.dirty = false;
             return Ok(());
         }
-        sel.appended.clear();
         let id = sel.id;
         let metas = self.blocking(move |s| s.messages(id)).await?;
         let condstore = self.condstore;
@@ -256,6 +269,14 @@ impl Session {
             .iter()
             .map(|m| m.modseq)
             .fold(sel.known_modseq, u64::max);
+        let newest = metas
+            .iter()
+            .map(|m| m.uid.0)
+            .chain(fresh.iter().map(|(u, _)| u.0))
+            .max();
+        if let Some(newest) = newest {
+            sel.next_uid = sel.next_uid.max(newest.saturating_add(1));
+        }
         sel.lagged = false;
         sel.changed.clear();
         // Still dirty (and needing the full comparison) while an expunge
@@ -352,6 +373,7 @@ impl Session {
             changed: BTreeSet::new(),
             appended: Vec::new(),
             needs_full: false,
+            next_uid: info.uid_next,
             known_modseq: highest,
             own: HashMap::new(),
             closed: false,

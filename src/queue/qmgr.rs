@@ -362,6 +362,9 @@ impl Qmgr {
         // Deferred final addresses become the recipients of the deferred
         // copy, so the queue shows (and retries) what is really waiting.
         let mut remaining: Vec<QueuedRecipient> = Vec::new();
+        // Bounced addresses: if their notice cannot be queued, they are
+        // kept for another try (but delivered ones are not sent again).
+        let mut bounced: Vec<QueuedRecipient> = Vec::new();
         for f in finals {
             let Some(rcpt) = qf.recipients.get(f.index) else {
                 continue;
@@ -418,14 +421,22 @@ impl Qmgr {
                     }
                 }
                 Outcome::Bounced(reason) if bounce::wanted(&rcpt.notify, Action::Failed) => {
-                    reports.push(report(&f, rcpt, Action::Failed, &reason))
+                    reports.push(report(&f, rcpt, Action::Failed, &reason));
+                    bounced.push(QueuedRecipient {
+                        address: f.address.clone(),
+                        original: rcpt.original().to_string(),
+                        last_reply: reason,
+                        ..rcpt.clone()
+                    });
                 }
                 Outcome::Bounced(_) => {}
             }
         }
         if !reports.is_empty() && !self.notify_sender(&id, &qf, &reports).await {
-            // Without its notice queued the message must stay: try later.
-            self.defer(&id, &qf, qf.recipients.clone(), &config).await;
+            // Without its notice queued the message must stay: try later,
+            // for the recipients not yet delivered.
+            remaining.extend(bounced);
+            self.defer(&id, &qf, remaining, &config).await;
             return;
         }
         let mut qf = qf;
