@@ -87,7 +87,11 @@ fn server_with_user() -> Server {
     server
 }
 
+/// Delivers by SMTP and waits until the message is stored, so that UIDs
+/// follow the order of the calls (concurrent deliveries may finish in any
+/// order).
 fn deliver(server: &Server, subject: &str, body: &str) {
+    let before = server.uids(USER).len();
     server.submit(
         "bob@example.com",
         &[USER],
@@ -95,6 +99,7 @@ fn deliver(server: &Server, subject: &str, body: &str) {
             "From: Bob <bob@example.com>\r\nTo: Alice <{USER}>\r\nSubject: {subject}\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n{body}\r\n.\r\n"
         ),
     );
+    assert_eq!(server.wait_for_mail(USER, before + 1).len(), before + 1);
 }
 
 #[test]

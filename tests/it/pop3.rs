@@ -96,8 +96,11 @@ impl Pop3 {
 /// Delivers `bodies` to `to` over SMTP and waits until all are stored.
 fn fill(server: &Server, to: &str, bodies: &[String]) -> Vec<u32> {
     let before = server.uids(to).len();
-    for body in bodies {
+    // One at a time, so that message numbers follow the order of `bodies`
+    // (concurrent deliveries may be stored in any order).
+    for (i, body) in bodies.iter().enumerate() {
         server.submit("bob@localhost", &[to], &smtp_stuffed(body));
+        server.wait_for_mail(to, before + i + 1);
     }
     let uids = server.wait_for_mail(to, before + bodies.len());
     assert_eq!(uids.len(), before + bodies.len(), "{}", server.log());
