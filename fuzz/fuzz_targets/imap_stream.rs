@@ -95,7 +95,9 @@ fuzz_target!(|data: &[u8]| {
         "frames depend on read size {read}"
     );
 
-    let budget = literal_limit.saturating_add(line_limit.saturating_mul(9)).saturating_add(2 * 9);
+    let budget = literal_limit
+        .saturating_add(line_limit.saturating_mul(9))
+        .saturating_add(2 * 9);
     for frame in &whole {
         if let Frame::Command(bytes) = frame {
             assert!(bytes.len() <= budget, "command of {} bytes", bytes.len());

@@ -62,15 +62,17 @@ fn model(data: &[u8]) -> (BTreeMap<String, Vec<Vec<u8>>>, BTreeSet<String>) {
     let mut queued: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     let mut done = BTreeSet::new();
     let mut rest = data;
-    loop {
-        let Some(magic) = rest.get(..4) else { break };
+    while let Some(magic) = rest.get(..4) {
         let is_done = magic == b"MQD1";
         if !is_done && magic != b"MQJ1" {
             break;
         }
         let Some(&id_len) = rest.get(4) else { break };
         let id_end = 5 + usize::from(id_len);
-        let Some(id) = rest.get(5..id_end).and_then(|b| std::str::from_utf8(b).ok()) else {
+        let Some(id) = rest
+            .get(5..id_end)
+            .and_then(|b| std::str::from_utf8(b).ok())
+        else {
             break;
         };
         if QueueId::parse(id).is_none() {
@@ -79,23 +81,32 @@ fn model(data: &[u8]) -> (BTreeMap<String, Vec<Vec<u8>>>, BTreeSet<String>) {
         let (body, end) = if is_done {
             (&[][..], id_end)
         } else {
-            let Some(len) = rest.get(id_end..id_end + 8) else { break };
+            let Some(len) = rest.get(id_end..id_end + 8) else {
+                break;
+            };
             let len = u64::from_le_bytes(len.try_into().unwrap());
             if len > 1 << 31 {
                 break;
             }
             let body_end = id_end + 8 + len as usize;
-            let Some(body) = rest.get(id_end + 8..body_end) else { break };
+            let Some(body) = rest.get(id_end + 8..body_end) else {
+                break;
+            };
             (body, body_end)
         };
-        let Some(sum) = rest.get(end..end + 8) else { break };
+        let Some(sum) = rest.get(end..end + 8) else {
+            break;
+        };
         if fnv1a(&rest[..end]) != u64::from_le_bytes(sum.try_into().unwrap()) {
             break;
         }
         if is_done {
             done.insert(id.to_string());
         } else {
-            queued.entry(id.to_string()).or_default().push(body.to_vec());
+            queued
+                .entry(id.to_string())
+                .or_default()
+                .push(body.to_vec());
         }
         rest = &rest[end + 8..];
     }
@@ -125,8 +136,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         let mut out = Vec::new();
         let mut rest = input;
-        loop {
-            let [kind, id, len, tail @ ..] = rest else { break };
+        while let [kind, id, len, tail @ ..] = rest {
             let len = usize::from(*len);
             if tail.len() < len {
                 break;
@@ -162,11 +172,17 @@ fuzz_target!(|data: &[u8]| {
     for id in &expected {
         let qid = QueueId::parse(id).unwrap();
         let body = std::fs::read(spool.path(QueueName::Incoming, &qid)).expect("restored file");
-        assert!(queued[*id].contains(&body), "{id}: restored body from no record");
+        assert!(
+            queued[*id].contains(&body),
+            "{id}: restored body from no record"
+        );
     }
     for id in IDS.iter().filter(|id| !expected.contains(&&id.to_string())) {
         let qid = QueueId::parse(id).unwrap();
-        assert!(spool.locate(&qid).is_none(), "{id} restored but not expected");
+        assert!(
+            spool.locate(&qid).is_none(),
+            "{id} restored but not expected"
+        );
     }
     assert!(
         std::fs::read_dir(&dir).unwrap().next().is_none(),

@@ -21,7 +21,10 @@ use merpati::smtp::proto::LineReader;
 fn assert_one_line(reply: &[u8]) {
     assert!(reply.ends_with(b"\r\n"));
     let body = &reply[..reply.len() - 2];
-    assert!(!body.contains(&b'\r') && !body.contains(&b'\n'), "{reply:?}");
+    assert!(
+        !body.contains(&b'\r') && !body.contains(&b'\n'),
+        "{reply:?}"
+    );
     assert!(body.starts_with(b"+OK") || body.starts_with(b"-ERR"));
 }
 
@@ -98,7 +101,11 @@ fn check_stuffed(message: &[u8]) {
     assert_eq!(unstuffed, expected);
 }
 
-fn read_lines(stream: &[u8], max_line: usize, read: usize) -> Vec<Option<Result<Command, ParseError>>> {
+fn read_lines(
+    stream: &[u8],
+    max_line: usize,
+    read: usize,
+) -> Vec<Option<Result<Command, ParseError>>> {
     let mut reader = LineReader::new(max_line);
     let mut out = Vec::new();
     for piece in stream.chunks(read.max(1)) {

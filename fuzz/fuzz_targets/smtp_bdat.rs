@@ -128,7 +128,9 @@ fuzz_target!(|data: &[u8]| {
     let mut content = Vec::new();
     let mut complete = true;
     for (i, &(size, stream)) in chunks.iter().enumerate() {
-        let have = usize::try_from(size).unwrap_or(usize::MAX).min(stream.len());
+        let have = usize::try_from(size)
+            .unwrap_or(usize::MAX)
+            .min(stream.len());
         assert_eq!(whole.consumed.get(i), Some(&have));
         content.extend_from_slice(&stream[..have]);
         if (have as u64) < size {

@@ -15,11 +15,18 @@ use merpati::smtp::proto::{Command, CommandError, LineReader, parse_command};
 /// A rendered SMTP reply: one or more lines, each ending in CRLF, with no
 /// CR or LF anywhere else.
 fn assert_reply_lines(bytes: &[u8]) {
-    assert!(bytes.ends_with(b"\r\n"), "reply not CRLF-terminated: {bytes:?}");
+    assert!(
+        bytes.ends_with(b"\r\n"),
+        "reply not CRLF-terminated: {bytes:?}"
+    );
     for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'\r' => assert_eq!(bytes.get(i + 1), Some(&b'\n'), "bare CR in reply {bytes:?}"),
-            b'\n' => assert_eq!(bytes.get(i.wrapping_sub(1)), Some(&b'\r'), "bare LF in reply {bytes:?}"),
+            b'\n' => assert_eq!(
+                bytes.get(i.wrapping_sub(1)),
+                Some(&b'\r'),
+                "bare LF in reply {bytes:?}"
+            ),
             _ => {}
         }
     }
@@ -65,8 +72,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let max_line = match sel % 4 {
-        0 => 510, // RFC 5321 strict (512 with CRLF)
-        1 => 2046, // Postfix default
+        0 => 510,                   // RFC 5321 strict (512 with CRLF)
+        1 => 2046,                  // Postfix default
         _ => usize::from(*sel / 4), // 0..=63: exercise the edges
     };
     let chunk = usize::from(*chunk) + 1;
@@ -75,7 +82,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, split, "lines depend on read size {chunk}");
     // What is left over may differ only in an over-long line's dropped part.
     if whole_rest.len() <= max_line {
-        assert_eq!(whole_rest, split_rest, "buffered tail depends on read size {chunk}");
+        assert_eq!(
+            whole_rest, split_rest,
+            "buffered tail depends on read size {chunk}"
+        );
     }
     for line in whole.iter().flatten() {
         assert!(line.0.len() <= max_line);

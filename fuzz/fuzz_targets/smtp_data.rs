@@ -34,7 +34,11 @@ fn decode(input: &[u8], read: usize, max: u64, policy: BareLf) -> Outcome {
             assert_eq!(dec.feed(b".\r\n").consumed, 0);
             break;
         }
-        assert_eq!(progress.consumed, piece.len(), "stopped early without the end");
+        assert_eq!(
+            progress.consumed,
+            piece.len(),
+            "stopped early without the end"
+        );
     }
     Outcome {
         consumed,
@@ -83,7 +87,11 @@ fuzz_target!(|data: &[u8]| {
     let [flags, read, input @ ..] = data else {
         return;
     };
-    let policy = if flags & 1 == 0 { BareLf::Normalize } else { BareLf::Reject };
+    let policy = if flags & 1 == 0 {
+        BareLf::Normalize
+    } else {
+        BareLf::Reject
+    };
     let max = match (flags >> 1) & 3 {
         0 => u64::MAX,
         1 => 0,
