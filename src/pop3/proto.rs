@@ -366,7 +366,9 @@ pub fn write_stuffed(out: &mut Vec<u8>, message: &[u8]) {
         }
         out.extend_from_slice(line);
     }
-    if !message.is_empty() && !message.ends_with(b"\n") {
+    // The terminator must follow a CRLF (RFC 1939 §3): a message ending
+    // in a bare LF, or in no line break at all, gets one.
+    if !message.is_empty() && !message.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
     }
     write_end(out);
@@ -400,6 +402,19 @@ pub fn top(message: &[u8], lines: u32) -> &[u8] {
 mod tests {
     use super::*;
     use crate::smtp::proto::line::LineReader;
+
+    /// Found while writing the pop3_command fuzz target: a message ending
+    /// in a bare LF was sent without CRLF before the terminating dot.
+    #[test]
+    fn terminator_follows_a_crlf_even_after_a_bare_lf() {
+        let mut out = Vec::new();
+        write_stuffed(&mut out, b"Subject: x\r\n\r\nhello\n");
+        assert!(
+            out.ends_with(b"\r\n.\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
+    }
 
     #[test]
     fn commands() {

@@ -115,7 +115,7 @@ impl CommandReader {
                     self.start = self.buf.len();
                     return None;
                 }
-                if unread.len() > self.line_limit {
+                if without_cr(unread).len() > self.line_limit {
                     self.start = self.buf.len();
                     self.state = State::Discard;
                     return Some(Err(FrameError::LineTooLong { tag: None }));
@@ -167,17 +167,21 @@ impl CommandReader {
                 State::Line => {
                     let unread = self.unread();
                     let Some(lf) = unread.iter().position(|&b| b == b'\n') else {
-                        if unread.len() > self.line_limit {
+                        // A CR at the end may be half of a CRLF split
+                        // across reads: it does not count against the limit.
+                        if without_cr(unread).len() > self.line_limit {
+                            let tag = tag_of(unread);
                             self.start = self.buf.len();
                             self.state = State::Discard;
-                            return Some(self.line_too_long());
+                            return Some(self.line_too_long(tag));
                         }
                         return None;
                     };
                     let line = strip_cr(unread.get(..lf).unwrap_or_default()).to_vec();
                     self.start += lf + 1;
                     if line.len() > self.line_limit {
-                        return Some(self.line_too_long());
+                        let tag = tag_of(&line);
+                        return Some(self.line_too_long(tag));
                     }
                     self.cmd.extend_from_slice(&line);
                     match literal_suffix(&line) {
@@ -208,14 +212,18 @@ impl CommandReader {
         }
     }
 
-    fn line_too_long(&mut self) -> Frame {
-        let mut tag = tag_of(&self.cmd);
-        if tag.is_none() {
-            tag = tag_of(self.buf.get(..self.start).unwrap_or_default());
-        }
+    /// The error for an over-long line; the tag is that of the command
+    /// being assembled (a line after a literal), else of the line itself.
+    fn line_too_long(&mut self, line_tag: Option<String>) -> Frame {
+        let tag = tag_of(&self.cmd).or(line_tag);
         self.cmd.clear();
         Frame::Error(FrameError::LineTooLong { tag })
     }
+}
+
+/// `bytes` without one trailing CR.
+fn without_cr(bytes: &[u8]) -> &[u8] {
+    bytes.strip_suffix(b"\r").unwrap_or(bytes)
 }
 
 fn strip_cr(line: &[u8]) -> &[u8] {
@@ -260,6 +268,41 @@ mod tests {
     fn frames(reader: &mut CommandReader, input: &[u8]) -> Vec<Frame> {
         reader.push(input);
         std::iter::from_fn(|| reader.next_frame()).collect()
+    }
+
+    /// Found by the imap_stream fuzz target: the error named the tag of an
+    /// earlier command in the same read.
+    #[test]
+    fn too_long_line_gets_its_own_tag() {
+        let mut reader = CommandReader::new(20, 100);
+        let got = frames(
+            &mut reader,
+            b"a1 NOOP\r\nc3 XXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n",
+        );
+        assert_eq!(got.first(), Some(&Frame::Command(b"a1 NOOP".to_vec())));
+        assert_eq!(
+            got.get(1),
+            Some(&Frame::Error(FrameError::LineTooLong {
+                tag: Some("c3".into())
+            }))
+        );
+    }
+
+    /// Found by the fuzzer: a line of exactly the limit whose CRLF was split
+    /// across reads was refused.
+    #[test]
+    fn split_crlf_does_not_count_against_the_limit() {
+        let line = b"a1 LOGIN user passwd\r\n";
+        let mut whole = CommandReader::new(20, 100);
+        let expected = frames(&mut whole, line);
+        let mut split = CommandReader::new(20, 100);
+        let mut got = frames(&mut split, &line[..21]);
+        got.extend(frames(&mut split, &line[21..]));
+        assert_eq!(got, expected);
+        assert_eq!(
+            expected,
+            vec![Frame::Command(b"a1 LOGIN user passwd".to_vec())]
+        );
     }
 
     const SCRIPT: &[u8] = b"a1 CAPABILITY\r\n\
