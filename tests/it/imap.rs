@@ -1003,3 +1003,68 @@ SyncState *\n",
     assert!(line.contains("\\Flagged"), "{r}");
     assert_eq!(server.uids(USER).len(), 2);
 }
+
+/// The commands Outlook (classic, IMAP account) sends at set-up and on a
+/// send/receive cycle: AUTHENTICATE PLAIN with an initial response, LIST
+/// and LSUB of everything, STATUS of each folder, SELECT with a full
+/// header-and-size fetch, a copy to "Sent Items" it creates itself, and a
+/// delete by flag and EXPUNGE.
+#[test]
+fn outlook_setup_and_send_receive_replay() {
+    let server = server_with_user();
+    deliver(&server, "for outlook", "first body");
+    let (mut c, greeting) = Imap::connect(server.ports.imap);
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    let caps = c.ok("CAPABILITY");
+    assert!(
+        caps.contains("AUTH=PLAIN") && caps.contains("SASL-IR"),
+        "{caps}"
+    );
+    let token = merpati::auth::base64_encode(format!("\0{USER}\0{PASSWORD}").as_bytes());
+    c.ok(&format!("AUTHENTICATE PLAIN {token}"));
+    let list = c.ok("LIST \"\" \"*\"");
+    assert!(
+        list.contains("\"INBOX\"") && list.contains("\\Sent"),
+        "{list}"
+    );
+    let lsub = c.ok("LSUB \"\" \"*\"");
+    assert!(lsub.contains("\"INBOX\""), "{lsub}");
+    let status = c.ok("STATUS \"INBOX\" (MESSAGES UNSEEN RECENT UIDNEXT UIDVALIDITY)");
+    assert!(
+        status.contains("MESSAGES 1") && status.contains("UNSEEN 1"),
+        "{status}"
+    );
+    // Outlook keeps its sent mail in a folder of its own.
+    c.ok("CREATE \"Sent Items\"");
+    c.ok("SUBSCRIBE \"Sent Items\"");
+    let select = c.ok("SELECT \"INBOX\"");
+    assert!(
+        select.contains("* 1 EXISTS") && select.contains("[UIDVALIDITY "),
+        "{select}"
+    );
+    let headers = c.ok(
+        "UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (References X-Ref X-Priority X-MS-Has-Attach X-MS-TNEF-Correlator Newsgroups)])",
+    );
+    assert!(
+        headers.contains("RFC822.SIZE ") && headers.contains("FLAGS ()"),
+        "{headers}"
+    );
+    let body = c.ok("UID FETCH 1 (UID BODY.PEEK[])");
+    assert!(body.contains("first body"), "{body}");
+    let seen = c.ok("UID STORE 1 +FLAGS (\\Seen)");
+    assert!(seen.contains("\\Seen"), "{seen}");
+    let sent = "From: alice\r\nSubject: sent by outlook\r\n\r\nhi\r\n";
+    let appended = c.ok(&format!(
+        "APPEND \"Sent Items\" (\\Seen) {{{}}}\r\n{sent}",
+        sent.len()
+    ));
+    assert!(appended.contains("[APPENDUID "), "{appended}");
+    c.ok("UID STORE 1 +FLAGS.SILENT (\\Deleted)");
+    let expunged = c.ok("EXPUNGE");
+    assert!(expunged.contains("* 1 EXPUNGE"), "{expunged}");
+    let status = c.ok("STATUS \"Sent Items\" (MESSAGES)");
+    assert!(status.contains("MESSAGES 1"), "{status}");
+    c.ok("NOOP");
+    let bye = c.cmd("LOGOUT");
+    assert!(bye.contains("* BYE"), "{bye}");
+}
