@@ -136,39 +136,6 @@ fn alice(server: &Server, count: usize) -> Vec<u32> {
     )
 }
 
-/// Runs a Python script given on stdin with `args`.
-fn python(script: &str, args: &[&str]) -> Output {
-    let mut child = Command::new("python3")
-        .arg("-")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("python3 is required for this test: {e}"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write script");
-    child.wait_with_output().expect("python3 output")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-#[track_caller]
-fn assert_success(out: &Output, what: &str) {
-    assert!(out.status.success(), "{what} failed:\n{}", text(out));
-}
-
 /// The UIDL that IMAP's identity of a message gives: UIDVALIDITY + UID.
 fn is_uidl(s: &str) -> bool {
     s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
