@@ -326,16 +326,7 @@ fn render(
             FetchAtt::Binary { path, partial, .. } => {
                 let data = binary_data(tree.as_ref(), raw_bytes, path);
                 out.extend_from_slice(format!("BINARY[{}]", path_spec(path)).as_bytes());
-                let data: &[u8] = match partial {
-                    Some((offset, len)) => {
-                        out.extend_from_slice(format!("<{offset}>").as_bytes());
-                        let start = usize::try_from(*offset).unwrap_or(usize::MAX);
-                        let end = start.saturating_add(usize::try_from(*len).unwrap_or(usize::MAX));
-                        data.get(start.min(data.len())..end.min(data.len()))
-                            .unwrap_or_default()
-                    }
-                    None => &data,
-                };
+                let data = partial_of(out, &data, *partial);
                 out.push(b' ');
                 if data.contains(&0) {
                     out.push(b'~');
@@ -350,21 +341,26 @@ fn render(
                     .and_then(|t| t.section(raw_bytes, section))
                     .unwrap_or_default();
                 out.extend_from_slice(format!("BODY[{}]", section.spec()).as_bytes());
-                let data: &[u8] = match partial {
-                    Some((offset, len)) => {
-                        out.extend_from_slice(format!("<{offset}>").as_bytes());
-                        let start = usize::try_from(*offset).unwrap_or(usize::MAX);
-                        let end = start.saturating_add(usize::try_from(*len).unwrap_or(usize::MAX));
-                        data.get(start.min(data.len())..end.min(data.len()))
-                            .unwrap_or_default()
-                    }
-                    None => &data,
-                };
+                let data = partial_of(out, &data, *partial);
                 out.push(b' ');
                 literal(out, data);
             }
         }
     }
+}
+
+/// The `<offset.length>` part of a section (RFC 3501 §6.4.5): writes the
+/// `<offset>` origin to the response and returns the bytes it selects,
+/// clamped to the data (never out of bounds).
+fn partial_of<'a>(out: &mut Vec<u8>, data: &'a [u8], partial: Option<(u32, u32)>) -> &'a [u8] {
+    let Some((offset, len)) = partial else {
+        return data;
+    };
+    out.extend_from_slice(format!("<{offset}>").as_bytes());
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+    data.get(start.min(data.len())..end.min(data.len()))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
