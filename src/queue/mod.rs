@@ -105,11 +105,12 @@ pub fn admin(spool: &Spool, op: AdminOp, only: Option<&QueueId>) -> io::Result<V
             }
             let result = match op {
                 AdminOp::Hold => spool.move_to(&entry.id, queue, QueueName::Hold, true),
+                // Due now *before* the move: once in deferred the queue
+                // manager may take the file at any moment, and a rename
+                // keeps the mtime that says when it is due.
                 AdminOp::Release => spool
-                    .move_to(&entry.id, queue, QueueName::Deferred, true)
-                    .and_then(|()| {
-                        spool.set_due(QueueName::Deferred, &entry.id, SystemTime::now())
-                    }),
+                    .set_due(queue, &entry.id, SystemTime::now())
+                    .and_then(|()| spool.move_to(&entry.id, queue, QueueName::Deferred, true)),
                 AdminOp::Delete => spool.remove(queue, &entry.id).and_then(|()| {
                     journal::Journal::mark_finished_offline(&spool.journal_dir(), &entry.id)
                 }),
@@ -127,7 +128,14 @@ pub fn admin(spool: &Spool, op: AdminOp, only: Option<&QueueId>) -> io::Result<V
 
 /// Back to `incoming` with a fresh attempt count, as `postsuper -r`.
 fn requeue(spool: &Spool, queue: QueueName, id: &QueueId) -> io::Result<()> {
-    let qf = match spool.read(queue, id)? {
+    // Park the file in hold first, where the queue manager never looks:
+    // reading it in place would race with qmgr taking it to active and
+    // could leave the message queued twice. A crash after this step leaves
+    // it held, never lost.
+    if queue != QueueName::Hold {
+        spool.move_to(id, queue, QueueName::Hold, false)?;
+    }
+    let qf = match spool.read(QueueName::Hold, id)? {
         Ok(qf) => qf,
         Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
     };
@@ -144,17 +152,18 @@ fn requeue(spool: &Spool, queue: QueueName, id: &QueueId) -> io::Result<()> {
         ..qf
     };
     spool.write_new(QueueName::Incoming, id, &fresh.encode())?;
-    if queue != QueueName::Incoming {
-        spool.remove(queue, id)?;
-    }
-    Ok(())
+    spool.remove(QueueName::Hold, id)
 }
 
 /// Makes all deferred mail due now (the daemon also needs a nudge).
 pub fn flush(spool: &Spool) -> io::Result<usize> {
     let entries = spool.list(QueueName::Deferred)?;
     for entry in &entries {
-        spool.set_due(QueueName::Deferred, &entry.id, SystemTime::now())?;
+        match spool.set_due(QueueName::Deferred, &entry.id, SystemTime::now()) {
+            // Taken by the queue manager meanwhile: it is being retried.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
+        }
     }
     Ok(entries.len())
 }
