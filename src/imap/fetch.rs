@@ -9,6 +9,7 @@ use super::message;
 use super::proto::date::format_date_time;
 use super::proto::response::{flag_list, literal};
 use super::proto::{FetchAtt, SeqSet};
+use super::selected::vanished_line;
 use super::session::{CmdResult, Done, FLUSH_AT, Session};
 use crate::store::{FlagOp, MessageMeta, Uid};
 use std::collections::HashMap;
@@ -22,10 +23,28 @@ impl Session {
         set: &SeqSet,
         mut items: Vec<FetchAtt>,
         changed_since: Option<u64>,
+        vanished: bool,
     ) -> CmdResult {
         let sel = self.selected()?;
         let (id, read_only) = (sel.id, sel.read_only);
         let targets = sel.resolve(set, by_uid);
+        // RFC 7162 §3.2.6: UIDs of the set expunged since CHANGEDSINCE.
+        if vanished && let Some(since) = changed_since {
+            let max_uid = sel.uids.last().map_or(0, |u| u.0).max(sel.next_uid_seen());
+            let set = set.clone();
+            let gone = self.blocking(move |s| s.vanished_since(id, since)).await?;
+            let gone: Vec<Uid> = if set.is_saved() {
+                Vec::new()
+            } else {
+                gone.into_iter()
+                    .filter(|u| set.contains(u.0, max_uid))
+                    .collect()
+            };
+            if !gone.is_empty() {
+                let line = vanished_line(&gone, true);
+                self.out.extend_from_slice(line.as_bytes());
+            }
+        }
         if by_uid && !items.contains(&FetchAtt::Uid) {
             items.insert(0, FetchAtt::Uid);
         }
@@ -74,6 +93,9 @@ impl Session {
                     seen_now.push(uid);
                 }
             }
+        }
+        if let Some(sel) = &self.selected {
+            sel.mark_recent(metas.values_mut());
         }
         let needs_message = items.iter().any(|i| {
             matches!(

@@ -10,8 +10,8 @@
 use super::proto::response::{flag_list, mailbox as write_mailbox};
 use super::proto::{AppendMessage, ListOptions, SeqSet, StatusItem};
 use super::session::{CmdError, CmdResult, Done, Session};
-use crate::store::{MailboxInfo, SEPARATOR, StoreError, Uid};
-use std::collections::BTreeMap;
+use crate::store::{MailboxInfo, NewMessage, SEPARATOR, StoreError};
+use std::collections::{BTreeMap, HashMap};
 
 impl Session {
     pub(super) async fn create(&mut self, name: &str) -> CmdResult {
@@ -97,7 +97,22 @@ impl Session {
             .iter()
             .map(|p| normalize_pattern(&format!("{reference}{p}")))
             .collect();
-        let mailboxes = self.blocking(move |s| s.mailboxes(&account)).await?;
+        let wants_recent = options
+            .ret_status
+            .as_ref()
+            .is_some_and(|items| items.contains(&StatusItem::Recent));
+        let (mailboxes, recent) = self
+            .blocking(move |s| {
+                let mailboxes = s.mailboxes(&account)?;
+                let mut recent = HashMap::new();
+                if wants_recent {
+                    for info in &mailboxes {
+                        recent.insert(info.id, s.recent_count(info.id)?);
+                    }
+                }
+                Ok((mailboxes, recent))
+            })
+            .await?;
         let entries = tree(&mailboxes);
         let subscribed_attr = options.sel_subscribed || options.ret_subscribed;
         let mut out = Vec::new();
@@ -170,7 +185,8 @@ impl Session {
             out.extend_from_slice(b"\r\n");
             // LIST-STATUS (RFC 5819): STATUS for selectable mailboxes.
             if let (Some(items), Some(info)) = (&options.ret_status, entry.info) {
-                status_line(&mut out, info, items);
+                let recent = recent.get(&info.id).copied().unwrap_or(0);
+                status_line(&mut out, info, items, recent);
             }
         }
         self.out.extend_from_slice(&out);
@@ -180,11 +196,25 @@ impl Session {
     pub(super) async fn status(&mut self, name: &str, items: &[StatusItem]) -> CmdResult {
         let account = self.account()?;
         let mbox = name.to_string();
-        let Some(info) = self.blocking(move |s| s.mailbox(&account, &mbox)).await? else {
+        let wants_recent = items.contains(&StatusItem::Recent);
+        let found = self
+            .blocking(move |s| {
+                let Some(info) = s.mailbox(&account, &mbox)? else {
+                    return Ok(None);
+                };
+                let recent = if wants_recent {
+                    s.recent_count(info.id)?
+                } else {
+                    0
+                };
+                Ok(Some((info, recent)))
+            })
+            .await?;
+        let Some((info, recent)) = found else {
             return Err(CmdError::No(Some("NONEXISTENT"), "No such mailbox".into()));
         };
         let mut out = Vec::new();
-        status_line(&mut out, &info, items);
+        status_line(&mut out, &info, items, recent);
         self.out.extend_from_slice(&out);
         Ok(Done::ok("STATUS completed"))
     }
@@ -230,7 +260,8 @@ impl Session {
         }
     }
 
-    /// APPEND of one or more messages (MULTIAPPEND): all or nothing.
+    /// APPEND of one or more messages (MULTIAPPEND, RFC 3502): one store
+    /// transaction, so all of them or none.
     pub(super) async fn append(&mut self, name: &str, messages: Vec<AppendMessage>) -> CmdResult {
         let account = self.account()?;
         if messages.iter().any(|m| m.message.is_empty()) {
@@ -250,10 +281,20 @@ impl Session {
             .collect();
         let mbox = name.to_string();
         let result = self
-            .blocking(move |s| append_all(s, &account, &mbox, &batch))
+            .blocking(move |s| {
+                let messages: Vec<NewMessage<'_>> = batch
+                    .iter()
+                    .map(|(flags, date, body)| NewMessage {
+                        body,
+                        flags,
+                        internal_date: *date,
+                    })
+                    .collect();
+                s.append_batch(&account, &mbox, &messages)
+            })
             .await;
         match result {
-            Ok((uid_validity, uids)) => {
+            Ok((_, uid_validity, uids)) => {
                 let numbers: Vec<u32> = uids.iter().map(|u| u.0).collect();
                 Ok(Done::with_code(
                     format!("APPENDUID {uid_validity} {}", SeqSet::compact(&numbers)),
@@ -268,58 +309,14 @@ impl Session {
     }
 }
 
-/// Appends every message or none: the quota is checked for the whole
-/// batch first, and if one append fails the ones before it are expunged
-/// again (the store has no multi-message append transaction).
-fn append_all(
-    s: &dyn crate::store::MailStore,
-    account: &str,
-    mailbox: &str,
-    batch: &[(Vec<String>, i64, Vec<u8>)],
-) -> Result<(u32, Vec<Uid>), StoreError> {
-    if batch.len() > 1 {
-        if s.mailbox(account, mailbox)?.is_none() {
-            return Err(StoreError::NoSuchMailbox);
-        }
-        if let Some(info) = s.account(account)?
-            && info.quota_bytes > 0
-        {
-            let total: u64 = batch.iter().map(|(_, _, m)| m.len() as u64).sum();
-            if info.used_bytes.saturating_add(total) > info.quota_bytes {
-                return Err(StoreError::OverQuota);
-            }
-        }
-    }
-    let mut done: Vec<Uid> = Vec::new();
-    let mut target = None;
-    for (flags, date, message) in batch {
-        match s.append(account, mailbox, message, flags, *date) {
-            Ok((id, validity, uid)) => {
-                target = Some((id, validity));
-                done.push(uid);
-            }
-            Err(e) => {
-                if let Some((id, _)) = target
-                    && let Err(undo) = s.expunge(id, &done)
-                {
-                    tracing::error!("MULTIAPPEND rollback failed: {undo}");
-                }
-                return Err(e);
-            }
-        }
-    }
-    let validity = target.map_or(0, |(_, v)| v);
-    Ok((validity, done))
-}
-
 /// `* STATUS name (items)` with CRLF.
-fn status_line(out: &mut Vec<u8>, info: &MailboxInfo, items: &[StatusItem]) {
+fn status_line(out: &mut Vec<u8>, info: &MailboxInfo, items: &[StatusItem], recent: u32) {
     let values: Vec<String> = items
         .iter()
         .map(|item| {
             let value = match item {
                 StatusItem::Messages => u64::from(info.messages),
-                StatusItem::Recent => 0,
+                StatusItem::Recent => u64::from(recent),
                 StatusItem::UidNext => u64::from(info.uid_next),
                 StatusItem::UidValidity => u64::from(info.uid_validity),
                 StatusItem::Unseen => u64::from(info.unseen),

@@ -8,6 +8,7 @@
 
 use super::message;
 use super::proto::{SearchKey, SearchReturn, SeqSet};
+use super::selected::RECENT;
 use super::session::{CmdResult, Done, Session};
 use crate::store::{MailStore, MailboxId, MessageMeta, StoreError, Uid};
 use std::collections::{HashMap, HashSet};
@@ -43,12 +44,21 @@ impl Session {
         let id = sel.id;
         let view = sel.uids.clone();
         let saved: HashSet<Uid> = sel.saved.iter().copied().collect();
+        let recent = sel.recent.clone();
         let key = key.clone();
         let uses_modseq = mentions_modseq(&key);
         let (hits, max_modseq) = self
             .blocking(move |s| {
-                let metas: HashMap<Uid, MessageMeta> =
-                    s.messages(id)?.into_iter().map(|m| (m.uid, m)).collect();
+                let metas: HashMap<Uid, MessageMeta> = s
+                    .messages(id)?
+                    .into_iter()
+                    .map(|mut m| {
+                        if recent.iter().any(|&(a, b)| a <= m.uid.0 && m.uid.0 < b) {
+                            m.flags.push(RECENT.to_owned());
+                        }
+                        (m.uid, m)
+                    })
+                    .collect();
                 evaluate_all(s, id, &view, &metas, &key, &saved)
             })
             .await?;
@@ -201,9 +211,10 @@ impl Candidate<'_> {
             SearchKey::Not(k) => !self.matches(k),
             SearchKey::Flag(f) => self.has_flag(f),
             SearchKey::NoFlag(f) => !self.has_flag(f),
-            // \Recent is never set (see SELECT): NEW is empty, OLD is all.
-            SearchKey::New | SearchKey::Recent => false,
-            SearchKey::Old => true,
+            // `\Recent` was added to the flags by the session.
+            SearchKey::Recent => self.has_flag(RECENT),
+            SearchKey::New => self.has_flag(RECENT) && !self.has_flag("\\Seen"),
+            SearchKey::Old => !self.has_flag(RECENT),
             SearchKey::Before(d) => day < *d,
             SearchKey::On(d) => day == *d,
             SearchKey::Since(d) => day >= *d,

@@ -9,15 +9,19 @@
 //! message keeps its sequence number, so numbers never shift under the
 //! client's feet.
 
-use super::proto::SeqSet;
 use super::proto::response::flag_list;
+use super::proto::{Qresync, SeqSet};
 use super::session::{CmdError, CmdResult, Done, Session};
-use crate::store::{MailboxEvent, MailboxId, MessageMeta, Uid};
+use crate::store::{MailStore, MailboxEvent, MailboxId, MessageMeta, StoreError, Uid};
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 /// The system flags (RFC 3501 §2.3.2) a client may set.
 pub const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+
+/// The session flag no client sets (RFC 3501 §2.3.2).
+pub const RECENT: &str = "\\Recent";
 
 pub(super) struct Selected {
     pub id: MailboxId,
@@ -51,6 +55,9 @@ pub(super) struct Selected {
     closed: bool,
     /// SEARCHRES's saved result (`$`, RFC 5182), ascending UIDs.
     pub saved: Vec<Uid>,
+    /// UID ranges `[from, to)` that are `\Recent` in this session: the
+    /// ones it claimed from the store (see [`MailStore::claim_recent`]).
+    pub recent: Vec<(u32, u32)>,
 }
 
 impl Selected {
@@ -86,6 +93,71 @@ impl Selected {
             })
             .map(|(uid, seq)| (seq, *uid))
             .collect()
+    }
+
+    /// The highest UID this session knows of (for `*` in UID sets that
+    /// name expunged messages).
+    pub fn next_uid_seen(&self) -> u32 {
+        self.next_uid.saturating_sub(1)
+    }
+
+    pub fn is_recent(&self, uid: Uid) -> bool {
+        self.recent
+            .iter()
+            .any(|&(from, to)| from <= uid.0 && uid.0 < to)
+    }
+
+    /// Adds `\Recent` to the flags of this session's recent messages.
+    pub fn mark_recent<'a>(&self, metas: impl IntoIterator<Item = &'a mut MessageMeta>) {
+        if self.recent.is_empty() {
+            return;
+        }
+        for meta in metas {
+            if self.is_recent(meta.uid) {
+                meta.flags.push(RECENT.to_owned());
+            }
+        }
+    }
+
+    /// A message's flags as this session shows them (with `\Recent`).
+    pub fn flags_of<'m>(&self, meta: &'m MessageMeta) -> Cow<'m, [String]> {
+        if self.is_recent(meta.uid) {
+            let mut flags = meta.flags.clone();
+            flags.push(RECENT.to_owned());
+            Cow::Owned(flags)
+        } else {
+            Cow::Borrowed(&meta.flags)
+        }
+    }
+
+    /// How many messages in the view are recent.
+    pub fn recent_count(&self) -> usize {
+        self.recent
+            .iter()
+            .map(|&(from, to)| {
+                let start = self.uids.partition_point(|u| u.0 < from);
+                let end = self.uids.partition_point(|u| u.0 < to);
+                end.saturating_sub(start)
+            })
+            .sum()
+    }
+
+    /// Claims `\Recent` for the messages below `up_to` that no session
+    /// has seen (a read-only session looks without claiming, RFC 3501
+    /// §6.3.2). The claim is in memory: cheap enough for every IDLE wake.
+    fn claim_recent(&mut self, store: &dyn MailStore, up_to: u32) {
+        let claim = if self.read_only { 0 } else { up_to };
+        let first = match store.claim_recent(self.id, Uid(claim)) {
+            Ok(first) => first.0,
+            Err(e) => {
+                tracing::warn!("cannot claim \\Recent messages: {e}");
+                return;
+            }
+        };
+        let to = if self.read_only { u32::MAX } else { up_to };
+        if first < to && !self.recent.contains(&(first, to)) {
+            self.recent.push((first, to));
+        }
     }
 
     /// Records a flag change made by this session, so its echo from the
@@ -199,15 +271,18 @@ impl Session {
                 }
             }
             if sel.uids.len() != before {
-                self.out
-                    .extend_from_slice(format!("* {} EXISTS\r\n", sel.uids.len()).as_bytes());
+                let next = sel.next_uid;
+                sel.claim_recent(self.svc.store.as_ref(), next);
+                let line = exists_lines(sel, self.rev2);
+                self.out.extend_from_slice(line.as_bytes());
             }
             sel.dirty = false;
             return Ok(());
         }
         let id = sel.id;
         let metas = self.blocking(move |s| s.messages(id)).await?;
-        let condstore = self.condstore;
+        let (condstore, qresync, rev2) = (self.condstore, self.qresync, self.rev2);
+        let store = self.svc.store.clone();
         let Some(sel) = self.selected.as_mut() else {
             return Ok(());
         };
@@ -215,6 +290,7 @@ impl Session {
         let present: HashMap<Uid, &MessageMeta> = metas.iter().map(|m| (m.uid, m)).collect();
         let mut expunges_left = false;
         if expunge_allowed {
+            let mut vanished = Vec::new();
             let mut i = 0;
             while let Some(uid) = sel.uids.get(i).copied() {
                 if present.contains_key(&uid) {
@@ -222,8 +298,14 @@ impl Session {
                 } else {
                     sel.uids.remove(i);
                     sel.own.remove(&uid);
-                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                    vanished.push(uid);
+                    if !qresync {
+                        out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                    }
                 }
+            }
+            if qresync && !vanished.is_empty() {
+                out.extend_from_slice(vanished_line(&vanished, false).as_bytes());
             }
         } else {
             expunges_left = sel.uids.iter().any(|u| !present.contains_key(u));
@@ -236,8 +318,12 @@ impl Session {
                 .map(|m| m.uid)
                 .filter(|u| last.is_none_or(|l| *u > l)),
         );
+        if sel.uids.len() != before {
+            let next = sel.uids.last().map_or(0, |u| u.0.saturating_add(1));
+            sel.claim_recent(store.as_ref(), next);
+        }
         if sel.uids.len() != before || !out.is_empty() {
-            out.extend_from_slice(format!("* {} EXISTS\r\n", sel.uids.len()).as_bytes());
+            out.extend_from_slice(exists_lines(sel, rev2).as_bytes());
         }
         let changed: Vec<Uid> = if sel.lagged {
             metas
@@ -259,7 +345,7 @@ impl Session {
                 continue;
             }
             out.extend_from_slice(format!("* {seq} FETCH (UID {} FLAGS ", uid.0).as_bytes());
-            flag_list(&mut out, &meta.flags);
+            flag_list(&mut out, &sel.flags_of(meta));
             if condstore {
                 out.extend_from_slice(format!(" MODSEQ ({})", meta.modseq).as_bytes());
             }
@@ -292,40 +378,36 @@ impl Session {
         name: &str,
         read_only: bool,
         condstore: bool,
+        qresync: Option<Qresync>,
     ) -> CmdResult {
         let account = self.account()?;
-        // RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected.
-        self.selected = None;
-        if condstore {
+        // RFC 7162 §3.2.5: the parameter is an error unless enabled.
+        if qresync.is_some() && !self.qresync {
+            return Err(CmdError::bad("ENABLE QRESYNC first"));
+        }
+        // RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected;
+        // RFC 7162 §3.2.11: say so when QRESYNC is on.
+        if self.selected.take().is_some() && self.qresync {
+            self.untagged("OK [CLOSED] Previous mailbox closed");
+        }
+        if condstore || qresync.is_some() {
             self.condstore = true;
         }
-        let (acct, mbox) = (account.clone(), name.to_string());
+        let (acct, mbox) = (account, name.to_string());
         let Some(info) = self.blocking(move |s| s.mailbox(&acct, &mbox)).await? else {
             return Err(CmdError::No(Some("NONEXISTENT"), "No such mailbox".into()));
         };
         // Subscribe before reading the state, so no change falls between.
         let events = self.svc.store.subscribe(info.id);
-        let (acct, mbox) = (account, name.to_string());
-        let (info, metas) = self
-            .blocking(move |s| {
-                let info = s
-                    .mailbox(&acct, &mbox)?
-                    .ok_or(crate::store::StoreError::NoSuchMailbox)?;
-                let metas = s.messages(info.id)?;
-                Ok((info, metas))
-            })
-            .await?;
-        let mut keywords: Vec<String> = Vec::new();
-        for meta in &metas {
-            for flag in &meta.flags {
-                if !flag.starts_with('\\') && !keywords.iter().any(|k| k.eq_ignore_ascii_case(flag))
-                {
-                    keywords.push(flag.clone());
-                }
+        let id = info.id;
+        let snap = match self.blocking(move |s| s.snapshot(id)).await {
+            Err(StoreError::NoSuchMailbox) => {
+                return Err(CmdError::No(Some("NONEXISTENT"), "No such mailbox".into()));
             }
-        }
+            other => other?,
+        };
         let mut flags: Vec<String> = SYSTEM_FLAGS.iter().map(|f| f.to_string()).collect();
-        flags.extend(keywords);
+        flags.extend(snap.keywords.iter().cloned());
         let mut line = b"* FLAGS ".to_vec();
         flag_list(&mut line, &flags);
         line.extend_from_slice(b"\r\n");
@@ -340,33 +422,13 @@ impl Session {
             line.extend_from_slice(b"] Flags permitted\r\n");
             self.out.extend_from_slice(&line);
         }
-        self.untagged(&format!("{} EXISTS", metas.len()));
-        // \Recent is not kept (the store has no per-session state for it).
-        self.untagged("0 RECENT");
-        if let Some(pos) = metas
-            .iter()
-            .position(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
-        {
-            self.untagged(&format!("OK [UNSEEN {}] First unseen", pos + 1));
-        }
-        self.untagged(&format!(
-            "OK [UIDVALIDITY {}] UIDs valid",
-            info.uid_validity
-        ));
-        self.untagged(&format!(
-            "OK [UIDNEXT {}] Predicted next UID",
-            info.uid_next
-        ));
-        let highest = metas
-            .iter()
-            .map(|m| m.modseq)
-            .fold(info.highest_modseq, u64::max);
-        self.untagged(&format!("OK [HIGHESTMODSEQ {}] Highest", highest.max(1)));
-        self.selected = Some(Selected {
+        let info = snap.info;
+        let highest = snap.highest_modseq.max(1);
+        let mut sel = Selected {
             id: info.id,
             name: info.name.clone(),
             read_only,
-            uids: metas.iter().map(|m| m.uid).collect(),
+            uids: snap.uids,
             events,
             dirty: false,
             lagged: false,
@@ -378,13 +440,68 @@ impl Session {
             own: HashMap::new(),
             closed: false,
             saved: Vec::new(),
-        });
+            recent: Vec::new(),
+        };
+        sel.claim_recent(self.svc.store.as_ref(), info.uid_next);
+        let exists = exists_lines(&sel, self.rev2);
+        self.out.extend_from_slice(exists.as_bytes());
+        if let Some(pos) = snap.first_unseen
+            && !self.rev2
+        {
+            self.untagged(&format!("OK [UNSEEN {pos}] First unseen"));
+        }
+        self.untagged(&format!(
+            "OK [UIDVALIDITY {}] UIDs valid",
+            info.uid_validity
+        ));
+        self.untagged(&format!(
+            "OK [UIDNEXT {}] Predicted next UID",
+            info.uid_next
+        ));
+        self.untagged(&format!("OK [HIGHESTMODSEQ {highest}] Highest"));
+        if let Some(q) = qresync.filter(|q| q.uid_validity == info.uid_validity) {
+            let out = self.qresync_changes(&sel, &q).await?;
+            self.out.extend_from_slice(&out);
+        }
+        self.selected = Some(sel);
         let (code, verb) = if read_only {
             ("READ-ONLY", "EXAMINE")
         } else {
             ("READ-WRITE", "SELECT")
         };
         Ok(Done::with_code(code, format!("{verb} completed")))
+    }
+
+    /// What changed since the client's cached state (RFC 7162 §3.2.5.1):
+    /// `VANISHED (EARLIER)` for expunged UIDs it knows, then FETCH for
+    /// every message changed or added since its modseq.
+    async fn qresync_changes(&mut self, sel: &Selected, q: &Qresync) -> Result<Vec<u8>, CmdError> {
+        let (id, since) = (sel.id, q.modseq);
+        let (vanished, metas) = self
+            .blocking(move |s| Ok((s.vanished_since(id, since)?, s.messages(id)?)))
+            .await?;
+        let max_uid = sel.next_uid.saturating_sub(1);
+        let vanished: Vec<Uid> = vanished
+            .into_iter()
+            .filter(|u| {
+                q.known_uids
+                    .as_ref()
+                    .is_none_or(|k| k.contains(u.0, max_uid))
+            })
+            .collect();
+        let mut out = Vec::new();
+        if !vanished.is_empty() {
+            out.extend_from_slice(vanished_line(&vanished, true).as_bytes());
+        }
+        for meta in metas.iter().filter(|m| m.modseq > since) {
+            let Some(seq) = sel.seq_of(meta.uid) else {
+                continue;
+            };
+            out.extend_from_slice(format!("* {seq} FETCH (UID {} FLAGS ", meta.uid.0).as_bytes());
+            flag_list(&mut out, &sel.flags_of(meta));
+            out.extend_from_slice(format!(" MODSEQ ({}))\r\n", meta.modseq).as_bytes());
+        }
+        Ok(out)
     }
 
     /// CLOSE (`expunge`: removes \Deleted messages silently) and UNSELECT.
@@ -432,14 +549,22 @@ impl Session {
                 s.expunge(id, &deleted)
             })
             .await?;
+        let qresync = self.qresync;
         let sel = self.selected_mut()?;
         let mut lines = String::new();
+        let mut vanished = Vec::new();
         for uid in removed {
             if let Ok(i) = sel.uids.binary_search(&uid) {
                 sel.uids.remove(i);
                 sel.own.remove(&uid);
-                lines.push_str(&format!("* {} EXPUNGE\r\n", i + 1));
+                vanished.push(uid);
+                if !qresync {
+                    lines.push_str(&format!("* {} EXPUNGE\r\n", i + 1));
+                }
             }
+        }
+        if qresync && !vanished.is_empty() {
+            lines = vanished_line(&vanished, false);
         }
         self.out.extend_from_slice(lines.as_bytes());
         Ok(Done::ok("EXPUNGE completed"))
@@ -450,4 +575,23 @@ pub(super) fn is_deleted(meta: &MessageMeta) -> bool {
     meta.flags
         .iter()
         .any(|f| f.eq_ignore_ascii_case("\\Deleted"))
+}
+
+/// `* n EXISTS`, and before IMAP4rev2 also `* n RECENT`.
+fn exists_lines(sel: &Selected, rev2: bool) -> String {
+    let mut lines = format!("* {} EXISTS\r\n", sel.uids.len());
+    if !rev2 {
+        lines.push_str(&format!("* {} RECENT\r\n", sel.recent_count()));
+    }
+    lines
+}
+
+/// `* VANISHED [(EARLIER)] uid-set` (RFC 7162 §3.2.10), `uids` ascending.
+pub(super) fn vanished_line(uids: &[Uid], earlier: bool) -> String {
+    let numbers: Vec<u32> = uids.iter().map(|u| u.0).collect();
+    format!(
+        "* VANISHED {}{}\r\n",
+        if earlier { "(EARLIER) " } else { "" },
+        SeqSet::compact(&numbers)
+    )
 }

@@ -133,6 +133,10 @@ pub(super) struct Session {
     pub selected: Option<Selected>,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
     pub condstore: bool,
+    /// QRESYNC enabled (RFC 7162 §3.2.3): VANISHED instead of EXPUNGE.
+    pub qresync: bool,
+    /// IMAP4rev2 enabled (RFC 9051): no `\Recent`, ESEARCH replies.
+    pub rev2: bool,
     bad_commands: u32,
     preauth_commands: u32,
 }
@@ -153,6 +157,8 @@ impl Session {
             account: None,
             selected: None,
             condstore: false,
+            qresync: false,
+            rev2: false,
             bad_commands: 0,
             preauth_commands: 0,
         }
@@ -287,8 +293,16 @@ impl Session {
             CommandKind::Enable(caps) => {
                 let mut enabled = Vec::new();
                 for cap in caps {
-                    if cap == "CONDSTORE" {
-                        self.condstore = true;
+                    match cap.as_str() {
+                        "CONDSTORE" => self.condstore = true,
+                        // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                        "QRESYNC" => {
+                            self.condstore = true;
+                            self.qresync = true;
+                        }
+                        _ => continue,
+                    }
+                    if !enabled.contains(&cap) {
                         enabled.push(cap);
                     }
                 }
@@ -303,7 +317,8 @@ impl Session {
                 mailbox,
                 read_only,
                 condstore,
-            } => self.select(&mailbox, read_only, condstore).await,
+                qresync,
+            } => self.select(&mailbox, read_only, condstore, qresync).await,
             CommandKind::Create(name) => self.create(&name).await,
             CommandKind::Delete(name) => self.delete(&name).await,
             CommandKind::Rename(from, to) => self.rename(&from, &to).await,
@@ -360,8 +375,14 @@ impl Session {
                 set,
                 items,
                 changed_since,
+                vanished,
             } => {
-                let done = self.fetch(uid, &set, items, changed_since).await?;
+                if vanished && !self.qresync {
+                    return Err(CmdError::bad("ENABLE QRESYNC first"));
+                }
+                let done = self
+                    .fetch(uid, &set, items, changed_since, vanished)
+                    .await?;
                 self.sync(uid).await?;
                 Ok(done)
             }
@@ -419,6 +440,7 @@ impl Session {
             "UIDPLUS",
             "MOVE",
             "CONDSTORE",
+            "QRESYNC",
             "STATUS=SIZE",
             "ESEARCH",
             "SEARCHRES",

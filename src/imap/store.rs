@@ -4,6 +4,7 @@
 
 use super::proto::SeqSet;
 use super::proto::response::flag_list;
+use super::selected::RECENT;
 use super::session::{CmdError, CmdResult, Done, Session};
 use crate::store::{FlagOp, MessageMeta, StoreError, Uid};
 use std::collections::HashMap;
@@ -77,7 +78,11 @@ impl Session {
             let mut items: Vec<Vec<u8>> = Vec::new();
             if !silent {
                 let mut f = b"FLAGS ".to_vec();
-                flag_list(&mut f, flags);
+                let mut flags = flags.clone();
+                if sel.is_recent(uid) {
+                    flags.push(RECENT.to_owned());
+                }
+                flag_list(&mut f, &flags);
                 items.push(f);
             }
             if by_uid {

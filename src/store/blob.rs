@@ -57,13 +57,6 @@ impl BlobStore {
         self.dir(id).join(format!("{id:016x}"))
     }
 
-    /// Writes one blob and makes it durable (file and directory fsynced).
-    pub fn write(&self, id: u64, data: &[u8]) -> io::Result<()> {
-        self.write_file(id, data)
-            .and_then(|()| sync_dir(&self.dir(id)))
-            .inspect_err(|_| self.delete_all(&[id]))
-    }
-
     /// Writes many blobs in parallel, then fsyncs each directory touched
     /// once. On error no blob of the batch is left behind.
     pub fn write_batch(&self, blobs: &[(u64, &[u8])]) -> io::Result<()> {
@@ -177,7 +170,7 @@ mod tests {
     fn write_read_delete() {
         let tmp = tempfile::tempdir().unwrap();
         let store = BlobStore::open(&tmp.path().join("blobs")).unwrap();
-        store.write(0x1234, b"hello").unwrap();
+        store.write_batch(&[(0x1234, b"hello")]).unwrap();
         assert!(store.path(0x1234).ends_with("34/0000000000001234"));
         assert_eq!(store.read(0x1234).unwrap(), b"hello");
         store.delete(0x1234).unwrap();
@@ -220,7 +213,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         BlobStore::open(&tmp.path().join("b"))
             .unwrap()
-            .write(5, b"x")
+            .write_batch(&[(5, b"x")])
             .unwrap();
         assert_eq!(
             BlobStore::open(&tmp.path().join("b"))

@@ -30,6 +30,11 @@ pub(crate) struct MailboxRecord {
     pub messages: u32,
     pub unseen: u32,
     pub size: u64,
+    /// Messages from this UID on have not been announced to any IMAP
+    /// session yet: they are `\Recent` for the next one to select the
+    /// mailbox (RFC 3501 §2.3.2). Absent in records written before it
+    /// existed, which then count nothing as recent.
+    pub first_recent_uid: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,12 +95,13 @@ impl MailboxRecord {
         w.u32(self.messages);
         w.u32(self.unseen);
         w.u64(self.size);
+        w.u32(self.first_recent_uid);
         w.0
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         let mut r = Reader::new(bytes, "mailbox")?;
-        let rec = MailboxRecord {
+        let mut rec = MailboxRecord {
             account: r.str()?,
             name: r.str()?,
             uid_validity: r.u32()?,
@@ -106,6 +112,12 @@ impl MailboxRecord {
             messages: r.u32()?,
             unseen: r.u32()?,
             size: r.u64()?,
+            first_recent_uid: 0,
+        };
+        rec.first_recent_uid = if r.remaining() == 0 {
+            rec.uid_next
+        } else {
+            r.u32()?
         };
         r.finish()?;
         Ok(rec)
@@ -168,6 +180,48 @@ impl MessageRecord {
         })
     }
 
+    /// The [`MessageMeta`] of an encoded record, without copying the
+    /// per-recipient prefix (listing a mailbox needs only this).
+    pub fn decode_meta(bytes: &[u8], uid: Uid) -> Result<MessageMeta, StoreError> {
+        let mut r = Reader::new(bytes, "message")?;
+        let _blob = r.u64()?;
+        let size = r.u64()?;
+        let internal_date = r.i64()?;
+        let modseq = r.u64()?;
+        let count = r.u32()?;
+        let mut flags = Vec::with_capacity((count as usize).min(r.remaining() / 4));
+        for _ in 0..count {
+            flags.push(r.str()?);
+        }
+        let _prefix = r.bytes()?;
+        r.finish()?;
+        Ok(MessageMeta {
+            uid,
+            size,
+            internal_date,
+            flags,
+            modseq,
+        })
+    }
+
+    /// Calls `visit` with each flag of an encoded record, allocating
+    /// nothing; returns the record's modseq. SELECT uses it to find the
+    /// first unseen message and the keywords in use.
+    pub fn visit_flags(bytes: &[u8], mut visit: impl FnMut(&str)) -> Result<u64, StoreError> {
+        let mut r = Reader::new(bytes, "message")?;
+        let _blob = r.u64()?;
+        let _size = r.u64()?;
+        let _internal_date = r.i64()?;
+        let modseq = r.u64()?;
+        let count = r.u32()?;
+        for _ in 0..count {
+            let flag = r.bytes()?;
+            visit(std::str::from_utf8(flag).map_err(|_| r.corrupt())?);
+        }
+        Ok(modseq)
+    }
+
+    #[cfg(test)]
     pub fn meta(&self, uid: Uid) -> MessageMeta {
         MessageMeta {
             uid,
@@ -363,6 +417,7 @@ mod tests {
             messages: 4,
             unseen: 5,
             size: 6,
+            first_recent_uid: 2,
         }
     }
 
@@ -391,8 +446,29 @@ mod tests {
             ));
         }
         let bytes = mailbox().encode();
+        // A record that ends where records ended before `first_recent_uid`
+        // is a legacy one, not a truncated one.
+        let legacy = bytes.len() - 4;
+        for n in (0..bytes.len()).filter(|&n| n != legacy) {
+            assert!(MailboxRecord::decode(&bytes[..n]).is_err(), "{n}");
+        }
+        let old = MailboxRecord::decode(&bytes[..legacy]).unwrap();
+        assert_eq!(old.first_recent_uid, old.uid_next, "nothing is recent");
+    }
+
+    #[test]
+    fn meta_and_flags_without_the_full_record() {
+        let m = message();
+        let bytes = m.encode();
+        assert_eq!(
+            MessageRecord::decode_meta(&bytes, Uid(3)).unwrap(),
+            m.meta(Uid(3))
+        );
+        let mut seen = Vec::new();
+        let modseq = MessageRecord::visit_flags(&bytes, |f| seen.push(f.to_owned())).unwrap();
+        assert_eq!((modseq, seen), (99, m.flags.clone()));
         for n in 0..bytes.len() {
-            assert!(MailboxRecord::decode(&bytes[..n]).is_err());
+            assert!(MessageRecord::decode_meta(&bytes[..n], Uid(3)).is_err());
         }
     }
 

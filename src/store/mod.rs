@@ -119,6 +119,28 @@ pub struct MessageMeta {
     pub modseq: u64,
 }
 
+/// One message of an APPEND.
+#[derive(Clone, Copy, Debug)]
+pub struct NewMessage<'a> {
+    pub body: &'a [u8],
+    pub flags: &'a [String],
+    pub internal_date: i64,
+}
+
+/// A mailbox as SELECT reports it (see [`MailStore::snapshot`]).
+#[derive(Clone, Debug)]
+pub struct MailboxSnapshot {
+    pub info: MailboxInfo,
+    /// Every UID, ascending.
+    pub uids: Vec<Uid>,
+    /// Sequence number of the first message without `\Seen`.
+    pub first_unseen: Option<u32>,
+    /// Keywords set on some message, first spelling seen.
+    pub keywords: Vec<String>,
+    /// The mailbox's highest modseq, never below any message's.
+    pub highest_modseq: u64,
+}
+
 /// One queued message to deliver to one or more local accounts. The body is
 /// stored ONCE (one blob) however many recipients it has.
 #[derive(Clone, Debug)]
@@ -236,22 +258,52 @@ pub trait MailStore: Send + Sync {
     -> Result<(), StoreError>;
     /// Metadata of every message, ascending UID.
     fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>, StoreError>;
+    /// What SELECT needs, read without materialising every message's
+    /// metadata (a 100,000-message mailbox stays a few milliseconds).
+    fn snapshot(&self, mailbox: MailboxId) -> Result<MailboxSnapshot, StoreError>;
+    /// UIDs expunged from the mailbox at a modseq above `modseq`, ascending
+    /// (QRESYNC's `VANISHED (EARLIER)`, RFC 7162 §3.2.5.1).
+    fn vanished_since(&self, mailbox: MailboxId, modseq: u64) -> Result<Vec<Uid>, StoreError>;
+    /// Claims the `\Recent` messages for the calling session (RFC 3501
+    /// §2.3.2): returns the first UID not claimed before, and marks every
+    /// UID below `up_to` claimed. The caller's recent messages are the ones
+    /// in `[returned, up_to)`; no other session gets them.
+    fn claim_recent(&self, mailbox: MailboxId, up_to: Uid) -> Result<Uid, StoreError>;
+    /// How many messages no session has claimed as recent (STATUS RECENT).
+    fn recent_count(&self, mailbox: MailboxId) -> Result<u32, StoreError>;
     /// The full message: per-recipient prefix followed by the blob.
     fn message(&self, mailbox: MailboxId, uid: Uid) -> Result<Vec<u8>, StoreError>;
     /// Local delivery of a batch in one transaction (one fsync). Returns one
     /// `Vec<RecipientOutcome>` per [`Delivery`], in order, one outcome per
     /// recipient. An `Err` means nothing of the batch was stored.
     fn deliver(&self, batch: &[Delivery]) -> Result<Vec<Vec<RecipientOutcome>>, StoreError>;
-    /// IMAP APPEND: durable before it returns; quota enforced.
-    /// Returns the mailbox, its UIDVALIDITY and the new UID.
+    /// IMAP APPEND (and MULTIAPPEND) in one transaction: all the
+    /// messages or none, durable before it returns, quota checked for the
+    /// whole batch. Returns the mailbox, its UIDVALIDITY and the new UIDs.
+    fn append_batch(
+        &self,
+        account: &str,
+        mailbox: &str,
+        messages: &[NewMessage<'_>],
+    ) -> Result<(MailboxId, u32, Vec<Uid>), StoreError>;
+    /// [`MailStore::append_batch`] of one message.
     fn append(
         &self,
         account: &str,
         mailbox: &str,
-        message: &[u8],
+        body: &[u8],
         flags: &[String],
         internal_date: i64,
-    ) -> Result<(MailboxId, u32, Uid), StoreError>;
+    ) -> Result<(MailboxId, u32, Uid), StoreError> {
+        let message = NewMessage {
+            body,
+            flags,
+            internal_date,
+        };
+        let (id, validity, uids) = self.append_batch(account, mailbox, &[message])?;
+        let uid = uids.first().copied().ok_or(StoreError::NoSuchMessage)?;
+        Ok((id, validity, uid))
+    }
     /// Changes flags; returns new flags and modseq of the messages that
     /// actually changed. UIDs that do not exist, whose flags would not
     /// change, or whose modseq is above `unchanged_since` are skipped.

@@ -14,6 +14,8 @@
 //!   redelivery guard that makes a retried delivery batch idempotent.
 //! - `delivered_by_time`: (time, queue id, dedup key, account) → (), so
 //!   pruning the guard is a range scan.
+//! - `expunged`: (mailbox id, modseq, uid) → (): the expunge history that
+//!   QRESYNC's `VANISHED (EARLIER)` reports from (RFC 7162 §3.2.5).
 //!
 //! Every write is one redb write transaction driven through `Tx`, which
 //! caches the account and mailbox records it touches and writes each back
@@ -28,12 +30,14 @@ use super::events::EventHub;
 use super::names::{self, INBOX};
 use super::{
     AccountInfo, Delivery, FlagOp, LocalRecipient, MailStore, MailboxEvent, MailboxId, MailboxInfo,
-    MessageMeta, RecipientOutcome, SpecialUse, StoreError, Uid, flags, unix_now,
+    MailboxSnapshot, MessageMeta, NewMessage, RecipientOutcome, SpecialUse, StoreError, Uid, flags,
+    unix_now,
 };
 use redb::{Database, ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction};
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::broadcast;
 
@@ -49,6 +53,7 @@ const INLINE_BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("inline_
 const DELIVERED: TableDefinition<(&str, &str, &str), i64> = TableDefinition::new("delivered");
 const DELIVERED_BY_TIME: TableDefinition<(i64, &str, &str, &str), ()> =
     TableDefinition::new("delivered_by_time");
+const EXPUNGED: TableDefinition<(u64, u64, u32), ()> = TableDefinition::new("expunged");
 
 const SCHEMA_VERSION: u64 = 1;
 const META_SCHEMA: &str = "schema_version";
@@ -80,6 +85,12 @@ pub struct RedbStore {
     /// before (and outside) the write transaction; each commit persists a
     /// high-water mark in `meta` so ids are never reused for live blobs.
     next_blob: AtomicU64,
+    /// `\Recent` claims (see [`MailStore::claim_recent`]): per mailbox, the
+    /// first UID no session has been told about. Kept in memory so that
+    /// claiming costs no disk write, and copied into the mailbox record
+    /// whenever a transaction writes that record anyway (every delivery
+    /// does), so a restart loses at most claims made since the last one.
+    recent: Mutex<HashMap<MailboxId, u32>>,
 }
 
 impl RedbStore {
@@ -101,6 +112,7 @@ impl RedbStore {
             blobs,
             events: EventHub::default(),
             next_blob: AtomicU64::new(next_blob),
+            recent: Mutex::new(HashMap::new()),
         })
     }
 
@@ -119,7 +131,7 @@ impl RedbStore {
             .db
             .begin_write()
             .map_err(|e| Failed::Before(e.into()))?;
-        let (value, effects) = match run(&txn, f) {
+        let (value, effects) = match run(&txn, &self.recent, f) {
             Ok(done) => done,
             Err(e) => {
                 // Nothing was committed; an abort error would only mask `e`.
@@ -160,6 +172,13 @@ impl RedbStore {
 
     fn apply(&self, effects: Effects) {
         self.blobs.delete_all(&effects.freed_blobs);
+        if !effects.closed.is_empty()
+            && let Ok(mut recent) = self.recent.lock()
+        {
+            for id in &effects.closed {
+                recent.remove(id);
+            }
+        }
         for id in effects.closed {
             self.events.close(id);
         }
@@ -242,10 +261,19 @@ impl Failed {
 
 fn run<T>(
     txn: &WriteTransaction,
+    recent: &Mutex<HashMap<MailboxId, u32>>,
     f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
 ) -> Result<(T, Effects)> {
     let mut tx = Tx::open(txn)?;
     let value = f(&mut tx)?;
+    // Persist the \Recent claims of the mailbox records being written.
+    if let Ok(claims) = recent.lock() {
+        for (id, rec) in &mut tx.mailboxes {
+            if let Some(&claimed) = claims.get(id) {
+                rec.first_recent_uid = rec.first_recent_uid.max(claimed);
+            }
+        }
+    }
     Ok((value, tx.finish()?))
 }
 
@@ -289,6 +317,7 @@ struct Tables<'t> {
     inline: Table<'t, u64, &'static [u8]>,
     delivered: Table<'t, (&'static str, &'static str, &'static str), i64>,
     delivered_by_time: Table<'t, (i64, &'static str, &'static str, &'static str), ()>,
+    expunged: Table<'t, (u64, u64, u32), ()>,
 }
 
 impl<'t> Tables<'t> {
@@ -303,6 +332,7 @@ impl<'t> Tables<'t> {
             inline: txn.open_table(INLINE_BODIES)?,
             delivered: txn.open_table(DELIVERED)?,
             delivered_by_time: txn.open_table(DELIVERED_BY_TIME)?,
+            expunged: txn.open_table(EXPUNGED)?,
         })
     }
 }
@@ -489,6 +519,7 @@ impl<'t> Tx<'t> {
             messages: 0,
             unseen: 0,
             size: 0,
+            first_recent_uid: 1,
         };
         self.t.names.insert((account, name), id.0)?;
         self.mailboxes.insert(id, rec);
@@ -500,6 +531,9 @@ impl<'t> Tx<'t> {
         let rec = self.require_mailbox(id)?.clone();
         let messages = message_range(&self.t.messages, id)?;
         self.t.messages.retain_in(uid_range(id), |_, _| false)?;
+        self.t
+            .expunged
+            .retain_in((id.0, 0, 0)..=(id.0, u64::MAX, u32::MAX), |_, _| false)?;
         let mut freed_octets = 0u64;
         for (_, msg) in &messages {
             self.decref(msg.blob)?;
@@ -571,7 +605,9 @@ impl<'t> Tx<'t> {
         dst.messages = before.messages;
         dst.unseen = before.unseen;
         dst.size = before.size;
+        dst.first_recent_uid = before.uid_next;
         for (uid, _) in moved {
+            self.t.expunged.insert((inbox.0, modseq, uid), ())?;
             let event = MailboxEvent::Expunged {
                 uid: Uid(uid),
                 modseq,
@@ -633,6 +669,7 @@ impl<'t> Tx<'t> {
 
         self.decref(rec.blob)?;
         self.charge(&account, -i128::from(rec.size))?;
+        self.t.expunged.insert((mailbox.0, modseq, uid.0), ())?;
         self.effects
             .events
             .push((mailbox, MailboxEvent::Expunged { uid, modseq }));
@@ -1027,8 +1064,105 @@ impl MailStore for RedbStore {
         if read_mailbox(&txn.open_table(MAILBOXES)?, mailbox)?.is_none() {
             return Err(StoreError::NoSuchMailbox);
         }
-        let messages = message_range(&txn.open_table(MESSAGES)?, mailbox)?;
-        Ok(messages.into_iter().map(|(uid, r)| r.meta(uid)).collect())
+        let mut out = Vec::new();
+        for entry in txn.open_table(MESSAGES)?.range(uid_range(mailbox))? {
+            let (key, value) = entry?;
+            out.push(MessageRecord::decode_meta(
+                value.value(),
+                Uid(key.value().1),
+            )?);
+        }
+        Ok(out)
+    }
+
+    fn snapshot(&self, mailbox: MailboxId) -> Result<MailboxSnapshot> {
+        let txn = self.read()?;
+        let info = read_mailbox(&txn.open_table(MAILBOXES)?, mailbox)?
+            .ok_or(StoreError::NoSuchMailbox)?
+            .info(mailbox);
+        let mut snap = MailboxSnapshot {
+            uids: Vec::with_capacity(info.messages as usize),
+            first_unseen: None,
+            keywords: Vec::new(),
+            highest_modseq: info.highest_modseq,
+            info,
+        };
+        for entry in txn.open_table(MESSAGES)?.range(uid_range(mailbox))? {
+            let (key, value) = entry?;
+            snap.uids.push(Uid(key.value().1));
+            let mut seen = false;
+            let keywords = &mut snap.keywords;
+            let modseq = MessageRecord::visit_flags(value.value(), |flag| {
+                if flag == flags::SEEN {
+                    seen = true;
+                } else if !flag.starts_with('\\')
+                    && !keywords.iter().any(|k| k.eq_ignore_ascii_case(flag))
+                {
+                    keywords.push(flag.to_owned());
+                }
+            })?;
+            snap.highest_modseq = snap.highest_modseq.max(modseq);
+            if !seen && snap.first_unseen.is_none() {
+                snap.first_unseen = u32::try_from(snap.uids.len()).ok();
+            }
+        }
+        Ok(snap)
+    }
+
+    fn vanished_since(&self, mailbox: MailboxId, modseq: u64) -> Result<Vec<Uid>> {
+        let txn = self.read()?;
+        let mut uids = Vec::new();
+        let from = (mailbox.0, modseq.saturating_add(1), 0);
+        for entry in txn
+            .open_table(EXPUNGED)?
+            .range(from..=(mailbox.0, u64::MAX, u32::MAX))?
+        {
+            uids.push(Uid(entry?.0.value().2));
+        }
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
+    }
+
+    fn claim_recent(&self, mailbox: MailboxId, up_to: Uid) -> Result<Uid> {
+        let mut claims = self
+            .recent
+            .lock()
+            .map_err(|_| StoreError::Db("recent claims lock poisoned".into()))?;
+        let first = match claims.get(&mailbox) {
+            Some(&first) => first,
+            None => {
+                let txn = self.read()?;
+                read_mailbox(&txn.open_table(MAILBOXES)?, mailbox)?
+                    .ok_or(StoreError::NoSuchMailbox)?
+                    .first_recent_uid
+            }
+        };
+        claims.insert(mailbox, first.max(up_to.0));
+        Ok(Uid(first))
+    }
+
+    fn recent_count(&self, mailbox: MailboxId) -> Result<u32> {
+        let claimed = self
+            .recent
+            .lock()
+            .map_err(|_| StoreError::Db("recent claims lock poisoned".into()))?
+            .get(&mailbox)
+            .copied();
+        let txn = self.read()?;
+        let first = match claimed {
+            Some(first) => first,
+            None => {
+                read_mailbox(&txn.open_table(MAILBOXES)?, mailbox)?
+                    .ok_or(StoreError::NoSuchMailbox)?
+                    .first_recent_uid
+            }
+        };
+        let count = txn
+            .open_table(MESSAGES)?
+            .range((mailbox.0, first)..=(mailbox.0, u32::MAX))?
+            .count();
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
     fn message(&self, mailbox: MailboxId, uid: Uid) -> Result<Vec<u8>> {
@@ -1080,46 +1214,51 @@ impl MailStore for RedbStore {
         Ok(outcomes)
     }
 
-    fn append(
+    fn append_batch(
         &self,
         account: &str,
         mailbox: &str,
-        message: &[u8],
-        flags: &[String],
-        internal_date: i64,
-    ) -> Result<(MailboxId, u32, Uid)> {
+        messages: &[NewMessage<'_>],
+    ) -> Result<(MailboxId, u32, Vec<Uid>)> {
         let account = existing_account(account)?;
         let name = existing_mailbox(mailbox)?;
-        let flags = flags::normalize(flags);
-        let blob = self.alloc_blob();
-        let files: &[u64] = if is_inline(message) {
-            &[]
-        } else {
-            self.blobs.write(blob, message)?;
-            &[blob]
-        };
-        self.write_with_blobs(files, |tx| {
-            if is_inline(message) {
-                tx.t.inline.insert(blob, message)?;
-            }
+        let blobs: Vec<u64> = messages.iter().map(|_| self.alloc_blob()).collect();
+        let files: Vec<(u64, &[u8])> = messages
+            .iter()
+            .zip(&blobs)
+            .filter(|(m, _)| !is_inline(m.body))
+            .map(|(m, &blob)| (blob, m.body))
+            .collect();
+        self.blobs.write_batch(&files)?;
+        let file_ids: Vec<u64> = files.iter().map(|(id, _)| *id).collect();
+        self.write_with_blobs(&file_ids, |tx| {
             tx.require_account(&account)?;
             let id = tx
                 .resolve(&account, &name)?
                 .ok_or(StoreError::NoSuchMailbox)?;
-            let size = message.len() as u64;
-            if !tx.fits_quota(&account, size)? {
+            let total = messages
+                .iter()
+                .map(|m| m.body.len() as u64)
+                .fold(0, u64::saturating_add);
+            if !tx.fits_quota(&account, total)? {
                 return Err(StoreError::OverQuota);
             }
-            let rec = MessageRecord {
-                blob,
-                size,
-                internal_date,
-                modseq: 0,
-                flags,
-                prefix: Vec::new(),
-            };
-            let uid = tx.add_message(id, rec)?;
-            Ok((id, tx.require_mailbox(id)?.uid_validity, uid))
+            let mut uids = Vec::with_capacity(messages.len());
+            for (message, &blob) in messages.iter().zip(&blobs) {
+                if is_inline(message.body) {
+                    tx.t.inline.insert(blob, message.body)?;
+                }
+                let rec = MessageRecord {
+                    blob,
+                    size: message.body.len() as u64,
+                    internal_date: message.internal_date,
+                    modseq: 0,
+                    flags: flags::normalize(message.flags),
+                    prefix: Vec::new(),
+                };
+                uids.push(tx.add_message(id, rec)?);
+            }
+            Ok((id, tx.require_mailbox(id)?.uid_validity, uids))
         })
     }
 
@@ -1548,6 +1687,115 @@ mod tests {
             .map(|m| m.modseq)
             .collect();
         assert!(modseqs.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn expunges_are_remembered_by_modseq_for_qresync() {
+        let (dir, store) = with_accounts(&["alice"]);
+        for _ in 0..4 {
+            append(&store, "alice", b"m");
+        }
+        let id = inbox(&store, "alice").id;
+        let before = inbox(&store, "alice").highest_modseq;
+        store.expunge(id, &[Uid(2)]).unwrap();
+        let middle = inbox(&store, "alice").highest_modseq;
+        store.expunge(id, &[Uid(4), Uid(1)]).unwrap();
+        assert_eq!(
+            store.vanished_since(id, before).unwrap(),
+            [Uid(1), Uid(2), Uid(4)]
+        );
+        assert_eq!(store.vanished_since(id, middle).unwrap(), [Uid(1), Uid(4)]);
+        drop(store);
+        let store = RedbStore::open(dir.path()).unwrap();
+        let now = inbox(&store, "alice").highest_modseq;
+        assert!(store.vanished_since(id, now).unwrap().is_empty());
+        assert_eq!(store.vanished_since(id, middle).unwrap(), [Uid(1), Uid(4)]);
+        // A deleted mailbox takes its history with it.
+        store.create_mailbox("alice", "Tmp", None).unwrap();
+        let tmp = store.mailbox("alice", "Tmp").unwrap().unwrap().id;
+        store.append("alice", "Tmp", b"x", &[], 0).unwrap();
+        store.expunge(tmp, &[Uid(1)]).unwrap();
+        assert_eq!(store.vanished_since(tmp, 0).unwrap(), [Uid(1)]);
+        store.delete_mailbox("alice", "Tmp").unwrap();
+        assert!(store.vanished_since(tmp, 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn recent_is_claimed_once_and_survives_a_restart() {
+        let (dir, store) = with_accounts(&["alice"]);
+        append(&store, "alice", b"1");
+        append(&store, "alice", b"2");
+        let id = inbox(&store, "alice").id;
+        assert_eq!(store.recent_count(id).unwrap(), 2);
+        // The first session claims UIDs 1 and 2; the next gets none.
+        assert_eq!(store.claim_recent(id, Uid(3)).unwrap(), Uid(1));
+        assert_eq!(store.claim_recent(id, Uid(3)).unwrap(), Uid(3));
+        assert_eq!(store.recent_count(id).unwrap(), 0);
+        // A look without claiming (EXAMINE) changes nothing.
+        append(&store, "alice", b"3");
+        assert_eq!(store.claim_recent(id, Uid(0)).unwrap(), Uid(3));
+        assert_eq!(store.recent_count(id).unwrap(), 1);
+        // The claim reached the mailbox record with the last delivery.
+        drop(store);
+        let store = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(store.recent_count(id).unwrap(), 1);
+        assert_eq!(store.claim_recent(id, Uid(4)).unwrap(), Uid(3));
+    }
+
+    #[test]
+    fn append_batch_is_all_or_nothing() {
+        let (dir, store) = with_accounts(&["alice"]);
+        store.set_quota("alice", 100).unwrap();
+        let big = vec![b'x'; 200 * 1024];
+        let seen = strings(&["\\Seen"]);
+        let batch = [
+            NewMessage {
+                body: b"small",
+                flags: &seen,
+                internal_date: 5,
+            },
+            NewMessage {
+                body: &big,
+                flags: &[],
+                internal_date: 6,
+            },
+        ];
+        assert!(matches!(
+            store.append_batch("alice", INBOX, &batch),
+            Err(StoreError::OverQuota)
+        ));
+        assert_eq!(inbox(&store, "alice").messages, 0);
+        assert_eq!(blob_files(dir.path()), 0, "no blob file left behind");
+        store.set_quota("alice", 0).unwrap();
+        let (id, _, uids) = store.append_batch("alice", INBOX, &batch).unwrap();
+        assert_eq!(uids, [Uid(1), Uid(2)]);
+        assert_eq!(store.message(id, Uid(2)).unwrap(), big);
+        let snap = store.snapshot(id).unwrap();
+        assert_eq!(snap.uids, [Uid(1), Uid(2)]);
+        assert_eq!(snap.first_unseen, Some(2));
+        assert_eq!(snap.info.messages, 2);
+    }
+
+    #[test]
+    fn snapshot_finds_first_unseen_and_keywords() {
+        let (_dir, store) = with_accounts(&["alice"]);
+        for flags in [
+            &["\\Seen", "$Work"][..],
+            &["\\Seen"],
+            &["$work", "Todo"],
+            &[],
+        ] {
+            store
+                .append("alice", INBOX, b"m", &strings(flags), 0)
+                .unwrap();
+        }
+        let id = inbox(&store, "alice").id;
+        store.expunge(id, &[Uid(2)]).unwrap();
+        let snap = store.snapshot(id).unwrap();
+        assert_eq!(snap.uids, [Uid(1), Uid(3), Uid(4)]);
+        assert_eq!(snap.first_unseen, Some(2));
+        assert_eq!(snap.keywords, strings(&["$Work", "Todo"]));
+        assert_eq!(snap.highest_modseq, inbox(&store, "alice").highest_modseq);
     }
 
     #[test]

@@ -151,7 +151,8 @@ fn thunderbird_setup_sequence_and_idle_push() {
     let select = c.ok("SELECT INBOX");
     for want in [
         "* 1 EXISTS",
-        "* 0 RECENT",
+        // The first session to see the new message gets it as \Recent.
+        "* 1 RECENT",
         "* OK [UIDVALIDITY ",
         "* OK [UIDNEXT ",
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
@@ -162,7 +163,7 @@ fn thunderbird_setup_sequence_and_idle_push() {
     let uid = uids[0];
     let flags = c.ok("UID FETCH 1:* (FLAGS)");
     assert!(
-        flags.contains(&format!("* 1 FETCH (UID {uid} FLAGS ())")),
+        flags.contains(&format!("* 1 FETCH (UID {uid} FLAGS (\\Recent))")),
         "{flags}"
     );
     let headers = c.ok(&format!(
@@ -182,7 +183,7 @@ fn thunderbird_setup_sequence_and_idle_push() {
     // PEEK left \Seen alone; BODY[] sets it.
     let body = c.ok(&format!("UID FETCH {uid} BODY[TEXT]"));
     assert!(body.contains("first message"), "{body}");
-    assert!(body.contains("FLAGS (\\Seen)"), "{body}");
+    assert!(body.contains("FLAGS (\\Seen \\Recent)"), "{body}");
 
     c.send(b"t99 IDLE\r\n");
     assert!(c.line().starts_with("+ "));
@@ -212,11 +213,19 @@ fn two_sessions_see_each_other() {
     assert_eq!(server.wait_for_mail(USER, 2).len(), 2);
     let mut a = Imap::login(server.ports.imap);
     let mut b = Imap::login(server.ports.imap);
-    assert!(a.ok("SELECT INBOX").contains("* 2 EXISTS"));
-    assert!(b.ok("SELECT INBOX").contains("* 2 EXISTS"));
+    let first = a.ok("SELECT INBOX");
+    assert!(first.contains("* 2 EXISTS\r\n* 2 RECENT\r\n"), "{first}");
+    // \Recent belongs to the first session only (RFC 3501 §2.3.2).
+    let second = b.ok("SELECT INBOX");
+    assert!(second.contains("* 2 EXISTS\r\n* 0 RECENT\r\n"), "{second}");
+    assert!(b.ok("SEARCH RECENT").contains("* SEARCH\r\n"));
+    assert!(a.ok("SEARCH NEW").contains("* SEARCH 1 2\r\n"));
 
     let stored = a.ok("STORE 1 +FLAGS (\\Flagged)");
-    assert!(stored.contains("* 1 FETCH (FLAGS (\\Flagged))"), "{stored}");
+    assert!(
+        stored.contains("* 1 FETCH (FLAGS (\\Flagged \\Recent))"),
+        "{stored}"
+    );
     let noop = b.ok("NOOP");
     assert!(
         noop.contains("* 1 FETCH (UID ") && noop.contains("FLAGS (\\Flagged)"),
@@ -790,7 +799,8 @@ Content-Type: application/x-odd\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n
         "{}",
         String::from_utf8_lossy(&raw)
     );
-    assert!(String::from_utf8_lossy(&raw).contains("FLAGS (\\Seen)"));
+    // Appended by this session before it selected: recent to it.
+    assert!(String::from_utf8_lossy(&raw).contains("FLAGS (\\Seen \\Recent)"));
     let r = c.cmd("FETCH 1 (BINARY.PEEK[3])");
     assert!(r.contains(" NO [UNKNOWN-CTE]"), "{r}");
     let r = c.ok("FETCH 1 (BINARY.PEEK[] RFC822.SIZE)");
@@ -1046,7 +1056,7 @@ fn outlook_setup_and_send_receive_replay() {
         "UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (References X-Ref X-Priority X-MS-Has-Attach X-MS-TNEF-Correlator Newsgroups)])",
     );
     assert!(
-        headers.contains("RFC822.SIZE ") && headers.contains("FLAGS ()"),
+        headers.contains("RFC822.SIZE ") && headers.contains("FLAGS (\\Recent)"),
         "{headers}"
     );
     let body = c.ok("UID FETCH 1 (UID BODY.PEEK[])");
@@ -1067,4 +1077,166 @@ fn outlook_setup_and_send_receive_replay() {
     c.ok("NOOP");
     let bye = c.cmd("LOGOUT");
     assert!(bye.contains("* BYE"), "{bye}");
+}
+
+/// The number after `key` in an IMAP response, e.g. `HIGHESTMODSEQ 7`.
+fn number_after(text: &str, key: &str) -> u64 {
+    let rest = text
+        .split(key)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {key} in {text}"));
+    rest.trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {key} in {text}"))
+}
+
+#[test]
+fn qresync_resynchronises_a_cached_mailbox() {
+    let server = server_with_user();
+    for n in 1..=4 {
+        deliver(&server, &format!("m{n}"), "body");
+    }
+    let uids = server.uids(USER);
+    assert_eq!(uids.len(), 4);
+
+    // A client that cached the mailbox in this state...
+    let mut a = Imap::login(server.ports.imap);
+    assert!(a.ok("CAPABILITY").contains(" QRESYNC"));
+    let bad = a.cmd("SELECT INBOX (QRESYNC (1 1))");
+    assert!(bad.contains(" BAD "), "QRESYNC before ENABLE: {bad}");
+    assert!(a.ok("ENABLE QRESYNC").contains("* ENABLED QRESYNC\r\n"));
+    let select = a.ok("SELECT INBOX");
+    let validity = number_after(&select, "UIDVALIDITY");
+    let cached = number_after(&select, "HIGHESTMODSEQ");
+
+    // ...while another session (no QRESYNC) flags one and expunges one.
+    let mut b = Imap::login(server.ports.imap);
+    b.ok("SELECT INBOX");
+    b.ok("STORE 1 +FLAGS.SILENT (\\Flagged)");
+    b.ok("STORE 3 +FLAGS.SILENT (\\Deleted)");
+    assert!(b.ok("EXPUNGE").contains("* 3 EXPUNGE\r\n"));
+
+    // The QRESYNC session is told with VANISHED, never EXPUNGE.
+    let noop = a.ok("NOOP");
+    assert!(
+        noop.contains(&format!("* VANISHED {}\r\n", uids[2])),
+        "{noop}"
+    );
+    assert!(!noop.contains("EXPUNGE"), "{noop}");
+    assert!(
+        noop.contains(&format!("* 1 FETCH (UID {} FLAGS (\\Flagged", uids[0])),
+        "{noop}"
+    );
+
+    // A new session resynchronises from the cached state in one SELECT.
+    let mut c = Imap::login(server.ports.imap);
+    c.ok("ENABLE QRESYNC");
+    let known = format!("{}:{}", uids[0], uids[3]);
+    let resync = c.ok(&format!(
+        "SELECT INBOX (QRESYNC ({validity} {cached} {known}))"
+    ));
+    assert!(resync.contains("* 3 EXISTS"), "{resync}");
+    assert!(
+        resync.contains(&format!("* VANISHED (EARLIER) {}\r\n", uids[2])),
+        "{resync}"
+    );
+    assert!(
+        resync.contains(&format!("* 1 FETCH (UID {} FLAGS (\\Flagged", uids[0])),
+        "{resync}"
+    );
+    // Unchanged messages are not sent again.
+    assert_eq!(resync.matches(" FETCH (").count(), 1, "{resync}");
+    // Selecting again closes the first mailbox with [CLOSED] first.
+    let again = c.ok(&format!("EXAMINE INBOX (QRESYNC ({} 1))", validity + 1));
+    assert!(again.starts_with("* OK [CLOSED]"), "{again}");
+    assert!(
+        !again.contains("VANISHED") && !again.contains("FETCH"),
+        "another UIDVALIDITY: a full resync is the client's job: {again}"
+    );
+
+    // UID FETCH with CHANGEDSINCE and VANISHED.
+    let fetch = c.ok(&format!(
+        "UID FETCH 1:* (FLAGS) (CHANGEDSINCE {cached} VANISHED)"
+    ));
+    assert!(
+        fetch.contains(&format!("* VANISHED (EARLIER) {}\r\n", uids[2])),
+        "{fetch}"
+    );
+    assert_eq!(fetch.matches(" FETCH (").count(), 1, "{fetch}");
+    let plain = c.cmd("FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)");
+    assert!(plain.contains(" BAD "), "VANISHED needs UID FETCH: {plain}");
+
+    // This session's own EXPUNGE is reported as VANISHED too.
+    c.ok("SELECT INBOX");
+    c.ok(&format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[3]));
+    let expunge = c.ok(&format!("UID EXPUNGE {}", uids[3]));
+    assert!(
+        expunge.contains(&format!("* VANISHED {}\r\n", uids[3])),
+        "{expunge}"
+    );
+}
+
+#[test]
+fn recent_goes_to_the_first_session_and_multiappend_is_atomic() {
+    let server = server_with_user();
+    server.cli_ok(&["user", "quota", USER, "2KiB"]);
+    let mut a = Imap::login(server.ports.imap);
+    let small = "Subject: s\r\n\r\nsmall\r\n";
+    let big = format!("Subject: b\r\n\r\n{}\r\n", "x".repeat(4000));
+    // MULTIAPPEND over quota as a whole: nothing is stored.
+    a.send(
+        format!(
+            "m1 APPEND INBOX {{{}+}}\r\n{small} {{{}+}}\r\n{big}\r\n",
+            small.len(),
+            big.len()
+        )
+        .as_bytes(),
+    );
+    let refused = a.until("m1 ");
+    assert!(refused.contains("m1 NO [OVERQUOTA]"), "{refused}");
+    let status = a.ok("STATUS INBOX (MESSAGES RECENT)");
+    assert!(status.contains("(MESSAGES 0 RECENT 0)"), "{status}");
+
+    // Two messages appended at once: one APPENDUID range.
+    a.send(
+        format!(
+            "m2 APPEND INBOX (\\Seen) {{{}+}}\r\n{small} (\\Seen) {{{}+}}\r\n{small}\r\n",
+            small.len(),
+            small.len()
+        )
+        .as_bytes(),
+    );
+    let appended = a.until("m2 ");
+    assert!(appended.contains("m2 OK [APPENDUID "), "{appended}");
+    assert!(appended.contains(" 1:2] "), "{appended}");
+    let status = a.ok("STATUS INBOX (MESSAGES RECENT)");
+    assert!(status.contains("(MESSAGES 2 RECENT 2)"), "{status}");
+
+    // EXAMINE looks at \Recent without taking it...
+    let examine = a.ok("EXAMINE INBOX");
+    assert!(examine.contains("* 2 RECENT\r\n"), "{examine}");
+    // ...SELECT takes it; a second session gets none.
+    let select = a.ok("SELECT INBOX");
+    assert!(select.contains("* 2 RECENT\r\n"), "{select}");
+    let mut b = Imap::login(server.ports.imap);
+    assert!(b.ok("SELECT INBOX").contains("* 0 RECENT\r\n"));
+    let fetch = b.ok("FETCH 1 (FLAGS)");
+    assert!(fetch.contains("FLAGS (\\Seen)"), "{fetch}");
+    let fetch = a.ok("FETCH 1 (FLAGS)");
+    assert!(fetch.contains("FLAGS (\\Seen \\Recent)"), "{fetch}");
+
+    // New mail while idle goes to one of the two sessions only.
+    server.cli_ok(&["user", "quota", USER, "0"]);
+    deliver(&server, "new", "arrived");
+    let a_noop = a.ok("NOOP");
+    let b_noop = b.ok("NOOP");
+    assert!(a_noop.contains("* 3 EXISTS") && b_noop.contains("* 3 EXISTS"));
+    let recent_a = a_noop.contains("* 3 RECENT");
+    let recent_b = b_noop.contains("* 1 RECENT");
+    assert!(recent_a != recent_b, "a: {a_noop}\nb: {b_noop}");
+    let newer = if recent_a { &mut a } else { &mut b };
+    let search = newer.ok("SEARCH RECENT UNSEEN");
+    assert!(search.contains("* SEARCH 3\r\n"), "{search}");
 }

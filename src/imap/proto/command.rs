@@ -35,6 +35,8 @@ pub enum CommandKind {
         mailbox: String,
         read_only: bool,
         condstore: bool,
+        /// The QRESYNC parameter (RFC 7162 §3.2.5).
+        qresync: Option<Qresync>,
     },
     Create(String),
     Delete(String),
@@ -83,6 +85,8 @@ pub enum CommandKind {
         set: SeqSet,
         items: Vec<FetchAtt>,
         changed_since: Option<u64>,
+        /// The VANISHED modifier of UID FETCH (RFC 7162 §3.2.6).
+        vanished: bool,
     },
     Store {
         uid: bool,
@@ -99,6 +103,19 @@ pub enum CommandKind {
         /// MOVE (RFC 6851) rather than COPY.
         remove: bool,
     },
+}
+
+/// SELECT's `QRESYNC (uidvalidity modseq [known-uids [seq-match]])`: what
+/// the client had cached when it last saw the mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    pub uid_validity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SeqSet>,
+    /// (known sequence numbers, their UIDs): only a hint for servers
+    /// without a full expunge history; Merpati keeps one, so it is parsed
+    /// and not needed.
+    pub seq_match: Option<(SeqSet, SeqSet)>,
 }
 
 /// One message of an APPEND.
@@ -561,11 +578,16 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 let mailbox = self.mailbox()?;
                 let mut condstore = false;
+                let mut qresync = None;
                 if self.eat(b' ') {
                     self.expect(b'(')?;
                     loop {
                         match self.keyword()?.as_str() {
                             "CONDSTORE" => condstore = true,
+                            "QRESYNC" => {
+                                self.sp()?;
+                                qresync = Some(self.qresync()?);
+                            }
                             _ => return Err("unknown SELECT parameter".into()),
                         }
                         if self.eat(b')') {
@@ -578,6 +600,7 @@ impl<'a> Parser<'a> {
                     mailbox,
                     read_only: name == "EXAMINE",
                     condstore,
+                    qresync,
                 }
             }
             "CREATE" => {
@@ -946,20 +969,67 @@ impl<'a> Parser<'a> {
             }
         }
         let mut changed_since = None;
+        let mut vanished = false;
         if self.eat(b' ') {
             self.expect(b'(')?;
-            if self.keyword()? != "CHANGEDSINCE" {
-                return Err("unknown FETCH modifier".into());
+            loop {
+                match self.keyword()?.as_str() {
+                    "CHANGEDSINCE" => {
+                        self.sp()?;
+                        changed_since = Some(self.number()?);
+                    }
+                    "VANISHED" => vanished = true,
+                    _ => return Err("unknown FETCH modifier".into()),
+                }
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
             }
-            self.sp()?;
-            changed_since = Some(self.number()?);
-            self.expect(b')')?;
+        }
+        // RFC 7162 §3.2.6: VANISHED only with UID FETCH and CHANGEDSINCE.
+        if vanished && !(uid && changed_since.is_some()) {
+            return Err("VANISHED needs UID FETCH with CHANGEDSINCE".into());
         }
         Ok(CommandKind::Fetch {
             uid,
             set,
             items,
             changed_since,
+            vanished,
+        })
+    }
+
+    /// `(uidvalidity modseq [known-uids] [(known-seqs known-uids)])`.
+    fn qresync(&mut self) -> Res<Qresync> {
+        self.expect(b'(')?;
+        let uid_validity = self.number32()?;
+        self.sp()?;
+        let modseq = self.number()?;
+        let mut known_uids = None;
+        let mut seq_match = None;
+        while self.eat(b' ') {
+            if self.eat(b'(') {
+                let seqs = self.seq_set()?;
+                self.sp()?;
+                let uids = self.seq_set()?;
+                self.expect(b')')?;
+                seq_match = Some((seqs, uids));
+            } else if known_uids.is_none() && seq_match.is_none() {
+                known_uids = Some(self.seq_set()?);
+            } else {
+                return Err("malformed QRESYNC parameter".into());
+            }
+        }
+        self.expect(b')')?;
+        if uid_validity == 0 || modseq == 0 {
+            return Err("QRESYNC needs a non-zero UIDVALIDITY and modseq".into());
+        }
+        Ok(Qresync {
+            uid_validity,
+            modseq,
+            known_uids,
+            seq_match,
         })
     }
 
@@ -1324,6 +1394,7 @@ mod tests {
                     mailbox: "INBOX".into(),
                     read_only: false,
                     condstore: false,
+                    qresync: None,
                 },
             ),
             (
@@ -1332,6 +1403,35 @@ mod tests {
                     mailbox: "Sent".into(),
                     read_only: true,
                     condstore: true,
+                    qresync: None,
+                },
+            ),
+            (
+                "a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541 (1:3 4:6)))",
+                CommandKind::Select {
+                    mailbox: "INBOX".into(),
+                    read_only: false,
+                    condstore: false,
+                    qresync: Some(Qresync {
+                        uid_validity: 67890007,
+                        modseq: 20050715194045000,
+                        known_uids: SeqSet::parse("41,43:211,214:541"),
+                        seq_match: SeqSet::parse("1:3").zip(SeqSet::parse("4:6")),
+                    }),
+                },
+            ),
+            (
+                "a EXAMINE INBOX (QRESYNC (1 2))",
+                CommandKind::Select {
+                    mailbox: "INBOX".into(),
+                    read_only: true,
+                    condstore: false,
+                    qresync: Some(Qresync {
+                        uid_validity: 1,
+                        modseq: 2,
+                        known_uids: None,
+                        seq_match: None,
+                    }),
                 },
             ),
             (
@@ -1471,6 +1571,22 @@ mod tests {
         };
         assert_eq!(items.len(), 3);
         assert_eq!(changed_since, Some(12));
+        assert!(matches!(
+            kind("a UID FETCH 1:* FLAGS (CHANGEDSINCE 12 VANISHED)"),
+            CommandKind::Fetch {
+                vanished: true,
+                changed_since: Some(12),
+                ..
+            }
+        ));
+        for bad in [
+            "a FETCH 1:* FLAGS (CHANGEDSINCE 12 VANISHED)",
+            "a UID FETCH 1:* FLAGS (VANISHED)",
+            "a SELECT INBOX (QRESYNC (0 5))",
+            "a SELECT INBOX (QRESYNC (1 5 1:4 1:2))",
+        ] {
+            assert!(parse_command(bad.as_bytes()).is_err(), "{bad}");
+        }
         assert!(matches!(
             kind("a FETCH 1 BODY[]"),
             CommandKind::Fetch { items, .. } if items == vec![FetchAtt::Section { peek: false, section: Section::default(), partial: None }]

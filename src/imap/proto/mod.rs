@@ -18,7 +18,7 @@ pub mod response;
 pub mod sequence;
 
 pub use command::{
-    AppendMessage, Command, CommandKind, FetchAtt, ListOptions, ParseError, SearchKey,
+    AppendMessage, Command, CommandKind, FetchAtt, ListOptions, ParseError, Qresync, SearchKey,
     SearchReturn, Section, SectionText, StatusItem, parse_command,
 };
 pub use reader::{CommandReader, Frame, FrameError};
