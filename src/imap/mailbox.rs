@@ -9,8 +9,9 @@
 
 use super::proto::response::{flag_list, mailbox as write_mailbox};
 use super::proto::{AppendMessage, ListOptions, SeqSet, StatusItem};
+use super::selected::is_deleted;
 use super::session::{CmdError, CmdResult, Done, Session};
-use crate::store::{MailboxInfo, NewMessage, SEPARATOR, StoreError};
+use crate::store::{MailStore, MailboxId, MailboxInfo, NewMessage, SEPARATOR, StoreError};
 use std::collections::{BTreeMap, HashMap};
 
 impl Session {
@@ -97,20 +98,15 @@ impl Session {
             .iter()
             .map(|p| normalize_pattern(&format!("{reference}{p}")))
             .collect();
-        let wants_recent = options
-            .ret_status
-            .as_ref()
-            .is_some_and(|items| items.contains(&StatusItem::Recent));
-        let (mailboxes, recent) = self
+        let items = options.ret_status.clone().unwrap_or_default();
+        let (mailboxes, counts) = self
             .blocking(move |s| {
                 let mailboxes = s.mailboxes(&account)?;
-                let mut recent = HashMap::new();
-                if wants_recent {
-                    for info in &mailboxes {
-                        recent.insert(info.id, s.recent_count(info.id)?);
-                    }
+                let mut counts = HashMap::new();
+                for info in &mailboxes {
+                    counts.insert(info.id, Counted::read(s, info.id, &items)?);
                 }
-                Ok((mailboxes, recent))
+                Ok((mailboxes, counts))
             })
             .await?;
         let entries = tree(&mailboxes);
@@ -185,8 +181,8 @@ impl Session {
             out.extend_from_slice(b"\r\n");
             // LIST-STATUS (RFC 5819): STATUS for selectable mailboxes.
             if let (Some(items), Some(info)) = (&options.ret_status, entry.info) {
-                let recent = recent.get(&info.id).copied().unwrap_or(0);
-                status_line(&mut out, info, items, recent);
+                let counted = counts.get(&info.id).copied().unwrap_or_default();
+                status_line(&mut out, info, items, counted);
             }
         }
         self.out.extend_from_slice(&out);
@@ -196,25 +192,21 @@ impl Session {
     pub(super) async fn status(&mut self, name: &str, items: &[StatusItem]) -> CmdResult {
         let account = self.account()?;
         let mbox = name.to_string();
-        let wants_recent = items.contains(&StatusItem::Recent);
+        let wanted = items.to_vec();
         let found = self
             .blocking(move |s| {
                 let Some(info) = s.mailbox(&account, &mbox)? else {
                     return Ok(None);
                 };
-                let recent = if wants_recent {
-                    s.recent_count(info.id)?
-                } else {
-                    0
-                };
-                Ok(Some((info, recent)))
+                let counted = Counted::read(s, info.id, &wanted)?;
+                Ok(Some((info, counted)))
             })
             .await?;
-        let Some((info, recent)) = found else {
+        let Some((info, counted)) = found else {
             return Err(CmdError::No(Some("NONEXISTENT"), "No such mailbox".into()));
         };
         let mut out = Vec::new();
-        status_line(&mut out, &info, items, recent);
+        status_line(&mut out, &info, items, counted);
         self.out.extend_from_slice(&out);
         Ok(Done::ok("STATUS completed"))
     }
@@ -309,14 +301,36 @@ impl Session {
     }
 }
 
+/// STATUS values the mailbox record does not keep, read only when asked.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counted {
+    recent: u32,
+    deleted: u32,
+}
+
+impl Counted {
+    fn read(s: &dyn MailStore, id: MailboxId, items: &[StatusItem]) -> Result<Counted, StoreError> {
+        let mut counted = Counted::default();
+        if items.contains(&StatusItem::Recent) {
+            counted.recent = s.recent_count(id)?;
+        }
+        if items.contains(&StatusItem::Deleted) {
+            let deleted = s.messages(id)?.iter().filter(|m| is_deleted(m)).count();
+            counted.deleted = u32::try_from(deleted).unwrap_or(u32::MAX);
+        }
+        Ok(counted)
+    }
+}
+
 /// `* STATUS name (items)` with CRLF.
-fn status_line(out: &mut Vec<u8>, info: &MailboxInfo, items: &[StatusItem], recent: u32) {
+fn status_line(out: &mut Vec<u8>, info: &MailboxInfo, items: &[StatusItem], counted: Counted) {
     let values: Vec<String> = items
         .iter()
         .map(|item| {
             let value = match item {
                 StatusItem::Messages => u64::from(info.messages),
-                StatusItem::Recent => u64::from(recent),
+                StatusItem::Recent => u64::from(counted.recent),
+                StatusItem::Deleted => u64::from(counted.deleted),
                 StatusItem::UidNext => u64::from(info.uid_next),
                 StatusItem::UidValidity => u64::from(info.uid_validity),
                 StatusItem::Unseen => u64::from(info.unseen),

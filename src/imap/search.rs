@@ -65,6 +65,9 @@ impl Session {
         if uses_modseq {
             self.condstore = true;
         }
+        // IMAP4rev2 has no SEARCH response: ESEARCH with ALL by default
+        // (RFC 9051 §6.4.4).
+        let ret = ret.or(self.rev2.then_some(&[SearchReturn::All][..]));
         if let Some(ret) = ret {
             self.esearch(tag, by_uid, &hits, ret, uses_modseq.then_some(max_modseq))?;
             return Ok(Done::ok("SEARCH completed"));

@@ -58,6 +58,9 @@ pub(super) struct Selected {
     /// UID ranges `[from, to)` that are `\Recent` in this session: the
     /// ones it claimed from the store (see [`MailStore::claim_recent`]).
     pub recent: Vec<(u32, u32)>,
+    /// `\Recent` exists in this session (not under IMAP4rev2, which
+    /// dropped it).
+    pub track_recent: bool,
 }
 
 impl Selected {
@@ -146,6 +149,9 @@ impl Selected {
     /// has seen (a read-only session looks without claiming, RFC 3501
     /// §6.3.2). The claim is in memory: cheap enough for every IDLE wake.
     fn claim_recent(&mut self, store: &dyn MailStore, up_to: u32) {
+        if !self.track_recent {
+            return;
+        }
         let claim = if self.read_only { 0 } else { up_to };
         let first = match store.claim_recent(self.id, Uid(claim)) {
             Ok(first) => first.0,
@@ -386,8 +392,8 @@ impl Session {
             return Err(CmdError::bad("ENABLE QRESYNC first"));
         }
         // RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected;
-        // RFC 7162 §3.2.11: say so when QRESYNC is on.
-        if self.selected.take().is_some() && self.qresync {
+        // RFC 7162 §3.2.11 and RFC 9051 §7.1: say so (QRESYNC, rev2).
+        if self.selected.take().is_some() && (self.qresync || self.rev2) {
             self.untagged("OK [CLOSED] Previous mailbox closed");
         }
         if condstore || qresync.is_some() {
@@ -441,6 +447,7 @@ impl Session {
             closed: false,
             saved: Vec::new(),
             recent: Vec::new(),
+            track_recent: !self.rev2,
         };
         sel.claim_recent(self.svc.store.as_ref(), info.uid_next);
         let exists = exists_lines(&sel, self.rev2);
@@ -459,6 +466,14 @@ impl Session {
             info.uid_next
         ));
         self.untagged(&format!("OK [HIGHESTMODSEQ {highest}] Highest"));
+        // RFC 9051 §6.3.2: an IMAP4rev2 SELECT includes the mailbox's LIST
+        // response (a name with wildcards would be a pattern, so those
+        // are left out).
+        if self.rev2 && !info.name.contains(['*', '%']) {
+            let options = super::proto::ListOptions::default();
+            self.list("", std::slice::from_ref(&info.name), false, &options)
+                .await?;
+        }
         if let Some(q) = qresync.filter(|q| q.uid_validity == info.uid_validity) {
             let out = self.qresync_changes(&sel, &q).await?;
             self.out.extend_from_slice(&out);

@@ -300,10 +300,22 @@ impl Session {
                             self.condstore = true;
                             self.qresync = true;
                         }
+                        "IMAP4REV2" => {
+                            self.rev2 = true;
+                            if let Some(sel) = self.selected.as_mut() {
+                                sel.track_recent = false;
+                                sel.recent.clear();
+                            }
+                        }
                         _ => continue,
                     }
-                    if !enabled.contains(&cap) {
-                        enabled.push(cap);
+                    let name = if cap == "IMAP4REV2" {
+                        "IMAP4rev2".to_string()
+                    } else {
+                        cap
+                    };
+                    if !enabled.contains(&name) {
+                        enabled.push(name);
                     }
                 }
                 self.untagged(format!("ENABLED {}", enabled.join(" ")).trim_end());
@@ -428,6 +440,7 @@ impl Session {
     pub fn capabilities(&self) -> String {
         let mut caps = vec![
             "IMAP4rev1",
+            "IMAP4rev2",
             "LITERAL+",
             "SASL-IR",
             "ID",

@@ -1240,3 +1240,56 @@ fn recent_goes_to_the_first_session_and_multiappend_is_atomic() {
     let search = newer.ok("SEARCH RECENT UNSEEN");
     assert!(search.contains("* SEARCH 3\r\n"), "{search}");
 }
+
+#[test]
+fn imap4rev2_session_after_enable() {
+    let server = server_with_user();
+    deliver(&server, "one", "1");
+    deliver(&server, "two", "2");
+    let uids = server.uids(USER);
+    let mut c = Imap::login(server.ports.imap);
+    assert!(c.ok("CAPABILITY").contains("IMAP4rev1 IMAP4rev2 "));
+    let enabled = c.ok("ENABLE IMAP4rev2");
+    assert!(enabled.contains("* ENABLED IMAP4rev2\r\n"), "{enabled}");
+
+    // RFC 9051 §6.3.2: no RECENT, no UNSEEN code, a LIST response.
+    let select = c.ok("SELECT INBOX");
+    assert!(select.contains("* 2 EXISTS\r\n"), "{select}");
+    assert!(
+        !select.contains("RECENT") && !select.contains("[UNSEEN"),
+        "{select}"
+    );
+    assert!(
+        select.contains("* LIST (\\HasNoChildren) \"/\" \"INBOX\"\r\n"),
+        "{select}"
+    );
+    let flags = c.ok("FETCH 1:* (FLAGS)");
+    assert!(!flags.contains("\\Recent"), "{flags}");
+
+    // SEARCH answers with ESEARCH (RFC 9051 §6.4.4).
+    let search = c.cmd("SEARCH ALL");
+    let tag = search.lines().last().unwrap().split(' ').next().unwrap();
+    assert!(
+        search.contains(&format!("* ESEARCH (TAG \"{tag}\") ALL 1:2\r\n")),
+        "{search}"
+    );
+    let search = c.ok("UID SEARCH UNSEEN");
+    assert!(
+        search.contains(&format!(") UID ALL {}:{}\r\n", uids[0], uids[1])),
+        "{search}"
+    );
+    let none = c.ok("SEARCH DELETED");
+    assert!(
+        none.contains(") \r\n") || none.contains("\")\r\n"),
+        "{none}"
+    );
+
+    // STATUS DELETED.
+    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    let status = c.ok("STATUS INBOX (MESSAGES DELETED)");
+    assert!(status.contains("(MESSAGES 2 DELETED 1)"), "{status}");
+
+    // Selecting again reports the first mailbox CLOSED.
+    let again = c.ok("EXAMINE Sent");
+    assert!(again.starts_with("* OK [CLOSED]"), "{again}");
+}

@@ -164,6 +164,8 @@ pub enum StatusItem {
     Unseen,
     HighestModSeq,
     Size,
+    /// Messages with `\Deleted` (IMAP4rev2, RFC 9051 §6.3.11).
+    Deleted,
 }
 
 impl StatusItem {
@@ -176,6 +178,7 @@ impl StatusItem {
             StatusItem::Unseen => "UNSEEN",
             StatusItem::HighestModSeq => "HIGHESTMODSEQ",
             StatusItem::Size => "SIZE",
+            StatusItem::Deleted => "DELETED",
         }
     }
 }
@@ -742,6 +745,7 @@ impl<'a> Parser<'a> {
                 "UNSEEN" => StatusItem::Unseen,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 "SIZE" => StatusItem::Size,
+                "DELETED" => StatusItem::Deleted,
                 _ => return Err("unknown STATUS item".into()),
             });
             if self.eat(b')') {
