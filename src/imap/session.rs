@@ -133,6 +133,9 @@ pub(super) struct Session {
     pub selected: Option<Selected>,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
     pub condstore: bool,
+    /// UTF8=ACCEPT enabled (RFC 6855 §3): mailbox names are UTF-8 both
+    /// ways instead of modified UTF-7.
+    pub utf8: bool,
     bad_commands: u32,
     preauth_commands: u32,
 }
@@ -153,6 +156,7 @@ impl Session {
             account: None,
             selected: None,
             condstore: false,
+            utf8: false,
             bad_commands: 0,
             preauth_commands: 0,
         }
@@ -182,7 +186,14 @@ impl Session {
                 Ok(c) => c,
                 Err(e) => {
                     let tag = e.tag.unwrap_or_else(|| "*".into());
-                    let result = if e.reason == "BADCHARSET" {
+                    let result = if e.reason == "BADCHARSET" && self.utf8 {
+                        // RFC 6855 §3 (erratum 4029): after ENABLE
+                        // UTF8=ACCEPT strings are UTF-8; another charset
+                        // label conflicts.
+                        Err(CmdError::bad(
+                            "Only UTF-8 strings after ENABLE UTF8=ACCEPT; omit CHARSET",
+                        ))
+                    } else if e.reason == "BADCHARSET" {
                         Err(CmdError::No(
                             Some("BADCHARSET (UTF-8 US-ASCII)"),
                             "Unsupported charset".into(),
@@ -280,6 +291,8 @@ impl Session {
 
     /// Commands of the authenticated and selected states.
     async fn authenticated(&mut self, tag: &str, kind: CommandKind) -> CmdResult {
+        // Mailbox names from here on are the store's (UTF-8).
+        let kind = self.decode_names(kind)?;
         match kind {
             CommandKind::StartTls
             | CommandKind::Login { .. }
@@ -287,8 +300,12 @@ impl Session {
             CommandKind::Enable(caps) => {
                 let mut enabled = Vec::new();
                 for cap in caps {
-                    if cap == "CONDSTORE" {
-                        self.condstore = true;
+                    match cap.as_str() {
+                        "CONDSTORE" => self.condstore = true,
+                        "UTF8=ACCEPT" => self.utf8 = true,
+                        _ => continue,
+                    }
+                    if !enabled.contains(&cap) {
                         enabled.push(cap);
                     }
                 }
@@ -304,7 +321,10 @@ impl Session {
                 read_only,
                 condstore,
             } => self.select(&mailbox, read_only, condstore).await,
-            CommandKind::Create(name) => self.create(&name).await,
+            CommandKind::Create {
+                mailbox,
+                special_use,
+            } => self.create(&mailbox, &special_use).await,
             CommandKind::Delete(name) => self.delete(&name).await,
             CommandKind::Rename(from, to) => self.rename(&from, &to).await,
             CommandKind::Subscribe(name) => self.subscribe(&name, true).await,
@@ -429,6 +449,8 @@ impl Session {
             "QUOTA",
             "QUOTA=RES-STORAGE",
             "BINARY",
+            "UTF8=ACCEPT",
+            "CREATE-SPECIAL-USE",
         ];
         if self.account.is_none() {
             if !self.stream.is_tls() {
@@ -731,7 +753,7 @@ fn kind_name(kind: &CommandKind) -> &'static str {
         CommandKind::Authenticate { .. } => "AUTHENTICATE",
         CommandKind::Login { .. } => "LOGIN",
         CommandKind::Select { .. } => "SELECT",
-        CommandKind::Create(_) => "CREATE",
+        CommandKind::Create { .. } => "CREATE",
         CommandKind::Delete(_) => "DELETE",
         CommandKind::Rename(..) => "RENAME",
         CommandKind::Subscribe(_) => "SUBSCRIBE",
