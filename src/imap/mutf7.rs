@@ -291,6 +291,26 @@ mod tests {
         assert_eq!(decode("&AOQ-x&AOQ-").as_deref(), Ok("äxä"));
     }
 
+    /// Canonical means: whatever decodes, encodes back to the same text.
+    /// Random strings over an alphabet dense in `&`, `-` and base64.
+    #[test]
+    fn decode_accepts_only_what_encode_writes() {
+        let alphabet = b"&&&---AAOQZeVn2D3cwgI+,a/ \x01\x80";
+        let mut rng = fastrand::Rng::with_seed(6855);
+        let mut decoded = 0;
+        for _ in 0..200_000 {
+            let len = rng.usize(0..12);
+            let input: String = (0..len)
+                .map(|_| char::from(alphabet[rng.usize(..alphabet.len())]))
+                .collect();
+            if let Ok(utf8) = decode(&input) {
+                decoded += 1;
+                assert_eq!(encode(&utf8), input, "{input:?} -> {utf8:?}");
+            }
+        }
+        assert!(decoded > 1000, "{decoded}");
+    }
+
     #[test]
     fn every_bmp_character_round_trips() {
         let all: String = (0x80u32..0x1_0000)
