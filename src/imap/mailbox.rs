@@ -2,21 +2,106 @@
 //! LIST/LSUB (RFC 3501 §6.3; CHILDREN RFC 3348; SPECIAL-USE RFC 6154),
 //! LIST-EXTENDED (RFC 5258) with LIST-STATUS (RFC 5819), STATUS (with
 //! STATUS=SIZE, RFC 8438), APPEND (UIDPLUS, RFC 4315; MULTIAPPEND,
-//! RFC 3502) and QUOTA (RFC 9208, read-only: the account's quota).
+//! RFC 3502), QUOTA (RFC 9208, read-only: the account's quota) and
+//! CREATE-SPECIAL-USE (RFC 6154 §3).
 //!
-//! Names are used as the client sends them (modified UTF-7 stays
-//! modified UTF-7); the hierarchy separator is `/`, the store's.
+//! The store keeps names in UTF-8. Sessions that have not enabled
+//! UTF8=ACCEPT (RFC 6855) send and receive them in modified UTF-7
+//! (RFC 3501 §5.1.3): [`Session::decode_names`] converts what comes in,
+//! [`write_mailbox`] what goes out. The hierarchy separator is `/`, the
+//! store's.
 
+use super::mutf7;
+use super::proto::command::normalize_mailbox;
 use super::proto::response::{flag_list, mailbox as write_mailbox};
-use super::proto::{AppendMessage, ListOptions, SeqSet, StatusItem};
+use super::proto::{AppendMessage, CommandKind, ListOptions, SeqSet, StatusItem};
 use super::selected::is_deleted;
 use super::session::{CmdError, CmdResult, Done, Session};
-use crate::store::{MailStore, MailboxId, MailboxInfo, NewMessage, SEPARATOR, StoreError};
+use crate::store::{
+    MailStore, MailboxId, MailboxInfo, NewMessage, SEPARATOR, SpecialUse, StoreError,
+};
 use std::collections::{BTreeMap, HashMap};
 
 impl Session {
-    pub(super) async fn create(&mut self, name: &str) -> CmdResult {
+    /// The command with every mailbox name (and LIST reference and
+    /// pattern) as the store spells it: UTF-8 as sent under UTF8=ACCEPT,
+    /// else decoded from modified UTF-7. 8-bit names without UTF8=ACCEPT
+    /// are a protocol error (`BAD`); names that are not canonical modified
+    /// UTF-7 are refused (`NO [CANNOT]`).
+    pub(super) fn decode_names(&self, kind: CommandKind) -> Result<CommandKind, CmdError> {
+        if self.utf8 {
+            return Ok(kind);
+        }
+        let name = |raw: String| -> Result<String, CmdError> {
+            Ok(normalize_mailbox(decode_mutf7(&raw)?))
+        };
+        Ok(match kind {
+            CommandKind::Select {
+                mailbox,
+                read_only,
+                condstore,
+                qresync,
+            } => CommandKind::Select {
+                mailbox: name(mailbox)?,
+                read_only,
+                condstore,
+                qresync,
+            },
+            CommandKind::Create {
+                mailbox,
+                special_use,
+            } => CommandKind::Create {
+                mailbox: name(mailbox)?,
+                special_use,
+            },
+            CommandKind::Delete(mailbox) => CommandKind::Delete(name(mailbox)?),
+            CommandKind::Rename(from, to) => CommandKind::Rename(name(from)?, name(to)?),
+            CommandKind::Subscribe(mailbox) => CommandKind::Subscribe(name(mailbox)?),
+            CommandKind::Unsubscribe(mailbox) => CommandKind::Unsubscribe(name(mailbox)?),
+            CommandKind::List {
+                reference,
+                patterns,
+                subscribed_only,
+                options,
+            } => CommandKind::List {
+                reference: decode_mutf7(&reference)?,
+                patterns: patterns
+                    .iter()
+                    .map(|p| decode_mutf7(p))
+                    .collect::<Result<_, _>>()?,
+                subscribed_only,
+                options,
+            },
+            CommandKind::Status { mailbox, items } => CommandKind::Status {
+                mailbox: name(mailbox)?,
+                items,
+            },
+            CommandKind::Append { mailbox, messages } => CommandKind::Append {
+                mailbox: name(mailbox)?,
+                messages,
+            },
+            CommandKind::GetQuotaRoot(mailbox) => CommandKind::GetQuotaRoot(name(mailbox)?),
+            CommandKind::Copy {
+                uid,
+                set,
+                mailbox,
+                remove,
+            } => CommandKind::Copy {
+                uid,
+                set,
+                mailbox: name(mailbox)?,
+                remove,
+            },
+            other => other,
+        })
+    }
+
+    /// CREATE, with CREATE-SPECIAL-USE: at most one of the uses the store
+    /// knows (`\Drafts`, `\Sent`, `\Trash`, `\Junk`, `\Archive`);
+    /// anything else is `NO [USEATTR]` and nothing is created.
+    pub(super) async fn create(&mut self, name: &str, uses: &[String]) -> CmdResult {
         let account = self.account()?;
+        let special_use = special_use(uses)?;
         let name = name.trim_end_matches(SEPARATOR).to_string();
         if name.is_empty() || name.eq_ignore_ascii_case("INBOX") {
             return Err(CmdError::No(Some("ALREADYEXISTS"), "Mailbox exists".into()));
@@ -31,7 +116,7 @@ impl Session {
                     Err(e) => return Err(e),
                 }
             }
-            s.create_mailbox(&account, &name, None).map(|_| ())
+            s.create_mailbox(&account, &name, special_use).map(|_| ())
         })
         .await?;
         Ok(Done::ok("CREATE completed"))
@@ -111,6 +196,7 @@ impl Session {
             .await?;
         let entries = tree(&mailboxes);
         let subscribed_attr = options.sel_subscribed || options.ret_subscribed;
+        let utf8 = self.utf8;
         let mut out = Vec::new();
         for (name, entry) in &entries {
             if !full.iter().any(|p| matches(p.as_bytes(), name.as_bytes())) {
@@ -174,7 +260,7 @@ impl Session {
             out.extend_from_slice(format!("* {verb} ").as_bytes());
             flag_list(&mut out, &attrs);
             out.extend_from_slice(b" \"/\" ");
-            write_mailbox(&mut out, name);
+            write_mailbox(&mut out, name, utf8);
             if child_info {
                 out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
@@ -182,7 +268,7 @@ impl Session {
             // LIST-STATUS (RFC 5819): STATUS for selectable mailboxes.
             if let (Some(items), Some(info)) = (&options.ret_status, entry.info) {
                 let counted = counts.get(&info.id).copied().unwrap_or_default();
-                status_line(&mut out, info, items, counted);
+                status_line(&mut out, info, items, counted, utf8);
             }
         }
         self.out.extend_from_slice(&out);
@@ -206,7 +292,7 @@ impl Session {
             return Err(CmdError::No(Some("NONEXISTENT"), "No such mailbox".into()));
         };
         let mut out = Vec::new();
-        status_line(&mut out, &info, items, counted);
+        status_line(&mut out, &info, items, counted, self.utf8);
         self.out.extend_from_slice(&out);
         Ok(Done::ok("STATUS completed"))
     }
@@ -223,7 +309,7 @@ impl Session {
             return Err(CmdError::No(Some("NONEXISTENT"), "No such mailbox".into()));
         }
         let mut out = b"* QUOTAROOT ".to_vec();
-        write_mailbox(&mut out, name);
+        write_mailbox(&mut out, name, self.utf8);
         let quota = info.filter(|i| i.quota_bytes > 0);
         if quota.is_some() {
             out.extend_from_slice(b" \"\"");
@@ -323,7 +409,13 @@ impl Counted {
 }
 
 /// `* STATUS name (items)` with CRLF.
-fn status_line(out: &mut Vec<u8>, info: &MailboxInfo, items: &[StatusItem], counted: Counted) {
+fn status_line(
+    out: &mut Vec<u8>,
+    info: &MailboxInfo,
+    items: &[StatusItem],
+    counted: Counted,
+    utf8: bool,
+) {
     let values: Vec<String> = items
         .iter()
         .map(|item| {
@@ -341,8 +433,49 @@ fn status_line(out: &mut Vec<u8>, info: &MailboxInfo, items: &[StatusItem], coun
         })
         .collect();
     out.extend_from_slice(b"* STATUS ");
-    write_mailbox(out, &info.name);
+    write_mailbox(out, &info.name, utf8);
     out.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+}
+
+/// A mailbox name or pattern from a session without UTF8=ACCEPT.
+fn decode_mutf7(raw: &str) -> Result<String, CmdError> {
+    if !raw.is_ascii() {
+        return Err(CmdError::bad(
+            "8-bit mailbox name: use modified UTF-7 (RFC 3501 5.1.3) or ENABLE UTF8=ACCEPT",
+        ));
+    }
+    mutf7::decode(raw).map_err(|e| {
+        CmdError::No(
+            Some("CANNOT"),
+            format!("Mailbox name is not valid modified UTF-7: {e}"),
+        )
+    })
+}
+
+/// The special use CREATE asks for (RFC 6154 §3).
+fn special_use(uses: &[String]) -> Result<Option<SpecialUse>, CmdError> {
+    let mut found: Option<SpecialUse> = None;
+    for attr in uses {
+        let Some(use_) = SpecialUse::ALL
+            .into_iter()
+            .find(|u| u.attribute().eq_ignore_ascii_case(attr))
+        else {
+            return Err(CmdError::No(
+                Some("USEATTR"),
+                format!("{attr} is not a special use this server supports"),
+            ));
+        };
+        match found {
+            Some(other) if other != use_ => {
+                return Err(CmdError::No(
+                    Some("USEATTR"),
+                    "A mailbox can have only one special use".into(),
+                ));
+            }
+            _ => found = Some(use_),
+        }
+    }
+    Ok(found)
 }
 
 /// `* QUOTA "" (STORAGE used limit)`, in units of 1024 octets.
@@ -478,6 +611,51 @@ mod tests {
         }
         assert_eq!(normalize_pattern("inbox/*"), "INBOX/*");
         assert_eq!(normalize_pattern("inboxes"), "inboxes");
+    }
+
+    #[test]
+    fn names_from_legacy_clients() {
+        assert_eq!(
+            decode_mutf7("~peter/mail/&U,BTFw-/&ZeVnLIqe-")
+                .ok()
+                .as_deref(),
+            Some("~peter/mail/台北/日本語")
+        );
+        assert_eq!(decode_mutf7("&ZeVnLA-*").ok().as_deref(), Some("日本*"));
+        assert!(matches!(decode_mutf7("日本語"), Err(CmdError::Bad(_))));
+        assert!(matches!(
+            decode_mutf7("Tom & Jerry"),
+            Err(CmdError::No(Some("CANNOT"), _))
+        ));
+        assert!(matches!(
+            decode_mutf7("&AGE-"),
+            Err(CmdError::No(Some("CANNOT"), _))
+        ));
+    }
+
+    #[test]
+    fn create_special_use() {
+        let uses = |v: &[&str]| special_use(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(matches!(uses(&[]), Ok(None)));
+        assert!(matches!(
+            uses(&["\\archive"]),
+            Ok(Some(SpecialUse::Archive))
+        ));
+        assert!(matches!(
+            uses(&["\\Sent", "\\sent"]),
+            Ok(Some(SpecialUse::Sent))
+        ));
+        for bad in [
+            &["\\All"][..],
+            &["\\Flagged"],
+            &["\\Foo"],
+            &["\\Sent", "\\Trash"],
+        ] {
+            assert!(
+                matches!(uses(bad), Err(CmdError::No(Some("USEATTR"), _))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

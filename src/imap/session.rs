@@ -137,6 +137,9 @@ pub(super) struct Session {
     pub qresync: bool,
     /// IMAP4rev2 enabled (RFC 9051): no `\Recent`, ESEARCH replies.
     pub rev2: bool,
+    /// UTF8=ACCEPT enabled (RFC 6855 §3): mailbox names are UTF-8 both
+    /// ways instead of modified UTF-7.
+    pub utf8: bool,
     bad_commands: u32,
     preauth_commands: u32,
 }
@@ -159,6 +162,7 @@ impl Session {
             condstore: false,
             qresync: false,
             rev2: false,
+            utf8: false,
             bad_commands: 0,
             preauth_commands: 0,
         }
@@ -188,7 +192,14 @@ impl Session {
                 Ok(c) => c,
                 Err(e) => {
                     let tag = e.tag.unwrap_or_else(|| "*".into());
-                    let result = if e.reason == "BADCHARSET" {
+                    let result = if e.reason == "BADCHARSET" && self.utf8 {
+                        // RFC 6855 §3 (erratum 4029): after ENABLE
+                        // UTF8=ACCEPT strings are UTF-8; another charset
+                        // label conflicts.
+                        Err(CmdError::bad(
+                            "Only UTF-8 strings after ENABLE UTF8=ACCEPT; omit CHARSET",
+                        ))
+                    } else if e.reason == "BADCHARSET" {
                         Err(CmdError::No(
                             Some("BADCHARSET (UTF-8 US-ASCII)"),
                             "Unsupported charset".into(),
@@ -286,6 +297,8 @@ impl Session {
 
     /// Commands of the authenticated and selected states.
     async fn authenticated(&mut self, tag: &str, kind: CommandKind) -> CmdResult {
+        // Mailbox names from here on are the store's (UTF-8).
+        let kind = self.decode_names(kind)?;
         match kind {
             CommandKind::StartTls
             | CommandKind::Login { .. }
@@ -300,13 +313,17 @@ impl Session {
                             self.condstore = true;
                             self.qresync = true;
                         }
+                        // RFC 9051 §5.1: IMAP4rev2 names mailboxes in UTF-8;
+                        // modified UTF-7 is for IMAP4rev1 clients only.
                         "IMAP4REV2" => {
                             self.rev2 = true;
+                            self.utf8 = true;
                             if let Some(sel) = self.selected.as_mut() {
                                 sel.track_recent = false;
                                 sel.recent.clear();
                             }
                         }
+                        "UTF8=ACCEPT" => self.utf8 = true,
                         _ => continue,
                     }
                     let name = if cap == "IMAP4REV2" {
@@ -331,7 +348,10 @@ impl Session {
                 condstore,
                 qresync,
             } => self.select(&mailbox, read_only, condstore, qresync).await,
-            CommandKind::Create(name) => self.create(&name).await,
+            CommandKind::Create {
+                mailbox,
+                special_use,
+            } => self.create(&mailbox, &special_use).await,
             CommandKind::Delete(name) => self.delete(&name).await,
             CommandKind::Rename(from, to) => self.rename(&from, &to).await,
             CommandKind::Subscribe(name) => self.subscribe(&name, true).await,
@@ -464,6 +484,8 @@ impl Session {
             "QUOTA",
             "QUOTA=RES-STORAGE",
             "BINARY",
+            "UTF8=ACCEPT",
+            "CREATE-SPECIAL-USE",
         ];
         if self.account.is_none() {
             if !self.stream.is_tls() {
@@ -766,7 +788,7 @@ fn kind_name(kind: &CommandKind) -> &'static str {
         CommandKind::Authenticate { .. } => "AUTHENTICATE",
         CommandKind::Login { .. } => "LOGIN",
         CommandKind::Select { .. } => "SELECT",
-        CommandKind::Create(_) => "CREATE",
+        CommandKind::Create { .. } => "CREATE",
         CommandKind::Delete(_) => "DELETE",
         CommandKind::Rename(..) => "RENAME",
         CommandKind::Subscribe(_) => "SUBSCRIBE",

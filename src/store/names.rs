@@ -29,18 +29,22 @@ pub(crate) fn is_inbox(name: &str) -> bool {
 }
 
 /// The key a mailbox is stored under: `INBOX` in any case becomes `INBOX`,
-/// other names are kept as given (case-sensitive).
+/// other names are kept as given (case-sensitive), in UTF-8: IMAP converts
+/// to and from modified UTF-7 for clients without UTF8=ACCEPT.
 ///
 /// Rejects what would make the name unusable over IMAP: empty names, more
-/// than 255 bytes, control characters, empty hierarchy levels (`a//b`,
-/// `/a`, `a/`) and the LIST wildcards `*` and `%`.
+/// than 255 bytes, control characters (C0, DEL, C1) and the line and
+/// paragraph separators U+2028/U+2029 (RFC 6855 §3), empty hierarchy levels
+/// (`a//b`, `/a`, `a/`) and the LIST wildcards `*` and `%`.
 pub(crate) fn mailbox_key(name: &str) -> Result<String, StoreError> {
     if is_inbox(name) {
         return Ok(INBOX.to_owned());
     }
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
-        && !name.chars().any(|c| c.is_control() || c == '*' || c == '%')
+        && !name
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '*' | '%' | '\u{2028}' | '\u{2029}'))
         && !name.split(SEPARATOR).any(str::is_empty);
     if ok {
         Ok(name.to_owned())
@@ -89,6 +93,10 @@ mod tests {
             "/a",
             "a/",
             "a\x01",
+            "a\x7f",
+            "a\u{85}",
+            "a\u{2028}b",
+            "a\u{2029}",
             "a*",
             "b%",
             &"x".repeat(256),
@@ -96,6 +104,8 @@ mod tests {
             assert!(mailbox_key(bad).is_err(), "{bad:?}");
         }
         assert!(mailbox_key("Projekte/2024/Ärger").is_ok());
+        assert_eq!(mailbox_key("台北/日本語/😀").unwrap(), "台北/日本語/😀");
+        assert_eq!(mailbox_key("A & B").unwrap(), "A & B");
     }
 
     #[test]

@@ -38,7 +38,12 @@ pub enum CommandKind {
         /// The QRESYNC parameter (RFC 7162 §3.2.5).
         qresync: Option<Qresync>,
     },
-    Create(String),
+    /// CREATE, with the special uses asked for by CREATE-SPECIAL-USE
+    /// (RFC 6154 §3: `CREATE name (USE (\Archive))`), as sent.
+    Create {
+        mailbox: String,
+        special_use: Vec<String>,
+    },
     Delete(String),
     Rename(String, String),
     Subscribe(String),
@@ -609,7 +614,11 @@ impl<'a> Parser<'a> {
             "CREATE" => {
                 self.sp()?;
                 let mailbox = self.mailbox()?;
-                CommandKind::Create(mailbox)
+                let special_use = self.create_params()?;
+                CommandKind::Create {
+                    mailbox,
+                    special_use,
+                }
             }
             "DELETE" => {
                 self.sp()?;
@@ -730,6 +739,29 @@ impl<'a> Parser<'a> {
                 "NIL" => Ok(None),
                 _ => Err("expected a string or NIL".into()),
             },
+        }
+    }
+
+    /// `[SP "(" create-param *(SP create-param) ")"]` (RFC 4466 §2.2);
+    /// the one parameter known is `USE (flags)` (RFC 6154 §3).
+    fn create_params(&mut self) -> Res<Vec<String>> {
+        let mut uses = Vec::new();
+        if !self.eat(b' ') {
+            return Ok(uses);
+        }
+        self.expect(b'(')?;
+        loop {
+            match self.keyword()?.as_str() {
+                "USE" => {
+                    self.sp()?;
+                    uses.extend(self.flag_list()?);
+                }
+                _ => return Err("unknown CREATE parameter".into()),
+            }
+            if self.eat(b')') {
+                return Ok(uses);
+            }
+            self.sp()?;
         }
     }
 
@@ -1698,6 +1730,27 @@ mod tests {
             ]
         );
         assert_eq!(
+            kind("a CREATE Archives/2024 (USE (\\Archive))"),
+            CommandKind::Create {
+                mailbox: "Archives/2024".into(),
+                special_use: vec!["\\Archive".into()],
+            }
+        );
+        assert_eq!(
+            kind("a create \"&ZeVnLIqe-\" (use ())"),
+            CommandKind::Create {
+                mailbox: "&ZeVnLIqe-".into(),
+                special_use: vec![],
+            }
+        );
+        assert_eq!(
+            kind("a CREATE \"日本語\""),
+            CommandKind::Create {
+                mailbox: "日本語".into(),
+                special_use: vec![],
+            }
+        );
+        assert_eq!(
             kind("a GETQUOTAROOT inbox"),
             CommandKind::GetQuotaRoot("INBOX".into())
         );
@@ -1711,6 +1764,9 @@ mod tests {
             "a SEARCH RETURN (FOO) ALL",
             "a FETCH 1 BINARY[1.TEXT]",
             "a APPEND INBOX",
+            "a CREATE x (FOO (\\Sent))",
+            "a CREATE x (USE \\Sent)",
+            "a CREATE x ()",
         ] {
             assert!(parse_command(bad.as_bytes()).is_err(), "{bad}");
         }

@@ -1,13 +1,27 @@
 //! Response encoding (RFC 3501 §7, §9): strings as quoted strings when
-//! they can be, literals otherwise; flag and parenthesised lists.
+//! they can be, literals otherwise; flag and parenthesised lists; mailbox
+//! names in modified UTF-7 or, under UTF8=ACCEPT (RFC 6855), UTF-8.
+
+use crate::imap::mutf7;
 
 /// Appends `bytes` as an IMAP string: quoted when it is short 7-bit text
 /// without CR, LF or NUL, a literal otherwise.
 pub fn string(out: &mut Vec<u8>, bytes: &[u8]) {
+    quoted_or_literal(out, bytes, false);
+}
+
+/// Like [`string`], but UTF-8 text may be quoted too: for sessions that
+/// enabled UTF8=ACCEPT (RFC 6855 §3).
+pub fn utf8_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    quoted_or_literal(out, bytes, true);
+}
+
+fn quoted_or_literal(out: &mut Vec<u8>, bytes: &[u8], utf8: bool) {
     let quotable = bytes.len() <= 1024
         && bytes
             .iter()
-            .all(|&b| b != 0 && b != b'\r' && b != b'\n' && b < 0x80);
+            .all(|&b| b != 0 && b != b'\r' && b != b'\n' && (b < 0x80 || utf8))
+        && (!utf8 || std::str::from_utf8(bytes).is_ok());
     if quotable {
         out.push(b'"');
         for &b in bytes {
@@ -47,10 +61,16 @@ pub fn flag_list(out: &mut Vec<u8>, flags: &[String]) {
     out.push(b')');
 }
 
-/// A mailbox name in LIST/STATUS responses: always a string (quoted when
-/// possible), so names with spaces or `*` are safe.
-pub fn mailbox(out: &mut Vec<u8>, name: &str) {
-    string(out, name.as_bytes());
+/// A mailbox name (as the store spells it, UTF-8) in LIST/STATUS
+/// responses: always a string (quoted when possible), so names with spaces
+/// or `*` are safe. In modified UTF-7 unless the session enabled
+/// UTF8=ACCEPT.
+pub fn mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
+    if utf8 {
+        utf8_string(out, name.as_bytes());
+    } else {
+        string(out, mutf7::encode(name).as_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -75,5 +95,23 @@ mod tests {
             "(\\Seen $x)"
         );
         assert_eq!(enc(|o| flag_list(o, &[])), "()");
+        assert_eq!(enc(|o| utf8_string(o, "é".as_bytes())), "\"é\"");
+        assert_eq!(enc(|o| utf8_string(o, b"\xff")), "{1}\r\n\u{FFFD}");
+        assert_eq!(enc(|o| utf8_string(o, "a\nü".as_bytes())), "{4}\r\na\nü");
+    }
+
+    #[test]
+    fn mailbox_names() {
+        let name = "~peter/mail/台北/日本語";
+        assert_eq!(
+            enc(|o| mailbox(o, name, false)),
+            "\"~peter/mail/&U,BTFw-/&ZeVnLIqe-\""
+        );
+        assert_eq!(enc(|o| mailbox(o, name, true)), format!("\"{name}\""));
+        assert_eq!(
+            enc(|o| mailbox(o, "A & \"B\"", false)),
+            "\"A &- \\\"B\\\"\""
+        );
+        assert_eq!(enc(|o| mailbox(o, "A & B", true)), "\"A & B\"");
     }
 }
