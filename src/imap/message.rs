@@ -144,6 +144,11 @@ fn header_length(bytes: &[u8]) -> usize {
     bytes.len()
 }
 
+/// The message's header section, the empty line that ends it included.
+pub fn header_section(raw: &[u8]) -> &[u8] {
+    raw.get(..header_length(raw)).unwrap_or(raw)
+}
+
 /// Unfolded (name, value) pairs of a header section.
 pub fn header_fields(header: &[u8]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();

@@ -1,16 +1,20 @@
 //! IMAP server (RFC 3501 IMAP4rev1 with IDLE, UIDPLUS, MOVE, NAMESPACE,
 //! ID, ENABLE, UNSELECT, LITERAL+, SASL-IR, CHILDREN, SPECIAL-USE,
 //! CONDSTORE, STATUS=SIZE, AUTH=LOGIN, ESEARCH, SEARCHRES, WITHIN,
-//! LIST-EXTENDED, LIST-STATUS, MULTIAPPEND, QUOTA, BINARY, UTF8=ACCEPT and
-//! CREATE-SPECIAL-USE): Merpati's analogue of Dovecot's imap process, over
-//! the shared [`MailStore`].
+//! LIST-EXTENDED, LIST-STATUS, MULTIAPPEND, QUOTA, BINARY, UTF8=ACCEPT,
+//! CREATE-SPECIAL-USE, SORT with SORT=DISPLAY, THREAD=ORDEREDSUBJECT and
+//! THREAD=REFERENCES, QRESYNC, and IMAP4rev2): Merpati's analogue of
+//! Dovecot's imap process, over the shared [`MailStore`].
 //!
 //! * [`proto`]: sans-IO framing, parser and response encoding;
 //! * [`mutf7`]: modified UTF-7 mailbox names (RFC 3501 §5.1.3); the store
 //!   keeps UTF-8, sessions without UTF8=ACCEPT convert at the edge;
 //! * `session`: connection states, the async driver, error mapping;
 //! * `selected`: the selected mailbox's view and change notifications;
-//! * `mailbox`, `fetch`, `search`, `store`, `idle`: command families;
+//! * `mailbox`, `fetch`, `search`, `store`, `idle`: command families
+//!   (`search` also runs SORT and THREAD);
+//! * `sort`, `thread`: sans-IO SORT keys and ordering, and the threading
+//!   algorithms (RFC 5256);
 //! * `message`: MIME structure for FETCH and SEARCH.
 
 mod fetch;
@@ -22,7 +26,9 @@ pub mod proto;
 mod search;
 mod selected;
 mod session;
+mod sort;
 mod store;
+mod thread;
 
 use crate::auth::Authenticator;
 use crate::config::Config;

@@ -5,11 +5,18 @@
 //! (transfer encoding and charset undone by mail-parser),
 //! case-insensitively. The whole evaluation runs on a blocking thread,
 //! loading a message only when a key needs its content.
+//!
+//! SORT and THREAD (RFC 5256) run the same evaluation, reading the header
+//! fields their criteria need from each match in the same pass, then hand
+//! the result to the sans-IO `sort` and `thread` modules. Like SEARCH,
+//! their non-UID forms never cause an EXPUNGE response.
 
 use super::message;
-use super::proto::{SearchKey, SearchReturn, SeqSet};
+use super::proto::{SearchKey, SearchReturn, SeqSet, SortCriterion, ThreadAlgorithm};
 use super::selected::RECENT;
-use super::session::{CmdResult, Done, Session};
+use super::session::{CmdError, CmdResult, Done, Session};
+use super::sort::{self, Fields, Needs};
+use super::thread;
 use crate::store::{MailStore, MailboxId, MessageMeta, StoreError, Uid};
 use std::collections::{HashMap, HashSet};
 
@@ -49,17 +56,11 @@ impl Session {
         let uses_modseq = mentions_modseq(&key);
         let (hits, max_modseq) = self
             .blocking(move |s| {
-                let metas: HashMap<Uid, MessageMeta> = s
-                    .messages(id)?
-                    .into_iter()
-                    .map(|mut m| {
-                        if recent.iter().any(|&(a, b)| a <= m.uid.0 && m.uid.0 < b) {
-                            m.flags.push(RECENT.to_owned());
-                        }
-                        (m.uid, m)
-                    })
-                    .collect();
-                evaluate_all(s, id, &view, &metas, &key, &saved)
+                let metas = metas_with_recent(s, id, &recent)?;
+                let (hits, max) = evaluate_all(s, id, &view, &metas, &key, &saved, &|_| (), false)?;
+                let hits: Vec<(u32, Uid)> =
+                    hits.into_iter().map(|(seq, uid, ())| (seq, uid)).collect();
+                Ok((hits, max))
             })
             .await?;
         if uses_modseq {
@@ -82,6 +83,110 @@ impl Session {
         }
         self.untagged(&line);
         Ok(Done::ok("SEARCH completed"))
+    }
+}
+
+impl Session {
+    /// SORT and UID SORT (RFC 5256 §3): `* SORT` with the matches in
+    /// order, and the highest modseq when the key used MODSEQ (RFC 7162
+    /// §3.1.5).
+    pub(super) async fn sort(
+        &mut self,
+        by_uid: bool,
+        criteria: &[SortCriterion],
+        key: &SearchKey,
+    ) -> CmdResult {
+        let criteria = criteria.to_vec();
+        let uses_modseq = mentions_modseq(key);
+        let (numbers, max_modseq) = self
+            .matching(key, Needs::for_sort(&criteria), move |mut hits| {
+                sort::sort(&mut hits, &criteria);
+                hits.iter()
+                    .map(|f| if by_uid { f.uid } else { f.seq })
+                    .collect::<Vec<u32>>()
+            })
+            .await?;
+        let mut line = String::from("SORT");
+        for n in &numbers {
+            line.push(' ');
+            line.push_str(&n.to_string());
+        }
+        if uses_modseq && !numbers.is_empty() {
+            line.push_str(&format!(" (MODSEQ {max_modseq})"));
+        }
+        self.untagged(&line);
+        Ok(Done::ok("SORT completed"))
+    }
+
+    /// THREAD and UID THREAD (RFC 5256 §4): `* THREAD` with one
+    /// parenthesised list per thread.
+    pub(super) async fn thread(
+        &mut self,
+        by_uid: bool,
+        algorithm: ThreadAlgorithm,
+        key: &SearchKey,
+    ) -> CmdResult {
+        let references = algorithm == ThreadAlgorithm::References;
+        let (lists, _) = self
+            .matching(key, Needs::for_thread(references), move |hits| {
+                let forest = if references {
+                    thread::references(&hits)
+                } else {
+                    thread::ordered_subject(&hits)
+                };
+                forest.format(|m| {
+                    hits.get(m)
+                        .map_or(0, |f| if by_uid { f.uid } else { f.seq })
+                })
+            })
+            .await?;
+        if lists.is_empty() {
+            self.untagged("THREAD");
+        } else {
+            self.untagged(&format!("THREAD {lists}"));
+        }
+        Ok(Done::ok("THREAD completed"))
+    }
+
+    /// The messages matching `key` with the fields `needs` asks for,
+    /// given to `then` (which runs on the blocking thread too), and the
+    /// highest modseq among them.
+    async fn matching<T, F>(
+        &mut self,
+        key: &SearchKey,
+        needs: Needs,
+        then: F,
+    ) -> Result<(T, u64), CmdError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Vec<Fields>) -> T + Send + 'static,
+    {
+        let sel = self.selected()?;
+        let id = sel.id;
+        let view = sel.uids.clone();
+        let saved: HashSet<Uid> = sel.saved.iter().copied().collect();
+        let recent = sel.recent.clone();
+        let key = key.clone();
+        if mentions_modseq(&key) {
+            self.condstore = true;
+        }
+        let result = self
+            .blocking(move |s| {
+                let metas = metas_with_recent(s, id, &recent)?;
+                let read = |c: &mut Candidate<'_>| {
+                    let mut fields = Fields::new(c.seq, c.meta);
+                    if needs.header() {
+                        fields.read_header(message::header_section(c.raw()), &needs);
+                    }
+                    fields
+                };
+                let (hits, max) =
+                    evaluate_all(s, id, &view, &metas, &key, &saved, &read, needs.header())?;
+                let fields = hits.into_iter().map(|(_, _, f)| f).collect();
+                Ok((then(fields), max))
+            })
+            .await?;
+        Ok(result)
     }
 }
 
@@ -260,30 +365,40 @@ impl Candidate<'_> {
     }
 }
 
-/// (seq, uid) of the matches, and the highest modseq among them.
-fn evaluate_all(
+/// What is kept of each match besides (seq, uid): nothing for SEARCH,
+/// the sort fields for SORT and THREAD.
+type Extract<'e, X> = dyn Fn(&mut Candidate<'_>) -> X + Sync + 'e;
+
+/// (seq, uid, extract's value) of the matches, and the highest modseq
+/// among them. `reads`: extract reads every match's content.
+#[allow(clippy::too_many_arguments)]
+fn evaluate_all<X: Send>(
     store: &dyn MailStore,
     mailbox: MailboxId,
     view: &[Uid],
     metas: &HashMap<Uid, MessageMeta>,
     key: &SearchKey,
     saved: &HashSet<Uid>,
-) -> Result<(Vec<(u32, Uid)>, u64), StoreError> {
+    extract: &Extract<'_, X>,
+    reads: bool,
+) -> Result<PartResult<X>, StoreError> {
     let max_seq = u32::try_from(view.len()).unwrap_or(u32::MAX);
     let numbered: Vec<(u32, Uid)> = (1..=max_seq).zip(view.iter().copied()).collect();
     // Content keys read every message: split the work over the cores.
     // Each half keeps its order, so the hits stay sorted.
-    let threads = if needs_content(key) {
+    let threads = if reads || needs_content(key) {
         SEARCH_THREADS
     } else {
         1
     };
     let chunk = numbered.len().div_ceil(threads).max(1);
-    let parts: Vec<Option<PartResult>> = std::thread::scope(|scope| {
+    let parts: Vec<Option<PartResult<X>>> = std::thread::scope(|scope| {
         let workers: Vec<_> = numbered
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || evaluate_part(store, mailbox, part, view, metas, key, saved))
+                scope.spawn(move || {
+                    evaluate_part(store, mailbox, part, view, metas, key, saved, extract)
+                })
             })
             .collect();
         workers.into_iter().map(|w| w.join().ok()).collect()
@@ -301,9 +416,9 @@ fn evaluate_all(
     Ok((hits, max_modseq))
 }
 
-/// Hits (sequence number, UID) of one slice of the mailbox, and their
-/// highest modseq.
-type PartResult = (Vec<(u32, Uid)>, u64);
+/// Hits (sequence number, UID, extracted value) of one slice of the
+/// mailbox, and their highest modseq.
+type PartResult<X> = (Vec<(u32, Uid, X)>, u64);
 
 /// Threads for a content search (this machine class has two cores).
 const SEARCH_THREADS: usize = 2;
@@ -319,7 +434,8 @@ fn needs_content(key: &SearchKey) -> bool {
     }
 }
 
-fn evaluate_part(
+#[allow(clippy::too_many_arguments)]
+fn evaluate_part<X>(
     store: &dyn MailStore,
     mailbox: MailboxId,
     part: &[(u32, Uid)],
@@ -327,7 +443,8 @@ fn evaluate_part(
     metas: &HashMap<Uid, MessageMeta>,
     key: &SearchKey,
     saved: &HashSet<Uid>,
-) -> PartResult {
+    extract: &Extract<'_, X>,
+) -> PartResult<X> {
     let now = crate::rfc5322::now_unix();
     let max_seq = u32::try_from(view.len()).unwrap_or(u32::MAX);
     let max_uid = view.last().map_or(0, |u| u.0);
@@ -351,7 +468,7 @@ fn evaluate_part(
             now,
         };
         if c.matches(key) {
-            hits.push((seq, *uid));
+            hits.push((seq, *uid, extract(&mut c)));
             max_modseq = max_modseq.max(meta.modseq);
         }
     }
@@ -360,4 +477,23 @@ fn evaluate_part(
 
 fn secs_i64(secs: u64) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+/// The mailbox's messages by UID, with `\Recent` added to the flags of
+/// the session's recent ones (`recent`: its claimed UID ranges) so that
+/// the RECENT, NEW and OLD keys see them.
+fn metas_with_recent(
+    s: &dyn MailStore,
+    id: MailboxId,
+    recent: &[(u32, u32)],
+) -> Result<HashMap<Uid, MessageMeta>, StoreError> {
+    Ok(s.messages(id)?
+        .into_iter()
+        .map(|mut m| {
+            if recent.iter().any(|&(a, b)| a <= m.uid.0 && m.uid.0 < b) {
+                m.flags.push(RECENT.to_owned());
+            }
+            (m.uid, m)
+        })
+        .collect())
 }

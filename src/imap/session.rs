@@ -5,7 +5,8 @@
 //! store errors become tagged responses.
 //!
 //! The command families live beside this file (`mailbox`, `fetch`,
-//! `search`, `store`, `idle`) as further `impl Session` blocks.
+//! `search` with SORT and THREAD, `store`, `idle`) as further
+//! `impl Session` blocks.
 
 use super::ImapService;
 use super::proto::{Command, CommandKind, CommandReader, Frame, FrameError, parse_command};
@@ -402,6 +403,27 @@ impl Session {
                 self.sync(uid).await?;
                 Ok(done)
             }
+            // SORT and THREAD follow SEARCH's rule for EXPUNGE.
+            CommandKind::Sort {
+                uid,
+                criteria,
+                charset: _,
+                keys,
+            } => {
+                let done = self.sort(uid, &criteria, &keys).await?;
+                self.sync(uid).await?;
+                Ok(done)
+            }
+            CommandKind::Thread {
+                uid,
+                algorithm,
+                charset: _,
+                keys,
+            } => {
+                let done = self.thread(uid, algorithm, &keys).await?;
+                self.sync(uid).await?;
+                Ok(done)
+            }
             CommandKind::Fetch {
                 uid,
                 set,
@@ -486,6 +508,10 @@ impl Session {
             "BINARY",
             "UTF8=ACCEPT",
             "CREATE-SPECIAL-USE",
+            "SORT",
+            "SORT=DISPLAY",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
         ];
         if self.account.is_none() {
             if !self.stream.is_tls() {
@@ -806,6 +832,8 @@ fn kind_name(kind: &CommandKind) -> &'static str {
         CommandKind::Unselect => "UNSELECT",
         CommandKind::Expunge { .. } => "EXPUNGE",
         CommandKind::Search { .. } => "SEARCH",
+        CommandKind::Sort { .. } => "SORT",
+        CommandKind::Thread { .. } => "THREAD",
         CommandKind::Fetch { .. } => "FETCH",
         CommandKind::Store { .. } => "STORE",
         CommandKind::Copy { .. } => "COPY",

@@ -85,6 +85,21 @@ pub enum CommandKind {
         /// for a plain RFC 3501 SEARCH. `RETURN ()` means `ALL`.
         ret: Option<Vec<SearchReturn>>,
     },
+    /// SORT and UID SORT (RFC 5256 §3; DISPLAYFROM/DISPLAYTO, RFC 5957).
+    Sort {
+        uid: bool,
+        criteria: Vec<SortCriterion>,
+        /// Upper-cased; only UTF-8 and US-ASCII get this far.
+        charset: String,
+        keys: SearchKey,
+    },
+    /// THREAD and UID THREAD (RFC 5256 §4).
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: String,
+        keys: SearchKey,
+    },
     Fetch {
         uid: bool,
         set: SeqSet,
@@ -158,6 +173,34 @@ pub enum SearchReturn {
     Count,
     /// SEARCHRES: keep the result for `$`.
     Save,
+}
+
+/// One SORT criterion: a key, ascending unless `reverse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+/// SORT keys (RFC 5256 §3, RFC 5957 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+/// Threading algorithms (RFC 5256 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -682,6 +725,8 @@ impl<'a> Parser<'a> {
                 CommandKind::SetQuota(root)
             }
             "SEARCH" => self.search(false)?,
+            "SORT" => self.sort(false)?,
+            "THREAD" => self.thread(false)?,
             "FETCH" => self.fetch(false)?,
             "STORE" => self.store(false)?,
             "COPY" => self.copy(false, false)?,
@@ -690,6 +735,8 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 match self.keyword()?.as_str() {
                     "SEARCH" => self.search(true)?,
+                    "SORT" => self.sort(true)?,
+                    "THREAD" => self.thread(true)?,
                     "FETCH" => self.fetch(true)?,
                     "STORE" => self.store(true)?,
                     "COPY" => self.copy(true, false)?,
@@ -1218,24 +1265,99 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         if self.keyword().ok().as_deref() == Some("CHARSET") {
             self.sp()?;
-            let charset = self.astring_utf8()?.to_ascii_uppercase();
-            if charset != "UTF-8" && charset != "US-ASCII" {
-                return Err("BADCHARSET".into());
-            }
+            self.charset()?;
             self.sp()?;
         } else {
             self.pos = start;
         }
+        let key = self.search_keys()?;
+        Ok(CommandKind::Search { uid, key, ret })
+    }
+
+    /// A search charset: UTF-8 and US-ASCII (upper-cased); any other is
+    /// the `BADCHARSET` error (a tagged NO, RFC 3501 §6.4.4).
+    fn charset(&mut self) -> Res<String> {
+        let charset = self.astring_utf8()?.to_ascii_uppercase();
+        if charset != "UTF-8" && charset != "US-ASCII" {
+            return Err("BADCHARSET".into());
+        }
+        Ok(charset)
+    }
+
+    /// One or more search keys, ANDed.
+    fn search_keys(&mut self) -> Res<SearchKey> {
         let mut keys = vec![self.search_key(0)?];
         while self.eat(b' ') {
             keys.push(self.search_key(0)?);
         }
-        let key = if keys.len() == 1 {
+        Ok(if keys.len() == 1 {
             keys.pop().unwrap_or(SearchKey::All)
         } else {
             SearchKey::And(keys)
+        })
+    }
+
+    /// `SORT (criteria) charset keys` (RFC 5256 §5): the charset is
+    /// mandatory here.
+    fn sort(&mut self, uid: bool) -> Res<CommandKind> {
+        self.sp()?;
+        self.expect(b'(')?;
+        let mut criteria = Vec::new();
+        loop {
+            let mut word = self.keyword()?;
+            let reverse = word == "REVERSE";
+            if reverse {
+                self.sp()?;
+                word = self.keyword()?;
+            }
+            let key = match word.as_str() {
+                "ARRIVAL" => SortKey::Arrival,
+                "CC" => SortKey::Cc,
+                "DATE" => SortKey::Date,
+                "FROM" => SortKey::From,
+                "SIZE" => SortKey::Size,
+                "SUBJECT" => SortKey::Subject,
+                "TO" => SortKey::To,
+                "DISPLAYFROM" => SortKey::DisplayFrom,
+                "DISPLAYTO" => SortKey::DisplayTo,
+                _ => return Err(format!("unknown sort key {word}")),
+            };
+            criteria.push(SortCriterion { reverse, key });
+            if self.eat(b')') {
+                break;
+            }
+            self.sp()?;
+        }
+        self.sp()?;
+        let charset = self.charset()?;
+        self.sp()?;
+        let keys = self.search_keys()?;
+        Ok(CommandKind::Sort {
+            uid,
+            criteria,
+            charset,
+            keys,
+        })
+    }
+
+    /// `THREAD algorithm charset keys` (RFC 5256 §5).
+    fn thread(&mut self, uid: bool) -> Res<CommandKind> {
+        self.sp()?;
+        let algorithm = match self.keyword()?.as_str() {
+            "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+            "REFERENCES" => ThreadAlgorithm::References,
+            _ => return Err("unknown threading algorithm".into()),
         };
-        Ok(CommandKind::Search { uid, key, ret })
+        self.sp()?;
+        let charset = self.charset()?;
+        self.sp()?;
+        let keys = self.search_keys()?;
+        Ok(CommandKind::Thread {
+            uid,
+            algorithm,
+            charset,
+            keys,
+        })
     }
 
     fn search_string(&mut self) -> Res<String> {
@@ -1769,6 +1891,102 @@ mod tests {
             "a CREATE x ()",
         ] {
             assert!(parse_command(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sort_and_thread() {
+        assert_eq!(
+            kind("a UID SORT (REVERSE DATE subject reverse SIZE) utf-8 UNSEEN FROM \"bob\""),
+            CommandKind::Sort {
+                uid: true,
+                criteria: vec![
+                    SortCriterion {
+                        reverse: true,
+                        key: SortKey::Date
+                    },
+                    SortCriterion {
+                        reverse: false,
+                        key: SortKey::Subject
+                    },
+                    SortCriterion {
+                        reverse: true,
+                        key: SortKey::Size
+                    },
+                ],
+                charset: "UTF-8".into(),
+                keys: SearchKey::And(vec![
+                    SearchKey::NoFlag("\\Seen".into()),
+                    SearchKey::Header("FROM".into(), "bob".into())
+                ]),
+            }
+        );
+        let CommandKind::Sort { criteria, .. } =
+            kind("a SORT (ARRIVAL CC FROM TO DISPLAYFROM DISPLAYTO) US-ASCII ALL")
+        else {
+            panic!()
+        };
+        let keys: Vec<SortKey> = criteria.iter().map(|c| c.key).collect();
+        assert_eq!(
+            keys,
+            vec![
+                SortKey::Arrival,
+                SortKey::Cc,
+                SortKey::From,
+                SortKey::To,
+                SortKey::DisplayFrom,
+                SortKey::DisplayTo
+            ]
+        );
+        assert_eq!(
+            kind("a THREAD REFERENCES UTF-8 ALL"),
+            CommandKind::Thread {
+                uid: false,
+                algorithm: ThreadAlgorithm::References,
+                charset: "UTF-8".into(),
+                keys: SearchKey::All,
+            }
+        );
+        assert_eq!(
+            kind("a uid thread orderedsubject \"us-ascii\" 1:3 (SEEN)"),
+            CommandKind::Thread {
+                uid: true,
+                algorithm: ThreadAlgorithm::OrderedSubject,
+                charset: "US-ASCII".into(),
+                keys: SearchKey::And(vec![
+                    SearchKey::Seq(seq("1:3")),
+                    SearchKey::And(vec![SearchKey::Flag("\\Seen".into())])
+                ]),
+            }
+        );
+        for bad in [
+            "a SORT",
+            "a SORT () UTF-8 ALL",
+            "a SORT (DATE)",
+            "a SORT (DATE) UTF-8",
+            "a SORT DATE UTF-8 ALL",
+            "a SORT (REVERSE) UTF-8 ALL",
+            "a SORT (REVERSE REVERSE DATE) UTF-8 ALL",
+            "a SORT (BOGUS) UTF-8 ALL",
+            "a SORT (DATE  SIZE) UTF-8 ALL",
+            "a SORT (DATE) UTF-8 ALL extra(",
+            "a THREAD UTF-8 ALL",
+            "a THREAD FOO UTF-8 ALL",
+            "a UID THREAD REFERENCES UTF-8",
+        ] {
+            let e = parse_command(bad.as_bytes()).unwrap_err();
+            assert_ne!(e.reason, "BADCHARSET", "{bad}");
+        }
+        // The charset is mandatory: a search key in its place is one.
+        for badcharset in [
+            "a SORT (DATE) ALL",
+            "a THREAD REFERENCES ALL",
+            "a SORT (DATE) KOI8-R ALL",
+            "a UID THREAD REFERENCES \"ISO-8859-1\" ALL",
+        ] {
+            let e = parse_command(badcharset.as_bytes()).unwrap_err();
+            assert_eq!(e.reason, "BADCHARSET", "{badcharset}");
+            assert_eq!(e.tag.as_deref(), Some("a"));
         }
     }
 

@@ -19,7 +19,8 @@ pub mod sequence;
 
 pub use command::{
     AppendMessage, Command, CommandKind, FetchAtt, ListOptions, ParseError, Qresync, SearchKey,
-    SearchReturn, Section, SectionText, StatusItem, parse_command,
+    SearchReturn, Section, SectionText, SortCriterion, SortKey, StatusItem, ThreadAlgorithm,
+    parse_command,
 };
 pub use reader::{CommandReader, Frame, FrameError};
 pub use sequence::SeqSet;
