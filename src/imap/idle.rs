@@ -12,6 +12,17 @@ impl Session {
         self.line("+ idling");
         let timeout = self.config.imap.idle_timeout.0;
         let shutdown = self.svc.shutdown.clone();
+        // The timer and the shutdown wait are set up once for the whole
+        // IDLE, not per wake-up: with 10,000 idlers each new message would
+        // otherwise re-register 20,000 timer and waiter entries under
+        // shared locks, and the fan-out would queue on them.
+        let idle_deadline = tokio::time::sleep(timeout);
+        tokio::pin!(idle_deadline);
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        // Only DONE is expected here; a small buffer keeps thousands of
+        // idling sessions cheap (more input is read on the next turn).
+        let mut buf = [0u8; 512];
         loop {
             // A DONE may already be buffered (pipelined by the client).
             if let Some(line) = self.reader.take_line() {
@@ -25,9 +36,6 @@ impl Session {
                 };
             }
             self.flush().await.map_err(CmdError::End)?;
-            // Only DONE is expected here; a small buffer keeps thousands of
-            // idling sessions cheap (more input is read on the next turn).
-            let mut buf = vec![0u8; 512];
             let stream = &mut self.stream;
             let selected = &mut self.selected;
             let event = async {
@@ -37,19 +45,25 @@ impl Session {
                 }
             };
             tokio::select! {
-                r = tokio::time::timeout(timeout, stream.read(&mut buf)) => match r {
-                    Ok(Ok(0)) => return Err(CmdError::End(End::ClientClosed)),
-                    Ok(Ok(n)) => self.reader.push(buf.get(..n).unwrap_or_default()),
-                    Ok(Err(e)) => return Err(CmdError::End(End::Io(e))),
-                    Err(_) => {
-                        self.untagged("BYE Autologout; idle for too long");
-                        return Err(CmdError::End(End::Timeout));
+                r = stream.read(&mut buf) => match r {
+                    Ok(0) => return Err(CmdError::End(End::ClientClosed)),
+                    Ok(n) => {
+                        self.reader.push(buf.get(..n).unwrap_or_default());
+                        // The idle timeout counts from the client's last word.
+                        idle_deadline
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + timeout);
                     }
+                    Err(e) => return Err(CmdError::End(End::Io(e))),
                 },
                 () = event => {
                     self.sync(true).await?;
                 }
-                _ = shutdown.cancelled() => {
+                () = &mut idle_deadline => {
+                    self.untagged("BYE Autologout; idle for too long");
+                    return Err(CmdError::End(End::Timeout));
+                }
+                () = &mut cancelled => {
                     self.untagged("BYE Server shutting down");
                     return Err(CmdError::End(End::Shutdown));
                 }

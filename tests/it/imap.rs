@@ -1293,3 +1293,24 @@ fn imap4rev2_session_after_enable() {
     let again = c.ok("EXAMINE Sent");
     assert!(again.starts_with("* OK [CLOSED]"), "{again}");
 }
+
+#[test]
+fn idle_times_out_on_a_silent_client_but_not_on_new_mail() {
+    let server = Builder::default().imap("idle_timeout = \"3s\"").start();
+    server.add_user(USER, PASSWORD);
+    let mut c = Imap::login(server.ports.imap);
+    c.ok("SELECT INBOX");
+    c.send(b"i1 IDLE\r\n");
+    assert!(c.line().starts_with("+ "));
+    // New mail is pushed, and does not count as the client's activity.
+    let started = Instant::now();
+    deliver(&server, "during idle", "x");
+    c.until("* 1 EXISTS");
+    let bye = c.until("* BYE");
+    assert!(bye.contains("* BYE Autologout"), "{bye}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(20),
+        "logged out after {waited:?}"
+    );
+}
