@@ -37,8 +37,8 @@ use redb::{Database, ReadTransaction, ReadableTable, Table, TableDefinition, Wri
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -91,7 +91,17 @@ pub struct RedbStore {
     /// whenever a transaction writes that record anyway (every delivery
     /// does), so a restart loses at most claims made since the last one.
     recent: Mutex<HashMap<MailboxId, u32>>,
+    /// SELECT scans of big mailboxes with the highest modseq they were
+    /// made at: re-selecting an unchanged 100,000-message mailbox costs a
+    /// copy of its UID list instead of a walk over its records.
+    snapshots: Mutex<HashMap<MailboxId, (u64, Arc<MessageScan>)>>,
 }
+
+/// Mailboxes smaller than this are scanned every time (a scan of 1,000
+/// messages is a fraction of a millisecond)...
+const SNAPSHOT_CACHE_MIN_MESSAGES: u32 = 1_000;
+/// ...and at most this many scans are kept (≈ 400 KiB each at 100,000).
+const SNAPSHOT_CACHE_ENTRIES: usize = 64;
 
 impl RedbStore {
     /// Opens or creates the store in `dir` (`dir/mail.redb`, `dir/blobs/`).
@@ -113,6 +123,7 @@ impl RedbStore {
             events: EventHub::default(),
             next_blob: AtomicU64::new(next_blob),
             recent: Mutex::new(HashMap::new()),
+            snapshots: Mutex::new(HashMap::new()),
         })
     }
 
@@ -172,11 +183,16 @@ impl RedbStore {
 
     fn apply(&self, effects: Effects) {
         self.blobs.delete_all(&effects.freed_blobs);
-        if !effects.closed.is_empty()
-            && let Ok(mut recent) = self.recent.lock()
-        {
-            for id in &effects.closed {
-                recent.remove(id);
+        if !effects.closed.is_empty() {
+            if let Ok(mut recent) = self.recent.lock() {
+                for id in &effects.closed {
+                    recent.remove(id);
+                }
+            }
+            if let Ok(mut snapshots) = self.snapshots.lock() {
+                for id in &effects.closed {
+                    snapshots.remove(id);
+                }
             }
         }
         for id in effects.closed {
@@ -874,6 +890,45 @@ fn mailbox_ids(
     Ok(out)
 }
 
+/// What [`MailStore::snapshot`] reads from the message table.
+struct MessageScan {
+    uids: Vec<Uid>,
+    first_unseen: Option<u32>,
+    keywords: Vec<String>,
+    highest_modseq: u64,
+}
+
+/// Walks the mailbox's messages peeking at their flags, allocating
+/// nothing per message.
+fn scan_messages(txn: &ReadTransaction, mailbox: MailboxId) -> Result<MessageScan> {
+    let mut scan = MessageScan {
+        uids: Vec::new(),
+        first_unseen: None,
+        keywords: Vec::new(),
+        highest_modseq: 0,
+    };
+    for entry in txn.open_table(MESSAGES)?.range(uid_range(mailbox))? {
+        let (key, value) = entry?;
+        scan.uids.push(Uid(key.value().1));
+        let mut seen = false;
+        let keywords = &mut scan.keywords;
+        let modseq = MessageRecord::visit_flags(value.value(), |flag| {
+            if flag == flags::SEEN {
+                seen = true;
+            } else if !flag.starts_with('\\')
+                && !keywords.iter().any(|k| k.eq_ignore_ascii_case(flag))
+            {
+                keywords.push(flag.to_owned());
+            }
+        })?;
+        scan.highest_modseq = scan.highest_modseq.max(modseq);
+        if !seen && scan.first_unseen.is_none() {
+            scan.first_unseen = u32::try_from(scan.uids.len()).ok();
+        }
+    }
+    Ok(scan)
+}
+
 fn uid_range(mailbox: MailboxId) -> std::ops::RangeInclusive<(u64, u32)> {
     (mailbox.0, 0)..=(mailbox.0, u32::MAX)
 }
@@ -1077,36 +1132,42 @@ impl MailStore for RedbStore {
 
     fn snapshot(&self, mailbox: MailboxId) -> Result<MailboxSnapshot> {
         let txn = self.read()?;
-        let info = read_mailbox(&txn.open_table(MAILBOXES)?, mailbox)?
-            .ok_or(StoreError::NoSuchMailbox)?
-            .info(mailbox);
-        let mut snap = MailboxSnapshot {
-            uids: Vec::with_capacity(info.messages as usize),
-            first_unseen: None,
-            keywords: Vec::new(),
-            highest_modseq: info.highest_modseq,
-            info,
-        };
-        for entry in txn.open_table(MESSAGES)?.range(uid_range(mailbox))? {
-            let (key, value) = entry?;
-            snap.uids.push(Uid(key.value().1));
-            let mut seen = false;
-            let keywords = &mut snap.keywords;
-            let modseq = MessageRecord::visit_flags(value.value(), |flag| {
-                if flag == flags::SEEN {
-                    seen = true;
-                } else if !flag.starts_with('\\')
-                    && !keywords.iter().any(|k| k.eq_ignore_ascii_case(flag))
+        let record =
+            read_mailbox(&txn.open_table(MAILBOXES)?, mailbox)?.ok_or(StoreError::NoSuchMailbox)?;
+        // Every change to a mailbox's messages raises its highest modseq,
+        // so a scan made at the same modseq is still exact.
+        let version = record.highest_modseq;
+        let cached = self
+            .snapshots
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&mailbox).cloned())
+            .filter(|(at, _)| *at == version);
+        let scan = match cached {
+            Some((_, scan)) => scan,
+            None => {
+                let scan = Arc::new(scan_messages(&txn, mailbox)?);
+                if record.messages >= SNAPSHOT_CACHE_MIN_MESSAGES
+                    && let Ok(mut cache) = self.snapshots.lock()
                 {
-                    keywords.push(flag.to_owned());
+                    if cache.len() >= SNAPSHOT_CACHE_ENTRIES && !cache.contains_key(&mailbox) {
+                        // Any victim will do: a miss costs one scan.
+                        if let Some(victim) = cache.keys().next().copied() {
+                            cache.remove(&victim);
+                        }
+                    }
+                    cache.insert(mailbox, (version, scan.clone()));
                 }
-            })?;
-            snap.highest_modseq = snap.highest_modseq.max(modseq);
-            if !seen && snap.first_unseen.is_none() {
-                snap.first_unseen = u32::try_from(snap.uids.len()).ok();
+                scan
             }
-        }
-        Ok(snap)
+        };
+        Ok(MailboxSnapshot {
+            info: record.info(mailbox),
+            uids: scan.uids.clone(),
+            first_unseen: scan.first_unseen,
+            keywords: scan.keywords.clone(),
+            highest_modseq: scan.highest_modseq.max(version),
+        })
     }
 
     fn vanished_since(&self, mailbox: MailboxId, modseq: u64) -> Result<Vec<Uid>> {
@@ -1774,6 +1835,49 @@ mod tests {
         assert_eq!(snap.uids, [Uid(1), Uid(2)]);
         assert_eq!(snap.first_unseen, Some(2));
         assert_eq!(snap.info.messages, 2);
+    }
+
+    #[test]
+    fn cached_snapshots_of_big_mailboxes_follow_every_change() {
+        let (_dir, store) = with_accounts(&["alice"]);
+        let batch: Vec<NewMessage<'_>> = (0..SNAPSHOT_CACHE_MIN_MESSAGES)
+            .map(|_| NewMessage {
+                body: b"m",
+                flags: &[],
+                internal_date: 0,
+            })
+            .collect();
+        let (id, _, _) = store.append_batch("alice", INBOX, &batch).unwrap();
+        let first = store.snapshot(id).unwrap();
+        assert_eq!(first.uids.len(), batch.len());
+        assert_eq!(first.first_unseen, Some(1));
+        assert_eq!(
+            store.snapshot(id).unwrap().uids,
+            first.uids,
+            "from the cache"
+        );
+        store
+            .store_flags(
+                id,
+                &[Uid(1)],
+                FlagOp::Add,
+                &strings(&["\\Seen", "$Hot"]),
+                None,
+            )
+            .unwrap();
+        let flagged = store.snapshot(id).unwrap();
+        assert_eq!(flagged.first_unseen, Some(2));
+        assert_eq!(flagged.keywords, strings(&["$Hot"]));
+        assert!(flagged.highest_modseq > first.highest_modseq);
+        store.expunge(id, &[Uid(2)]).unwrap();
+        let expunged = store.snapshot(id).unwrap();
+        assert_eq!(expunged.uids.len(), batch.len() - 1);
+        assert_eq!(expunged.first_unseen, Some(2));
+        assert_eq!(expunged.uids.get(1), Some(&Uid(3)));
+        append(&store, "alice", b"new");
+        let appended = store.snapshot(id).unwrap();
+        assert_eq!(appended.uids.last(), Some(&Uid(1001)));
+        assert_eq!(appended.info.messages as usize, appended.uids.len());
     }
 
     #[test]
