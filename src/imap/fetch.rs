@@ -26,7 +26,7 @@ impl Session {
         vanished: bool,
     ) -> CmdResult {
         let sel = self.selected()?;
-        let (id, read_only) = (sel.id, sel.read_only);
+        let (id, read_only, in_view) = (sel.id, sel.read_only, sel.uids.len());
         let targets = sel.resolve(set, by_uid);
         // RFC 7162 §3.2.6: UIDs of the set expunged since CHANGEDSINCE.
         if vanished && let Some(since) = changed_since {
@@ -56,7 +56,16 @@ impl Session {
         if items.contains(&FetchAtt::ModSeq) {
             self.condstore = true;
         }
-        let metas = self.blocking(move |s| s.messages(id)).await?;
+        // A few messages out of many are looked up one by one; otherwise
+        // one walk over the mailbox is cheaper.
+        let wanted: Option<Vec<Uid>> = (targets.len().saturating_mul(8) < in_view)
+            .then(|| targets.iter().map(|&(_, uid)| uid).collect());
+        let metas = self
+            .blocking(move |s| match wanted {
+                Some(uids) => s.messages_by_uid(id, &uids),
+                None => s.messages(id),
+            })
+            .await?;
         let mut metas: HashMap<Uid, MessageMeta> = metas.into_iter().map(|m| (m.uid, m)).collect();
 
         // Reading a body section without PEEK sets \Seen (RFC 3501 §6.4.5).

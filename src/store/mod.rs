@@ -258,6 +258,13 @@ pub trait MailStore: Send + Sync {
     -> Result<(), StoreError>;
     /// Metadata of every message, ascending UID.
     fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>, StoreError>;
+    /// Metadata of the given messages that exist, ascending UID (a FETCH
+    /// of a few messages from a big mailbox).
+    fn messages_by_uid(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<MessageMeta>, StoreError>;
     /// What SELECT needs, read without materialising every message's
     /// metadata (a 100,000-message mailbox stays a few milliseconds).
     fn snapshot(&self, mailbox: MailboxId) -> Result<MailboxSnapshot, StoreError>;

@@ -1130,6 +1130,21 @@ impl MailStore for RedbStore {
         Ok(out)
     }
 
+    fn messages_by_uid(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<MessageMeta>> {
+        let txn = self.read()?;
+        if read_mailbox(&txn.open_table(MAILBOXES)?, mailbox)?.is_none() {
+            return Err(StoreError::NoSuchMailbox);
+        }
+        let table = txn.open_table(MESSAGES)?;
+        let mut out = Vec::with_capacity(uids.len());
+        for uid in sorted_uids(uids) {
+            if let Some(value) = table.get((mailbox.0, uid.0))? {
+                out.push(MessageRecord::decode_meta(value.value(), uid)?);
+            }
+        }
+        Ok(out)
+    }
+
     fn snapshot(&self, mailbox: MailboxId) -> Result<MailboxSnapshot> {
         let txn = self.read()?;
         let record =
