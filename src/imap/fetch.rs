@@ -106,6 +106,15 @@ impl Session {
         if let Some(sel) = &self.selected {
             sel.mark_recent(metas.values_mut());
         }
+        // RFC 7162 §3.2.4: a FETCH that set \Seen reports UID and MODSEQ
+        // under QRESYNC.
+        if self.qresync && !seen_now.is_empty() {
+            for item in [FetchAtt::Uid, FetchAtt::ModSeq] {
+                if !items.contains(&item) {
+                    items.push(item);
+                }
+            }
+        }
         let needs_message = items.iter().any(|i| {
             matches!(
                 i,

@@ -61,6 +61,9 @@ pub(super) struct Selected {
     /// `\Recent` exists in this session (not under IMAP4rev2, which
     /// dropped it).
     pub track_recent: bool,
+    /// Lowest modseq of an expunge not yet reported (held back during
+    /// FETCH, STORE, SEARCH): HIGHESTMODSEQ must stay below it meanwhile.
+    held_expunge_modseq: Option<u64>,
 }
 
 impl Selected {
@@ -161,7 +164,9 @@ impl Selected {
             }
         };
         let to = if self.read_only { u32::MAX } else { up_to };
-        if first < to && !self.recent.contains(&(first, to)) {
+        // Claims are disjoint; a read-only look covers the earlier ones.
+        let covered = self.recent.iter().any(|&(a, b)| a <= first && to <= b);
+        if first < to && !covered {
             self.recent.push((first, to));
         }
     }
@@ -187,11 +192,13 @@ impl Selected {
                     self.dirty = true;
                 }
             }
-            MailboxEvent::Expunged { uid, .. } => {
+            MailboxEvent::Expunged { uid, modseq } => {
                 let pending = self.appended.iter().any(|(u, _)| *u == uid);
                 if pending || self.uids.binary_search(&uid).is_ok() {
                     self.needs_full = true;
                     self.dirty = true;
+                    let held = self.held_expunge_modseq.get_or_insert(modseq);
+                    *held = (*held).min(modseq);
                 }
             }
         }
@@ -375,6 +382,20 @@ impl Session {
         // waits for an allowed moment.
         sel.dirty = expunges_left;
         sel.needs_full = expunges_left;
+        if !expunges_left {
+            sel.held_expunge_modseq = None;
+        } else if condstore && let Some(held) = sel.held_expunge_modseq {
+            // RFC 7162 §3.2: MODSEQs were (or may have been) sent while an
+            // expunge with a lower modseq waits; a client must not take
+            // them as "in sync up to here".
+            out.extend_from_slice(
+                format!(
+                    "* OK [HIGHESTMODSEQ {}] Expunges pending\r\n",
+                    held.saturating_sub(1)
+                )
+                .as_bytes(),
+            );
+        }
         self.out.extend_from_slice(&out);
         Ok(())
     }
@@ -392,8 +413,9 @@ impl Session {
             return Err(CmdError::bad("ENABLE QRESYNC first"));
         }
         // RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected;
-        // RFC 7162 §3.2.11 and RFC 9051 §7.1: say so (QRESYNC, rev2).
-        if self.selected.take().is_some() && (self.qresync || self.rev2) {
+        // RFC 7162 §3.2.11 (a server offering CONDSTORE or QRESYNC) and
+        // RFC 9051 §7.1: say so.
+        if self.selected.take().is_some() {
             self.untagged("OK [CLOSED] Previous mailbox closed");
         }
         if condstore || qresync.is_some() {
@@ -448,6 +470,7 @@ impl Session {
             saved: Vec::new(),
             recent: Vec::new(),
             track_recent: !self.rev2,
+            held_expunge_modseq: None,
         };
         sel.claim_recent(self.svc.store.as_ref(), info.uid_next);
         let exists = exists_lines(&sel, self.rev2);
@@ -496,8 +519,11 @@ impl Session {
             .blocking(move |s| Ok((s.vanished_since(id, since)?, s.messages(id)?)))
             .await?;
         let max_uid = sel.next_uid.saturating_sub(1);
+        // A UID still in the view was expunged after the snapshot: it is
+        // reported as VANISHED later, with the other sessions' changes.
         let vanished: Vec<Uid> = vanished
             .into_iter()
+            .filter(|u| sel.seq_of(*u).is_none())
             .filter(|u| {
                 q.known_uids
                     .as_ref()
@@ -561,14 +587,25 @@ impl Session {
                     .map(|m| m.uid)
                     .filter(|u| wanted.as_ref().is_none_or(|w| w.contains(u)))
                     .collect();
-                s.expunge(id, &deleted)
+                s.expunge_at(id, &deleted)
             })
             .await?;
+        Ok(self.expunged_by_us(&removed, "EXPUNGE completed"))
+    }
+
+    /// Takes messages this session expunged (EXPUNGE, MOVE) out of the
+    /// view and tells the client: one EXPUNGE each, or one VANISHED under
+    /// QRESYNC with the new HIGHESTMODSEQ in the tagged OK (RFC 7162
+    /// §3.2.7, §3.2.10).
+    pub(super) fn expunged_by_us(&mut self, removed: &(Vec<Uid>, u64), text: &str) -> Done {
+        let (removed, modseq) = removed;
         let qresync = self.qresync;
-        let sel = self.selected_mut()?;
+        let Some(sel) = self.selected.as_mut() else {
+            return Done::ok(text.to_owned());
+        };
         let mut lines = String::new();
         let mut vanished = Vec::new();
-        for uid in removed {
+        for &uid in removed {
             if let Ok(i) = sel.uids.binary_search(&uid) {
                 sel.uids.remove(i);
                 sel.own.remove(&uid);
@@ -578,11 +615,16 @@ impl Session {
                 }
             }
         }
+        sel.known_modseq = sel.known_modseq.max(*modseq);
         if qresync && !vanished.is_empty() {
             lines = vanished_line(&vanished, false);
         }
         self.out.extend_from_slice(lines.as_bytes());
-        Ok(Done::ok("EXPUNGE completed"))
+        if qresync && !removed.is_empty() {
+            Done::with_code(format!("HIGHESTMODSEQ {modseq}"), text.to_owned())
+        } else {
+            Done::ok(text.to_owned())
+        }
     }
 }
 

@@ -50,7 +50,7 @@ impl Session {
             .into_iter()
             .map(|(uid, flags, modseq)| (uid, (flags, modseq)))
             .collect();
-        let condstore = self.condstore;
+        let (condstore, qresync) = (self.condstore, self.qresync);
         let sel = self.selected_mut()?;
         for (uid, (_, modseq)) in &changed {
             sel.own_change(*uid, *modseq);
@@ -85,7 +85,8 @@ impl Session {
                 flag_list(&mut f, &flags);
                 items.push(f);
             }
-            if by_uid {
+            // RFC 7162 §3.2.4: under QRESYNC every FETCH carries the UID.
+            if by_uid || qresync {
                 items.push(format!("UID {}", uid.0).into_bytes());
             }
             if condstore {
@@ -143,9 +144,9 @@ impl Session {
                 let pairs = s.copy(id, &uids, dest.id)?;
                 let moved: Vec<Uid> = pairs.iter().map(|(from, _)| *from).collect();
                 let expunged = if remove {
-                    s.expunge(id, &moved)?
+                    s.expunge_at(id, &moved)?
                 } else {
-                    Vec::new()
+                    (Vec::new(), 0)
                 };
                 Ok((dest.uid_validity, pairs, expunged))
             })
@@ -178,15 +179,6 @@ impl Session {
         if let Some(code) = code {
             self.untagged(&format!("OK [{code}] Moved"));
         }
-        let sel = self.selected_mut()?;
-        let mut lines = String::new();
-        for uid in expunged {
-            if let Ok(i) = sel.uids.binary_search(&uid) {
-                sel.uids.remove(i);
-                lines.push_str(&format!("* {} EXPUNGE\r\n", i + 1));
-            }
-        }
-        self.out.extend_from_slice(lines.as_bytes());
-        Ok(Done::ok("MOVE completed"))
+        Ok(self.expunged_by_us(&expunged, "MOVE completed"))
     }
 }

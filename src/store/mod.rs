@@ -332,7 +332,13 @@ pub trait MailStore: Send + Sync {
         to: MailboxId,
     ) -> Result<Vec<(Uid, Uid)>, StoreError>;
     /// Removes messages; returns the UIDs actually removed, ascending.
-    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>, StoreError>;
+    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>, StoreError> {
+        self.expunge_at(mailbox, uids).map(|(uids, _)| uids)
+    }
+    /// [`MailStore::expunge`], also returning the mailbox's highest modseq
+    /// after it: the expunge's own modseq when something was removed
+    /// (QRESYNC's HIGHESTMODSEQ in the tagged OK, RFC 7162 §3.2.7).
+    fn expunge_at(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<(Vec<Uid>, u64), StoreError>;
     /// Change notifications for one mailbox. Subscribe *before* reading the
     /// state you want to keep up to date, so no change falls in between.
     /// The channel closes when the mailbox is deleted.

@@ -1394,7 +1394,7 @@ impl MailStore for RedbStore {
         })
     }
 
-    fn expunge(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
+    fn expunge_at(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<(Vec<Uid>, u64)> {
         let uids = sorted_uids(uids);
         self.write(|tx| {
             let modseq = tx.require_mailbox(mailbox)?.highest_modseq + 1;
@@ -1404,10 +1404,11 @@ impl MailStore for RedbStore {
                     expunged.push(uid);
                 }
             }
-            if !expunged.is_empty() {
-                tx.require_mailbox(mailbox)?.highest_modseq = modseq;
+            if expunged.is_empty() {
+                return Ok((expunged, modseq - 1));
             }
-            Ok(expunged)
+            tx.require_mailbox(mailbox)?.highest_modseq = modseq;
+            Ok((expunged, modseq))
         })
     }
 

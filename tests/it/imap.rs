@@ -1176,6 +1176,29 @@ fn qresync_resynchronises_a_cached_mailbox() {
         expunge.contains(&format!("* VANISHED {}\r\n", uids[3])),
         "{expunge}"
     );
+    // ...with the new HIGHESTMODSEQ in the tagged OK (RFC 7162 §3.2.7).
+    let after = number_after(&expunge, "OK [HIGHESTMODSEQ");
+    assert!(after > cached, "{expunge}");
+    // STORE and MOVE follow the same rules: UID in every FETCH, VANISHED.
+    let store = c.ok("STORE 1 +FLAGS (\\Answered)");
+    assert!(
+        store.contains(&format!(
+            "* 1 FETCH (FLAGS (\\Flagged \\Answered) UID {} MODSEQ (",
+            uids[0]
+        )),
+        "{store}"
+    );
+    let moved = c.ok("MOVE 1 Archive");
+    assert!(
+        moved.contains(&format!("* VANISHED {}\r\n", uids[0])) && !moved.contains("EXPUNGE"),
+        "{moved}"
+    );
+    assert!(moved.contains(" OK [HIGHESTMODSEQ "), "{moved}");
+
+    // Without QRESYNC, a SELECT that replaces another still says CLOSED.
+    b.ok("SELECT INBOX");
+    let switched = b.ok("EXAMINE Archive");
+    assert!(switched.starts_with("* OK [CLOSED]"), "{switched}");
 }
 
 #[test]
