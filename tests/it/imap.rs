@@ -3,82 +3,17 @@
 //! bounds on bad input, and real clients (Python's imaplib, curl).
 
 use crate::harness::*;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use crate::imap_client::Imap;
+use std::io::{BufRead, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const USER: &str = "alice@localhost";
 const PASSWORD: &str = "s3cret pw";
 
-/// A raw IMAP client speaking lines, as Thunderbird's wire log shows them.
-struct Imap {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    next_tag: u32,
-}
-
-impl Imap {
-    fn connect(port: u16) -> (Imap, String) {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let mut imap = Imap {
-            reader: BufReader::new(stream.try_clone().expect("clone")),
-            writer: stream,
-            next_tag: 1,
-        };
-        let greeting = imap.line();
-        (imap, greeting)
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap_or(0);
-        line
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("write");
-    }
-
-    /// Reads until a line starts with `prefix`; returns everything read.
-    fn until(&mut self, prefix: &str) -> String {
-        let mut all = String::new();
-        loop {
-            let line = self.line();
-            if line.is_empty() {
-                panic!("connection closed waiting for {prefix:?}; got:\n{all}");
-            }
-            all.push_str(&line);
-            if line.starts_with(prefix) {
-                return all;
-            }
-        }
-    }
-
-    /// Sends a tagged command; returns all responses through the tagged one.
-    fn cmd(&mut self, text: &str) -> String {
-        let tag = format!("t{}", self.next_tag);
-        self.next_tag += 1;
-        self.send(format!("{tag} {text}\r\n").as_bytes());
-        self.until(&format!("{tag} "))
-    }
-
-    #[track_caller]
-    fn ok(&mut self, text: &str) -> String {
-        let tag = format!("t{} OK", self.next_tag);
-        let reply = self.cmd(text);
-        assert!(reply.contains(&tag), "{text}: {reply}");
-        reply
-    }
-
-    fn login(port: u16) -> Imap {
-        let (mut imap, _) = Imap::connect(port);
-        imap.ok(&format!("LOGIN {USER} \"{PASSWORD}\""));
-        imap
-    }
+/// Logs in as the test user.
+fn login(port: u16) -> Imap {
+    Imap::login_as(port, USER, PASSWORD)
 }
 
 fn server_with_user() -> Server {
@@ -211,8 +146,8 @@ fn two_sessions_see_each_other() {
     deliver(&server, "one", "1");
     deliver(&server, "two", "2");
     assert_eq!(server.wait_for_mail(USER, 2).len(), 2);
-    let mut a = Imap::login(server.ports.imap);
-    let mut b = Imap::login(server.ports.imap);
+    let mut a = login(server.ports.imap);
+    let mut b = login(server.ports.imap);
     let first = a.ok("SELECT INBOX");
     assert!(first.contains("* 2 EXISTS\r\n* 2 RECENT\r\n"), "{first}");
     // \Recent belongs to the first session only (RFC 3501 §2.3.2).
@@ -268,7 +203,7 @@ fn two_sessions_see_each_other() {
 #[test]
 fn search_fetch_structure_and_mailboxes() {
     let server = server_with_user();
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     let message = "From: =?utf-8?q?J=C3=BCrgen?= <j@example.com>\r\n\
 Subject: multipart test\r\n\
 Date: Tue, 2 Jan 2024 10:00:00 +0000\r\n\
@@ -582,7 +517,7 @@ fn esearch_searchres_and_within() {
         deliver(&server, &format!("note {i}"), "body");
     }
     assert_eq!(server.wait_for_mail(USER, 3).len(), 3);
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     // An old message (internal date in 2001) for OLDER.
     let old = "Subject: old one\r\n\r\nold\r\n";
     let appended = c.ok(&format!(
@@ -635,7 +570,7 @@ fn list_extended_and_list_status() {
     let server = server_with_user();
     deliver(&server, "hello", "body");
     server.wait_for_mail(USER, 1);
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     c.ok("CREATE Projects/2024");
     c.ok("CREATE Projects/2025");
     c.ok("UNSUBSCRIBE Projects");
@@ -702,7 +637,7 @@ fn list_extended_and_list_status() {
 fn multiappend_and_quota() {
     let server = server_with_user();
     server.cli_ok(&["user", "quota", USER, "20KiB"]);
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     let caps = capabilities(&mut c);
     assert!(caps.contains(" QUOTA ") && caps.contains("MULTIAPPEND"));
     let r = c.ok("GETQUOTAROOT INBOX");
@@ -760,7 +695,7 @@ fn multiappend_and_quota() {
 #[test]
 fn binary_fetch_and_literal8_append() {
     let server = server_with_user();
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     let message: &[u8] = b"Subject: bin\r\nMIME-Version: 1.0\r\n\
 Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n\
 Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
@@ -970,7 +905,7 @@ SyncState *\n",
     mbsync(&rc, &server);
     let uids = server.uids(USER);
     assert_eq!(uids.len(), 3, "{uids:?}");
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     let r = c.ok("SELECT INBOX");
     assert!(r.contains("* 3 EXISTS"), "{r}");
     let r = c.ok("UID SEARCH SUBJECT \"written locally\"");
@@ -1001,7 +936,7 @@ SyncState *\n",
     std::fs::rename(&one, inbox.join("cur").join(flagged)).expect("flag");
     std::fs::remove_file(&two).expect("delete");
     mbsync(&rc, &server);
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     let r = c.ok("SELECT INBOX");
     assert!(r.contains("* 2 EXISTS"), "{r}");
     let r = c.ok("FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
@@ -1102,7 +1037,7 @@ fn qresync_resynchronises_a_cached_mailbox() {
     assert_eq!(uids.len(), 4);
 
     // A client that cached the mailbox in this state...
-    let mut a = Imap::login(server.ports.imap);
+    let mut a = login(server.ports.imap);
     assert!(a.ok("CAPABILITY").contains(" QRESYNC"));
     let bad = a.cmd("SELECT INBOX (QRESYNC (1 1))");
     assert!(bad.contains(" BAD "), "QRESYNC before ENABLE: {bad}");
@@ -1112,7 +1047,7 @@ fn qresync_resynchronises_a_cached_mailbox() {
     let cached = number_after(&select, "HIGHESTMODSEQ");
 
     // ...while another session (no QRESYNC) flags one and expunges one.
-    let mut b = Imap::login(server.ports.imap);
+    let mut b = login(server.ports.imap);
     b.ok("SELECT INBOX");
     b.ok("STORE 1 +FLAGS.SILENT (\\Flagged)");
     b.ok("STORE 3 +FLAGS.SILENT (\\Deleted)");
@@ -1131,7 +1066,7 @@ fn qresync_resynchronises_a_cached_mailbox() {
     );
 
     // A new session resynchronises from the cached state in one SELECT.
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     c.ok("ENABLE QRESYNC");
     let known = format!("{}:{}", uids[0], uids[3]);
     let resync = c.ok(&format!(
@@ -1205,7 +1140,7 @@ fn qresync_resynchronises_a_cached_mailbox() {
 fn recent_goes_to_the_first_session_and_multiappend_is_atomic() {
     let server = server_with_user();
     server.cli_ok(&["user", "quota", USER, "2KiB"]);
-    let mut a = Imap::login(server.ports.imap);
+    let mut a = login(server.ports.imap);
     let small = "Subject: s\r\n\r\nsmall\r\n";
     let big = format!("Subject: b\r\n\r\n{}\r\n", "x".repeat(4000));
     // MULTIAPPEND over quota as a whole: nothing is stored.
@@ -1243,7 +1178,7 @@ fn recent_goes_to_the_first_session_and_multiappend_is_atomic() {
     // ...SELECT takes it; a second session gets none.
     let select = a.ok("SELECT INBOX");
     assert!(select.contains("* 2 RECENT\r\n"), "{select}");
-    let mut b = Imap::login(server.ports.imap);
+    let mut b = login(server.ports.imap);
     assert!(b.ok("SELECT INBOX").contains("* 0 RECENT\r\n"));
     let fetch = b.ok("FETCH 1 (FLAGS)");
     assert!(fetch.contains("FLAGS (\\Seen)"), "{fetch}");
@@ -1270,7 +1205,7 @@ fn imap4rev2_session_after_enable() {
     deliver(&server, "one", "1");
     deliver(&server, "two", "2");
     let uids = server.uids(USER);
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     assert!(c.ok("CAPABILITY").contains("IMAP4rev1 IMAP4rev2 "));
     let enabled = c.ok("ENABLE IMAP4rev2");
     assert!(enabled.contains("* ENABLED IMAP4rev2\r\n"), "{enabled}");
@@ -1321,7 +1256,7 @@ fn imap4rev2_session_after_enable() {
 fn idle_times_out_on_a_silent_client_but_not_on_new_mail() {
     let server = Builder::default().imap("idle_timeout = \"3s\"").start();
     server.add_user(USER, PASSWORD);
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     c.ok("SELECT INBOX");
     c.send(b"i1 IDLE\r\n");
     assert!(c.line().starts_with("+ "));

@@ -6,70 +6,22 @@
 //! Responses are compared whole.
 
 use crate::harness::*;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use crate::imap_client::Imap;
 
 const USER: &str = "sorter@localhost";
 const PASSWORD: &str = "s0rt pw";
 
-/// A raw IMAP client: one line per command, all responses back.
-struct Imap {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    next_tag: u32,
+fn login(port: u16) -> Imap {
+    Imap::login_as(port, USER, PASSWORD)
 }
 
-impl Imap {
-    fn login(port: u16) -> Imap {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let mut imap = Imap {
-            reader: BufReader::new(stream.try_clone().expect("clone")),
-            writer: stream,
-            next_tag: 1,
-        };
-        let greeting = imap.line();
-        assert!(greeting.starts_with("* OK "), "{greeting}");
-        imap.ok(&format!("LOGIN {USER} \"{PASSWORD}\""));
-        imap
-    }
+/// Shorthands for these tests.
+trait SortClient {
+    fn only(&mut self, text: &str) -> String;
+    fn append(&mut self, mailbox: &str, date: &str, message: &str);
+}
 
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap_or(0);
-        line
-    }
-
-    /// Sends a tagged command; returns every response through the tagged
-    /// one.
-    fn cmd(&mut self, text: &str) -> String {
-        let tag = format!("t{}", self.next_tag);
-        self.next_tag += 1;
-        self.writer
-            .write_all(format!("{tag} {text}\r\n").as_bytes())
-            .expect("write");
-        let mut all = String::new();
-        loop {
-            let line = self.line();
-            assert!(!line.is_empty(), "closed during {text:?}; got:\n{all}");
-            all.push_str(&line);
-            if line.starts_with(&format!("{tag} ")) {
-                return all;
-            }
-        }
-    }
-
-    #[track_caller]
-    fn ok(&mut self, text: &str) -> String {
-        let tag = format!("t{} OK ", self.next_tag);
-        let reply = self.cmd(text);
-        assert!(reply.contains(&tag), "{text}: {reply}");
-        reply
-    }
-
+impl SortClient for Imap {
     /// The single untagged `* SORT` / `* THREAD` line of a command that
     /// must succeed, and nothing else.
     #[track_caller]
@@ -162,7 +114,7 @@ fn sort_mailbox(c: &mut Imap) {
 #[test]
 fn sort_capabilities_are_advertised() {
     let server = server_with_user();
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     let caps = c.ok("CAPABILITY");
     for cap in [
         " SORT ",
@@ -182,7 +134,7 @@ fn sort_capabilities_are_advertised() {
 #[test]
 fn sort_by_every_key() {
     let server = server_with_user();
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     sort_mailbox(&mut c);
     let table = [
         ("ARRIVAL", "2 4 3 5 1 6"),
@@ -225,7 +177,7 @@ fn sort_by_every_key() {
 #[test]
 fn sort_with_search_keys_and_errors() {
     let server = server_with_user();
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     sort_mailbox(&mut c);
     let table = [
         ("SORT (DATE) UTF-8 FROM amy", "* SORT 2 5"),
@@ -275,9 +227,9 @@ fn sort_with_search_keys_and_errors() {
 #[test]
 fn sort_sends_no_expunge_but_uid_sort_does() {
     let server = server_with_user();
-    let mut a = Imap::login(server.ports.imap);
+    let mut a = login(server.ports.imap);
     sort_mailbox(&mut a);
-    let mut b = Imap::login(server.ports.imap);
+    let mut b = login(server.ports.imap);
     b.ok("SELECT INBOX");
     b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)");
     assert!(b.ok("EXPUNGE").contains("* 1 EXPUNGE"));
@@ -365,7 +317,7 @@ fn thread_mailbox(c: &mut Imap) {
 #[test]
 fn thread_references_and_orderedsubject() {
     let server = server_with_user();
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     thread_mailbox(&mut c);
     // The dummy for <missing@example.com> keeps 7 and 6 together and
     // comes first (7 is the oldest message); 8 joins 5 and 9 joins 1 by
@@ -436,7 +388,7 @@ M.logout()
 #[test]
 fn python_imaplib_sort_and_thread() {
     let server = server_with_user();
-    let mut c = Imap::login(server.ports.imap);
+    let mut c = login(server.ports.imap);
     thread_mailbox(&mut c);
     let out = python(
         IMAPLIB_SCRIPT,

@@ -4,88 +4,30 @@
 //! UTF-8 name; Python's imaplib as a real client.
 
 use crate::harness::*;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use crate::imap_client::Imap;
 
 const USER: &str = "alice@localhost";
 const PASSWORD: &str = "s3cret pw";
 
-/// A raw IMAP client: one tagged command at a time, replies as text.
-struct Imap {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    next_tag: u32,
+fn login(port: u16) -> Imap {
+    Imap::login_as(port, USER, PASSWORD)
 }
 
-impl Imap {
-    fn login(port: u16) -> Imap {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let mut imap = Imap {
-            reader: BufReader::new(stream.try_clone().expect("clone")),
-            writer: stream,
-            next_tag: 1,
-        };
-        let greeting = imap.line();
-        assert!(greeting.starts_with("* OK"), "{greeting}");
-        imap.ok(&format!("LOGIN {USER} \"{PASSWORD}\""));
-        imap
-    }
+/// A session that has enabled UTF8=ACCEPT.
+fn login_utf8(port: u16) -> Imap {
+    let mut imap = login(port);
+    let r = imap.ok("ENABLE UTF8=ACCEPT");
+    assert!(r.contains("* ENABLED UTF8=ACCEPT\r\n"), "{r}");
+    imap
+}
 
-    /// A session that has enabled UTF8=ACCEPT.
-    fn login_utf8(port: u16) -> Imap {
-        let mut imap = Imap::login(port);
-        let r = imap.ok("ENABLE UTF8=ACCEPT");
-        assert!(r.contains("* ENABLED UTF8=ACCEPT\r\n"), "{r}");
-        imap
-    }
+/// Checks on tagged replies and LIST output, for these tests.
+trait Replies {
+    fn fails(&mut self, text: &str, status: &str) -> String;
+    fn names(&mut self, command: &str) -> Vec<String>;
+}
 
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap_or(0);
-        line
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("write");
-    }
-
-    fn until(&mut self, prefix: &str) -> String {
-        let mut all = String::new();
-        loop {
-            let line = self.line();
-            if line.is_empty() {
-                panic!("connection closed waiting for {prefix:?}; got:\n{all}");
-            }
-            all.push_str(&line);
-            if line.starts_with(prefix) {
-                return all;
-            }
-        }
-    }
-
-    fn tag(&mut self) -> String {
-        let tag = format!("u{}", self.next_tag);
-        self.next_tag += 1;
-        tag
-    }
-
-    fn cmd(&mut self, text: &str) -> String {
-        let tag = self.tag();
-        self.send(format!("{tag} {text}\r\n").as_bytes());
-        self.until(&format!("{tag} "))
-    }
-
-    #[track_caller]
-    fn ok(&mut self, text: &str) -> String {
-        let reply = self.cmd(text);
-        assert!(tagged(&reply).contains(" OK "), "{text}: {reply}");
-        reply
-    }
-
+impl Replies for Imap {
     /// The tagged reply's status and code, e.g. `NO [CANNOT]`.
     #[track_caller]
     fn fails(&mut self, text: &str, status: &str) -> String {
@@ -127,13 +69,13 @@ fn quoted(names: &[&str]) -> Vec<String> {
 #[test]
 fn legacy_and_utf8_sessions_see_one_mailbox_tree() {
     let server = server_with_user();
-    let mut legacy = Imap::login(server.ports.imap);
+    let mut legacy = login(server.ports.imap);
     let caps = legacy.ok("CAPABILITY");
     assert!(
         caps.contains(" UTF8=ACCEPT") && caps.contains(" CREATE-SPECIAL-USE"),
         "{caps}"
     );
-    let mut utf8 = Imap::login_utf8(server.ports.imap);
+    let mut utf8 = login_utf8(server.ports.imap);
 
     // RFC 3501's example, created in modified UTF-7, read back as UTF-8.
     legacy.ok("CREATE \"~peter/mail/&U,BTFw-/&ZeVnLIqe-\"");
@@ -248,7 +190,7 @@ fn legacy_and_utf8_sessions_see_one_mailbox_tree() {
 #[test]
 fn invalid_modified_utf7_is_refused() {
     let server = server_with_user();
-    let mut legacy = Imap::login(server.ports.imap);
+    let mut legacy = login(server.ports.imap);
     // Not canonical modified UTF-7: NO [CANNOT], nothing created.
     for name in [
         "Tom & Jerry",
@@ -273,7 +215,7 @@ fn invalid_modified_utf7_is_refused() {
     // Valid modified UTF-7 for a name the store refuses (U+0001, U+2028).
     legacy.fails("CREATE \"a&AAE-b\"", "NO [CANNOT]");
     legacy.fails("CREATE \"a&ICg-b\"", "NO [CANNOT]");
-    let mut utf8 = Imap::login_utf8(server.ports.imap);
+    let mut utf8 = login_utf8(server.ports.imap);
     utf8.fails("CREATE \"a\u{2028}b\"", "NO [CANNOT]");
     utf8.fails("CREATE \"a\u{85}b\"", "NO [CANNOT]");
     // Nothing of the above exists.
@@ -289,7 +231,7 @@ fn invalid_modified_utf7_is_refused() {
 #[test]
 fn append_utf8_literal_search_and_cli() {
     let server = server_with_user();
-    let mut utf8 = Imap::login_utf8(server.ports.imap);
+    let mut utf8 = login_utf8(server.ports.imap);
     utf8.ok("CREATE \"Ärger\"");
     let message = "Subject: Grüße aus 台北\r\nFrom: a@b.example\r\n\r\nHallo Welt\r\n";
     // RFC 6855 §4: the message as a literal8 inside UTF8 ( ), here
@@ -323,7 +265,7 @@ fn append_utf8_literal_search_and_cli() {
 
     // A legacy session still gets NO [BADCHARSET] and sees the folder
     // in modified UTF-7.
-    let mut legacy = Imap::login(server.ports.imap);
+    let mut legacy = login(server.ports.imap);
     legacy.ok("SELECT \"&AMQ-rger\"");
     legacy.fails("SEARCH CHARSET KOI8-R ALL", "NO [BADCHARSET");
     let r = legacy.ok("SEARCH CHARSET UTF-8 SUBJECT {7+}\r\nGrüße");
@@ -342,7 +284,7 @@ fn append_utf8_literal_search_and_cli() {
 #[test]
 fn create_special_use() {
     let server = server_with_user();
-    let mut legacy = Imap::login(server.ports.imap);
+    let mut legacy = login(server.ports.imap);
     legacy.ok("CREATE \"Old Mail\" (USE (\\Archive))");
     let r = legacy.ok("LIST \"\" \"Old Mail\"");
     assert!(
@@ -358,7 +300,7 @@ fn create_special_use() {
     );
     assert!(r.contains("\"Old Mail\""), "{r}");
     assert!(!r.contains("\"Entw&APw-rfe\""), "{r}");
-    let mut utf8 = Imap::login_utf8(server.ports.imap);
+    let mut utf8 = login_utf8(server.ports.imap);
     utf8.ok("CREATE \"Gesendet/Ältere\" (USE (\\Sent))");
     let r = utf8.ok("LIST \"\" \"Gesendet/*\" RETURN (SPECIAL-USE)");
     assert!(
@@ -429,7 +371,7 @@ fn python_imaplib_legacy_and_utf8() {
 #[test]
 fn curl_lists_and_fetches_from_a_utf8_folder() {
     let server = server_with_user();
-    let mut utf8 = Imap::login_utf8(server.ports.imap);
+    let mut utf8 = login_utf8(server.ports.imap);
     utf8.ok("CREATE \"Grüße\"");
     let message = "Subject: für curl\r\n\r\nvon curl geholt\r\n";
     utf8.ok(&format!(

@@ -7,6 +7,7 @@ mod crash_safety;
 mod dns_server;
 mod harness;
 mod imap;
+mod imap_client;
 mod imap_sort;
 mod imap_utf8;
 mod pop3;
