@@ -165,14 +165,7 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let mut acc: u32 = 0;
     let mut bits = 0;
     for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
+        let v = base64_value(c, b'/')?;
         acc = (acc << 6) | u32::from(v);
         bits += 6;
         if bits >= 8 {
@@ -182,6 +175,19 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// The value of one base64 character; `sixty_three` is the character for
+/// 63 (`/` in RFC 4648, `,` in IMAP's modified base64).
+pub(crate) fn base64_value(c: u8, sixty_three: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        _ if c == sixty_three => Some(63),
+        _ => None,
+    }
 }
 
 pub fn base64_encode(bytes: &[u8]) -> String {

@@ -66,15 +66,7 @@ fn base64_char(v: u32) -> char {
 }
 
 fn sextet(b: u8) -> Option<u32> {
-    let v = match b {
-        b'A'..=b'Z' => b - b'A',
-        b'a'..=b'z' => b - b'a' + 26,
-        b'0'..=b'9' => b - b'0' + 52,
-        b'+' => 62,
-        b',' => 63,
-        _ => return None,
-    };
-    Some(u32::from(v))
+    crate::auth::base64_value(b, b',').map(u32::from)
 }
 
 /// `name` (UTF-8) in modified UTF-7.

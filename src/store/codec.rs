@@ -156,25 +156,15 @@ impl MessageRecord {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        let mut r = Reader::new(bytes, "message")?;
-        let blob = r.u64()?;
-        let size = r.u64()?;
-        let internal_date = r.i64()?;
-        let modseq = r.u64()?;
-        let count = r.u32()?;
-        // Cap the pre-allocation by what the input could hold (4 bytes per
-        // string at least) so a corrupt count cannot allocate gigabytes.
-        let mut flags = Vec::with_capacity((count as usize).min(r.remaining() / 4));
-        for _ in 0..count {
-            flags.push(r.str()?);
-        }
+        let (head, mut r) = MessageHead::read(bytes)?;
+        let flags = head.flags(&mut r)?;
         let prefix = r.bytes()?.to_vec();
         r.finish()?;
         Ok(MessageRecord {
-            blob,
-            size,
-            internal_date,
-            modseq,
+            blob: head.blob,
+            size: head.size,
+            internal_date: head.internal_date,
+            modseq: head.modseq,
             flags,
             prefix,
         })
@@ -183,24 +173,16 @@ impl MessageRecord {
     /// The [`MessageMeta`] of an encoded record, without copying the
     /// per-recipient prefix (listing a mailbox needs only this).
     pub fn decode_meta(bytes: &[u8], uid: Uid) -> Result<MessageMeta, StoreError> {
-        let mut r = Reader::new(bytes, "message")?;
-        let _blob = r.u64()?;
-        let size = r.u64()?;
-        let internal_date = r.i64()?;
-        let modseq = r.u64()?;
-        let count = r.u32()?;
-        let mut flags = Vec::with_capacity((count as usize).min(r.remaining() / 4));
-        for _ in 0..count {
-            flags.push(r.str()?);
-        }
+        let (head, mut r) = MessageHead::read(bytes)?;
+        let flags = head.flags(&mut r)?;
         let _prefix = r.bytes()?;
         r.finish()?;
         Ok(MessageMeta {
             uid,
-            size,
-            internal_date,
+            size: head.size,
+            internal_date: head.internal_date,
             flags,
-            modseq,
+            modseq: head.modseq,
         })
     }
 
@@ -208,17 +190,12 @@ impl MessageRecord {
     /// nothing; returns the record's modseq. SELECT uses it to find the
     /// first unseen message and the keywords in use.
     pub fn visit_flags(bytes: &[u8], mut visit: impl FnMut(&str)) -> Result<u64, StoreError> {
-        let mut r = Reader::new(bytes, "message")?;
-        let _blob = r.u64()?;
-        let _size = r.u64()?;
-        let _internal_date = r.i64()?;
-        let modseq = r.u64()?;
-        let count = r.u32()?;
-        for _ in 0..count {
+        let (head, mut r) = MessageHead::read(bytes)?;
+        for _ in 0..head.flag_count {
             let flag = r.bytes()?;
             visit(std::str::from_utf8(flag).map_err(|_| r.corrupt())?);
         }
-        Ok(modseq)
+        Ok(head.modseq)
     }
 
     #[cfg(test)]
@@ -235,6 +212,40 @@ impl MessageRecord {
     /// Size of the shared blob file this message points at.
     pub fn blob_size(&self) -> u64 {
         self.size.saturating_sub(self.prefix.len() as u64)
+    }
+}
+
+/// The fixed-size fields that start a message record.
+struct MessageHead {
+    blob: u64,
+    size: u64,
+    internal_date: i64,
+    modseq: u64,
+    flag_count: u32,
+}
+
+impl MessageHead {
+    /// The head, and a reader positioned at the flags.
+    fn read(bytes: &[u8]) -> Result<(MessageHead, Reader<'_>), StoreError> {
+        let mut r = Reader::new(bytes, "message")?;
+        let head = MessageHead {
+            blob: r.u64()?,
+            size: r.u64()?,
+            internal_date: r.i64()?,
+            modseq: r.u64()?,
+            flag_count: r.u32()?,
+        };
+        Ok((head, r))
+    }
+
+    fn flags(&self, r: &mut Reader<'_>) -> Result<Vec<String>, StoreError> {
+        // Cap the pre-allocation by what the input could hold (4 bytes per
+        // string at least) so a corrupt count cannot allocate gigabytes.
+        let mut flags = Vec::with_capacity((self.flag_count as usize).min(r.remaining() / 4));
+        for _ in 0..self.flag_count {
+            flags.push(r.str()?);
+        }
+        Ok(flags)
     }
 }
 
