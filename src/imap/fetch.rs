@@ -12,7 +12,6 @@ use super::proto::{FetchAtt, SeqSet};
 use super::selected::vanished_line;
 use super::session::{CmdResult, Done, FLUSH_AT, Session};
 use crate::store::{FlagOp, MessageMeta, Uid};
-use std::collections::HashMap;
 
 const SEEN: &str = "\\Seen";
 
@@ -66,7 +65,9 @@ impl Session {
                 None => s.messages(id),
             })
             .await?;
-        let mut metas: HashMap<Uid, MessageMeta> = metas.into_iter().map(|m| (m.uid, m)).collect();
+        // Ascending UIDs from the store: looked up by binary search (a
+        // hash map of 100,000 entries cost more than the whole walk).
+        let mut metas = ByUid::new(metas);
 
         // Reading a body section without PEEK sets \Seen (RFC 3501 §6.4.5).
         let sets_seen = !read_only
@@ -104,7 +105,7 @@ impl Session {
             }
         }
         if let Some(sel) = &self.selected {
-            sel.mark_recent(metas.values_mut());
+            sel.mark_recent(metas.0.iter_mut());
         }
         // RFC 7162 §3.2.4: a FETCH that set \Seen reports UID and MODSEQ
         // under QRESYNC.
@@ -401,6 +402,36 @@ fn partial_of<'a>(out: &mut Vec<u8>, data: &'a [u8], partial: Option<(u32, u32)>
     let end = start.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
     data.get(start.min(data.len())..end.min(data.len()))
         .unwrap_or_default()
+}
+
+/// Message metadata in ascending UID order, as the store lists it.
+/// FETCH asks in ascending order too, so each lookup first tries the
+/// entry after the previous one.
+struct ByUid(Vec<MessageMeta>, std::cell::Cell<usize>);
+
+impl ByUid {
+    fn new(metas: Vec<MessageMeta>) -> Self {
+        ByUid(metas, std::cell::Cell::new(0))
+    }
+
+    fn position(&self, uid: &Uid) -> Option<usize> {
+        let next = self.1.get();
+        let found = match self.0.get(next) {
+            Some(m) if m.uid == *uid => Some(next),
+            _ => self.0.binary_search_by_key(uid, |m| m.uid).ok(),
+        }?;
+        self.1.set(found + 1);
+        Some(found)
+    }
+
+    fn get(&self, uid: &Uid) -> Option<&MessageMeta> {
+        self.0.get(self.position(uid)?)
+    }
+
+    fn get_mut(&mut self, uid: &Uid) -> Option<&mut MessageMeta> {
+        let i = self.position(uid)?;
+        self.0.get_mut(i)
+    }
 }
 
 #[cfg(test)]
