@@ -8,56 +8,24 @@
 //! tags) do not depend on how the stream is split into reads; every
 //! command respects the limits; parsing each command does not panic.
 //!
-//! Two known bugs in `src/imap/proto/reader.rs` (found by this target, see
-//! `fuzz/README.md`) are tolerated unless `MERPATI_FUZZ_STRICT=1` is set,
-//! so that the target keeps looking for new ones; once they are fixed,
-//! delete `tolerate_known_bugs` and its two uses.
+//! The two reader bugs this target found (see `fuzz/README.md`) are fixed
+//! and checked like everything else.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use merpati::imap::proto::{CommandReader, Frame, FrameError, parse_command};
-use std::sync::OnceLock;
-
-fn tolerate_known_bugs() -> bool {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    !*STRICT.get_or_init(|| std::env::var_os("MERPATI_FUZZ_STRICT").is_some_and(|v| v == "1"))
-}
+use merpati::imap::proto::{CommandReader, Frame, parse_command};
 
 /// Splits `stream` into reads of `read` bytes.
 fn reads(stream: &[u8], read: usize) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut rest = stream;
     while !rest.is_empty() {
-        let mut n = read.max(1).min(rest.len());
-        // KNOWN BUG 2: a partial line is measured with its trailing CR, so a
-        // line of exactly `line_limit` octets whose CRLF is split between
-        // two reads is refused as too long. Never end a read on a CR.
-        while tolerate_known_bugs() && rest[n - 1] == b'\r' && n < rest.len() {
-            n += 1;
-        }
+        let n = read.max(1).min(rest.len());
         let (piece, tail) = rest.split_at(n);
         out.push(piece);
         rest = tail;
     }
     out
-}
-
-/// KNOWN BUG 1: the tag of a `LineTooLong` error is taken from the start of
-/// the read buffer, i.e. from an earlier command received in the same read,
-/// so it depends on how the stream was split. Compare without it.
-fn comparable(frames: Vec<Frame>) -> Vec<Frame> {
-    if !tolerate_known_bugs() {
-        return frames;
-    }
-    frames
-        .into_iter()
-        .map(|f| match f {
-            Frame::Error(FrameError::LineTooLong { .. }) => {
-                Frame::Error(FrameError::LineTooLong { tag: None })
-            }
-            f => f,
-        })
-        .collect()
 }
 
 fn frames(stream: &[u8], line_limit: usize, literal_limit: usize, read: usize) -> Vec<Frame> {
@@ -89,11 +57,7 @@ fuzz_target!(|data: &[u8]| {
 
     let whole = frames(stream, line_limit, literal_limit, stream.len());
     let split = frames(stream, line_limit, literal_limit, read);
-    assert_eq!(
-        comparable(whole.clone()),
-        comparable(split),
-        "frames depend on read size {read}"
-    );
+    assert_eq!(whole, split, "frames depend on read size {read}");
 
     let budget = literal_limit
         .saturating_add(line_limit.saturating_mul(9))

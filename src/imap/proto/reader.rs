@@ -170,7 +170,7 @@ impl CommandReader {
                         // A CR at the end may be half of a CRLF split
                         // across reads: it does not count against the limit.
                         if without_cr(unread).len() > self.line_limit {
-                            let tag = tag_of(unread);
+                            let tag = self.long_line_tag(unread);
                             self.start = self.buf.len();
                             self.state = State::Discard;
                             return Some(self.line_too_long(tag));
@@ -180,7 +180,7 @@ impl CommandReader {
                     let line = strip_cr(unread.get(..lf).unwrap_or_default()).to_vec();
                     self.start += lf + 1;
                     if line.len() > self.line_limit {
-                        let tag = tag_of(&line);
+                        let tag = self.long_line_tag(&line);
                         return Some(self.line_too_long(tag));
                     }
                     self.cmd.extend_from_slice(&line);
@@ -210,6 +210,16 @@ impl CommandReader {
                 }
             }
         }
+    }
+
+    /// The tag of an over-long line, read from its first `line_limit`
+    /// octets only and only when a space ends it there: the line may be
+    /// found too long after any number of octets (depending on how TCP
+    /// split it), and the answer must not depend on that.
+    fn long_line_tag(&self, line: &[u8]) -> Option<String> {
+        let head = line.get(..self.line_limit.min(line.len()))?;
+        let space = head.iter().position(|&b| b == b' ')?;
+        tag_of(head.get(..=space)?)
     }
 
     /// The error for an over-long line; the tag is that of the command
@@ -268,6 +278,32 @@ mod tests {
     fn frames(reader: &mut CommandReader, input: &[u8]) -> Vec<Frame> {
         reader.push(input);
         std::iter::from_fn(|| reader.next_frame()).collect()
+    }
+
+    /// Found by the imap_stream fuzz target (session 2): the tag of a line
+    /// found too long depended on how many of its octets had arrived.
+    #[test]
+    fn too_long_line_tag_does_not_depend_on_the_reads() {
+        for line in [&b"d0++}"[..], b"abcdef ghi", b"ab cdefghi"] {
+            let whole = {
+                let mut reader = CommandReader::new(3, 100);
+                frames(&mut reader, line)
+            };
+            let mut reader = CommandReader::new(3, 100);
+            let mut split = Vec::new();
+            for chunk in line.chunks(2) {
+                split.extend(frames(&mut reader, chunk));
+            }
+            assert_eq!(whole, split, "{line:?}");
+        }
+        // The tag counts only when a space ends it within the limit.
+        let mut reader = CommandReader::new(3, 100);
+        assert_eq!(
+            frames(&mut reader, b"ab cdefghi"),
+            [Frame::Error(FrameError::LineTooLong {
+                tag: Some("ab".into())
+            })]
+        );
     }
 
     /// Found by the imap_stream fuzz target: the error named the tag of an
