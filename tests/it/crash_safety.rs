@@ -1,6 +1,7 @@
 //! Crash safety: what was acknowledged with "250 queued" is delivered,
 //! whatever happens to the daemon afterwards (kill -9 in the middle of a
-//! burst), exactly once; and SIGTERM lets transactions in flight finish.
+//! burst), exactly once; an IMAP APPEND answered OK likewise; and SIGTERM
+//! lets transactions in flight finish.
 
 use crate::harness::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,13 +82,13 @@ impl Client {
 }
 
 /// Message numbers in the mailbox, from the Subject column of
-/// `mailbox list` ("crash N"), with how often each occurs.
-fn numbers_in_mailbox(server: &Server) -> BTreeMap<usize, usize> {
+/// `mailbox list` ("`prefix` N"), with how often each occurs.
+fn numbers_in_mailbox(server: &Server, prefix: &str) -> BTreeMap<usize, usize> {
     let mut found = BTreeMap::new();
     for line in server.cli_ok(&["mailbox", "list", ACCOUNT]).lines() {
         let subject = line.rsplit('\t').next().unwrap_or_default();
         if let Some(n) = subject
-            .strip_prefix("crash ")
+            .strip_prefix(prefix)
             .and_then(|n| n.trim().parse().ok())
         {
             *found.entry(n).or_insert(0) += 1;
@@ -222,7 +223,7 @@ fn kill_9_during_a_burst_loses_nothing_acknowledged() {
     assert!(drained, "queue not empty after 120 s:\n{listing}");
 
     let acked: BTreeSet<usize> = acked.lock().unwrap().iter().copied().collect();
-    let found = numbers_in_mailbox(&server);
+    let found = numbers_in_mailbox(&server, "crash ");
     let lost: Vec<usize> = acked
         .iter()
         .filter(|n| !found.contains_key(n))
@@ -268,6 +269,136 @@ fn kill_9_during_a_burst_loses_nothing_acknowledged() {
         &duplicates[..duplicates.len().min(20)]
     );
     assert!(corrupt.is_empty(), "queue files quarantined: {corrupt:?}");
+}
+
+/// An IMAP client that appends numbered messages; every failure is an
+/// error, since the daemon may vanish at any moment.
+struct Appender {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Appender {
+    fn connect(port: u16) -> std::io::Result<Appender> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let mut client = Appender {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        };
+        client.tagged("")?; // the greeting
+        client.writer.write_all(b"l LOGIN alice@localhost pw\r\n")?;
+        client.tagged("l ")?;
+        Ok(client)
+    }
+
+    /// Reads up to the line starting with `tag`; an error unless it says OK.
+    fn tagged(&mut self, tag: &str) -> std::io::Result<()> {
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let rest = if tag.is_empty() {
+                line.strip_prefix("* ")
+            } else {
+                line.strip_prefix(tag)
+            };
+            if let Some(rest) = rest {
+                return if rest.starts_with("OK") {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::other(line))
+                };
+            }
+        }
+    }
+
+    /// One APPEND; Ok only once its tagged OK was read.
+    fn append(&mut self, n: usize) -> std::io::Result<()> {
+        let message = format!(
+            "From: tester@localhost\r\nSubject: append {n}\r\nMessage-ID: <a{n}@test>\r\n\r\nAppended message {n}.\r\n"
+        );
+        self.writer.write_all(
+            format!("a{n} APPEND INBOX {{{}+}}\r\n{message}\r\n", message.len()).as_bytes(),
+        )?;
+        self.tagged(&format!("a{n} "))
+    }
+}
+
+/// The mail store side of "nothing lost": an APPEND answered OK survives
+/// kill -9, and nothing is stored twice.
+#[test]
+fn kill_9_during_appends_loses_no_acknowledged_message() {
+    let total = 600;
+    let mut server = server();
+    server.add_user(ACCOUNT, "pw");
+    let port = server.ports.imap;
+    let next = Arc::new(AtomicUsize::new(0));
+    let acked_count = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (next, acked_count) = (next.clone(), acked_count.clone());
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                let mut client: Option<Appender> = None;
+                loop {
+                    let Some(c) = client.as_mut() else {
+                        match Appender::connect(port) {
+                            Ok(c) => client = Some(c),
+                            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                        }
+                        continue;
+                    };
+                    // Each number is tried once (see the SMTP test).
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    if n >= total {
+                        break;
+                    }
+                    match c.append(n) {
+                        Ok(()) => {
+                            mine.push(n);
+                            acked_count.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(_) => client = None,
+                    }
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut kills = 0;
+    for _ in 0..3 {
+        let target = acked_count.load(Ordering::SeqCst) + 40;
+        wait_until(Duration::from_secs(30), || {
+            acked_count.load(Ordering::SeqCst) >= target || next.load(Ordering::SeqCst) >= total
+        });
+        std::thread::sleep(Duration::from_millis(fastrand::u64(0..=50)));
+        server.kill9();
+        kills += 1;
+        server.spawn();
+    }
+    let mut acked = BTreeSet::new();
+    for c in clients {
+        acked.extend(c.join().expect("client thread panicked"));
+    }
+    server.kill9();
+    server.spawn();
+    let found = numbers_in_mailbox(&server, "append ");
+    let lost: Vec<&usize> = acked.iter().filter(|n| !found.contains_key(n)).collect();
+    let twice: Vec<(&usize, &usize)> = found.iter().filter(|(_, c)| **c > 1).collect();
+    eprintln!(
+        "append crash test: {total} attempted, {} acknowledged, {kills} kills, {} stored",
+        acked.len(),
+        found.len()
+    );
+    assert!(
+        acked.len() > 100,
+        "too few appends got through: {}",
+        acked.len()
+    );
+    assert!(lost.is_empty(), "acknowledged APPENDs lost: {lost:?}");
+    assert!(twice.is_empty(), "stored twice: {twice:?}");
 }
 
 #[test]
