@@ -35,8 +35,8 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "merpati")
+from benchlib import BIN, cpu_seconds, free_port, proc_status, uptime, write_config
+
 USER = "bench@localhost"
 PASSWORD = "bench-secret"
 NEEDLE = "zanzibar"  # present in every 100th message (uid % 100 == 1)
@@ -54,38 +54,6 @@ WORDS = (
     "go came right used take three mailbox server message delivery invoice "
     "meeting schedule project report budget quarterly review attached please"
 ).split()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def write_config(dirname, imap_port, smtp_port, max_conn=10000, per_client=20):
-    path = os.path.join(dirname, "merpati.toml")
-    with open(path, "w") as f:
-        f.write(f"""data_dir = "{dirname}/data"
-myhostname = "bench.merpati.test"
-[smtp]
-listen = ["127.0.0.1:{smtp_port}"]
-max_connections_per_client = 200
-[submission]
-listen = []
-tls_listen = []
-[imap]
-listen = ["127.0.0.1:{imap_port}"]
-tls_listen = []
-plaintext_auth_on_loopback = true
-max_connections = {max_conn}
-max_connections_per_client = {per_client}
-[pop3]
-listen = []
-tls_listen = []
-""")
-    return path
 
 
 def start_server(config, dirname, port):
@@ -109,25 +77,6 @@ def stop_server(proc):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def proc_status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            out[k] = v.strip()
-    return out
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def uptime():
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 class Imap:
@@ -244,10 +193,10 @@ def main():
     imap_port, smtp_port = free_port(), free_port()
     if args.reuse:
         dirname = os.path.abspath(args.reuse)
-        config = write_config(dirname, imap_port, smtp_port)
+        config = write_config(dirname, imap_port, smtp_port, 10000, 20)
     else:
         dirname = tempfile.mkdtemp(prefix="merpati-imap-bench.")
-        config = write_config(dirname, imap_port, smtp_port)
+        config = write_config(dirname, imap_port, smtp_port, 10000, 20)
         subprocess.run([BIN, "--config", config, "user", "add", USER],
                        input=PASSWORD + "\n", text=True, check=True, capture_output=True)
     proc = start_server(config, dirname, imap_port)

@@ -34,70 +34,19 @@ import threading
 import time
 import selectors
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "merpati")
+from benchlib import BIN, cpu_seconds, free_port, proc_status, uptime, write_config
+
 USER = "bench@localhost"
 PASSWORD = "bench-secret"
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def write_config(dirname, imap_port, smtp_port, max_conn):
-    path = os.path.join(dirname, "merpati.toml")
-    with open(path, "w") as f:
-        f.write(f"""data_dir = "{dirname}/data"
-myhostname = "bench.merpati.test"
-[smtp]
-listen = ["127.0.0.1:{smtp_port}"]
-max_connections_per_client = 200
-[submission]
-listen = []
-tls_listen = []
-[imap]
-listen = ["127.0.0.1:{imap_port}"]
-tls_listen = []
-plaintext_auth_on_loopback = true
-max_connections = {max_conn}
-max_connections_per_client = {max_conn}
-[pop3]
-listen = []
-tls_listen = []
-""")
-    return path
-
-
-def status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            out[k] = v.strip()
-    return out
 
 
 def kib(s):
     return int(s.split()[0])
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def uptime():
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
 def mem_line(pid, label):
-    st = status(pid)
+    st = proc_status(pid)
     print(f"{label}: VmRSS {kib(st['VmRSS']) / 1024:.1f} MiB (anon {kib(st['RssAnon']) / 1024:.1f}), "
           f"VmHWM {kib(st['VmHWM']) / 1024:.1f} MiB, threads {st['Threads']}", flush=True)
     return kib(st["VmRSS"])
@@ -212,7 +161,7 @@ def main():
 
     dirname = tempfile.mkdtemp(prefix="merpati-imap-idle.")
     imap_port, smtp_port = free_port(), free_port()
-    config = write_config(dirname, imap_port, smtp_port, k + 100)
+    config = write_config(dirname, imap_port, smtp_port, k + 100, k + 100)
     subprocess.run([BIN, "--config", config, "user", "add", USER],
                    input=PASSWORD + "\n", text=True, check=True, capture_output=True)
     log = open(os.path.join(dirname, "serve.log"), "wb")

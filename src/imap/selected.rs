@@ -244,6 +244,19 @@ impl Session {
             .ok_or_else(|| CmdError::bad("No mailbox selected"))
     }
 
+    /// The selected mailbox, if the command may change it (not after
+    /// EXAMINE).
+    pub(super) fn writable(&self) -> Result<&Selected, CmdError> {
+        let sel = self.selected()?;
+        if sel.read_only {
+            return Err(CmdError::No(
+                Some("READ-ONLY"),
+                "Mailbox is read-only".into(),
+            ));
+        }
+        Ok(sel)
+    }
+
     pub(super) fn selected_mut(&mut self) -> Result<&mut Selected, CmdError> {
         self.selected
             .as_mut()
@@ -568,13 +581,7 @@ impl Session {
 
     /// EXPUNGE and UID EXPUNGE (RFC 4315 §2.1).
     pub(super) async fn expunge(&mut self, uids: Option<&SeqSet>) -> CmdResult {
-        let sel = self.selected()?;
-        if sel.read_only {
-            return Err(CmdError::No(
-                Some("READ-ONLY"),
-                "Mailbox is read-only".into(),
-            ));
-        }
+        let sel = self.writable()?;
         let id = sel.id;
         let wanted: Option<BTreeSet<Uid>> =
             uids.map(|set| sel.resolve(set, true).into_iter().map(|(_, u)| u).collect());

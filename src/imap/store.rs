@@ -19,13 +19,7 @@ impl Session {
         flags: &[String],
         unchanged_since: Option<u64>,
     ) -> CmdResult {
-        let sel = self.selected()?;
-        if sel.read_only {
-            return Err(CmdError::No(
-                Some("READ-ONLY"),
-                "Mailbox is read-only".into(),
-            ));
-        }
+        let sel = self.writable()?;
         let id = sel.id;
         let targets = sel.resolve(set, by_uid);
         if unchanged_since.is_some() {
@@ -117,13 +111,12 @@ impl Session {
         remove: bool,
     ) -> CmdResult {
         let account = self.account()?;
-        let sel = self.selected()?;
-        if remove && sel.read_only {
-            return Err(CmdError::No(
-                Some("READ-ONLY"),
-                "Mailbox is read-only".into(),
-            ));
-        }
+        // COPY only reads the source; MOVE changes it.
+        let sel = if remove {
+            self.writable()?
+        } else {
+            self.selected()?
+        };
         let id = sel.id;
         let uids: Vec<Uid> = sel
             .resolve(set, by_uid)

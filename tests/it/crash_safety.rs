@@ -14,6 +14,13 @@ use std::time::{Duration, Instant};
 const CLIENT_THREADS: usize = 8;
 const ACCOUNT: &str = "alice@localhost";
 
+/// A loopback connection, as a reader and a writer, with a read timeout.
+fn open(port: u16) -> std::io::Result<(BufReader<TcpStream>, TcpStream)> {
+    let stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    Ok((BufReader::new(stream.try_clone()?), stream))
+}
+
 /// A minimal SMTP client whose every failure is an error, not a panic:
 /// the daemon may vanish at any moment in this test.
 struct Client {
@@ -23,12 +30,8 @@ struct Client {
 
 impl Client {
     fn connect(port: u16) -> std::io::Result<Client> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let mut client = Client {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-        };
+        let (reader, writer) = open(port)?;
+        let mut client = Client { reader, writer };
         client.expect("220")?;
         client.send(b"EHLO crash.test\r\n")?;
         client.expect("250")?;
@@ -280,12 +283,8 @@ struct Appender {
 
 impl Appender {
     fn connect(port: u16) -> std::io::Result<Appender> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let mut client = Appender {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-        };
+        let (reader, writer) = open(port)?;
+        let mut client = Appender { reader, writer };
         client.tagged("")?; // the greeting
         client.writer.write_all(b"l LOGIN alice@localhost pw\r\n")?;
         client.tagged("l ")?;
