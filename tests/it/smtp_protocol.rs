@@ -44,6 +44,14 @@ fn ehloed(server: &Server) -> Smtp {
     c
 }
 
+/// MAIL, RCPT and DATA, each answered with its usual success reply.
+#[track_caller]
+fn start_data(c: &mut Smtp, from: &str, to: &str) {
+    assert_eq!(c.cmd(&format!("MAIL FROM:<{from}>")), "250 2.1.0 Ok\r\n");
+    assert_eq!(c.cmd(&format!("RCPT TO:<{to}>")), "250 2.1.5 Ok\r\n");
+    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+}
+
 #[track_caller]
 fn expect(reply: &str, prefix: &str) {
     assert!(
@@ -167,9 +175,7 @@ fn mynetworks_client_may_relay_and_port_25_offers_no_auth() {
     let auth = c.cmd("AUTH PLAIN AGFsaWNlAHNlY3JldA==");
     expect(&auth, "503 5.5.1 ");
     expect(&c.cmd("AUTH LOGIN"), "503 ");
-    assert_eq!(c.cmd("MAIL FROM:<me@localhost>"), "250 2.1.0 Ok\r\n");
-    assert_eq!(c.cmd("RCPT TO:<x@example.com>"), "250 2.1.5 Ok\r\n");
-    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    start_data(&mut c, "me@localhost", "x@example.com");
     c.send_raw(b"Subject: relayed\r\n\r\nout\r\n");
     expect(&c.cmd("."), "250 2.0.0 Ok: queued as ");
     assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye\r\n");
@@ -244,9 +250,7 @@ fn oversized_data_refused_after_dot_and_session_stays_usable() {
     let mut c = greeted(&server);
     let ehlo = c.cmd("EHLO client.example");
     assert!(ehlo.contains("250-SIZE 1000\r\n"), "{ehlo}");
-    assert_eq!(c.cmd("MAIL FROM:<a@localhost>"), "250 2.1.0 Ok\r\n");
-    assert_eq!(c.cmd("RCPT TO:<alice@localhost>"), "250 2.1.5 Ok\r\n");
-    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    start_data(&mut c, "a@localhost", "alice@localhost");
     let mut body = String::from("Subject: too big\r\n\r\n");
     while body.len() < 5000 {
         body.push_str("0123456789012345678901234567890123456789012345678\r\n");
@@ -359,9 +363,7 @@ fn bare_lf_normalized_and_lf_dot_lf_does_not_end_data() {
     let server = server();
     server.add_user("alice@localhost", "secret");
     let mut c = ehloed(&server);
-    assert_eq!(c.cmd("MAIL FROM:<a@localhost>"), "250 2.1.0 Ok\r\n");
-    assert_eq!(c.cmd("RCPT TO:<alice@localhost>"), "250 2.1.5 Ok\r\n");
-    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    start_data(&mut c, "a@localhost", "alice@localhost");
     c.send_raw(
         b"Subject: bare lf\n\nline one\nline two\n.\nafter the lf-dot-lf\r\nlast line\r\n.\r\n",
     );
@@ -388,9 +390,7 @@ fn bare_lf_rejected_after_final_dot_when_configured() {
     let server = Builder::default().smtp("bare_lf = \"reject\"").start();
     server.add_user("alice@localhost", "secret");
     let mut c = ehloed(&server);
-    assert_eq!(c.cmd("MAIL FROM:<a@localhost>"), "250 2.1.0 Ok\r\n");
-    assert_eq!(c.cmd("RCPT TO:<alice@localhost>"), "250 2.1.5 Ok\r\n");
-    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    start_data(&mut c, "a@localhost", "alice@localhost");
     c.send_raw(b"Subject: bare\r\n\r\nthis line ends badly\nthis one is fine\r\n");
     expect(&c.cmd("."), "550 5.5.2 ");
     assert_eq!(c.cmd("NOOP"), "250 2.0.0 Ok\r\n");
@@ -408,9 +408,7 @@ fn smuggled_message_after_cr_lf_dot_lf_stays_inside_the_first() {
     let server = server();
     server.add_user("alice@localhost", "secret");
     let mut c = ehloed(&server);
-    assert_eq!(c.cmd("MAIL FROM:<bob@localhost>"), "250 2.1.0 Ok\r\n");
-    assert_eq!(c.cmd("RCPT TO:<alice@localhost>"), "250 2.1.5 Ok\r\n");
-    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    start_data(&mut c, "bob@localhost", "alice@localhost");
     c.send_raw(
         b"Subject: innocent\r\n\r\nhello\r\n.\nMAIL FROM:<evil@x>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nSmuggled\r\n.\r\n",
     );
@@ -444,9 +442,7 @@ fn near_miss_end_markers_are_all_content() {
     let server = server();
     server.add_user("alice@localhost", "secret");
     let mut c = ehloed(&server);
-    assert_eq!(c.cmd("MAIL FROM:<bob@localhost>"), "250 2.1.0 Ok\r\n");
-    assert_eq!(c.cmd("RCPT TO:<alice@localhost>"), "250 2.1.5 Ok\r\n");
-    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    start_data(&mut c, "bob@localhost", "alice@localhost");
     // <LF>.<LF>, <LF>.<CR><LF>, <CR>.<CR><LF> and <CR><LF>.<CR>x: none of
     // them ends the data, so none of the commands after them runs.
     c.send_raw(
@@ -588,9 +584,7 @@ fn client_silent_inside_data_gets_421_and_nothing_is_queued() {
     let server = Builder::default().smtp("data_timeout = \"1s\"").start();
     server.add_user("alice@localhost", "secret");
     let mut c = ehloed(&server);
-    assert_eq!(c.cmd("MAIL FROM:<a@localhost>"), "250 2.1.0 Ok\r\n");
-    assert_eq!(c.cmd("RCPT TO:<alice@localhost>"), "250 2.1.5 Ok\r\n");
-    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    start_data(&mut c, "a@localhost", "alice@localhost");
     c.send_raw(b"Subject: half\r\n\r\nhalf a message\r\n");
     expect(&c.reply(), "421 4.4.2 ");
     assert_eq!(c.read_to_close(), "");
@@ -604,9 +598,7 @@ fn connection_lost_inside_data_queues_nothing() {
     server.add_user("alice@localhost", "secret");
     {
         let mut c = ehloed(&server);
-        assert_eq!(c.cmd("MAIL FROM:<a@localhost>"), "250 2.1.0 Ok\r\n");
-        assert_eq!(c.cmd("RCPT TO:<alice@localhost>"), "250 2.1.5 Ok\r\n");
-        assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+        start_data(&mut c, "a@localhost", "alice@localhost");
         // Everything but the final CRLF.CRLF, then the connection drops.
         c.send_raw(b"Subject: cut\r\n\r\ncut short\r\n.");
     }
