@@ -155,14 +155,16 @@ impl Selected {
         if !self.track_recent {
             return;
         }
-        let claim = if self.read_only { 0 } else { up_to };
-        let first = match store.claim_recent(self.id, Uid(claim)) {
-            Ok(first) => first.0,
-            Err(e) => {
-                tracing::warn!("cannot claim \\Recent messages: {e}");
-                return;
-            }
-        };
+        match claim_recent(store, self.id, self.read_only, up_to) {
+            Ok(first) => self.add_recent(first, up_to),
+            Err(e) => tracing::warn!("cannot claim \\Recent messages: {e}"),
+        }
+    }
+
+    /// Records the claim `[first, up_to)` (for a read-only session every
+    /// UID from `first` on).
+    fn add_recent(&mut self, first: Uid, up_to: u32) {
+        let first = first.0;
         let to = if self.read_only { u32::MAX } else { up_to };
         // Claims are disjoint; a read-only look covers the earlier ones.
         let covered = self.recent.iter().any(|&(a, b)| a <= first && to <= b);
@@ -441,12 +443,28 @@ impl Session {
         // Subscribe before reading the state, so no change falls between.
         let events = self.svc.store.subscribe(info.id);
         let id = info.id;
-        let snap = match self.blocking(move |s| s.snapshot(id)).await {
+        let track_recent = !self.rev2;
+        // The first claim of a mailbox may read the store: it is made here,
+        // off the async threads; later ones are in memory.
+        let snap = match self
+            .blocking(move |s| {
+                let snap = s.snapshot(id)?;
+                let up_to = snap.info.uid_next;
+                let first = if track_recent {
+                    Some(claim_recent(s, id, read_only, up_to)?)
+                } else {
+                    None
+                };
+                Ok((snap, first))
+            })
+            .await
+        {
             Err(StoreError::NoSuchMailbox) => {
                 return Err(CmdError::No(Some("NONEXISTENT"), "No such mailbox".into()));
             }
             other => other?,
         };
+        let (snap, first_recent) = snap;
         let mut flags: Vec<String> = SYSTEM_FLAGS.iter().map(|f| f.to_string()).collect();
         flags.extend(snap.keywords.iter().cloned());
         let mut line = b"* FLAGS ".to_vec();
@@ -482,10 +500,12 @@ impl Session {
             closed: false,
             saved: Vec::new(),
             recent: Vec::new(),
-            track_recent: !self.rev2,
+            track_recent,
             held_expunge_modseq: None,
         };
-        sel.claim_recent(self.svc.store.as_ref(), info.uid_next);
+        if let Some(first) = first_recent {
+            sel.add_recent(first, info.uid_next);
+        }
         let exists = exists_lines(&sel, self.rev2);
         self.out.extend_from_slice(exists.as_bytes());
         if let Some(pos) = snap.first_unseen
@@ -658,4 +678,16 @@ pub(super) fn vanished_line(uids: &[Uid], earlier: bool) -> String {
         if earlier { "(EARLIER) " } else { "" },
         SeqSet::compact(&numbers)
     )
+}
+
+/// Claims `\Recent` in the store for the UIDs below `up_to`; a read-only
+/// session only looks (RFC 3501 §6.3.2: EXAMINE must not take `\Recent`).
+/// Returns the first UID not claimed before.
+fn claim_recent(
+    store: &dyn MailStore,
+    mailbox: MailboxId,
+    read_only: bool,
+    up_to: u32,
+) -> Result<Uid, StoreError> {
+    store.claim_recent(mailbox, Uid(if read_only { 0 } else { up_to }))
 }
