@@ -137,7 +137,23 @@ pub fn queue_admin(config: &Config, op: AdminOp, target: &str) -> anyhow::Result
     } else {
         Some(QueueId::parse(target).ok_or_else(|| anyhow!("{target}: not a queue ID"))?)
     };
-    let done = queue::admin(&spool, op, only.as_ref())?;
+    let socket = config.run_dir().join(control::SOCKET);
+    let request = control::QueueRequest {
+        op,
+        only: only.clone(),
+    };
+    let done =
+        match control::request_words(&socket, &request.to_words()).context("control socket")? {
+            Some(answer) => {
+                let out = answer.map_err(|e| anyhow!(e))?;
+                String::from_utf8_lossy(&out)
+                    .lines()
+                    .filter_map(QueueId::parse)
+                    .collect()
+            }
+            // No daemon: nothing is being delivered, every file may be moved.
+            None => queue::admin(&spool, op, only.as_ref(), &queue::ActiveGuard::Offline)?,
+        };
     if let Some(id) = &only
         && done.is_empty()
     {

@@ -122,6 +122,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         .collect();
     let dns = HickoryResolver::new(&nameservers, config.dns.timeout.0)
         .map_err(|e| anyhow::anyhow!("cannot set up the DNS resolver: {e}"))?;
+    let active_set = Arc::new(crate::queue::active::ActiveSet::default());
     let relay = Arc::new(RelayAgent::new(shared_config.clone(), Arc::new(dns)));
     let qmgr = Arc::new(Qmgr {
         relay,
@@ -133,6 +134,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         cleanup: cleanup.clone(),
         journal: journal.clone(),
         triggers: triggers.clone(),
+        active_set: active_set.clone(),
     });
     back.spawn(qmgr.run(back_stop.clone(), back.clone()));
     back.spawn(checkpoints(
@@ -288,7 +290,12 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         }
     }
     let control_path = config.run_dir().join(control::SOCKET);
-    control::serve(&control_path, store.clone(), front_stop.clone(), &front)?;
+    let control_context = Arc::new(control::Context {
+        store: store.clone(),
+        spool: spool.clone(),
+        active: active_set.clone(),
+    });
+    control::serve(&control_path, control_context, front_stop.clone(), &front)?;
     write_pid(&config.run_dir())?;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!(

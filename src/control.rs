@@ -2,12 +2,19 @@
 //! process, so while the daemon runs, `merpati user …` and `merpati
 //! mailbox …` send their store operation here and the daemon carries it
 //! out; when it does not run, the CLI opens the store itself. Either way
-//! the same [`StoreOp::execute`] does the work.
+//! the same [`StoreOp::execute`] does the work. Queue admin operations
+//! (`merpati queue hold|release|delete|requeue`) come here too while the
+//! daemon runs, because only the queue manager knows which files in
+//! `active` it is delivering right now ([`QueueRequest`]).
 //!
 //! Wire format: the request is the operation's words, NUL-separated, ended
 //! by the client's half-close; the answer is `0` (success) or `1`
 //! (failure) followed by the output text. The socket is mode 0600.
 
+use crate::queue::active::ActiveSet;
+use crate::queue::id::QueueId;
+use crate::queue::spool::Spool;
+use crate::queue::{ActiveGuard, AdminOp};
 use crate::store::{MailStore, StoreError, Uid};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -214,10 +221,76 @@ fn summary(message: &[u8]) -> (String, String) {
     (from, subject)
 }
 
+/// A queue admin operation on one message (`None`: all of them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueRequest {
+    pub op: AdminOp,
+    pub only: Option<QueueId>,
+}
+
+impl QueueRequest {
+    pub fn to_words(&self) -> Vec<String> {
+        let target = self.only.as_ref().map_or("ALL", |id| id.as_str());
+        vec!["queue".into(), self.op.name().into(), target.into()]
+    }
+
+    pub fn from_words(words: &[String]) -> Option<QueueRequest> {
+        let [verb, op, target] = words else {
+            return None;
+        };
+        if verb != "queue" {
+            return None;
+        }
+        let op = AdminOp::from_name(op)?;
+        let only = if target == "ALL" {
+            None
+        } else {
+            Some(QueueId::parse(target)?)
+        };
+        Some(QueueRequest { op, only })
+    }
+
+    /// The IDs affected, one per line.
+    pub fn execute(&self, spool: &Spool, active: &ActiveSet) -> Result<Vec<u8>, String> {
+        let done = crate::queue::admin(
+            spool,
+            self.op,
+            self.only.as_ref(),
+            &ActiveGuard::Daemon(active),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        for id in done {
+            out.push_str(id.as_str());
+            out.push('\n');
+        }
+        Ok(out.into_bytes())
+    }
+}
+
+/// What the daemon's control socket works on.
+pub struct Context {
+    pub store: Arc<dyn MailStore>,
+    pub spool: Arc<Spool>,
+    pub active: Arc<ActiveSet>,
+}
+
+impl Context {
+    fn execute(&self, words: &[String]) -> Result<Vec<u8>, String> {
+        if let Some(request) = QueueRequest::from_words(words) {
+            return request.execute(&self.spool, &self.active);
+        }
+        match StoreOp::from_words(words) {
+            Some(op) => op.execute(self.store.as_ref()),
+            None => Err("malformed control request".to_string()),
+        }
+    }
+}
+
 /// Starts the control socket server (daemon side).
 pub fn serve(
     path: &Path,
-    store: Arc<dyn MailStore>,
+    context: Arc<Context>,
     stop: CancellationToken,
     tracker: &TaskTracker,
 ) -> std::io::Result<()> {
@@ -234,7 +307,7 @@ pub fn serve(
             let Ok((mut conn, _)) = accepted else {
                 continue;
             };
-            let store = store.clone();
+            let context = context.clone();
             inner.spawn(async move {
                 let mut request = Vec::new();
                 let mut limited = (&mut conn).take(MAX_REQUEST);
@@ -246,12 +319,9 @@ pub fn serve(
                     .split('\0')
                     .map(str::to_string)
                     .collect();
-                let answer = match StoreOp::from_words(&words) {
-                    None => Err("malformed control request".to_string()),
-                    Some(op) => tokio::task::spawn_blocking(move || op.execute(store.as_ref()))
-                        .await
-                        .unwrap_or_else(|_| Err("operation failed".into())),
-                };
+                let answer = tokio::task::spawn_blocking(move || context.execute(&words))
+                    .await
+                    .unwrap_or_else(|_| Err("operation failed".into()));
                 let mut reply = Vec::new();
                 match answer {
                     Ok(out) => {
@@ -272,6 +342,14 @@ pub fn serve(
 
 /// Client side: `Ok(None)` when no daemon listens (use the store directly).
 pub fn request(path: &Path, op: &StoreOp) -> std::io::Result<Option<Result<Vec<u8>, String>>> {
+    request_words(path, &op.to_words())
+}
+
+/// Client side of any request, as its words.
+pub fn request_words(
+    path: &Path,
+    words: &[String],
+) -> std::io::Result<Option<Result<Vec<u8>, String>>> {
     use std::io::{Read, Write};
     let mut conn = match std::os::unix::net::UnixStream::connect(path) {
         Ok(c) => c,
@@ -285,7 +363,7 @@ pub fn request(path: &Path, op: &StoreOp) -> std::io::Result<Option<Result<Vec<u
         }
         Err(e) => return Err(e),
     };
-    conn.write_all(op.to_words().join("\0").as_bytes())?;
+    conn.write_all(words.join("\0").as_bytes())?;
     conn.shutdown(std::net::Shutdown::Write)?;
     let mut answer = Vec::new();
     conn.read_to_end(&mut answer)?;

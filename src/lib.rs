@@ -12,6 +12,7 @@ pub mod cleanup;
 pub mod config;
 pub mod control;
 pub mod delivery;
+pub mod diskspace;
 pub mod dns;
 pub mod imap;
 pub mod live;

@@ -220,6 +220,10 @@ pub struct Queue {
     pub active_limit: usize,
     pub local_concurrency: usize,
     pub delivery_batch: usize,
+    /// Free space kept on the queue's and the store's filesystems
+    /// (Postfix's `queue_minfree`): below it (plus 1.5 × a declared SIZE)
+    /// MAIL gets `452 4.3.1` and IMAP APPEND `NO [UNAVAILABLE]`.
+    pub minfree: Bytes,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -385,6 +389,7 @@ impl Default for Queue {
             active_limit: 20_000,
             local_concurrency: 8,
             delivery_batch: 64,
+            minfree: Bytes(16 * 1024 * 1024),
         }
     }
 }

@@ -501,6 +501,16 @@ impl RelayAgent {
         }
     }
 
+    /// Forgets every dead mark (`merpati queue flush`, as `postqueue -f`).
+    pub fn clear_dead(&self) {
+        let mut destinations = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, dest) in destinations.iter_mut() {
+            if dest.dead_until.take().is_some() {
+                tracing::info!("destination {key}: dead mark cleared by a queue flush");
+            }
+        }
+    }
+
     fn dead(&self, key: &str) -> Option<String> {
         let mut destinations = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
         let dest = destinations.get_mut(key)?;

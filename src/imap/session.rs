@@ -708,6 +708,14 @@ impl Session {
             match self.reader.next_frame() {
                 Some(Frame::Command(bytes)) => return Ok(Some(bytes)),
                 Some(Frame::Continue) => {
+                    if let Some(tag) = self.refuse_append_without_room() {
+                        let result = Err(CmdError::No(
+                            Some("UNAVAILABLE"),
+                            "Not enough free disk space, try again later".into(),
+                        ));
+                        self.respond(&tag, result).await?;
+                        return Ok(None);
+                    }
                     self.line("+ Ready for literal data");
                     self.flush().await?;
                 }
@@ -742,6 +750,28 @@ impl Session {
                 None => self.read_more().await?,
             }
         }
+    }
+
+    /// RFC 5530 UNAVAILABLE before an APPEND literal is read, when the
+    /// store's disk is below `queue.minfree` plus the literal: returns the
+    /// refused command's tag. (A non-synchronising literal is already on
+    /// its way; the store's own write reports that case.)
+    fn refuse_append_without_room(&mut self) -> Option<String> {
+        self.account.as_ref()?;
+        let (cmd, size) = self.reader.pending_literal()?;
+        let verb = cmd.split(|&b| b == b' ').nth(1)?;
+        if !verb.eq_ignore_ascii_case(b"APPEND") {
+            return None;
+        }
+        let reserve = self.config.queue.minfree.0;
+        if crate::diskspace::has_room(&self.config.store_dir(), reserve, size as u64) {
+            return None;
+        }
+        tracing::warn!(
+            "APPEND refused: not enough free space in {}",
+            self.config.store_dir().display()
+        );
+        Some(self.reader.refuse_literal().unwrap_or_else(|| "*".into()))
     }
 
     /// One raw line (SASL response, IDLE's DONE).

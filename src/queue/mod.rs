@@ -3,6 +3,7 @@
 //! (Postfix's postqueue/postsuper). The admin operations work on the files
 //! directly, so they work whether the daemon runs or not.
 
+pub mod active;
 pub mod file;
 pub mod id;
 pub mod journal;
@@ -69,11 +70,11 @@ pub enum AdminOp {
 }
 
 impl AdminOp {
-    /// Queues a message may be taken from. `active` is left to the queue
-    /// manager except for deletion (it copes with a file vanishing).
+    /// Queues a message may be taken from. A file in `active` is taken
+    /// only when the [`ActiveGuard`] grants it (not while it is delivered).
     fn sources(self) -> &'static [QueueName] {
         match self {
-            AdminOp::Hold => &[QueueName::Incoming, QueueName::Deferred],
+            AdminOp::Hold => &[QueueName::Incoming, QueueName::Active, QueueName::Deferred],
             AdminOp::Release => &[QueueName::Hold],
             AdminOp::Delete => &[
                 QueueName::Incoming,
@@ -82,14 +83,67 @@ impl AdminOp {
                 QueueName::Hold,
                 QueueName::Corrupt,
             ],
-            AdminOp::Requeue => &[QueueName::Deferred, QueueName::Hold, QueueName::Incoming],
+            AdminOp::Requeue => &[
+                QueueName::Deferred,
+                QueueName::Hold,
+                QueueName::Incoming,
+                QueueName::Active,
+            ],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AdminOp::Hold => "hold",
+            AdminOp::Release => "release",
+            AdminOp::Delete => "delete",
+            AdminOp::Requeue => "requeue",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AdminOp> {
+        [
+            AdminOp::Hold,
+            AdminOp::Release,
+            AdminOp::Delete,
+            AdminOp::Requeue,
+        ]
+        .into_iter()
+        .find(|op| op.name() == name)
+    }
+}
+
+/// Who may take a file out of `active`.
+pub enum ActiveGuard<'a> {
+    /// No daemon runs: every file in `active` is left over, take it.
+    Offline,
+    /// Inside the daemon: ask the queue manager's [`active::ActiveSet`].
+    Daemon(&'a active::ActiveSet),
+}
+
+impl ActiveGuard<'_> {
+    fn take(&self, id: &QueueId) -> bool {
+        match self {
+            ActiveGuard::Offline => true,
+            ActiveGuard::Daemon(set) => set.take_for_admin(id),
+        }
+    }
+
+    fn done(&self, id: &QueueId) {
+        if let ActiveGuard::Daemon(set) = self {
+            set.admin_done(id);
         }
     }
 }
 
 /// Applies `op` to one message (or every message with `None`); returns the
 /// IDs affected.
-pub fn admin(spool: &Spool, op: AdminOp, only: Option<&QueueId>) -> io::Result<Vec<QueueId>> {
+pub fn admin(
+    spool: &Spool,
+    op: AdminOp,
+    only: Option<&QueueId>,
+    guard: &ActiveGuard<'_>,
+) -> io::Result<Vec<QueueId>> {
     // Snapshot every source first: an operation that writes into one of
     // its own sources (requeue into incoming) must not see its own output.
     let mut entries = Vec::new();
@@ -102,6 +156,9 @@ pub fn admin(spool: &Spool, op: AdminOp, only: Option<&QueueId>) -> io::Result<V
             let queue = entry.queue;
             if only.is_some_and(|id| *id != entry.id) {
                 continue;
+            }
+            if queue == QueueName::Active && !guard.take(&entry.id) {
+                continue; // being delivered right now
             }
             let result = match op {
                 AdminOp::Hold => spool.move_to(&entry.id, queue, QueueName::Hold, true),
@@ -116,6 +173,9 @@ pub fn admin(spool: &Spool, op: AdminOp, only: Option<&QueueId>) -> io::Result<V
                 }),
                 AdminOp::Requeue => requeue(spool, queue, &entry.id),
             };
+            if queue == QueueName::Active {
+                guard.done(&entry.id);
+            }
             match result {
                 Ok(()) => done.push(entry.id),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -151,7 +211,14 @@ fn requeue(spool: &Spool, queue: QueueName, id: &QueueId) -> io::Result<()> {
             .collect(),
         ..qf
     };
-    spool.write_new(QueueName::Incoming, id, &fresh.encode())?;
+    if let Err(e) = spool.write_new(QueueName::Incoming, id, &fresh.encode()) {
+        // Back where it was (a full disk, say): a failed requeue must not
+        // leave the message parked in hold.
+        if queue != QueueName::Hold {
+            let _ = spool.move_to(id, QueueName::Hold, queue, true);
+        }
+        return Err(e);
+    }
     spool.remove(QueueName::Hold, id)
 }
 

@@ -7,6 +7,7 @@
 //! queues a bounce. A message is removed only after the store has committed
 //! it, and a bounce is queued before the message it reports on is removed.
 
+use super::active::ActiveSet;
 use super::file::{QueueFile, QueuedRecipient};
 use super::id::QueueId;
 use super::journal::Journal;
@@ -49,6 +50,9 @@ pub struct Qmgr {
     pub cleanup: Arc<Cleanup>,
     pub journal: Arc<Journal>,
     pub triggers: Arc<Triggers>,
+    /// The files in `active` this queue manager owns (shared with the
+    /// control socket, whose admin operations must not take them).
+    pub active_set: Arc<ActiveSet>,
 }
 
 /// The store, as the resolver sees it.
@@ -99,8 +103,14 @@ impl Qmgr {
                 last_deferred_scan = Some(std::time::Instant::now());
             }
             if flush_now {
+                // As `postqueue -f`: the admin says the peers are back.
+                self.relay.clear_dead();
                 self.make_deferred_due().await;
                 flush_now = false;
+            }
+            if scan_deferred {
+                self.write_unsettled().await;
+                self.sweep_active(&active, &tracker).await;
             }
             self.fill_active(&active, scan_deferred, &tracker).await;
             tokio::select! {
@@ -110,6 +120,71 @@ impl Qmgr {
                 _ = shutdown.cancelled() => return,
             }
         }
+    }
+
+    /// Writes again the deferred copies that could not be written before
+    /// (a full disk): until then their files wait in `active`.
+    async fn write_unsettled(&self) {
+        for job in self.active_set.take_unsettled() {
+            let spool = self.spool.clone();
+            let id = job.id.clone();
+            let file = job.copy.clone();
+            let backoff = job.backoff;
+            let written =
+                tokio::task::spawn_blocking(move || write_deferred(&spool, &id, &file, backoff))
+                    .await;
+            match written {
+                Ok(Ok(())) => {
+                    tracing::info!(queue_id = %job.id, "{}: deferred copy written at last", job.id);
+                    self.active_set.delivered(&job.id);
+                }
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Deleted from active by an admin meanwhile.
+                    self.active_set.delivered(&job.id);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(queue_id = %job.id, "{}: still cannot defer: {e}", job.id);
+                    self.active_set.unsettle(&job.id, job.copy, job.backoff);
+                }
+                Err(_) => self.active_set.unsettle(&job.id, job.copy, job.backoff),
+            }
+        }
+    }
+
+    /// Delivers again files in `active` that no task owns: left there by a
+    /// failure, they would otherwise wait for a restart.
+    async fn sweep_active(self: &Arc<Self>, active: &Arc<Semaphore>, tracker: &TaskTracker) {
+        let spool = self.spool.clone();
+        let listed =
+            tokio::task::spawn_blocking(move || spool.list(QueueName::Active).unwrap_or_default())
+                .await
+                .unwrap_or_default();
+        for entry in listed {
+            let Ok(permit) = active.clone().try_acquire_owned() else {
+                return;
+            };
+            if !self.active_set.claim(&entry.id) {
+                continue;
+            }
+            tracing::info!(queue_id = %entry.id, "{}: found in active with no owner, delivering again", entry.id);
+            self.start(entry.id, permit, tracker);
+        }
+    }
+
+    /// Runs one claimed file's delivery in its own task.
+    fn start(
+        self: &Arc<Self>,
+        id: QueueId,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        tracker: &TaskTracker,
+    ) {
+        let me = self.clone();
+        tracker.spawn(async move {
+            me.process(id.clone()).await;
+            me.active_set.delivered(&id);
+            drop(permit);
+            me.triggers.wake.notify_one();
+        });
     }
 
     /// Marks every deferred message due now.
@@ -152,19 +227,19 @@ impl Qmgr {
                 let Ok(permit) = active.clone().try_acquire_owned() else {
                     return; // active is full; a finishing task wakes us
                 };
+                // Claimed before the move, so a sweep never sees it unowned.
+                if !self.active_set.claim(&entry.id) {
+                    continue;
+                }
                 if let Err(e) = self
                     .spool
                     .move_to(&entry.id, entry.queue, QueueName::Active, false)
                 {
                     tracing::debug!(queue_id = %entry.id, "not moved to active: {e}");
+                    self.active_set.delivered(&entry.id);
                     continue;
                 }
-                let me = self.clone();
-                tracker.spawn(async move {
-                    me.process(entry.id).await;
-                    drop(permit);
-                    me.triggers.wake.notify_one();
-                });
+                self.start(entry.id, permit, tracker);
             }
         }
     }
@@ -524,19 +599,34 @@ impl Qmgr {
             ..qf.clone()
         };
         let spool = self.spool.clone();
-        let id2 = id.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            spool.write_new(QueueName::Deferred, &id2, &file.encode())?;
-            spool.set_due(QueueName::Deferred, &id2, SystemTime::now() + next)?;
-            spool.remove(QueueName::Active, &id2)
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(queue_id = %id, "{id}: cannot defer: {e}"),
-            Err(_) => tracing::warn!(queue_id = %id, "{id}: defer task failed"),
-        }
+        let (id2, copy) = (id.clone(), file.clone());
+        let written =
+            tokio::task::spawn_blocking(move || write_deferred(&spool, &id2, &copy, next)).await;
+        let failure = match written {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "defer task failed".to_string(),
+        };
+        // The file stays in active, owned, and the copy is written again
+        // at the next queue run (or `queue flush`).
+        tracing::warn!(queue_id = %id, "{id}: cannot defer, will retry: {failure}");
+        self.active_set.unsettle(id, file, next);
     }
+}
+
+/// Replaces the file in `active` by its deferred copy, due after `backoff`.
+fn write_deferred(
+    spool: &Spool,
+    id: &QueueId,
+    file: &QueueFile,
+    backoff: Duration,
+) -> std::io::Result<()> {
+    if !spool.path(QueueName::Active, id).exists() {
+        return Err(std::io::ErrorKind::NotFound.into());
+    }
+    spool.write_new(QueueName::Deferred, id, &file.encode())?;
+    spool.set_due(QueueName::Deferred, id, SystemTime::now() + backoff)?;
+    spool.remove(QueueName::Active, id)
 }
 
 fn report(f: &Final, rcpt: &QueuedRecipient, action: Action, reason: &str) -> Report {

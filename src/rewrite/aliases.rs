@@ -37,6 +37,11 @@ impl Aliases {
             }
             let mut list = Vec::new();
             for target in targets.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                // aliases(5) allows quotes around a target (`"|/usr/bin/procmail"`).
+                let target = match target.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+                    Some(inner) => inner.trim(),
+                    None => target,
+                };
                 if target.starts_with('|')
                     || target.starts_with('/')
                     || target.starts_with(":include:")
@@ -103,11 +108,18 @@ mod tests {
 
     #[test]
     fn parses_aliases_format() {
-        let text = "# comment\npostmaster: root\nStaff: alice,\n  bob, carol@example.org\nbad line\npipe: |/bin/x, dave\n";
+        let text = "# comment\npostmaster: root\nStaff: alice,\n  bob, carol@example.org\nbad line\npipe: |/bin/x, dave\nquoted: \"|/usr/bin/procmail\"\n";
         let (aliases, problems) = Aliases::parse(text);
         assert_eq!(aliases.get("postmaster"), Some(&["root".to_string()][..]));
         assert_eq!(aliases.get("staff").unwrap().len(), 3);
         assert_eq!(aliases.get("pipe"), Some(&["dave".to_string()][..]));
-        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(aliases.get("quoted"), None);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("`|/usr/bin/procmail` is not supported")),
+            "{problems:?}"
+        );
     }
 }

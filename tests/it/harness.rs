@@ -32,6 +32,8 @@ pub struct Builder {
     imap: String,
     pop3: String,
     tail: String,
+    /// Size of a tmpfs mounted on the data directory (a disk that fills).
+    tmpfs: Option<String>,
 }
 
 impl Builder {
@@ -81,6 +83,12 @@ impl Builder {
         self.pop3.push('\n');
         self
     }
+    /// Puts the data directory on its own tmpfs of this size ("8m"), so a
+    /// test can fill the disk. Needs root (mount), as CI runs.
+    pub fn tmpfs(mut self, size: &str) -> Self {
+        self.tmpfs = Some(size.to_string());
+        self
+    }
     /// Whole further tables (`[virtual_alias]` ...).
     pub fn tail(mut self, toml: &str) -> Self {
         self.tail.push_str(toml);
@@ -119,12 +127,30 @@ impl Builder {
             tail = self.tail,
         );
         std::fs::write(&config_path, text).expect("write config");
+        let mount = self.tmpfs.map(|size| {
+            let data = dir.path().join("data");
+            std::fs::create_dir_all(&data).expect("data dir");
+            let status = Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0750"),
+                    "tmpfs",
+                ])
+                .arg(&data)
+                .status()
+                .expect("run mount");
+            assert!(status.success(), "mounting a tmpfs needs root");
+            data
+        });
         let mut server = Server {
             dir,
             port,
             ports,
             config_path,
             child: None,
+            mount,
         };
         server.spawn();
         server
@@ -149,6 +175,8 @@ pub struct Server {
     pub ports: MailboxPorts,
     pub config_path: PathBuf,
     child: Option<Child>,
+    /// A tmpfs to unmount when done.
+    mount: Option<PathBuf>,
 }
 
 pub fn server() -> Server {
@@ -318,6 +346,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        if let Some(mount) = self.mount.take() {
+            let _ = Command::new("umount").arg("-l").arg(&mount).status();
+        }
     }
 }
 

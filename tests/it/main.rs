@@ -4,6 +4,7 @@
 
 mod config_cli;
 mod crash_safety;
+mod disk_full;
 mod dns_server;
 mod harness;
 mod imap;

@@ -101,6 +101,26 @@ impl CommandReader {
         self.state = State::Line;
     }
 
+    /// After [`Frame::Continue`]: the command so far (its verb decides)
+    /// and the size of the literal the client waits to send.
+    pub fn pending_literal(&self) -> Option<(&[u8], usize)> {
+        match self.state {
+            State::Literal(n) => Some((&self.cmd, n)),
+            _ => None,
+        }
+    }
+
+    /// Refuses the synchronising literal announced by the last
+    /// [`Frame::Continue`]: the client has not sent it (it waits for `+`),
+    /// so the command is dropped and the next line starts a new one.
+    /// Returns the dropped command's tag.
+    pub fn refuse_literal(&mut self) -> Option<String> {
+        let tag = tag_of(&self.cmd);
+        self.cmd.clear();
+        self.state = State::Line;
+        tag
+    }
+
     fn unread(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or_default()
     }
@@ -404,6 +424,19 @@ a6 LOGOUT\r\n";
             );
         }
         r.clear();
+    }
+
+    #[test]
+    fn a_refused_literal_drops_the_command() {
+        let mut r = CommandReader::new(100, 100);
+        r.push(b"a1 APPEND INBOX {10}\r\n");
+        assert_eq!(r.next_frame(), Some(Frame::Continue));
+        let (cmd, n) = r.pending_literal().unwrap();
+        assert!(cmd.starts_with(b"a1 APPEND"));
+        assert_eq!(n, 10);
+        assert_eq!(r.refuse_literal().as_deref(), Some("a1"));
+        r.push(b"a2 NOOP\r\n");
+        assert_eq!(r.next_frame(), Some(Frame::Command(b"a2 NOOP".to_vec())));
     }
 
     #[test]

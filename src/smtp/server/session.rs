@@ -456,6 +456,15 @@ impl Session {
             self.error(Reply::new(552, "5.3.4", "Message size exceeds fixed limit"));
             return;
         }
+        let reserve = self.config.queue.minfree.0;
+        if !crate::diskspace::has_room(&self.config.queue_dir(), reserve, mail.size.unwrap_or(0)) {
+            tracing::warn!(
+                "not enough free space in {} for new mail (queue.minfree = {reserve} bytes)",
+                self.config.queue_dir().display()
+            );
+            self.reply(Reply::new(452, "4.3.1", "Insufficient system storage"));
+            return;
+        }
         let resolver = self.svc.resolver.get();
         let sender = match &mail.sender {
             Some(a) => resolver.canonical(a.clone()).to_string(),
@@ -557,7 +566,7 @@ impl Session {
         }
         let accounts = StoreAccounts(self.svc.store.clone());
         if resolver.is_known(address, &accounts) {
-            None
+            self.check_quota(address, &accounts)
         } else {
             Some(Reply::new(
                 550,
@@ -567,6 +576,37 @@ impl Session {
                 ),
             ))
         }
+    }
+
+    /// Over quota is found at RCPT, while the client can still be told
+    /// (as Dovecot's `lmtp_rcpt_check_quota`): `452 4.2.2` when every
+    /// mailbox the address leads to is full, or would be with the declared
+    /// SIZE. Temporary, as quota may be freed; delivery checks again.
+    fn check_quota(&self, address: &Address, accounts: &StoreAccounts) -> Option<Reply> {
+        let size = self.tx.as_ref().and_then(|tx| tx.mail.size).unwrap_or(0);
+        let resolver = self.svc.resolver.get();
+        let mut full = 0;
+        for route in resolver.expand(address, accounts) {
+            let Ok(crate::rewrite::Route::Local { account, .. }) = route else {
+                return None; // somewhere else to go: accept
+            };
+            match self.svc.store.account(&account) {
+                Ok(Some(info))
+                    if info.quota_bytes > 0
+                        && info.used_bytes.saturating_add(size.max(1)) > info.quota_bytes =>
+                {
+                    full += 1
+                }
+                _ => return None,
+            }
+        }
+        (full > 0).then(|| {
+            Reply::new(
+                452,
+                "4.2.2",
+                format!("<{address}>: Recipient address rejected: Mailbox full"),
+            )
+        })
     }
 
     fn vrfy(&mut self, arg: &str) {
