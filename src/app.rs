@@ -213,6 +213,8 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     for (name, addrs, total, per_client, implicit_tls) in mailbox_listeners {
         let addrs: Vec<_> = addrs.iter().filter_map(|a| parse_listen(a)).collect();
         let limits = Arc::new(Limits {
+            service: if name == "imapd" { "imap" } else { "pop3" },
+            total_limit: total,
             total: Arc::new(Semaphore::new(total)),
             per_client,
             anvil: Arc::new(Anvil::default()),
@@ -256,6 +258,8 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     // which is what scripts waiting for port 25 expect.
     // Port 25 and submission share the SMTP connection limits.
     let limits = Arc::new(Limits {
+        service: "smtpd",
+        total_limit: config.smtp.max_connections,
         total: Arc::new(Semaphore::new(config.smtp.max_connections)),
         per_client: config.smtp.max_connections_per_client,
         anvil: Arc::new(Anvil::default()),
@@ -276,7 +280,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     for (addrs, mode) in smtp_listeners {
         let addrs: Vec<_> = addrs.iter().filter_map(|a| parse_listen(a)).collect();
         for listener in bind_all(&addrs)? {
-            tracing::info!("smtpd ({mode:?}) listening on {}", listener.local_addr()?);
+            tracing::info!("smtpd ({mode}) listening on {}", listener.local_addr()?);
             let svc = smtp.clone();
             let hostname = config.myhostname.clone();
             front.spawn(accept_loop(

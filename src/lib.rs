@@ -16,6 +16,7 @@ pub mod diskspace;
 pub mod dns;
 pub mod imap;
 pub mod live;
+pub mod logging;
 pub mod net;
 pub mod password;
 pub mod pop3;

@@ -159,16 +159,6 @@ fn load(given: Option<PathBuf>) -> anyhow::Result<Config> {
     })
 }
 
-fn init_logging(level: &str) {
-    let level: tracing::Level = level.parse().unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false)
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     let path = config_path(cli.config.clone());
     if let Command::CheckConfig = cli.command {
@@ -177,7 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load(cli.config)?;
     match cli.command {
         Command::Serve => {
-            init_logging(&config.log.level);
+            merpati::logging::init(&config.log.level, config.log.format, &config.myhostname);
             // Each Argon2id check allocates a 19 MiB block; glibc would
             // otherwise raise its mmap threshold after the first one and
             // keep later blocks in heaps that small session allocations pin,

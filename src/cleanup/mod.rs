@@ -130,7 +130,9 @@ impl Cleanup {
         })
         .await
         .map_err(|_| CleanupError::Join)??;
-        tracing::info!(queue_id = %id, "{id}: message-id={message_id}");
+        tracing::info_span!("cleanup").in_scope(|| {
+            tracing::info!(queue_id = %id, "{id}: message-id={message_id}");
+        });
         self.qmgr.notify_one();
         Ok(id)
     }

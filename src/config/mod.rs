@@ -323,6 +323,18 @@ pub struct Store {
 pub struct Log {
     /// error, warn, info, debug or trace.
     pub level: String,
+    pub format: LogFormat,
+}
+
+/// The shape of log lines (see `logging`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// tracing's lines, with span and fields.
+    #[default]
+    Default,
+    /// syslog lines as Postfix and Dovecot write them.
+    Postfix,
 }
 
 impl Default for Config {
@@ -406,6 +418,7 @@ impl Default for Log {
     fn default() -> Self {
         Log {
             level: "info".into(),
+            format: LogFormat::Default,
         }
     }
 }

@@ -79,6 +79,14 @@ pub async fn serve_connection(
         };
         let mut session = session::Session::new(svc, stream, peer);
         let end = session.run().await;
+        if session.account.is_none()
+            && let Some(line) =
+                session
+                    .failed_logins
+                    .summary("imap", peer.ip(), admitted.local.ip())
+        {
+            tracing::info!("{line}");
+        }
         tracing::info!("disconnect from {peer} ({end})");
         drop(admitted);
     }

@@ -131,6 +131,8 @@ pub(super) struct Session {
     pub peer: SocketAddr,
     /// The logged-in account (authenticated and selected states).
     pub account: Option<String>,
+    /// Failed LOGIN/AUTHENTICATE attempts, for the disconnect line.
+    pub failed_logins: crate::auth::FailedLogins,
     pub selected: Option<Selected>,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
     pub condstore: bool,
@@ -159,6 +161,7 @@ impl Session {
             out: Vec::new(),
             peer,
             account: None,
+            failed_logins: Default::default(),
             selected: None,
             condstore: false,
             qresync: false,
@@ -560,7 +563,7 @@ impl Session {
                 "Use STARTTLS or the TLS port first".into(),
             ));
         }
-        self.log_in(user, password).await
+        self.log_in(user, password, "PLAIN").await
     }
 
     async fn authenticate(&mut self, mechanism: &str, initial: Option<String>) -> CmdResult {
@@ -590,14 +593,14 @@ impl Session {
             let Some(password) = decode_text(&response) else {
                 return Err(CmdError::bad("Invalid SASL LOGIN response"));
             };
-            return self.log_in(&user, &password).await;
+            return self.log_in(&user, &password, "LOGIN").await;
         }
         let Some((user, password)) =
             crate::auth::base64_decode(&response).and_then(|d| crate::auth::decode_plain(&d))
         else {
             return Err(CmdError::bad("Invalid SASL PLAIN response"));
         };
-        self.log_in(&user, &password).await
+        self.log_in(&user, &password, "PLAIN").await
     }
 
     /// Sends `+ challenge` and reads the client's response line; `*`
@@ -612,7 +615,7 @@ impl Session {
         Ok(response)
     }
 
-    async fn log_in(&mut self, user: &str, password: &str) -> CmdResult {
+    async fn log_in(&mut self, user: &str, password: &str, method: &str) -> CmdResult {
         match self.svc.auth.login(self.peer.ip(), user, password).await {
             Ok(account) => {
                 tracing::info!("login: {account}");
@@ -625,10 +628,13 @@ impl Session {
                     "Logged in",
                 ))
             }
-            Err(crate::auth::AuthError::Failed) => Err(CmdError::No(
-                Some("AUTHENTICATIONFAILED"),
-                "Authentication failed".into(),
-            )),
+            Err(crate::auth::AuthError::Failed) => {
+                self.failed_logins.record(user, method);
+                Err(CmdError::No(
+                    Some("AUTHENTICATIONFAILED"),
+                    "Authentication failed".into(),
+                ))
+            }
             Err(crate::auth::AuthError::Temporary) => Err(CmdError::No(
                 Some("UNAVAILABLE"),
                 "Temporary authentication failure".into(),

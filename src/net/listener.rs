@@ -63,7 +63,11 @@ pub enum Refusal {
 }
 
 pub struct Limits {
+    /// The service, for the log line of a refusal (`smtpd`, `imap`...).
+    pub service: &'static str,
     pub total: Arc<Semaphore>,
+    /// The size `total` was made with.
+    pub total_limit: usize,
     pub per_client: usize,
     pub anvil: Arc<Anvil>,
 }
@@ -100,10 +104,23 @@ pub async fn accept_loop<S, SF, R, RF>(
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(peer);
         let Ok(permit) = limits.total.clone().try_acquire_owned() else {
+            // As Postfix's anvil(8) and Dovecot's master log them.
+            tracing::warn!(
+                "Connection limit exceeded: {} connections, refused [{}] for service {} on {local}",
+                limits.total_limit,
+                peer.ip(),
+                limits.service
+            );
             tracker.spawn(refuse(stream, Refusal::TooManyConnections));
             continue;
         };
         let Some(slot) = limits.anvil.take(peer.ip(), limits.per_client) else {
+            tracing::warn!(
+                "Connection concurrency limit exceeded: {} from [{}] for service {} on {local}",
+                limits.per_client.saturating_add(1),
+                peer.ip(),
+                limits.service
+            );
             tracker.spawn(refuse(stream, Refusal::TooManyFromClient));
             continue;
         };

@@ -58,6 +58,14 @@ pub async fn serve(svc: Arc<Pop3Service>, tcp: TcpStream, admitted: Admitted, im
         let mut session = Session::new(svc, tcp, peer);
         let end = session.run(implicit_tls).await;
         session.log_logout(Some(&end));
+        if session.maildrop().is_none()
+            && let Some(line) =
+                session
+                    .failed_logins
+                    .summary("pop3", peer.ip(), admitted.local.ip())
+        {
+            tracing::info!("{line}");
+        }
         // Releases the maildrop lock before the line that says we are done.
         drop(session);
         tracing::info!("disconnect from {} ({end})", peer.ip());
@@ -295,6 +303,8 @@ struct Session {
     lines_before_login: u32,
     /// Refused logins in this session ([`MAX_AUTH_FAILURES`]).
     auth_failures: u32,
+    /// For the disconnect line fail2ban reads.
+    failed_logins: crate::auth::FailedLogins,
 }
 
 impl Session {
@@ -313,6 +323,7 @@ impl Session {
             bad_commands: 0,
             lines_before_login: 0,
             auth_failures: 0,
+            failed_logins: Default::default(),
         }
     }
 
@@ -683,7 +694,10 @@ impl Session {
     async fn login(&mut self, login: String, password: String, method: &str) -> Result<(), End> {
         let account = match self.svc.auth.login(self.peer.ip(), &login, &password).await {
             Ok(account) => account,
-            Err(crate::auth::AuthError::Failed) => return self.auth_failed(),
+            Err(crate::auth::AuthError::Failed) => {
+                self.failed_logins.record(&login, method);
+                return self.auth_failed();
+            }
             Err(crate::auth::AuthError::Temporary) => {
                 self.reply(Reply::err_code(
                     Code::SysTemp,

@@ -455,6 +455,14 @@ impl Qmgr {
                 Outcome::Deferred(t) => ("deferred", t.clone()),
                 Outcome::Bounced(t) => ("bounced", t.clone()),
             };
+            // Logged as the delivery agent that did the work, as Postfix's
+            // local(8) and smtp(8) do (pflogsumm counts these lines).
+            let agent = if f.relay == "local" {
+                tracing::info_span!("local")
+            } else {
+                tracing::info_span!("smtp")
+            };
+            let _agent = agent.enter();
             tracing::info!(
                 queue_id = %id,
                 "{id}: to=<{}>, orig_to=<{}>, relay={}, delay={delay}, dsn={}, status={status} ({text})",

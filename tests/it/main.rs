@@ -11,6 +11,7 @@ mod imap;
 mod imap_client;
 mod imap_sort;
 mod imap_utf8;
+mod log_tools;
 mod pop3;
 mod queue_admin;
 mod relay;

@@ -17,6 +17,18 @@ pub enum Mode {
     Submission { implicit_tls: bool },
 }
 
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Mx => "port 25 service",
+            Mode::Submission {
+                implicit_tls: false,
+            } => "submission, STARTTLS",
+            Mode::Submission { implicit_tls: true } => "submission, implicit TLS",
+        })
+    }
+}
+
 use crate::cleanup::Cleanup;
 use crate::config::Config;
 use crate::live::Live;

@@ -44,7 +44,16 @@ pub async fn serve_connection(
 ) {
     let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
     let peer = admitted.peer;
-    let span = tracing::info_span!("smtpd", session = id, client = %peer.ip());
+    // Span names are the Postfix program names (see `logging`).
+    let span = match mode {
+        Mode::Mx => tracing::info_span!("smtpd", session = id, client = %peer.ip()),
+        Mode::Submission {
+            implicit_tls: false,
+        } => tracing::info_span!("submission/smtpd", session = id, client = %peer.ip()),
+        Mode::Submission { implicit_tls: true } => {
+            tracing::info_span!("smtps/smtpd", session = id, client = %peer.ip())
+        }
+    };
     async move {
         tracing::info!("connect from {}", client_name(peer));
         let mut session = Session::new(svc, tcp, peer, mode);
@@ -249,6 +258,38 @@ impl Session {
         self.out.extend_from_slice(&reply.to_bytes());
     }
 
+    /// Refuses mail as Postfix's smtpd does, with the `NOQUEUE: reject:`
+    /// log line admins and their tools (pflogsumm, fail2ban) know:
+    /// `NOQUEUE: reject: RCPT from name[ip]: 554 5.7.1 <x>: Relay access
+    /// denied; from=<s> to=<x> proto=ESMTP helo=<h>`. A temporary refusal
+    /// (4xx) is not a client error and does not count towards `max_errors`.
+    fn reject(&mut self, stage: &str, sender: Option<&str>, rcpt: Option<&str>, reply: Reply) {
+        let mut line = format!(
+            "NOQUEUE: reject: {stage} from {}: {}",
+            client_name(self.peer),
+            reply.first_line()
+        );
+        if let Some(sender) = sender.or(self.tx.as_ref().map(|tx| tx.sender.as_str())) {
+            line.push_str(&format!("; from=<{sender}>"));
+        } else {
+            line.push(';');
+        }
+        if let Some(rcpt) = rcpt {
+            line.push_str(&format!(" to=<{rcpt}>"));
+        }
+        let proto = if self.esmtp { "ESMTP" } else { "SMTP" };
+        line.push_str(&format!(
+            " proto={proto} helo=<{}>",
+            self.helo.as_deref().unwrap_or_default()
+        ));
+        tracing::info!("{line}");
+        if reply.code >= 500 {
+            self.error(reply);
+        } else {
+            self.reply(reply);
+        }
+    }
+
     /// A reply to a bad command: counts towards `max_errors`.
     fn error(&mut self, reply: Reply) {
         self.errors += 1;
@@ -444,7 +485,9 @@ impl Session {
 
     fn mail(&mut self, mail: MailFrom) {
         if matches!(self.mode, Mode::Submission { .. }) && self.account.is_none() {
-            self.error(Reply::new(530, "5.7.0", "Authentication required"));
+            let sender = sender_text(&mail);
+            let reply = Reply::new(530, "5.7.0", "Authentication required");
+            self.reject("MAIL", Some(&sender), None, reply);
             return;
         }
         if self.tx.is_some() {
@@ -453,7 +496,8 @@ impl Session {
         }
         let limit = self.config.smtp.message_size_limit.0;
         if mail.size.is_some_and(|s| s > limit) {
-            self.error(Reply::new(552, "5.3.4", "Message size exceeds fixed limit"));
+            let reply = Reply::new(552, "5.3.4", "Message size exceeds fixed limit");
+            self.reject("MAIL", Some(&sender_text(&mail)), None, reply);
             return;
         }
         let reserve = self.config.queue.minfree.0;
@@ -462,7 +506,8 @@ impl Session {
                 "not enough free space in {} for new mail (queue.minfree = {reserve} bytes)",
                 self.config.queue_dir().display()
             );
-            self.reply(Reply::new(452, "4.3.1", "Insufficient system storage"));
+            let reply = Reply::new(452, "4.3.1", "Insufficient system storage");
+            self.reject("MAIL", Some(&sender_text(&mail)), None, reply);
             return;
         }
         let resolver = self.svc.resolver.get();
@@ -471,18 +516,16 @@ impl Session {
             None => String::new(),
         };
         if !mail.smtputf8 && !sender.is_ascii() {
-            self.error(Reply::new(
-                553,
-                "5.6.7",
-                "Must declare SMTPUTF8 to send UTF8 addresses",
-            ));
+            let reply = Reply::new(553, "5.6.7", "Must declare SMTPUTF8 to send UTF8 addresses");
+            self.reject("MAIL", Some(&sender), None, reply);
             return;
         }
         if let Some(account) = &self.account
             && !self.owns(account, &sender)
         {
             let text = format!("<{sender}>: Sender address rejected: not owned by user {account}");
-            self.error(Reply::new(553, "5.7.1", text));
+            let reply = Reply::new(553, "5.7.1", text);
+            self.reject("MAIL", Some(&sender), None, reply);
             return;
         }
         self.tx = Some(Transaction {
@@ -502,7 +545,9 @@ impl Session {
         if tx.recipients.len() >= self.config.smtp.max_recipients {
             // Not an error: RFC 5321 §4.5.3.1.10 expects clients to send the
             // rest in another transaction.
-            self.reply(Reply::new(452, "4.5.3", "Error: too many recipients"));
+            let rcpt = rcpt.recipient.to_string();
+            let reply = Reply::new(452, "4.5.3", "Error: too many recipients");
+            self.reject("RCPT", None, Some(&rcpt), reply);
             return;
         }
         if tx.bdat.is_some() {
@@ -513,15 +558,12 @@ impl Session {
         let resolver = self.svc.resolver.get();
         let address = resolver.canonical(rcpt.recipient);
         if !smtputf8 && !address.to_string().is_ascii() {
-            self.error(Reply::new(
-                553,
-                "5.6.7",
-                "Must declare SMTPUTF8 to send UTF8 addresses",
-            ));
+            let reply = Reply::new(553, "5.6.7", "Must declare SMTPUTF8 to send UTF8 addresses");
+            self.reject("RCPT", None, Some(&address.to_string()), reply);
             return;
         }
         if let Some(reply) = self.check_recipient(&address) {
-            self.error(reply);
+            self.reject("RCPT", None, Some(&address.to_string()), reply);
             return;
         }
         let notify = rcpt
@@ -771,6 +813,11 @@ impl Session {
                 self.reply(Reply::auth_succeeded());
             }
             Err(AuthError::Failed) => {
+                // Postfix's wording, which fail2ban's postfix filter reads.
+                tracing::warn!(
+                    "{}: SASL {mechanism} authentication failed: authentication failure",
+                    client_name(self.peer)
+                );
                 self.error(Reply::new(
                     535,
                     "5.7.8",
@@ -925,8 +972,7 @@ impl Session {
         let message = match result {
             Ok(m) => m,
             Err(e) => {
-                tracing::info!("message from <{}> refused: {e}", tx.sender);
-                self.error(e.reply());
+                self.reject("END-OF-MESSAGE", Some(&tx.sender), None, e.reply());
                 return;
             }
         };
@@ -934,7 +980,8 @@ impl Session {
             && let Some(from) = self.foreign_from(account, &message)
         {
             let text = format!("<{from}>: From: header address not owned by user {account}");
-            self.error(Reply::new(553, "5.7.1", text));
+            let reply = Reply::new(553, "5.7.1", text);
+            self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
             return;
         }
         // RFC 3848 / RFC 6531 names for the Received: line.
@@ -979,6 +1026,14 @@ impl Session {
             }
         }
     }
+}
+
+/// The MAIL FROM address as the log shows it (`<>` is the null sender).
+fn sender_text(mail: &MailFrom) -> String {
+    mail.sender
+        .as_ref()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
 }
 
 /// A SASL response: `=` is the empty response (RFC 4954 §4), else base64.
