@@ -63,7 +63,23 @@ fn non_empty(password: String) -> anyhow::Result<String> {
 }
 
 pub fn check_config(path: Option<&std::path::Path>) -> anyhow::Result<()> {
-    match Config::load(path) {
+    let loaded = Config::load_checked(path).and_then(|config| {
+        let mut problems = Vec::new();
+        if let Err(e) = crate::tls::check_configured(&config) {
+            problems.push(crate::config::Problem::new("tls.cert", e.to_string()));
+        }
+        if let Some(file) = path {
+            for p in &mut problems {
+                p.file = Some(file.display().to_string());
+            }
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    });
+    match loaded {
         Ok(config) => {
             let (aliases, problems) = Aliases::load(&config.alias_path())?;
             for p in &problems {

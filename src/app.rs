@@ -70,10 +70,16 @@ pub fn load_aliases(config: &Config) -> Aliases {
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(config.run_dir())
+    crate::perms::private_dir(&config.data_dir, 0o750)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    crate::perms::private_dir(&config.run_dir(), 0o750)
         .with_context(|| format!("cannot create {}", config.run_dir().display()))?;
     let tls_config = tls::server_config(&config).context("TLS set-up failed")?;
     let store = open_store(&config)?;
+    let redb_file = config.store_dir().join("mail.redb");
+    crate::perms::warn_if_wider(&redb_file, 0o640);
+    crate::perms::warn_if_wider(&config.store_dir(), 0o750);
+    crate::perms::warn_if_wider(&config.queue_dir(), 0o750);
     if store.account("postmaster")?.is_none() {
         // RFC 5321 §4.5.1: postmaster must exist; it can log in once an
         // admin sets its password (`merpati user passwd postmaster`).
@@ -392,7 +398,8 @@ fn reload(
     resolver: &Live<Resolver>,
     tls_live: &Live<Arc<rustls::ServerConfig>>,
 ) {
-    let fresh = match Config::load(path) {
+    // Refuses what check-config refuses, and changes nothing then.
+    let fresh = match Config::load_checked(path) {
         Ok(c) => c,
         Err(problems) => {
             for p in problems {
@@ -403,7 +410,10 @@ fn reload(
     };
     match tls::server_config(&fresh) {
         Ok(t) => tls_live.set(t),
-        Err(e) => tracing::error!("reload kept the old certificate: {e}"),
+        Err(e) => {
+            tracing::error!("reload refused, the old configuration stays: {e}");
+            return;
+        }
     }
     resolver.set(Resolver::new(&fresh, load_aliases(&fresh)));
     config.set(fresh);

@@ -19,6 +19,7 @@ pub mod live;
 pub mod logging;
 pub mod net;
 pub mod password;
+pub mod perms;
 pub mod pop3;
 pub mod queue;
 pub mod rewrite;

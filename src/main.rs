@@ -102,6 +102,8 @@ enum QueueCommand {
 }
 
 fn main() -> ExitCode {
+    // Messages and password hashes: never readable by other local users.
+    merpati::perms::restrict_umask();
     let argv0 = std::env::args()
         .next()
         .map(|a| {
@@ -152,8 +154,15 @@ fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
 }
 
 fn load(given: Option<PathBuf>) -> anyhow::Result<Config> {
+    load_config(given, Config::load)
+}
+
+fn load_config(
+    given: Option<PathBuf>,
+    loader: fn(Option<&Path>) -> Result<Config, Vec<merpati::config::Problem>>,
+) -> anyhow::Result<Config> {
     let path = config_path(given);
-    Config::load(path.as_deref()).map_err(|problems| {
+    loader(path.as_deref()).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         anyhow!("configuration problems:\n  {}", list.join("\n  "))
     })
@@ -164,7 +173,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::CheckConfig = cli.command {
         return admin::check_config(path.as_deref());
     }
-    let config = load(cli.config)?;
+    // The daemon also needs the files the config names (certificate, key).
+    let config = if matches!(cli.command, Command::Serve) {
+        load_config(cli.config, Config::load_checked)?
+    } else {
+        load(cli.config)?
+    };
     match cli.command {
         Command::Serve => {
             merpati::logging::init(&config.log.level, config.log.format, &config.myhostname);

@@ -40,12 +40,28 @@ pub fn cert_paths(config: &Config) -> (PathBuf, PathBuf) {
     }
 }
 
+/// Checks that a configured certificate and key load and fit together
+/// (`check-config`, reload); generates nothing.
+pub fn check_configured(config: &Config) -> Result<(), TlsError> {
+    if config.tls.cert.is_empty() {
+        return Ok(());
+    }
+    let (cert, key) = cert_paths(config);
+    load_pair(&cert, &key).map(|_| ())
+}
+
 /// Builds the server config, generating a self-signed pair first if needed.
 pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>, TlsError> {
     let (cert_path, key_path) = cert_paths(config);
     if config.tls.cert.is_empty() && !cert_path.exists() {
         generate_self_signed(&config.myhostname, &cert_path, &key_path)?;
     }
+    load_pair(&cert_path, &key_path)
+}
+
+fn load_pair(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let cert_path = cert_path.to_path_buf();
+    let key_path = key_path.to_path_buf();
     let certs = CertificateDer::pem_file_iter(&cert_path)
         .map_err(|_| TlsError::Pem {
             path: cert_path.clone(),
@@ -74,18 +90,47 @@ pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(tls))
 }
 
+/// Days a generated certificate is valid: 825, the longest Apple's clients
+/// accept for a TLS server certificate.
+const SELF_SIGNED_DAYS: i64 = 825;
+
+/// A self-signed certificate a client can show its user: the subject is
+/// `CN=myhostname`, the names are myhostname and localhost, and it is valid
+/// from yesterday (clocks differ) for [`SELF_SIGNED_DAYS`].
+fn self_signed(hostname: &str) -> Result<(String, String), rcgen::Error> {
+    let mut params =
+        rcgen::CertificateParams::new(vec![hostname.to_string(), "localhost".to_string()])?;
+    let mut name = rcgen::DistinguishedName::new();
+    name.push(rcgen::DnType::CommonName, hostname);
+    name.push(rcgen::DnType::OrganizationName, "Merpati self-signed");
+    params.distinguished_name = name;
+    let today = crate::rfc5322::now_unix().div_euclid(86_400);
+    let date = |days: i64| {
+        let (y, m, d) = crate::rfc5322::civil_from_days(days);
+        rcgen::date_time_ymd(
+            i32::try_from(y).unwrap_or(2000),
+            u8::try_from(m).unwrap_or(1),
+            u8::try_from(d).unwrap_or(1),
+        )
+    };
+    params.not_before = date(today - 1);
+    params.not_after = date(today + SELF_SIGNED_DAYS);
+    let key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
 fn generate_self_signed(hostname: &str, cert: &Path, key: &Path) -> Result<(), TlsError> {
-    let names = vec![hostname.to_string(), "localhost".to_string()];
-    let generated =
-        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let (cert_pem, key_pem) =
+        self_signed(hostname).map_err(|e| TlsError::Generate(e.to_string()))?;
     if let Some(dir) = cert.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| TlsError::Io {
+        crate::perms::private_dir(dir, 0o700).map_err(|source| TlsError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
     }
-    write_private(key, generated.key_pair.serialize_pem().as_bytes(), 0o600)?;
-    write_private(cert, generated.cert.pem().as_bytes(), 0o644)?;
+    write_private(key, key_pem.as_bytes(), 0o600)?;
+    write_private(cert, cert_pem.as_bytes(), 0o640)?;
     tracing::info!(cert = %cert.display(), "generated a self-signed certificate for {hostname}");
     Ok(())
 }

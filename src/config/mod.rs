@@ -7,6 +7,7 @@
 //! only sees final values.
 
 mod net;
+mod parse;
 mod units;
 
 pub use net::Cidr;
@@ -423,93 +424,97 @@ impl Default for Log {
     }
 }
 
-/// One thing wrong with a config file, naming the key.
+/// One thing wrong with a config file, naming the key and, where the file
+/// sets it, its place: `merpati.toml:12:18: smtp.max_errors: ...`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     pub key: String,
     pub message: String,
+    /// Line and column (from 1) in the file.
+    pub at: Option<(usize, usize)>,
+    /// The file, once known.
+    pub file: Option<String>,
+}
+
+impl Problem {
+    pub fn new(key: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            key: key.to_string(),
+            message: message.into(),
+            at: None,
+            file: None,
+        }
+    }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.at) {
+            (Some(file), Some((line, col))) => write!(f, "{file}:{line}:{col}: ")?,
+            (Some(file), None) => write!(f, "{file}: ")?,
+            (None, Some((line, col))) => write!(f, "{line}:{col}: ")?,
+            (None, None) => {}
+        }
         write!(f, "{}: {}", self.key, self.message)
     }
 }
 
-/// Tables whose keys are data (addresses), not settings.
-const FREE_FORM_TABLES: &[&str] = &["virtual_alias.map", "relay.transports"];
-
 impl Config {
     /// Reads `path` (or the defaults when `None`), reports every problem at
-    /// once, and expands `$myhostname`/`$mydomain`.
+    /// once, each located in the file, and expands `$myhostname`/`$mydomain`.
     pub fn load(path: Option<&Path>) -> Result<Config, Vec<Problem>> {
-        let mut config = match path {
-            None => Config::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    vec![Problem {
-                        key: path.display().to_string(),
-                        message: format!("cannot read: {e}"),
-                    }]
-                })?;
-                Config::parse(&text)?
+        Config::load_with(path, false)
+    }
+
+    /// [`Config::load`] plus [`Config::check_files`]: what `check-config`,
+    /// the start of the daemon and a reload require.
+    pub fn load_checked(path: Option<&Path>) -> Result<Config, Vec<Problem>> {
+        Config::load_with(path, true)
+    }
+
+    fn load_with(path: Option<&Path>, files: bool) -> Result<Config, Vec<Problem>> {
+        let Some(path) = path else {
+            let mut config = Config::default();
+            config.expand();
+            let mut problems = config.validate();
+            if files {
+                problems.extend(config.check_files());
             }
+            return if problems.is_empty() {
+                Ok(config)
+            } else {
+                Err(problems)
+            };
         };
+        let file = path.display().to_string();
+        let with_file = |mut problems: Vec<Problem>| {
+            for p in &mut problems {
+                p.file = Some(file.clone());
+            }
+            problems
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| with_file(vec![Problem::new("(file)", format!("cannot read: {e}"))]))?;
+        let (mut config, positions) = parse::parse(&text).map_err(with_file)?;
         config.expand();
-        let problems = config.validate();
+        let mut problems = config.validate();
+        if files {
+            problems.extend(config.check_files());
+        }
+        for p in &mut problems {
+            p.at = positions.locate(&p.key);
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
-            Err(problems)
+            Err(with_file(problems))
         }
     }
 
-    /// Parses TOML text without expanding variables. Unknown keys in every
-    /// table and every badly typed section are reported together.
+    /// Parses TOML text without expanding variables; every problem of the
+    /// text (syntax, unknown keys, types) is reported together, located.
     pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            vec![Problem {
-                key: "(file)".into(),
-                message: e.message().to_string(),
-            }]
-        })?;
-        let mut problems = Vec::new();
-        if let Ok(toml::Value::Table(known)) = toml::Value::try_from(Config::default()) {
-            unknown_keys("", &table, &known, &mut problems);
-        }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        // Deserialising each section alone lets one bad section not hide another.
-        for (key, value) in &table {
-            if let toml::Value::Table(section) = value {
-                let mut only = toml::Table::new();
-                only.insert(key.clone(), toml::Value::Table(section.clone()));
-                if let Err(e) = only.try_into::<Config>() {
-                    problems.push(Problem {
-                        key: key.clone(),
-                        message: e.message().to_string(),
-                    });
-                }
-            }
-        }
-        let mut top_level = table.clone();
-        top_level.retain(|_, v| !v.is_table());
-        if let Err(e) = top_level.try_into::<Config>() {
-            problems.push(Problem {
-                key: "(top level)".into(),
-                message: e.message().to_string(),
-            });
-        }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        table.try_into::<Config>().map_err(|e| {
-            vec![Problem {
-                key: "(file)".into(),
-                message: e.message().to_string(),
-            }]
-        })
+        parse::parse(text).map(|(config, _)| config)
     }
 
     /// Fills in host names from the system and expands `$variables`.
@@ -543,12 +548,7 @@ impl Config {
     /// Semantic checks that serde cannot make; returns every problem found.
     pub fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
-        let mut bad = |key: &str, message: String| {
-            problems.push(Problem {
-                key: key.into(),
-                message,
-            })
-        };
+        let mut bad = |key: &str, message: String| problems.push(Problem::new(key, message));
         if self.data_dir.as_os_str().is_empty() {
             bad("data_dir", "must not be empty".into());
         }
@@ -585,8 +585,19 @@ impl Config {
                 "must be at least 512 (RFC 5321 §4.5.3.1.4)".into(),
             );
         }
-        if self.smtp.max_connections == 0 || self.smtp.max_connections_per_client == 0 {
-            bad("smtp.max_connections", "limits must be above 0".into());
+        if self.smtp.max_connections == 0 {
+            bad("smtp.max_connections", "must be above 0".into());
+        }
+        if self.smtp.max_connections_per_client == 0 {
+            bad("smtp.max_connections_per_client", "must be above 0".into());
+        }
+        if let Err(e) = net::check_hostname(&self.myhostname) {
+            bad("myhostname", e);
+        }
+        if !self.mydomain.is_empty()
+            && let Err(e) = net::check_hostname(&self.mydomain)
+        {
+            bad("mydomain", e);
         }
         if self.queue.min_backoff > self.queue.max_backoff {
             bad(
@@ -594,11 +605,11 @@ impl Config {
                 "must not be greater than queue.max_backoff".into(),
             );
         }
-        if self.queue.active_limit == 0 || self.queue.local_concurrency == 0 {
-            bad(
-                "queue.active_limit",
-                "active_limit and local_concurrency must be above 0".into(),
-            );
+        if self.queue.active_limit == 0 {
+            bad("queue.active_limit", "must be above 0".into());
+        }
+        if self.queue.local_concurrency == 0 {
+            bad("queue.local_concurrency", "must be above 0".into());
         }
         if self.queue.delivery_batch == 0 {
             bad("queue.delivery_batch", "must be above 0".into());
@@ -608,15 +619,30 @@ impl Config {
                 bad("dns.nameservers", format!("`{ns}` is not ip:port"));
             }
         }
-        if self.relay.max_recipients == 0
-            || self.relay.initial_destination_concurrency == 0
-            || self.relay.destination_concurrency_limit < self.relay.initial_destination_concurrency
-        {
+        if self.relay.max_recipients == 0 {
+            bad("relay.max_recipients", "must be above 0".into());
+        }
+        if self.relay.initial_destination_concurrency == 0 {
             bad(
-                "relay.max_recipients",
-                "max_recipients and concurrencies must be above 0, the limit at least the initial"
-                    .into(),
+                "relay.initial_destination_concurrency",
+                "must be above 0".into(),
             );
+        }
+        if self.relay.destination_concurrency_limit < self.relay.initial_destination_concurrency {
+            bad(
+                "relay.destination_concurrency_limit",
+                "must be at least relay.initial_destination_concurrency".into(),
+            );
+        }
+        if !self.relay.relayhost.is_empty()
+            && let Err(e) = net::check_next_hop(&self.relay.relayhost)
+        {
+            bad("relay.relayhost", e);
+        }
+        for (domain, hop) in &self.relay.transports {
+            if let Err(e) = net::check_next_hop(hop) {
+                bad(&format!("relay.transports.\"{domain}\""), e);
+            }
         }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
             bad(
@@ -637,6 +663,26 @@ impl Config {
                     "has no targets".into(),
                 );
             }
+        }
+        problems
+    }
+
+    /// Checks the files the config names: they must exist and be readable
+    /// (`check-config`, start and reload; not every admin command, which
+    /// may run without the right to read the key).
+    pub fn check_files(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut must_read = |key: &str, path: &str| {
+            if let Err(e) = std::fs::File::open(path) {
+                problems.push(Problem::new(key, format!("cannot read {path}: {e}")));
+            }
+        };
+        if !self.tls.cert.is_empty() {
+            must_read("tls.cert", &self.tls.cert);
+            must_read("tls.key", &self.tls.key);
+        }
+        if !self.alias_file.is_empty() && std::path::Path::new(&self.alias_file).exists() {
+            must_read("alias_file", &self.alias_file);
         }
         problems
     }
@@ -672,36 +718,6 @@ impl Config {
 /// `host:port` or `[v6]:port`.
 pub fn parse_listen(text: &str) -> Option<std::net::SocketAddr> {
     text.parse().ok()
-}
-
-fn unknown_keys(prefix: &str, given: &toml::Table, known: &toml::Table, out: &mut Vec<Problem>) {
-    for (key, value) in given {
-        let path = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
-        if FREE_FORM_TABLES.contains(&path.as_str()) {
-            continue;
-        }
-        match known.get(key) {
-            None if !known_optional(&path) => out.push(Problem {
-                key: path,
-                message: "unknown key".into(),
-            }),
-            Some(toml::Value::Table(known_sub)) => {
-                if let toml::Value::Table(given_sub) = value {
-                    unknown_keys(&path, given_sub, known_sub, out);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Keys that exist but may be absent from the serialised defaults.
-fn known_optional(_path: &str) -> bool {
-    false
 }
 
 fn system_hostname() -> String {
@@ -779,6 +795,7 @@ mod tests {
         let problems = Config::parse(text).unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
         let mut config = Config {
+            myhostname: "mail.example.org".into(),
             mynetworks: vec!["300.1.1.1/8".into()],
             ..Config::default()
         };

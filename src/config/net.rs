@@ -78,3 +78,101 @@ mod tests {
         assert!("banana".parse::<Cidr>().is_err());
     }
 }
+
+/// A host name as RFC 1123 allows it: dot-separated labels of letters,
+/// digits and hyphens (not at either end), each up to 63 octets, at most
+/// 253 in all.
+pub fn check_hostname(name: &str) -> Result<(), String> {
+    let fail = |why: &str| Err(format!("`{name}` is not a valid host name: {why}"));
+    let name_ = name.strip_suffix('.').unwrap_or(name);
+    if name_.is_empty() {
+        return fail("empty");
+    }
+    if name_.len() > 253 {
+        return fail("longer than 253 characters");
+    }
+    for label in name_.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return fail("each label must have 1 to 63 characters");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return fail("only letters, digits, hyphens and dots are allowed");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return fail("a label cannot start or end with a hyphen");
+        }
+    }
+    Ok(())
+}
+
+/// A next hop: `host`, `host:port`, `[host]`, `[host]:port`, `[v6]:port`
+/// or `ip:port`, with a port from 1 to 65535.
+pub fn check_next_hop(text: &str) -> Result<(), String> {
+    let text = text.trim();
+    if text.parse::<std::net::SocketAddr>().is_ok() || text.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            return Err(format!("`{text}`: missing `]`"));
+        };
+        let port = match after {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| format!("`{text}`: expected `:port` after `]`"))?,
+            ),
+        };
+        if host.parse::<std::net::IpAddr>().is_ok() {
+            return check_port(text, port);
+        }
+        (host, port)
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    check_hostname(host).map_err(|e| format!("`{text}`: {e}"))?;
+    check_port(text, port)
+}
+
+fn check_port(text: &str, port: Option<&str>) -> Result<(), String> {
+    match port {
+        None => Ok(()),
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err(format!("`{text}`: `{p}` is not a port number")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    #[test]
+    fn host_names_and_next_hops() {
+        assert!(check_hostname("mail.example.org").is_ok());
+        assert!(check_hostname("localhost").is_ok());
+        assert!(check_hostname("bad host!").is_err());
+        assert!(check_hostname("-x.org").is_err());
+        assert!(check_hostname("a..b").is_err());
+        for good in [
+            "smtp.example.org",
+            "smtp.example.org:587",
+            "[smtp.example.org]:25",
+            "[10.0.0.1]",
+            "10.0.0.1:2525",
+            "[::1]:25",
+        ] {
+            assert!(check_next_hop(good).is_ok(), "{good}");
+        }
+        for bad in ["host:notaport", "host:0", "[host", "[h]x", "bad host:25"] {
+            assert!(check_next_hop(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -68,14 +68,15 @@ fn check_config_names_every_unknown_key() {
         stdout(&out)
     );
     let err = stderr(&out);
-    let lines: Vec<&str> = err.lines().collect();
-    for key in ["smtp.bogus", "queue.bogus2", "bogus3"] {
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(&format!("{key}: ")) && l.contains("unknown key")),
-            "{key} not named: {err}"
-        );
+    let file = path.display().to_string();
+    // file:line:col: key: message, one line per problem.
+    for (key, at) in [
+        ("bogus3", "1:1"),
+        ("smtp.bogus", "4:1"),
+        ("queue.bogus2", "7:1"),
+    ] {
+        let want = format!("{file}:{at}: {key}: unknown key");
+        assert!(err.lines().any(|l| l == want), "{want} not in: {err}");
     }
     assert!(err.contains("3 problem(s)"), "{err}");
     assert!(!stdout(&out).contains("config OK"), "{}", stdout(&out));
@@ -89,18 +90,104 @@ fn check_config_names_every_unknown_key() {
         err.contains("smtp.bogus") && err.contains("queue.bogus2") && err.contains("bogus3"),
         "{err}"
     );
+}
 
-    // Badly typed values are named by their section.
-    std::fs::write(
-        &path,
-        "[smtp]\nmax_recipients = \"many\"\n[queue]\nmin_backoff = \"soon\"\n",
-    )
-    .unwrap();
+/// The problems a newcomer met, all in one file: each is reported, at once,
+/// naming its key and place.
+#[test]
+fn check_config_reports_every_problem_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("merpati.toml");
+    let text = "\
+myhostname = \"bad host!\"
+bogus = 1
+[smtp]
+max_recipients = \"lots\"
+max_errors = \"many\"
+[queue]
+local_concurrency = 0
+[relay]
+relayhost = \"host:notaport\"
+[tls]
+cert = \"/nonexistent/cert.pem\"
+key = \"/nonexistent/key.pem\"
+";
+    std::fs::write(&path, text).unwrap();
     let out = run_cli(&path, &["check-config"], b"");
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.lines().any(|l| l.starts_with("smtp: ")), "{err}");
-    assert!(err.lines().any(|l| l.starts_with("queue: ")), "{err}");
+    let file = path.display().to_string();
+    // Syntax and types first: all of them, each at its value.
+    for want in [
+        format!("{file}:2:1: bogus: unknown key"),
+        format!("{file}:4:18: smtp.max_recipients: invalid type: string \"lots\", expected usize"),
+        format!("{file}:5:14: smtp.max_errors: invalid type: string \"many\", expected u32"),
+    ] {
+        assert!(err.lines().any(|l| l == want), "{want}\nnot in:\n{err}");
+    }
+    // Fixed those, the semantic checks and the files are reported together.
+    let text = text
+        .replace("bogus = 1\n", "")
+        .replace("max_recipients = \"lots\"\nmax_errors = \"many\"\n", "");
+    std::fs::write(&path, &text).unwrap();
+    let out = run_cli(&path, &["check-config"], b"");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    for want in [
+        format!("{file}:1:1: myhostname: `bad host!` is not a valid host name"),
+        format!("{file}:4:1: queue.local_concurrency: must be above 0"),
+        format!("{file}:6:1: relay.relayhost: `host:notaport`: `notaport` is not a port number"),
+        format!("{file}:8:1: tls.cert: cannot read /nonexistent/cert.pem"),
+        format!("{file}:9:1: tls.key: cannot read /nonexistent/key.pem"),
+    ] {
+        assert!(
+            err.lines().any(|l| l.starts_with(&want)),
+            "{want}\nnot in:\n{err}"
+        );
+    }
+    assert!(err.contains("5 problem(s)"), "{err}");
+
+    // A syntax error names the file, line and column.
+    std::fs::write(&path, "[smtp]\nmax_errors = = 3\n").unwrap();
+    let out = run_cli(&path, &["check-config"], b"");
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(&format!("{file}:2:")) && l.contains("(syntax)")),
+        "{err}"
+    );
+}
+
+/// A reload (SIGHUP) refuses what check-config refuses and keeps running
+/// with the old configuration, certificate included.
+#[test]
+fn reload_refuses_a_missing_certificate() {
+    let server = server();
+    let original = std::fs::read_to_string(&server.config_path).unwrap();
+    std::fs::write(
+        &server.config_path,
+        format!("{original}\n[tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\n"),
+    )
+    .unwrap();
+    server.signal("HUP");
+    assert!(server.wait_for_log("reload refused", 1), "{}", server.log());
+    assert!(
+        server
+            .log()
+            .contains("tls.cert: cannot read /nonexistent/c.pem"),
+        "{}",
+        server.log()
+    );
+    assert!(
+        !server.log().contains("reloaded configuration"),
+        "{}",
+        server.log()
+    );
+    // Still serving, STARTTLS included.
+    let mut c = server.connect();
+    c.reply();
+    assert!(c.cmd("EHLO x").contains("STARTTLS"));
+    assert!(c.cmd("STARTTLS").starts_with("220"));
 }
 
 #[test]
