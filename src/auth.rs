@@ -21,6 +21,23 @@ const MAX_DELAY: Duration = Duration::from_secs(15);
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 /// Most client addresses tracked; beyond, the oldest entries are dropped.
 const MAX_TRACKED: usize = 100_000;
+/// After this many failures from one address (until [`FORGET_AFTER`] of
+/// quiet) no password from it is even checked.
+const MAX_FAILURES: u32 = 30;
+/// An attempt that would have to wait longer than this for its turn is
+/// refused at once instead of holding a connection.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// What one client address has done wrong, across all its connections
+/// and protocols.
+#[derive(Clone, Copy)]
+struct Penalty {
+    failures: u32,
+    last: Instant,
+    /// No attempt from this address starts before this: parallel
+    /// connections take turns instead of each serving its delay at once.
+    next_at: Instant,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -33,7 +50,7 @@ pub enum AuthError {
 pub struct Authenticator {
     store: Arc<dyn MailStore>,
     resolver: Arc<Live<Resolver>>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: Mutex<HashMap<IpAddr, Penalty>>,
     /// Argon2id needs 19 MiB and ~30 ms of CPU per check: a bound keeps a
     /// flood of pre-auth logins from taking all memory and threads.
     verifying: tokio::sync::Semaphore,
@@ -61,6 +78,14 @@ impl Authenticator {
         login: &str,
         password: &str,
     ) -> Result<String, AuthError> {
+        match self.reserve(client) {
+            Turn::Now => {}
+            Turn::After(wait) => tokio::time::sleep(wait).await,
+            Turn::Refused => {
+                tracing::debug!(client = %client, "login refused unchecked: too many failures");
+                return Err(AuthError::Failed);
+            }
+        }
         let account = self.account_of(login);
         let hash = match &account {
             Some(name) => match self.store.account(name) {
@@ -109,23 +134,57 @@ impl Authenticator {
         self.resolver.get().account_name(&address).ok()
     }
 
+    /// When an attempt from `client` may run: at once for a clean
+    /// address; after earlier failures, in turn, one delay apart, so that
+    /// thirty parallel connections guess no faster than one.
+    fn reserve(&self, client: IpAddr) -> Turn {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(p) = failures.get_mut(&client) else {
+            return Turn::Now;
+        };
+        let now = Instant::now();
+        if now.duration_since(p.last) > FORGET_AFTER {
+            failures.remove(&client);
+            return Turn::Now;
+        }
+        if p.failures >= MAX_FAILURES {
+            return Turn::Refused;
+        }
+        let start = p.next_at.max(now);
+        let wait = start.duration_since(now);
+        if wait > MAX_WAIT {
+            return Turn::Refused;
+        }
+        p.next_at = start + delay_for(p.failures);
+        if wait.is_zero() {
+            Turn::Now
+        } else {
+            Turn::After(wait)
+        }
+    }
+
     fn record_failure(&self, client: IpAddr) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if failures.len() >= MAX_TRACKED {
-            failures.retain(|_, (_, at)| at.elapsed() < FORGET_AFTER);
+            failures.retain(|_, p| p.last.elapsed() < FORGET_AFTER);
             if failures.len() >= MAX_TRACKED {
                 failures.clear();
             }
         }
-        let entry = failures.entry(client).or_insert((0, Instant::now()));
-        if entry.1.elapsed() > FORGET_AFTER {
-            entry.0 = 0;
+        let now = Instant::now();
+        let entry = failures.entry(client).or_insert(Penalty {
+            failures: 0,
+            last: now,
+            next_at: now,
+        });
+        if entry.last.elapsed() > FORGET_AFTER {
+            entry.failures = 0;
         }
-        entry.0 = entry.0.saturating_add(1);
-        entry.1 = Instant::now();
-        BASE_DELAY
-            .saturating_mul(1u32 << entry.0.saturating_sub(1).min(8))
-            .min(MAX_DELAY)
+        entry.failures = entry.failures.saturating_add(1);
+        entry.last = now;
+        let delay = delay_for(entry.failures);
+        entry.next_at = entry.next_at.max(now + delay);
+        delay
     }
 
     fn forget(&self, client: IpAddr) {
@@ -134,6 +193,19 @@ impl Authenticator {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&client);
     }
+}
+
+/// The penalty after `failures` failures: doubling from [`BASE_DELAY`].
+fn delay_for(failures: u32) -> Duration {
+    BASE_DELAY
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(8))
+        .min(MAX_DELAY)
+}
+
+enum Turn {
+    Now,
+    After(Duration),
+    Refused,
 }
 
 /// A valid Argon2id hash of a random password, verified against when the

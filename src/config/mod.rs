@@ -103,6 +103,9 @@ pub struct Smtp {
     /// greeting are refused (`554 5.5.0`), as Postfix's postscreen does.
     pub greet_pause: Span,
     pub enable_vrfy: bool,
+    /// Time from connect to the first MAIL (port 25) or to a successful
+    /// AUTH (submission); "0s" for none.
+    pub login_timeout: Span,
 }
 
 /// Message submission (RFC 6409) for mail clients: AUTH required, then
@@ -174,6 +177,8 @@ pub struct Service<P: Protocol> {
     pub max_connections_per_client: usize,
     /// Idle time before the server closes the session.
     pub idle_timeout: Span,
+    /// Time from connect to a successful login; "0s" for none.
+    pub login_timeout: Span,
     /// Longest command line, in octets.
     pub line_length_limit: usize,
     /// Bad commands before the session is closed.
@@ -197,6 +202,7 @@ impl<P: Protocol> Default for Service<P> {
             max_connections: 10_000,
             max_connections_per_client: 20,
             idle_timeout: P::IDLE_TIMEOUT,
+            login_timeout: Span::secs(120),
             line_length_limit: 8192,
             max_bad_commands: P::MAX_BAD_COMMANDS,
             protocol: std::marker::PhantomData,
@@ -386,6 +392,7 @@ impl Default for Smtp {
             bare_lf: BareLfPolicy::Normalize,
             greet_pause: Span::millis(300),
             enable_vrfy: false,
+            login_timeout: Span::secs(120),
         }
     }
 }

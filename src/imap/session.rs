@@ -133,6 +133,8 @@ pub(super) struct Session {
     pub account: Option<String>,
     /// Failed LOGIN/AUTHENTICATE attempts, for the disconnect line.
     pub failed_logins: crate::auth::FailedLogins,
+    /// Until a successful login.
+    login_deadline: crate::net::deadline::LoginDeadline,
     pub selected: Option<Selected>,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
     pub condstore: bool,
@@ -150,6 +152,7 @@ pub(super) struct Session {
 impl Session {
     pub fn new(svc: Arc<ImapService>, stream: MaybeTls, peer: SocketAddr) -> Self {
         let config = svc.config.get();
+        let login_timeout = config.imap.login_timeout.0;
         // Before login, literals are bounded by the line limit (a pre-auth
         // unbounded buffer was CVE-2025-61600).
         let line = config.imap.line_length_limit;
@@ -162,6 +165,7 @@ impl Session {
             peer,
             account: None,
             failed_logins: Default::default(),
+            login_deadline: crate::net::deadline::LoginDeadline::start(login_timeout),
             selected: None,
             condstore: false,
             qresync: false,
@@ -620,6 +624,7 @@ impl Session {
             Ok(account) => {
                 tracing::info!("login: {account}");
                 self.account = Some(account);
+                self.login_deadline.clear();
                 let limit =
                     usize::try_from(self.config.smtp.message_size_limit.0).unwrap_or(usize::MAX);
                 self.reader.set_literal_limit(limit);
@@ -685,13 +690,19 @@ impl Session {
     pub async fn read_more(&mut self) -> Result<(), End> {
         self.flush().await?;
         let mut buf = vec![0u8; READ_CHUNK];
-        let timeout = self.config.imap.idle_timeout.0;
+        let (timeout, login) = self.login_deadline.limit(self.config.imap.idle_timeout.0);
         let shutdown = self.svc.shutdown.clone();
         let n = tokio::select! {
             r = tokio::time::timeout(timeout, self.stream.read(&mut buf)) => match r {
                 Ok(Ok(0)) => return Err(End::ClientClosed),
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => return Err(End::Io(e)),
+                Err(_) if login => {
+                    tracing::info!("login_timeout exceeded before a login");
+                    self.untagged("BYE [UNAVAILABLE] Login timeout");
+                    let _ = self.flush().await;
+                    return Err(End::Timeout);
+                }
                 Err(_) => {
                     self.untagged("BYE Autologout; idle for too long");
                     let _ = self.flush().await;

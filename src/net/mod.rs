@@ -3,5 +3,6 @@
 //! per-client counters (Postfix's anvil).
 
 pub mod anvil;
+pub mod deadline;
 pub mod listener;
 pub mod stream;

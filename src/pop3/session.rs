@@ -305,11 +305,14 @@ struct Session {
     auth_failures: u32,
     /// For the disconnect line fail2ban reads.
     failed_logins: crate::auth::FailedLogins,
+    /// Until a successful login.
+    login_deadline: crate::net::deadline::LoginDeadline,
 }
 
 impl Session {
     fn new(svc: Arc<Pop3Service>, tcp: TcpStream, peer: SocketAddr) -> Self {
         let config = svc.config.get();
+        let login_timeout = config.pop3.login_timeout.0;
         Session {
             // The configured limit counts the CRLF; the reader's does not.
             reader: LineReader::new(config.pop3.line_length_limit.saturating_sub(2)),
@@ -324,6 +327,7 @@ impl Session {
             lines_before_login: 0,
             auth_failures: 0,
             failed_logins: Default::default(),
+            login_deadline: crate::net::deadline::LoginDeadline::start(login_timeout),
         }
     }
 
@@ -398,12 +402,19 @@ impl Session {
     async fn read_more(&mut self) -> Result<(), End> {
         self.flush().await?;
         let shutdown = self.svc.shutdown.clone();
-        let read = tokio::time::timeout(self.idle_timeout(), self.stream.read(&mut self.inbuf));
+        let (timeout, login) = self.login_deadline.limit(self.idle_timeout());
+        let read = tokio::time::timeout(timeout, self.stream.read(&mut self.inbuf));
         let n = tokio::select! {
             r = read => match r {
                 Ok(Ok(0)) => return Err(End::ClientClosed),
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => return Err(End::Io(e)),
+                Err(_) if login => {
+                    tracing::info!("login_timeout exceeded before a login");
+                    self.reply(Reply::err_code(Code::SysTemp, "Login timeout"));
+                    let _ = self.flush().await;
+                    return Err(End::Timeout);
+                }
                 Err(_) => {
                     self.reply(Reply::err("Autologout; idle for too long"));
                     let _ = self.flush().await;
@@ -759,6 +770,7 @@ impl Session {
             if self.stream.is_tls() { "yes" } else { "no" },
         );
         self.state = State::Transaction(Box::new(maildrop));
+        self.login_deadline.clear();
         self.reply(Reply::ok(format!(
             "Logged in, {count} messages ({size} octets)"
         )));

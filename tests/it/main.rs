@@ -6,6 +6,7 @@ mod config_cli;
 mod crash_safety;
 mod disk_full;
 mod dns_server;
+mod hardening;
 mod harness;
 mod imap;
 mod imap_client;

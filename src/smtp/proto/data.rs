@@ -57,6 +57,8 @@ pub enum DataError {
     TooBig,
     #[error("bare <LF> received")]
     BareLf,
+    #[error("bare <CR> received in the header")]
+    BareCrInHeader,
     /// `finish` was called before the end of the data.
     #[error("message data is incomplete")]
     Incomplete,
@@ -70,8 +72,44 @@ impl DataError {
             // Postfix's smtpd_forbid_bare_newline_reject_code defaults to
             // 550; 5.5.2 is "syntax error" (RFC 3463).
             DataError::BareLf => Reply::new(550, "5.5.2", "Error: bare <LF> received"),
+            DataError::BareCrInHeader => Reply::new(
+                550,
+                "5.5.2",
+                "Error: bare <CR> received in the message header",
+            ),
             // A session bug rather than a client error: ask for a retry.
             DataError::Incomplete => Reply::new(451, "4.3.0", "Error: incomplete message data"),
+        }
+    }
+}
+
+/// A bare CR (not followed by LF) in the header section: some readers and
+/// servers take it for a line end, so `Subject: a<CR>X-Injected: yes`
+/// would become two header fields downstream. Under [`BareLf::Normalize`]
+/// it becomes a space (never a line break: that would do the injection
+/// for the sender); under [`BareLf::Reject`] the message is refused. The
+/// body is left as it is (a bare CR there cannot forge a header field).
+pub fn bare_cr_in_header(message: &mut [u8], policy: BareLf) -> Result<(), DataError> {
+    let end = memchr::memmem::find(message, b"\r\n\r\n").map_or(message.len(), |i| i + 2);
+    let header = message.get_mut(..end).unwrap_or_default();
+    let bare: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\r' && header.get(i + 1) != Some(&b'\n'))
+        .map(|(i, _)| i)
+        .collect();
+    if bare.is_empty() {
+        return Ok(());
+    }
+    match policy {
+        BareLf::Reject => Err(DataError::BareCrInHeader),
+        BareLf::Normalize => {
+            for i in bare {
+                if let Some(b) = header.get_mut(i) {
+                    *b = b' ';
+                }
+            }
+            Ok(())
         }
     }
 }
@@ -419,6 +457,23 @@ impl BdatDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_cr_in_the_header_becomes_a_space_or_is_refused() {
+        let mut m = b"Subject: a\rX-Injected: yes\r\nFrom: x\r\n\r\nbody\rcr\r\n".to_vec();
+        bare_cr_in_header(&mut m, BareLf::Normalize).unwrap();
+        assert_eq!(
+            m,
+            b"Subject: a X-Injected: yes\r\nFrom: x\r\n\r\nbody\rcr\r\n"
+        );
+        let mut m = b"Subject: a\rb\r\n\r\n".to_vec();
+        assert_eq!(
+            bare_cr_in_header(&mut m, BareLf::Reject),
+            Err(DataError::BareCrInHeader)
+        );
+        let mut clean = b"Subject: ok\r\n\r\nbody\r\n".to_vec();
+        assert!(bare_cr_in_header(&mut clean, BareLf::Reject).is_ok());
+    }
 
     /// Feeds `input` in `chunk`-byte pieces; returns the decoded message
     /// and the bytes left for the next command.

@@ -9,6 +9,7 @@ use crate::address::Address;
 use crate::auth::{AuthError, base64_decode, decode_plain};
 use crate::cleanup::{Client, Submission};
 use crate::config::{BareLfPolicy, Config};
+use crate::net::deadline::LoginDeadline;
 use crate::net::listener::{Admitted, Refusal};
 use crate::net::stream::MaybeTls;
 use crate::queue::file::QueuedRecipient;
@@ -144,12 +145,15 @@ struct Session {
     /// NOOP, RSET, HELP, VRFY, ETRN so far.
     junk: u32,
     counts: Vec<(&'static str, u32)>,
+    /// Until the first MAIL (port 25) or a successful AUTH (submission).
+    login_deadline: LoginDeadline,
 }
 
 impl Session {
     fn new(svc: Arc<SmtpService>, tcp: TcpStream, peer: SocketAddr, mode: Mode) -> Self {
         let config = svc.config.get();
         let trusted = config.networks().iter().any(|n| n.contains(peer.ip()));
+        let config_login_timeout = config.smtp.login_timeout.0;
         Session {
             // The limit counts the CRLF (RFC 5321 §4.5.3.1.4); the reader's does not.
             reader: LineReader::new(config.smtp.line_length_limit.saturating_sub(2)),
@@ -167,6 +171,7 @@ impl Session {
             errors: 0,
             junk: 0,
             counts: Vec::new(),
+            login_deadline: LoginDeadline::start(config_login_timeout),
         }
     }
 
@@ -325,6 +330,7 @@ impl Session {
         self.flush().await?;
         let mut buf = vec![0u8; READ_CHUNK];
         let shutdown = self.svc.shutdown.clone();
+        let (timeout, login) = self.login_deadline.limit(timeout);
         let read = tokio::time::timeout(timeout, self.stream.read(&mut buf));
         let n = tokio::select! {
             r = read => match r {
@@ -332,6 +338,13 @@ impl Session {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => return Err(End::Io(e)),
                 Err(_) => {
+                    if login {
+                        let what = if self.mode == Mode::Mx { "MAIL" } else { "AUTH" };
+                        tracing::info!(
+                            "timeout before {what} from {}: login_timeout exceeded",
+                            client_name(self.peer)
+                        );
+                    }
                     let text = format!("{} Error: timeout exceeded", self.hostname());
                     self.reply(Reply::new(421, "4.4.2", text));
                     let _ = self.flush().await;
@@ -534,6 +547,7 @@ impl Session {
             recipients: Vec::new(),
             bdat: None,
         });
+        self.login_deadline.clear();
         self.reply(Reply::ok_sender());
     }
 
@@ -810,6 +824,7 @@ impl Session {
             Ok(account) => {
                 tracing::info!("sasl_method={mechanism}, sasl_username={account}");
                 self.account = Some(account);
+                self.login_deadline.clear();
                 self.reply(Reply::auth_succeeded());
             }
             Err(AuthError::Failed) => {
@@ -969,7 +984,11 @@ impl Session {
     /// Hands a complete message to cleanup; 250 only once it is durable.
     async fn finish_message(&mut self, result: Result<Vec<u8>, DataError>) {
         let Some(tx) = self.tx.take() else { return };
-        let message = match result {
+        let policy = self.bare_lf();
+        let checked = result.and_then(|mut m| {
+            crate::smtp::proto::data::bare_cr_in_header(&mut m, policy).map(|()| m)
+        });
+        let message = match checked {
             Ok(m) => m,
             Err(e) => {
                 self.reject("END-OF-MESSAGE", Some(&tx.sender), None, e.reply());
