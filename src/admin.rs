@@ -212,6 +212,50 @@ pub fn queue_flush(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `merpati store check`: the daemon must be stopped (the store is open in
+/// one process only, and redb's integrity check needs it to itself).
+pub fn store_check(config: &Config) -> anyhow::Result<()> {
+    let dir = config.store_dir();
+    let mut store = match crate::store::RedbStore::open(&dir) {
+        Ok(store) => store,
+        Err(crate::store::StoreError::Locked) => {
+            bail!("the mail store is in use: stop merpati first (systemctl stop merpati)")
+        }
+        Err(e) => bail!(
+            "{}: {e}\nWhat to do: {}",
+            dir.display(),
+            crate::store::damage::ADVICE
+        ),
+    };
+    match store.check_integrity() {
+        Ok(true) => println!("database: ok"),
+        Ok(false) => println!("database: damaged pages found and repaired by redb"),
+        Err(e) => bail!(
+            "database: damaged beyond repair: {e}\nWhat to do: {}",
+            crate::store::damage::ADVICE
+        ),
+    }
+    let report = crate::store::damage::check(&store)?;
+    for problem in &report.problems {
+        println!("damaged: {problem}");
+    }
+    println!(
+        "{} accounts, {} mailboxes, {} messages read; {} problem(s)",
+        report.accounts,
+        report.mailboxes,
+        report.messages,
+        report.problems.len()
+    );
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "the mail store has damaged messages: {}",
+            crate::store::damage::ADVICE
+        )
+    }
+}
+
 pub fn newaliases(config: &Config) -> anyhow::Result<()> {
     let (aliases, problems) = Aliases::load(&config.alias_path())?;
     for p in &problems {

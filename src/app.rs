@@ -43,6 +43,11 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MailStore>> {
             "the mail store {} is in use by another process (is merpati serve running?)",
             config.store_dir().display()
         ),
+        Err(e @ StoreError::Corrupt(_)) => bail!(
+            "the mail store in {} cannot be opened: {e}\nWhat to do: {}",
+            config.store_dir().display(),
+            crate::store::damage::ADVICE
+        ),
         Err(e) => Err(e).with_context(|| {
             format!(
                 "cannot open the mail store in {}",

@@ -42,9 +42,14 @@ enum Command {
     Queue(QueueCommand),
     /// Queue a message read from stdin (sendmail(1) flags).
     Sendmail {
+        /// sendmail(1) flags and recipients: -t, -f SENDER, -F NAME, -i/-oi,
+        /// -bs, -bv, -bp, -q, -N, -R, -V ...
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Check the mailbox store for damage (the daemon must be stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Validate the aliases file and make a running daemon reload it.
     Newaliases,
     /// Same as `queue list`.
@@ -52,35 +57,59 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum StoreCommand {
+    /// Verify the database (redb repairs what it can) and read every
+    /// message body; exits non-zero when something is damaged.
+    Check,
+}
+
+#[derive(Subcommand)]
 enum UserCommand {
     /// Add an account; the password is read from stdin (prompted on a terminal).
     Add {
+        /// The account's address (`fauzan@example.org`, or `fauzan` for myorigin).
         address: String,
         /// Quota such as 1GiB (default: store.default_quota).
         #[arg(long)]
         quota: Option<String>,
     },
     /// Delete an account and all its mail.
-    Del { address: String },
-    /// Change an account's password.
-    Passwd { address: String },
+    Del {
+        /// The account's address.
+        address: String,
+    },
+    /// Change an account's password (read from stdin, prompted on a terminal).
+    Passwd {
+        /// The account's address.
+        address: String,
+    },
     /// List accounts.
     List,
     /// Set an account's quota (0 = unlimited).
-    Quota { address: String, size: String },
+    Quota {
+        /// The account's address.
+        address: String,
+        /// Bytes, or with a unit: 500MiB, 2GiB, 1GB; 0 = unlimited.
+        size: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum MailboxCommand {
     /// One line per message: UID, size, date, flags, from, subject.
     List {
+        /// The account's address.
         address: String,
+        /// The mailbox (default INBOX).
         mailbox: Option<String>,
     },
     /// Print a stored message.
     Cat {
+        /// The account's address.
         address: String,
+        /// The message's UID (first column of `mailbox list`).
         uid: u32,
+        /// The mailbox (default INBOX).
         mailbox: Option<String>,
     },
 }
@@ -89,16 +118,28 @@ enum MailboxCommand {
 enum QueueCommand {
     /// Show queued mail (like mailq).
     List,
-    /// Retry deferred mail now.
+    /// Retry deferred mail now (and forget destinations marked dead).
     Flush,
     /// Put a message (or ALL) on hold.
-    Hold { id: String },
+    Hold {
+        /// A queue ID from `queue list`, or ALL.
+        id: String,
+    },
     /// Release a held message (or ALL).
-    Release { id: String },
+    Release {
+        /// A queue ID from `queue list`, or ALL.
+        id: String,
+    },
     /// Delete a message (or ALL).
-    Delete { id: String },
+    Delete {
+        /// A queue ID from `queue list`, or ALL.
+        id: String,
+    },
     /// Requeue a message (or ALL) for a fresh delivery attempt.
-    Requeue { id: String },
+    Requeue {
+        /// A queue ID from `queue list`, or ALL.
+        id: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -210,6 +251,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             QueueCommand::Requeue { id } => admin::queue_admin(&config, AdminOp::Requeue, &id),
         },
         Command::Sendmail { args } => admin::sendmail(&config, &admin::parse_sendmail_args(&args)?),
+        Command::Store(StoreCommand::Check) => admin::store_check(&config),
         Command::Newaliases => admin::newaliases(&config),
         Command::Mailq => admin::queue_list(&config),
     }

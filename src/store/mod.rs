@@ -16,6 +16,7 @@
 
 mod blob;
 mod codec;
+pub mod damage;
 mod events;
 mod flags;
 mod names;

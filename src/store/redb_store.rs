@@ -112,9 +112,7 @@ impl RedbStore {
         // second handle) away before we touch anything else.
         // redb's default cache (1 GiB) would sit in our RSS; the kernel's
         // page cache holds the file anyway.
-        let db = Database::builder()
-            .set_cache_size(STORE_CACHE_BYTES)
-            .create(dir.join("mail.redb"))?;
+        let db = super::damage::open_database(&dir.join("mail.redb"), STORE_CACHE_BYTES)?;
         let blobs = BlobStore::open(&dir.join("blobs"))?;
         let next_blob = init_tables(&db)?;
         Ok(RedbStore {
@@ -125,6 +123,12 @@ impl RedbStore {
             recent: Mutex::new(HashMap::new()),
             snapshots: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// redb's own integrity check (it repairs what it can): `Ok(true)`
+    /// sound, `Ok(false)` repaired.
+    pub fn check_integrity(&mut self) -> Result<bool> {
+        self.db.check_integrity().map_err(StoreError::from)
     }
 
     fn alloc_blob(&self) -> u64 {
