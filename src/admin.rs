@@ -8,14 +8,13 @@ use crate::address::Address;
 use crate::app;
 use crate::config::Config;
 use crate::control::{self, StoreOp};
-use crate::queue::file::{QueueFile, QueuedRecipient};
 use crate::queue::id::QueueId;
 use crate::queue::spool::{QueueName, Spool};
 use crate::queue::{self, AdminOp};
 use crate::rewrite::{Aliases, Resolver};
-use crate::rfc5322::{format_date, now_unix, scan_headers};
+use crate::rfc5322::format_date;
 use anyhow::{Context, anyhow, bail};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 
 /// Runs a store operation via the daemon, or locally when it is stopped.
 pub fn run_store_op(config: &Config, op: &StoreOp) -> anyhow::Result<Vec<u8>> {
@@ -271,216 +270,10 @@ pub fn newaliases(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Options of `sendmail`, as the classic sendmail(1) command line has them.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct SendmailArgs {
-    pub extract_recipients: bool,
-    pub sender: Option<String>,
-    pub ignore_dots: bool,
-    pub recipients: Vec<String>,
-}
-
-/// Parses sendmail(1) flags; unknown `-o…` and `-B…` options are ignored
-/// as Postfix does, so scripts written for other MTAs keep working.
-pub fn parse_sendmail_args(args: &[String]) -> anyhow::Result<SendmailArgs> {
-    let mut out = SendmailArgs::default();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        match arg.as_str() {
-            "-t" => out.extract_recipients = true,
-            "-i" | "-oi" => out.ignore_dots = true,
-            "-f" | "-r" => {
-                out.sender = Some(
-                    iter.next()
-                        .ok_or_else(|| anyhow!("-f needs an address"))?
-                        .clone(),
-                )
-            }
-            "-F" | "-N" | "-R" | "-V" | "-O" | "-L" | "-X" | "-C" | "-q" => {
-                iter.next();
-            }
-            "--" => {
-                out.recipients.extend(iter.by_ref().cloned());
-            }
-            a if a.starts_with("-f") || a.starts_with("-r") => {
-                out.sender = Some(a[2..].to_string())
-            }
-            a if a.starts_with('-') => {}
-            a => out.recipients.push(a.to_string()),
-        }
-    }
-    Ok(out)
-}
-
-/// `merpati sendmail`: reads a message from stdin into maildrop; pickup
-/// queues it (now if the daemon runs, at its next start otherwise).
-pub fn sendmail(config: &Config, args: &SendmailArgs) -> anyhow::Result<()> {
-    let mut input = Vec::new();
-    std::io::stdin()
-        .take(config.smtp.message_size_limit.0 + 1)
-        .read_to_end(&mut input)?;
-    if input.len() as u64 > config.smtp.message_size_limit.0 {
-        bail!(
-            "message is larger than message_size_limit ({})",
-            config.smtp.message_size_limit.0
-        );
-    }
-    let mut message = to_crlf(&input, !args.ignore_dots);
-    let resolver = resolver(config);
-    let mut recipients: Vec<String> = args.recipients.clone();
-    if args.extract_recipients {
-        let (found, without_bcc) = header_recipients(&message);
-        recipients.extend(found);
-        message = without_bcc;
-    }
-    let mut queued = Vec::new();
-    for r in recipients
-        .iter()
-        .flat_map(|r| r.split(','))
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-    {
-        let address = Address::parse(r).map_err(|e| anyhow!("{r}: {e}"))?;
-        queued.push(QueuedRecipient {
-            address: resolver.canonical(address).to_string(),
-            ..Default::default()
-        });
-    }
-    if queued.is_empty() {
-        bail!("no recipients given (name them, or use -t)");
-    }
-    let sender = match &args.sender {
-        Some(s) if s.is_empty() || s == "<>" => String::new(),
-        Some(s) => resolver
-            .canonical(Address::parse(s).map_err(|e| anyhow!("{s}: {e}"))?)
-            .to_string(),
-        None => resolver
-            .canonical(Address::new_local(&login_name()))
-            .to_string(),
-    };
-    let file = QueueFile {
-        arrival: now_unix(),
-        sender,
-        protocol: "local".into(),
-        recipients: queued,
-        body: message,
-        ..Default::default()
-    };
-    let spool = Spool::open(&config.queue_dir()).context("cannot open the queue")?;
-    queue::maildrop(&spool, &file).context("cannot write to maildrop")?;
-    app::signal_daemon(config, libc::SIGUSR1);
-    Ok(())
-}
-
-/// The invoking user's name from the password database (not `$USER`,
-/// which any user can set), as Postfix's sendmail does.
-fn login_name() -> String {
-    // SAFETY: getpwuid returns a pointer into static storage or null; we
-    // copy the name out before any other call could overwrite it, and this
-    // CLI path is single-threaded.
-    unsafe {
-        let pw = libc::getpwuid(libc::getuid());
-        if !pw.is_null()
-            && !(*pw).pw_name.is_null()
-            && let Ok(name) = std::ffi::CStr::from_ptr((*pw).pw_name).to_str()
-        {
-            return name.to_string();
-        }
-    }
-    format!("uid{}", unsafe { libc::getuid() })
-}
-
-/// LF or CRLF input to CRLF; without `-i` a line of one dot ends input.
-fn to_crlf(input: &[u8], dot_ends: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len() + input.len() / 32);
-    for line in input.split_inclusive(|&b| b == b'\n') {
-        let body = line.strip_suffix(b"\n").unwrap_or(line);
-        let body = body.strip_suffix(b"\r").unwrap_or(body);
-        if dot_ends && body == b"." {
-            break;
-        }
-        out.extend_from_slice(body);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// `-t`: addresses in To, Cc and Bcc; Bcc is removed from the message.
-fn header_recipients(message: &[u8]) -> (Vec<String>, Vec<u8>) {
-    let mut found = Vec::new();
-    if let Some(parsed) = mail_parser::MessageParser::new().parse_headers(message) {
-        for list in [parsed.to(), parsed.cc(), parsed.bcc()]
-            .into_iter()
-            .flatten()
-        {
-            for addr in list.iter() {
-                if let Some(a) = addr.address() {
-                    found.push(a.to_string());
-                }
-            }
-        }
-    }
-    let end = scan_headers(message).end.min(message.len());
-    let (head, body) = message.split_at(end);
-    let mut kept = Vec::with_capacity(message.len());
-    let mut skipping = false;
-    for line in head.split_inclusive(|&b| b == b'\n') {
-        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
-        if !continuation {
-            skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
-        }
-        if !skipping {
-            kept.extend_from_slice(line);
-        }
-    }
-    kept.extend_from_slice(body);
-    (found, kept)
-}
-
 /// Writes bytes to stdout (message text may not be UTF-8).
 pub fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)?;
     out.flush()?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sendmail_flags() {
-        let args: Vec<String> = [
-            "-t",
-            "-i",
-            "-fme@x",
-            "-oem",
-            "bob",
-            "-F",
-            "Full Name",
-            "carol@y",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let parsed = parse_sendmail_args(&args).unwrap();
-        assert!(parsed.extract_recipients && parsed.ignore_dots);
-        assert_eq!(parsed.sender.as_deref(), Some("me@x"));
-        assert_eq!(parsed.recipients, vec!["bob", "carol@y"]);
-    }
-
-    #[test]
-    fn dots_and_line_ends() {
-        assert_eq!(to_crlf(b"a\nb\r\n.\nc\n", true), b"a\r\nb\r\n");
-        assert_eq!(to_crlf(b"a\n.\nc", false), b"a\r\n.\r\nc\r\n");
-    }
-
-    #[test]
-    fn extracts_and_strips_bcc() {
-        let msg = b"To: a@x, B <b@y>\r\nBcc: secret@z,\r\n  other@z\r\nSubject: s\r\n\r\nbody\r\n";
-        let (found, kept) = header_recipients(msg);
-        assert_eq!(found, vec!["a@x", "b@y", "secret@z", "other@z"]);
-        assert_eq!(kept, b"To: a@x, B <b@y>\r\nSubject: s\r\n\r\nbody\r\n");
-    }
 }

@@ -172,7 +172,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         config: shared_config.clone(),
         resolver: resolver.clone(),
         store: store.clone(),
-        cleanup,
+        cleanup: cleanup.clone(),
         tls: tls_live.clone(),
         triggers: triggers.clone(),
         shutdown: front_stop.clone(),
@@ -305,12 +305,20 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         }
     }
     let control_path = config.run_dir().join(control::SOCKET);
+    let cleanup_for_postdrop = cleanup.clone();
     let control_context = Arc::new(control::Context {
         store: store.clone(),
         spool: spool.clone(),
         active: active_set.clone(),
     });
     control::serve(&control_path, control_context, front_stop.clone(), &front)?;
+    crate::queue::postdrop::serve(
+        shared_config.clone(),
+        cleanup_for_postdrop,
+        front_stop.clone(),
+        &front,
+    )
+    .context("cannot open the postdrop socket")?;
     write_pid(&config.run_dir())?;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!(

@@ -24,6 +24,7 @@ pub mod pop3;
 pub mod queue;
 pub mod rewrite;
 pub mod rfc5322;
+pub mod sendmail;
 pub mod smtp;
 pub mod store;
 pub mod tls;

@@ -173,13 +173,7 @@ fn main() -> ExitCode {
 fn classic_sendmail() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = load(None)?;
-    if args.iter().any(|a| a == "-bp") {
-        return admin::queue_list(&config);
-    }
-    if args.iter().any(|a| a == "-bi") {
-        return admin::newaliases(&config);
-    }
-    admin::sendmail(&config, &admin::parse_sendmail_args(&args)?)
+    merpati::sendmail::run(&config, &merpati::sendmail::parse_sendmail_args(&args)?)
 }
 
 /// The config file in use: `--config`, else `$MERPATI_CONFIG` (for the
@@ -250,7 +244,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             QueueCommand::Delete { id } => admin::queue_admin(&config, AdminOp::Delete, &id),
             QueueCommand::Requeue { id } => admin::queue_admin(&config, AdminOp::Requeue, &id),
         },
-        Command::Sendmail { args } => admin::sendmail(&config, &admin::parse_sendmail_args(&args)?),
+        Command::Sendmail { args } => {
+            merpati::sendmail::run(&config, &merpati::sendmail::parse_sendmail_args(&args)?)
+        }
         Command::Store(StoreCommand::Check) => admin::store_check(&config),
         Command::Newaliases => admin::newaliases(&config),
         Command::Mailq => admin::queue_list(&config),

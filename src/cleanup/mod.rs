@@ -41,6 +41,8 @@ pub struct Submission {
 pub struct Client {
     pub ip: Option<IpAddr>,
     pub helo: String,
+    /// The local user who submitted it (postdrop), for `from userid N`.
+    pub uid: Option<u32>,
 }
 
 impl Client {
@@ -187,7 +189,10 @@ fn received_line(s: &Submission, id: &QueueId, hostname: &str, date: &str) -> St
             };
             format!("from {helo} ({name} [{ip}])\r\n\tby {hostname} (Merpati)")
         }
-        None => format!("by {hostname} (Merpati, from userid local)"),
+        None => match s.client.uid {
+            Some(uid) => format!("by {hostname} (Merpati, from userid {uid})"),
+            None => format!("by {hostname} (Merpati, from userid local)"),
+        },
     };
     let protocol = if s.protocol.is_empty() {
         "ESMTP"
@@ -245,6 +250,7 @@ mod tests {
             client: Client {
                 ip: Some("127.0.0.1".parse().unwrap()),
                 helo: "localhost".into(),
+                uid: None,
             },
             protocol: "ESMTP".into(),
             complete_headers: true,

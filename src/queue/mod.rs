@@ -8,6 +8,7 @@ pub mod file;
 pub mod id;
 pub mod journal;
 pub mod pickup;
+pub mod postdrop;
 pub mod qmgr;
 pub mod spool;
 

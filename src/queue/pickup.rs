@@ -74,7 +74,7 @@ async fn collect(spool: &Arc<Spool>, cleanup: &Cleanup) {
 /// Maildrop is written by local users: re-check every address, so that a
 /// hand-made file cannot put CR/LF or other junk into the headers that
 /// cleanup and local delivery build from the envelope.
-fn envelope_is_sane(file: &crate::queue::file::QueueFile) -> bool {
+pub(crate) fn envelope_is_sane(file: &crate::queue::file::QueueFile) -> bool {
     let sender_ok = file.sender.is_empty() || Address::parse(&file.sender).is_ok();
     sender_ok
         && file

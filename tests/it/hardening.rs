@@ -27,7 +27,9 @@ fn data_dir_is_private_whatever_the_umask() {
         server.queues_holding(&id) == ["deferred"]
     }));
     let data = server.data_dir();
-    assert_eq!(mode(&data), 0o750);
+    // Traversable (to reach public/postdrop.sock), not listable.
+    assert_eq!(mode(&data), 0o751);
+    assert_eq!(mode(&data.join("public/postdrop.sock")), 0o666);
     assert_eq!(mode(&data.join("tls")), 0o700);
     assert_eq!(mode(&data.join("tls/key.pem")), 0o600);
     for file in files_under(&data) {

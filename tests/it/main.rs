@@ -18,6 +18,7 @@ mod queue_admin;
 mod relay;
 mod relay_client;
 mod routing;
+mod sendmail;
 mod smtp_clients;
 mod smtp_protocol;
 mod smtp_session;

@@ -85,6 +85,7 @@ fn client_name(peer: SocketAddr) -> String {
     Client {
         ip: Some(peer.ip()),
         helo: String::new(),
+        uid: None,
     }
     .describe()
 }
@@ -1023,6 +1024,7 @@ impl Session {
             client: Client {
                 ip: Some(self.peer.ip()),
                 helo: self.helo.clone().unwrap_or_default(),
+                uid: None,
             },
             protocol,
             envid: tx.mail.envid.unwrap_or_default(),

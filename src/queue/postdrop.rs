@@ -1,0 +1,180 @@
+//! postdrop: the way in for local users who may not write `maildrop`
+//! (Postfix's setgid postdrop(1)). `merpati sendmail` run by an ordinary
+//! user (cron, PHP `mail()`) cannot write into the queue (it is the
+//! daemon's, mode 0750), so it hands the message to this socket instead,
+//! world-writable in `<data_dir>/public/` (data_dir itself is 0751:
+//! traversable, not listable). The daemon learns the caller's uid from the
+//! kernel (SO_PEERCRED), records it in the Received: line and the log, and
+//! passes the message to cleanup; the client's answer says `queued as ID`
+//! only once cleanup has made the queue file durable.
+//!
+//! Wire format: the client sends one queue file ([`QueueFile::encode`])
+//! and half-closes; the answer is `0` + queue ID, or `1` + a reason.
+
+use super::file::QueueFile;
+use crate::cleanup::{Cleanup, Client, Submission};
+use crate::config::Config;
+use crate::live::Live;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub const SOCKET: &str = "postdrop.sock";
+/// How long a client may take to send its message.
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// Envelope and framing besides the message itself.
+const OVERHEAD: u64 = 1 << 20;
+
+/// `<data_dir>/public/postdrop.sock`.
+pub fn socket_path(config: &Config) -> PathBuf {
+    config.data_dir.join("public").join(SOCKET)
+}
+
+/// Binds the socket (daemon side) and serves it until `stop`.
+pub fn serve(
+    config: Arc<Live<Config>>,
+    cleanup: Arc<Cleanup>,
+    stop: CancellationToken,
+    tracker: &TaskTracker,
+) -> std::io::Result<()> {
+    let snapshot = config.get();
+    let public = snapshot.data_dir.join("public");
+    std::fs::create_dir_all(&public)?;
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o755))?;
+    // Traversable for everyone (to reach public/), listable by nobody else.
+    std::fs::set_permissions(&snapshot.data_dir, std::fs::Permissions::from_mode(0o751))?;
+    let path = socket_path(&snapshot);
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+    let inner = tracker.clone();
+    tracker.spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = stop.cancelled() => return,
+            };
+            let Ok((conn, _)) = accepted else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let cleanup = cleanup.clone();
+            let config = config.get();
+            inner.spawn(async move {
+                let _ = handle(conn, &config, &cleanup).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+async fn handle(
+    mut conn: tokio::net::UnixStream,
+    config: &Config,
+    cleanup: &Cleanup,
+) -> std::io::Result<()> {
+    let uid = conn.peer_cred().map(|c| c.uid()).ok();
+    let limit = config.smtp.message_size_limit.0.saturating_add(OVERHEAD);
+    let mut bytes = Vec::new();
+    let mut limited = (&mut conn).take(limit + 1);
+    let read = limited.read_to_end(&mut bytes);
+    let answer = match tokio::time::timeout(TIMEOUT, read).await {
+        Err(_) => Err("timeout reading the message".to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(_)) if bytes.len() as u64 > limit => Err(format!(
+            "message is larger than message_size_limit ({})",
+            config.smtp.message_size_limit.0
+        )),
+        Ok(Ok(_)) => accept(&bytes, uid, config, cleanup).await,
+    };
+    let reply = match answer {
+        Ok(id) => format!("0{id}"),
+        Err(why) => {
+            tracing::warn!(
+                "postdrop: refused a message from uid={}: {why}",
+                uid_text(uid)
+            );
+            format!("1{why}")
+        }
+    };
+    conn.write_all(reply.as_bytes()).await
+}
+
+fn uid_text(uid: Option<u32>) -> String {
+    uid.map_or_else(|| "unknown".into(), |u| u.to_string())
+}
+
+async fn accept(
+    bytes: &[u8],
+    uid: Option<u32>,
+    config: &Config,
+    cleanup: &Cleanup,
+) -> Result<String, String> {
+    let file = QueueFile::decode(bytes, true).map_err(|e| format!("malformed request: {e}"))?;
+    if !super::pickup::envelope_is_sane(&file) {
+        return Err("bad sender or recipient address".into());
+    }
+    if file.recipients.len() > config.smtp.max_recipients {
+        return Err(format!(
+            "too many recipients (smtp.max_recipients = {})",
+            config.smtp.max_recipients
+        ));
+    }
+    if file.body.len() as u64 > config.smtp.message_size_limit.0 {
+        return Err("message is larger than message_size_limit".into());
+    }
+    let submission = Submission {
+        sender: file.sender.clone(),
+        recipients: file.recipients,
+        message: file.body,
+        client: Client {
+            uid,
+            ..Client::default()
+        },
+        protocol: "local".into(),
+        complete_headers: true,
+        envid: file.envid,
+        ret: file.ret,
+        ..Default::default()
+    };
+    match cleanup.submit(submission).await {
+        Ok(id) => {
+            tracing::info!(queue_id = %id, "{id}: uid={} from=<{}>", uid_text(uid), file.sender);
+            Ok(id.to_string())
+        }
+        Err(e) => Err(format!("cannot queue the message, try again later: {e}")),
+    }
+}
+
+/// Client side (`merpati sendmail` without write access to maildrop):
+/// `Ok(None)` when no daemon listens.
+pub fn submit(path: &Path, file: &QueueFile) -> std::io::Result<Option<Result<String, String>>> {
+    use std::io::{Read, Write};
+    let mut conn = match std::os::unix::net::UnixStream::connect(path) {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    conn.write_all(&file.encode())?;
+    conn.shutdown(std::net::Shutdown::Write)?;
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer)?;
+    let text = String::from_utf8_lossy(answer.get(1..).unwrap_or_default()).into_owned();
+    Ok(Some(match answer.first() {
+        Some(b'0') => Ok(text),
+        Some(_) => Err(text),
+        None => Err("the daemon closed the connection".into()),
+    }))
+}
