@@ -220,9 +220,17 @@ impl Spool {
         for dir in &self.dirs {
             for entry in fs::read_dir(&dir.path)? {
                 let entry = entry?;
-                if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(TMP_PREFIX) {
                     tracing::info!(file = %entry.path().display(), "discarding half-written file");
                     let _ = fs::remove_file(entry.path());
+                } else if QueueId::parse(&name).is_none() {
+                    // Never delivered, never deleted: the admin must see it.
+                    tracing::warn!(
+                        "{}: not a queue file (the name is not a queue ID); ignored, move it away",
+                        entry.path().display()
+                    );
                 }
             }
         }

@@ -323,3 +323,20 @@ fn a_damaged_store_is_reported_not_panicked_on() {
     let out = server.cli(&["store", "check"]);
     assert_success(&out, "store check after restoring");
 }
+
+/// A file in a queue directory that is not named like a queue ID is never
+/// delivered nor deleted, and the log says so at start.
+#[test]
+fn stray_files_in_the_queue_are_logged() {
+    let mut server = server();
+    server.kill9();
+    let stray = server.queue_dir("incoming").join("message.eml");
+    std::fs::write(&stray, "Subject: dropped here by hand\r\n\r\nx\r\n").unwrap();
+    server.spawn();
+    assert!(
+        server.wait_for_log("message.eml: not a queue file", 1),
+        "{}",
+        server.log()
+    );
+    assert!(stray.exists());
+}

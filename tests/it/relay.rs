@@ -475,3 +475,35 @@ fn a_backlog_for_one_destination_shares_one_connection() {
         sessions.len()
     );
 }
+
+/// `queue flush` forgets dead marks, as `postqueue -f` does: the admin
+/// says the peer is back, so the mail goes now, not after `dead_time`.
+#[test]
+fn a_flush_forgets_dead_destinations() {
+    let dns = zone();
+    let mut b = instance_b();
+    let a = Builder::default()
+        .dns(&dns.config())
+        .tail(&format!("[relay]\nport = {}\ndead_time = \"1h\"", b.port))
+        .queue("min_backoff = \"1h\"\nmax_backoff = \"2h\"")
+        .start();
+    b.kill9();
+    let mut c = a.connect();
+    c.reply();
+    c.cmd("EHLO client");
+    let id = queue_id(&c.send_mail(
+        "alice@localhost",
+        &["bob@b.test"],
+        "Subject: after the fix\r\n\r\nx\r\n",
+    ));
+    let log = wait_for_log(&a, "marked dead");
+    assert!(log.contains(&format!("{id}: to=<bob@b.test>")), "{log}");
+    b.spawn();
+    a.cli_ok(&["queue", "flush"]);
+    assert_eq!(b.wait_for_mail("bob@b.test", 1).len(), 1, "{}", a.log());
+    assert!(
+        a.log().contains("dead mark cleared by a queue flush"),
+        "{}",
+        a.log()
+    );
+}
