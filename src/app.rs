@@ -183,6 +183,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         auth: auth.clone(),
         tls: tls_live.clone(),
         shutdown: front_stop.clone(),
+        user_ip: Default::default(),
     });
     let pop3 = Arc::new(Pop3Service {
         config: shared_config.clone(),
@@ -190,6 +191,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         auth,
         tls: tls_live.clone(),
         shutdown: front_stop.clone(),
+        user_ip: Default::default(),
     });
     let mailbox_listeners = [
         (

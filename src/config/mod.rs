@@ -174,7 +174,12 @@ pub struct Service<P: Protocol> {
     /// webmail on the same host). Never from anywhere else.
     pub plaintext_auth_on_loopback: bool,
     pub max_connections: usize,
+    /// Connections from one address before login (NAT gateways carry
+    /// many users: keep it high; the per-user bound is below).
     pub max_connections_per_client: usize,
+    /// Logged-in sessions of one account from one address (Dovecot's
+    /// `mail_max_userip_connections`).
+    pub max_userip_connections: usize,
     /// Idle time before the server closes the session.
     pub idle_timeout: Span,
     /// Time from connect to a successful login; "0s" for none.
@@ -200,7 +205,8 @@ impl<P: Protocol> Default for Service<P> {
             ],
             plaintext_auth_on_loopback: true,
             max_connections: 10_000,
-            max_connections_per_client: 20,
+            max_connections_per_client: 200,
+            max_userip_connections: 10,
             idle_timeout: P::IDLE_TIMEOUT,
             login_timeout: Span::secs(120),
             line_length_limit: 8192,

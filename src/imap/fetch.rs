@@ -53,7 +53,7 @@ impl Session {
             items.push(FetchAtt::ModSeq);
         }
         if items.contains(&FetchAtt::ModSeq) {
-            self.condstore = true;
+            self.enable_condstore();
         }
         // A few messages out of many are looked up one by one; otherwise
         // one walk over the mailbox is cheaper.

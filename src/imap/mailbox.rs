@@ -64,10 +64,10 @@ impl Session {
                 subscribed_only,
                 options,
             } => CommandKind::List {
-                reference: decode_mutf7(&reference)?,
+                reference: decode_pattern(&reference)?,
                 patterns: patterns
                     .iter()
-                    .map(|p| decode_mutf7(p))
+                    .map(|p| decode_pattern(p))
                     .collect::<Result<_, _>>()?,
                 subscribed_only,
                 options,
@@ -450,6 +450,16 @@ fn decode_mutf7(raw: &str) -> Result<String, CmdError> {
             format!("Mailbox name is not valid modified UTF-7: {e}"),
         )
     })
+}
+
+/// A LIST reference or pattern: not a mailbox name, so text that is not
+/// canonical modified UTF-7 (`&'` in `LIST "" "!#$&'+,-..."`) is matched
+/// as it is (it then matches no stored name) instead of being refused.
+fn decode_pattern(raw: &str) -> Result<String, CmdError> {
+    match decode_mutf7(raw) {
+        Err(CmdError::No(..)) => Ok(raw.to_string()),
+        other => other,
+    }
 }
 
 /// The special use CREATE asks for (RFC 6154 §3).

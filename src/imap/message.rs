@@ -515,6 +515,8 @@ pub fn write_envelope(header: &[u8], out: &mut Vec<u8>) {
 enum EnvelopeAddress {
     Mailbox {
         name: Option<String>,
+        /// The source route (`@a,@b`), RFC 3501's `addr-adl`.
+        adl: Option<String>,
         local: Option<String>,
         host: Option<String>,
     },
@@ -524,7 +526,16 @@ enum EnvelopeAddress {
 
 fn envelope_addresses(value: &mail_parser::Address<'_>) -> Vec<EnvelopeAddress> {
     let mailbox = |a: &mail_parser::Addr<'_>| {
-        let (local, host) = match a.address.as_deref() {
+        // `<@route1,@route2:user@domain>` (RFC 5322 §4.4 obs-route): the
+        // route goes into the adl field, not into the local part.
+        let (adl, addr) = match a.address.as_deref() {
+            Some(addr) if addr.starts_with('@') => match addr.split_once(':') {
+                Some((route, rest)) => (Some(route.to_string()), Some(rest)),
+                None => (None, Some(addr)),
+            },
+            other => (None, other),
+        };
+        let (local, host) = match addr {
             Some(addr) => match addr.rsplit_once('@') {
                 Some((l, h)) => (Some(l.to_string()), Some(h.to_string())),
                 None => (Some(addr.to_string()), None),
@@ -533,6 +544,7 @@ fn envelope_addresses(value: &mail_parser::Address<'_>) -> Vec<EnvelopeAddress> 
         };
         EnvelopeAddress::Mailbox {
             name: a.name.as_deref().map(encode_word),
+            adl,
             local,
             host,
         }
@@ -545,7 +557,14 @@ fn envelope_addresses(value: &mail_parser::Address<'_>) -> Vec<EnvelopeAddress> 
                 match &g.name {
                     Some(name) => {
                         out.push(EnvelopeAddress::GroupStart(encode_word(name)));
-                        out.extend(g.addresses.iter().map(mailbox));
+                        // A comment inside a group (`group: (foo) ;`) is
+                        // parsed as a name without an address: not a member.
+                        out.extend(
+                            g.addresses
+                                .iter()
+                                .filter(|a| a.address.is_some())
+                                .map(mailbox),
+                        );
                         out.push(EnvelopeAddress::GroupEnd);
                     }
                     None => out.extend(g.addresses.iter().map(mailbox)),
@@ -576,16 +595,26 @@ fn write_address_list(out: &mut Vec<u8>, list: Option<&[EnvelopeAddress]>) {
     };
     out.push(b'(');
     for a in list {
-        let (name, local, host) = match a {
-            EnvelopeAddress::Mailbox { name, local, host } => {
-                (name.as_deref(), local.as_deref(), host.as_deref())
-            }
-            EnvelopeAddress::GroupStart(name) => (None, Some(name.as_str()), None),
-            EnvelopeAddress::GroupEnd => (None, None, None),
+        let (name, adl, local, host) = match a {
+            EnvelopeAddress::Mailbox {
+                name,
+                adl,
+                local,
+                host,
+            } => (
+                name.as_deref(),
+                adl.as_deref(),
+                local.as_deref(),
+                host.as_deref(),
+            ),
+            EnvelopeAddress::GroupStart(name) => (None, None, Some(name.as_str()), None),
+            EnvelopeAddress::GroupEnd => (None, None, None, None),
         };
         out.push(b'(');
         nstring(out, name.map(str::as_bytes));
-        out.extend_from_slice(b" NIL ");
+        out.push(b' ');
+        nstring(out, adl.map(str::as_bytes));
+        out.push(b' ');
         nstring(out, local.map(str::as_bytes));
         out.push(b' ');
         nstring(out, host.map(str::as_bytes));
@@ -847,6 +876,24 @@ epilogue\r\n";
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "(\"Mon, 1 Jan 2024 10:00:00 +0000\" \"nested\" ((\"Alice\" NIL \"alice\" \"example.com\")) ((\"Alice\" NIL \"alice\" \"example.com\")) ((\"Alice\" NIL \"alice\" \"example.com\")) ((NIL NIL \"bob\" \"example.com\")(\"Carol C\" NIL \"carol\" \"example.com\")) NIL NIL NIL \"<m1@example.com>\")"
+        );
+    }
+
+    #[test]
+    fn envelope_routes_and_group_comments() {
+        let mut out = Vec::new();
+        write_envelope(
+            b"From: <@route:user@domain>\r\nTo: group2: (foo) ;, a@x\r\n\r\n",
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("((NIL \"@route\" \"user\" \"domain\"))"),
+            "{text}"
+        );
+        assert!(
+            text.contains("((NIL NIL \"group2\" NIL)(NIL NIL NIL NIL)(NIL NIL \"a\" \"x\"))"),
+            "{text}"
         );
     }
 

@@ -51,6 +51,8 @@ pub struct ImapService {
     pub tls: Arc<Live<Arc<rustls::ServerConfig>>>,
     /// Cancelled on SIGTERM.
     pub shutdown: CancellationToken,
+    /// Logged-in sessions per (account, client address).
+    pub user_ip: Arc<crate::net::anvil::Anvil<(String, std::net::IpAddr)>>,
 }
 
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);

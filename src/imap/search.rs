@@ -54,23 +54,32 @@ impl Session {
         let recent = sel.recent.clone();
         let key = key.clone();
         let uses_modseq = mentions_modseq(&key);
-        let (hits, max_modseq) = self
+        let (hits, modseqs) = self
             .blocking(move |s| {
                 let metas = metas_with_recent(s, id, &recent)?;
                 let (hits, max) = evaluate_all(s, id, &view, &metas, &key, &saved, &|_| (), false)?;
                 let hits: Vec<(u32, Uid)> =
                     hits.into_iter().map(|(seq, uid, ())| (seq, uid)).collect();
-                Ok((hits, max))
+                let of = |hit: Option<&(u32, Uid)>| {
+                    hit.and_then(|(_, uid)| metas.get(uid))
+                        .map_or(0, |m| m.modseq)
+                };
+                let modseqs = HitModseqs {
+                    all: max,
+                    first: of(hits.first()),
+                    last: of(hits.last()),
+                };
+                Ok((hits, modseqs))
             })
             .await?;
         if uses_modseq {
-            self.condstore = true;
+            self.enable_condstore();
         }
         // IMAP4rev2 has no SEARCH response: ESEARCH with ALL by default
         // (RFC 9051 §6.4.4).
         let ret = ret.or(self.rev2.then_some(&[SearchReturn::All][..]));
         if let Some(ret) = ret {
-            self.esearch(tag, by_uid, &hits, ret, uses_modseq.then_some(max_modseq))?;
+            self.esearch(tag, by_uid, &hits, ret, uses_modseq.then_some(modseqs))?;
             return Ok(Done::ok("SEARCH completed"));
         }
         let mut line = String::from("SEARCH");
@@ -79,7 +88,7 @@ impl Session {
             line.push_str(&if by_uid { uid.0 } else { *seq }.to_string());
         }
         if uses_modseq && !hits.is_empty() {
-            line.push_str(&format!(" (MODSEQ {max_modseq})"));
+            line.push_str(&format!(" (MODSEQ {})", modseqs.all));
         }
         self.untagged(&line);
         Ok(Done::ok("SEARCH completed"))
@@ -112,7 +121,7 @@ impl Session {
             line.push_str(&n.to_string());
         }
         if uses_modseq && !numbers.is_empty() {
-            line.push_str(&format!(" (MODSEQ {max_modseq})"));
+            line.push_str(&format!(" (MODSEQ {})", max_modseq));
         }
         self.untagged(&line);
         Ok(Done::ok("SORT completed"))
@@ -168,7 +177,7 @@ impl Session {
         let recent = sel.recent.clone();
         let key = key.clone();
         if mentions_modseq(&key) {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let result = self
             .blocking(move |s| {
@@ -198,7 +207,7 @@ impl Session {
         by_uid: bool,
         hits: &[(u32, Uid)],
         ret: &[SearchReturn],
-        modseq: Option<u64>,
+        modseq: Option<HitModseqs>,
     ) -> Result<(), super::session::CmdError> {
         let has = |r: SearchReturn| ret.contains(&r);
         if has(SearchReturn::Save) {
@@ -251,7 +260,23 @@ impl Session {
         if let Some(m) = modseq
             && !numbers.is_empty()
         {
-            out.push_str(&format!(" MODSEQ {m}"));
+            // RFC 4731 §3.2 / RFC 7162 §3.1.5: the highest modseq of the
+            // messages returned; with only MIN and/or MAX, those are just
+            // the first and the last match.
+            let returned_all = has(SearchReturn::All) || has(SearchReturn::Count);
+            let value = if returned_all {
+                m.all
+            } else {
+                let mut v = 0;
+                if has(SearchReturn::Min) {
+                    v = v.max(m.first);
+                }
+                if has(SearchReturn::Max) {
+                    v = v.max(m.last);
+                }
+                if v == 0 { m.all } else { v }
+            };
+            out.push_str(&format!(" MODSEQ {value}"));
         }
         out.push_str("\r\n");
         self.out.extend_from_slice(out.as_bytes());
@@ -482,6 +507,15 @@ fn secs_i64(secs: u64) -> i64 {
 /// The mailbox's messages by UID, with `\Recent` added to the flags of
 /// the session's recent ones (`recent`: its claimed UID ranges) so that
 /// the RECENT, NEW and OLD keys see them.
+/// Modseqs of a search's matches: the highest of all, and those of the
+/// first and the last (for MIN/MAX).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HitModseqs {
+    all: u64,
+    first: u64,
+    last: u64,
+}
+
 fn metas_with_recent(
     s: &dyn MailStore,
     id: MailboxId,

@@ -64,9 +64,37 @@ pub(super) struct Selected {
     /// Lowest modseq of an expunge not yet reported (held back during
     /// FETCH, STORE, SEARCH): HIGHESTMODSEQ must stay below it meanwhile.
     held_expunge_modseq: Option<u64>,
+    /// Keywords announced in FLAGS (and PERMANENTFLAGS) so far.
+    keywords: Vec<String>,
 }
 
 impl Selected {
+    /// RFC 3501 §7.2.6: when messages carry a keyword the client has not
+    /// been told about, FLAGS (and PERMANENTFLAGS, §7.1) are sent again,
+    /// before the FETCH that shows it. Returns those lines, if any.
+    pub fn announce_keywords<'a>(&mut self, flags: impl Iterator<Item = &'a String>) -> Vec<u8> {
+        let mut fresh = false;
+        for flag in flags {
+            if flag.starts_with('\\') || self.keywords.iter().any(|k| k.eq_ignore_ascii_case(flag))
+            {
+                continue;
+            }
+            self.keywords.push(flag.clone());
+            fresh = true;
+        }
+        if !fresh {
+            return Vec::new();
+        }
+        let mut all: Vec<String> = SYSTEM_FLAGS.iter().map(|f| f.to_string()).collect();
+        all.extend(self.keywords.iter().cloned());
+        flags_lines(&all, self.read_only)
+    }
+
+    /// The highest modseq the client has been told about.
+    pub fn known_modseq(&self) -> u64 {
+        self.known_modseq
+    }
+
     /// Sequence number of a UID in the view.
     pub fn seq_of(&self, uid: Uid) -> Option<u32> {
         self.uids
@@ -353,6 +381,7 @@ impl Session {
         if sel.uids.len() != before || !out.is_empty() {
             out.extend_from_slice(exists_lines(sel, rev2).as_bytes());
         }
+        out.extend_from_slice(&sel.announce_keywords(metas.iter().flat_map(|m| m.flags.iter())));
         let changed: Vec<Uid> = if sel.lagged {
             metas
                 .iter()
@@ -467,20 +496,7 @@ impl Session {
         let (snap, first_recent) = snap;
         let mut flags: Vec<String> = SYSTEM_FLAGS.iter().map(|f| f.to_string()).collect();
         flags.extend(snap.keywords.iter().cloned());
-        let mut line = b"* FLAGS ".to_vec();
-        flag_list(&mut line, &flags);
-        line.extend_from_slice(b"\r\n");
-        self.out.extend_from_slice(&line);
-        if read_only {
-            self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
-        } else {
-            let mut permanent = flags.clone();
-            permanent.push("\\*".into());
-            let mut line = b"* OK [PERMANENTFLAGS ".to_vec();
-            flag_list(&mut line, &permanent);
-            line.extend_from_slice(b"] Flags permitted\r\n");
-            self.out.extend_from_slice(&line);
-        }
+        self.out.extend_from_slice(&flags_lines(&flags, read_only));
         let info = snap.info;
         let highest = snap.highest_modseq.max(1);
         let mut sel = Selected {
@@ -502,6 +518,7 @@ impl Session {
             recent: Vec::new(),
             track_recent,
             held_expunge_modseq: None,
+            keywords: snap.keywords.clone(),
         };
         if let Some(first) = first_recent {
             sel.add_recent(first, info.uid_next);
@@ -690,4 +707,21 @@ fn claim_recent(
     up_to: u32,
 ) -> Result<Uid, StoreError> {
     store.claim_recent(mailbox, Uid(if read_only { 0 } else { up_to }))
+}
+
+/// `* FLAGS (...)` and `* OK [PERMANENTFLAGS (... \\*)]` for `flags`.
+fn flags_lines(flags: &[String], read_only: bool) -> Vec<u8> {
+    let mut out = b"* FLAGS ".to_vec();
+    flag_list(&mut out, flags);
+    out.extend_from_slice(b"\r\n");
+    if read_only {
+        out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+    } else {
+        let mut permanent = flags.to_vec();
+        permanent.push("\\*".into());
+        out.extend_from_slice(b"* OK [PERMANENTFLAGS ");
+        flag_list(&mut out, &permanent);
+        out.extend_from_slice(b"] Flags permitted\r\n");
+    }
+    out
 }

@@ -135,6 +135,8 @@ pub(super) struct Session {
     pub failed_logins: crate::auth::FailedLogins,
     /// Until a successful login.
     login_deadline: crate::net::deadline::LoginDeadline,
+    /// This session's place in the (account, address) count.
+    user_ip_slot: Option<crate::net::anvil::Slot<(String, std::net::IpAddr)>>,
     pub selected: Option<Selected>,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in unsolicited FETCH.
     pub condstore: bool,
@@ -166,6 +168,7 @@ impl Session {
             account: None,
             failed_logins: Default::default(),
             login_deadline: crate::net::deadline::LoginDeadline::start(login_timeout),
+            user_ip_slot: None,
             selected: None,
             condstore: false,
             qresync: false,
@@ -315,10 +318,10 @@ impl Session {
                 let mut enabled = Vec::new();
                 for cap in caps {
                     match cap.as_str() {
-                        "CONDSTORE" => self.condstore = true,
+                        "CONDSTORE" => self.enable_condstore(),
                         // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
                         "QRESYNC" => {
-                            self.condstore = true;
+                            self.enable_condstore();
                             self.qresync = true;
                         }
                         // RFC 9051 §5.1: IMAP4rev2 names mailboxes in UTF-8;
@@ -622,6 +625,21 @@ impl Session {
     async fn log_in(&mut self, user: &str, password: &str, method: &str) -> CmdResult {
         match self.svc.auth.login(self.peer.ip(), user, password).await {
             Ok(account) => {
+                let limit = self.config.imap.max_userip_connections;
+                let key = (account.clone(), self.peer.ip());
+                let Some(slot) = self.svc.user_ip.take(key, limit) else {
+                    tracing::warn!(
+                        "login refused: user=<{account}>, rip={}: more than {limit} sessions (imap.max_userip_connections)",
+                        self.peer.ip()
+                    );
+                    return Err(CmdError::No(
+                        Some("LIMIT"),
+                        format!(
+                            "Maximum number of connections from user+IP exceeded (max_userip_connections={limit})"
+                        ),
+                    ));
+                };
+                self.user_ip_slot = Some(slot);
                 tracing::info!("login: {account}");
                 self.account = Some(account);
                 self.login_deadline.clear();
@@ -644,6 +662,20 @@ impl Session {
                 Some("UNAVAILABLE"),
                 "Temporary authentication failure".into(),
             )),
+        }
+    }
+
+    /// RFC 7162 §3.1: the first CONDSTORE-enabling command (ENABLE, FETCH
+    /// MODSEQ, SEARCH MODSEQ, STORE UNCHANGEDSINCE...) issued with a mailbox
+    /// selected is followed by the mailbox's HIGHESTMODSEQ, so the client
+    /// has a starting point.
+    pub(super) fn enable_condstore(&mut self) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let Some(modseq) = self.selected.as_ref().map(|s| s.known_modseq()) {
+            self.untagged(&format!("OK [HIGHESTMODSEQ {modseq}] Highest"));
         }
     }
 

@@ -133,19 +133,19 @@ impl Fields {
                 self.sent = date.to_timestamp();
             }
             if needs.from {
-                self.from = ascii_casemap(&addr_mailbox(first(msg.from())));
+                self.from = ascii_casemap(&addr_mailbox(first(msg.from()).as_ref()));
             }
             if needs.to {
-                self.to = ascii_casemap(&addr_mailbox(first(msg.to())));
+                self.to = ascii_casemap(&addr_mailbox(first(msg.to()).as_ref()));
             }
             if needs.cc {
-                self.cc = ascii_casemap(&addr_mailbox(first(msg.cc())));
+                self.cc = ascii_casemap(&addr_mailbox(first(msg.cc()).as_ref()));
             }
             if needs.display_from {
-                self.display_from = unicode_casemap(&display(first(msg.from())));
+                self.display_from = unicode_casemap(&display(first(msg.from()).as_ref()));
             }
             if needs.display_to {
-                self.display_to = unicode_casemap(&display(first(msg.to())));
+                self.display_to = unicode_casemap(&display(first(msg.to()).as_ref()));
             }
         }
         if needs.threading {
@@ -192,15 +192,36 @@ fn compare(a: &Fields, b: &Fields, criteria: &[SortCriterion]) -> Ordering {
     a.seq.cmp(&b.seq)
 }
 
-/// The first mailbox of an address field (inside a group if need be).
-fn first<'a, 'x>(field: Option<&'a mail_parser::Address<'x>>) -> Option<&'a mail_parser::Addr<'x>> {
-    field.and_then(mail_parser::Address::first)
+/// The first entry of an address field as ENVELOPE lists it: a group's
+/// start (its name) or a mailbox.
+enum First<'a, 'x> {
+    Group(&'a str),
+    Mailbox(&'a mail_parser::Addr<'x>),
+}
+
+/// RFC 5256 §2.2: the sort key comes from the first ENVELOPE address
+/// entry, which for `Cc: team: a@x;` is the group (`team`), not `a@x`.
+fn first<'a, 'x>(field: Option<&'a mail_parser::Address<'x>>) -> Option<First<'a, 'x>> {
+    match field? {
+        mail_parser::Address::List(list) => list.first().map(First::Mailbox),
+        mail_parser::Address::Group(groups) => {
+            let group = groups.first()?;
+            match group.name.as_deref() {
+                Some(name) => Some(First::Group(name)),
+                None => group.addresses.first().map(First::Mailbox),
+            }
+        }
+    }
 }
 
 /// `addr-mailbox` of an address (RFC 3501 ENVELOPE): the local part, or
-/// empty when there is no address.
-fn addr_mailbox(addr: Option<&mail_parser::Addr<'_>>) -> String {
-    let address = addr.and_then(|a| a.address.as_deref()).unwrap_or_default();
+/// empty when there is no address; a group's name.
+fn addr_mailbox(addr: Option<&First<'_, '_>>) -> String {
+    let address = match addr {
+        Some(First::Group(name)) => return name.to_string(),
+        Some(First::Mailbox(a)) => a.address.as_deref().unwrap_or_default(),
+        None => "",
+    };
     match address.rsplit_once('@') {
         Some((local, _)) => local.to_string(),
         None => address.to_string(),
@@ -208,10 +229,12 @@ fn addr_mailbox(addr: Option<&mail_parser::Addr<'_>>) -> String {
 }
 
 /// RFC 5957 §3: the decoded display name if not empty, else
-/// `mailbox@host`, else the mailbox, else empty.
-fn display(addr: Option<&mail_parser::Addr<'_>>) -> String {
-    let Some(addr) = addr else {
-        return String::new();
+/// `mailbox@host`, else the mailbox, else empty; a group's name.
+fn display(addr: Option<&First<'_, '_>>) -> String {
+    let addr = match addr {
+        None => return String::new(),
+        Some(First::Group(name)) => return name.to_string(),
+        Some(First::Mailbox(addr)) => addr,
     };
     let name = addr.name.as_deref().unwrap_or_default().trim();
     if !name.is_empty() {
@@ -457,7 +480,8 @@ References: <r1@example.com> (comment)\r\n <r2@example.com>\r\n\
         assert_eq!(f.sent, 1_704_189_600);
         assert_eq!(f.from, "JUERGEN");
         assert_eq!(f.to, "ZED");
-        assert_eq!(f.cc, "CAROL");
+        // RFC 5256: the first ENVELOPE entry of a group is the group.
+        assert_eq!(f.cc, "TEAM");
         assert_eq!(f.display_from, "JÜRGEN");
         assert_eq!(f.display_to, "ZED@EXAMPLE.COM");
         assert_eq!(f.message_id.as_deref(), Some("abc@example.com"));
@@ -491,6 +515,10 @@ References: <r1@example.com> (comment)\r\n <r2@example.com>\r\n\
         assert_eq!(f.message_id, None);
         // A bare word is a display name without an address (as ENVELOPE
         // shows it); an address without a domain is its own mailbox.
+        // A group sorts by its name (the first ENVELOPE entry).
+        let f = fields_of("To: empty:;\r\nCc: team: a@x;\r\n\r\n", all());
+        assert_eq!((f.to.as_str(), f.display_to.as_str()), ("EMPTY", "EMPTY"));
+        assert_eq!(f.cc.as_str(), "TEAM");
         let f = fields_of("From: bob\r\nTo: <zed>\r\nCc: <@>\r\n\r\n", all());
         assert_eq!((f.from.as_str(), f.display_from.as_str()), ("", "BOB"));
         assert_eq!((f.to.as_str(), f.display_to.as_str()), ("ZED", "ZED"));

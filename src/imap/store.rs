@@ -23,7 +23,7 @@ impl Session {
         let id = sel.id;
         let targets = sel.resolve(set, by_uid);
         if unchanged_since.is_some() {
-            self.condstore = true;
+            self.enable_condstore();
         }
         // \Recent cannot be set by clients (RFC 3501 §2.3.2).
         let flags: Vec<String> = flags
@@ -49,7 +49,7 @@ impl Session {
         for (uid, (_, modseq)) in &changed {
             sel.own_change(*uid, *modseq);
         }
-        let mut out = Vec::new();
+        let mut out = sel.announce_keywords(changed.values().flat_map(|(flags, _)| flags.iter()));
         let mut modified = Vec::new();
         for (seq, uid) in targets {
             let Some(meta) = metas.get(&uid) else {

@@ -3,36 +3,46 @@
 //! slot.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-#[derive(Default)]
-pub struct Anvil {
-    counts: Mutex<HashMap<IpAddr, usize>>,
+/// Counts per key: a client address before login, (account, address)
+/// after it (Dovecot's `mail_max_userip_connections`).
+pub struct Anvil<K: Eq + Hash + Clone = IpAddr> {
+    counts: Mutex<HashMap<K, usize>>,
 }
 
-pub struct Slot {
-    anvil: Arc<Anvil>,
-    ip: IpAddr,
+impl<K: Eq + Hash + Clone> Default for Anvil<K> {
+    fn default() -> Self {
+        Anvil {
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
-impl Anvil {
-    /// Takes a slot for `ip` unless it already holds `limit` of them.
-    pub fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<Slot> {
+pub struct Slot<K: Eq + Hash + Clone = IpAddr> {
+    anvil: Arc<Anvil<K>>,
+    ip: K,
+}
+
+impl<K: Eq + Hash + Clone> Anvil<K> {
+    /// Takes a slot for `key` unless it already holds `limit` of them.
+    pub fn take(self: &Arc<Self>, key: K, limit: usize) -> Option<Slot<K>> {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let count = counts.entry(ip).or_insert(0);
+        let count = counts.entry(key.clone()).or_insert(0);
         if *count >= limit {
             return None;
         }
         *count += 1;
         Some(Slot {
             anvil: self.clone(),
-            ip,
+            ip: key,
         })
     }
 }
 
-impl Drop for Slot {
+impl<K: Eq + Hash + Clone> Drop for Slot<K> {
     fn drop(&mut self) {
         let mut counts = self.anvil.counts.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(count) = counts.get_mut(&self.ip) {

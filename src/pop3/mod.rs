@@ -33,6 +33,8 @@ pub struct Pop3Service {
     pub tls: Arc<Live<Arc<rustls::ServerConfig>>>,
     /// Cancelled on SIGTERM.
     pub shutdown: CancellationToken,
+    /// Logged-in sessions per (account, client address).
+    pub user_ip: Arc<crate::net::anvil::Anvil<(String, std::net::IpAddr)>>,
 }
 
 /// Serves one connection; `implicit_tls` for the RFC 8314 port.

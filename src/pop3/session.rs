@@ -307,6 +307,8 @@ struct Session {
     failed_logins: crate::auth::FailedLogins,
     /// Until a successful login.
     login_deadline: crate::net::deadline::LoginDeadline,
+    /// This session's place in the (account, address) count.
+    user_ip_slot: Option<crate::net::anvil::Slot<(String, std::net::IpAddr)>>,
 }
 
 impl Session {
@@ -328,6 +330,7 @@ impl Session {
             auth_failures: 0,
             failed_logins: Default::default(),
             login_deadline: crate::net::deadline::LoginDeadline::start(login_timeout),
+            user_ip_slot: None,
         }
     }
 
@@ -717,6 +720,23 @@ impl Session {
                 return Ok(());
             }
         };
+        let limit = self.config.pop3.max_userip_connections;
+        let Some(slot) = self
+            .svc
+            .user_ip
+            .take((account.clone(), self.peer.ip()), limit)
+        else {
+            tracing::warn!(
+                "login refused: user=<{account}>, rip={}: more than {limit} sessions (pop3.max_userip_connections)",
+                self.peer.ip()
+            );
+            self.reply(Reply::err_code(
+                Code::InUse,
+                "Maximum number of connections from user+IP exceeded",
+            ));
+            return Ok(());
+        };
+        self.user_ip_slot = Some(slot);
         let Some(lock) = MaildropLock::acquire(&self.svc.store, &account) else {
             tracing::info!("login: user=<{account}>, method={method}: maildrop in use");
             self.reply(Reply::err_code(

@@ -254,13 +254,26 @@ impl Server {
         }
     }
 
-    /// Sends a signal (SIGTERM, SIGHUP...) to the daemon.
+    /// Sends a signal ("TERM", "HUP", "USR1"...) to the daemon, with
+    /// kill(2) itself: a fresh machine may have no kill(1) (procps).
     pub fn signal(&self, signal: &str) {
-        if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .arg(format!("-{signal}"))
-                .arg(child.id().to_string())
-                .status();
+        let number = match signal {
+            "TERM" => libc::SIGTERM,
+            "HUP" => libc::SIGHUP,
+            "USR1" => libc::SIGUSR1,
+            "INT" => libc::SIGINT,
+            "KILL" => libc::SIGKILL,
+            "STOP" => libc::SIGSTOP,
+            "CONT" => libc::SIGCONT,
+            other => panic!("unknown signal {other}"),
+        };
+        if let Some(child) = &self.child
+            && let Ok(pid) = libc::pid_t::try_from(child.id())
+        {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, number);
+            }
         }
     }
 

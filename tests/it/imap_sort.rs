@@ -198,7 +198,10 @@ fn sort_with_search_keys_and_errors() {
     for (command, want) in table {
         assert_eq!(c.only(command), want, "{command}");
     }
-    // MODSEQ in the key: the highest modseq comes along (RFC 7162).
+    // MODSEQ in the key: the highest modseq comes along (RFC 7162); the
+    // first such command also enables CONDSTORE (§3.1: HIGHESTMODSEQ).
+    let r = c.ok("SORT (SIZE) UTF-8 MODSEQ 1");
+    assert!(r.starts_with("* OK [HIGHESTMODSEQ "), "{r}");
     let r = c.only("SORT (SIZE) UTF-8 MODSEQ 1");
     assert!(r.starts_with("* SORT 6 2 4 1 5 3 (MODSEQ "), "{r}");
     assert_eq!(c.only("SORT (SIZE) UTF-8 MODSEQ 999999"), "* SORT");

@@ -10,6 +10,7 @@ mod hardening;
 mod harness;
 mod imap;
 mod imap_client;
+mod imap_conformance;
 mod imap_sort;
 mod imap_utf8;
 mod log_tools;

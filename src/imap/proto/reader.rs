@@ -47,6 +47,9 @@ enum State {
     Discard,
 }
 
+/// The longest ID command line (RFC 2971's maximum with quoting to spare).
+pub const ID_LINE_LIMIT: usize = 40 * 1024;
+
 /// Lines of one command beyond the first allowed besides the literals.
 const EXTRA_LINES: usize = 8;
 
@@ -186,10 +189,11 @@ impl CommandReader {
                 }
                 State::Line => {
                     let unread = self.unread();
+                    let limit = self.limit_for(unread);
                     let Some(lf) = unread.iter().position(|&b| b == b'\n') else {
                         // A CR at the end may be half of a CRLF split
                         // across reads: it does not count against the limit.
-                        if without_cr(unread).len() > self.line_limit {
+                        if without_cr(unread).len() > limit {
                             let tag = self.long_line_tag(unread);
                             self.start = self.buf.len();
                             self.state = State::Discard;
@@ -199,7 +203,7 @@ impl CommandReader {
                     };
                     let line = strip_cr(unread.get(..lf).unwrap_or_default()).to_vec();
                     self.start += lf + 1;
-                    if line.len() > self.line_limit {
+                    if line.len() > limit {
                         let tag = self.long_line_tag(&line);
                         return Some(self.line_too_long(tag));
                     }
@@ -229,6 +233,25 @@ impl CommandReader {
                     }
                 }
             }
+        }
+    }
+
+    /// The line limit for the line at the start of `unread`: an ID
+    /// command gets [`ID_LINE_LIMIT`] (RFC 2971 §3.3 allows 30 fields of
+    /// 1,024-octet values, about 32 KiB on one line), every other the
+    /// configured limit. Only the first words decide, so the answer does
+    /// not depend on how TCP split the line.
+    fn limit_for(&self, unread: &[u8]) -> usize {
+        let head = if self.cmd.is_empty() {
+            unread
+        } else {
+            &self.cmd
+        };
+        let mut words = head.splitn(3, |&b| b == b' ');
+        let _tag = words.next();
+        match words.next() {
+            Some(verb) if verb.eq_ignore_ascii_case(b"ID") => self.line_limit.max(ID_LINE_LIMIT),
+            _ => self.line_limit,
         }
     }
 

@@ -1,0 +1,223 @@
+//! The RFC points an independent IMAP conformance run found, each replayed
+//! against the real server with the exchange the suite used.
+
+use crate::harness::*;
+use crate::imap_client::Imap;
+
+const USER: &str = "alice@localhost";
+const PASSWORD: &str = "pw";
+
+fn setup() -> (Server, Imap) {
+    let server = server();
+    server.add_user(USER, PASSWORD);
+    let imap = Imap::login_as(server.ports.imap, USER, PASSWORD);
+    (server, imap)
+}
+
+fn append(imap: &mut Imap, mailbox: &str, message: &str) {
+    let tag = imap.tag();
+    imap.send(
+        format!(
+            "{tag} APPEND {mailbox} {{{}+}}\r\n{message}\r\n",
+            message.len()
+        )
+        .as_bytes(),
+    );
+    let answer = imap.until(&format!("{tag} "));
+    assert!(answer.contains(&format!("{tag} OK")), "{answer}");
+}
+
+/// RFC 7162 §3.1: the first CONDSTORE-enabling command with a mailbox
+/// selected is followed by `* OK [HIGHESTMODSEQ n]`, once.
+#[test]
+fn the_first_condstore_enabling_fetch_reports_highestmodseq() {
+    let (_server, mut imap) = setup();
+    append(&mut imap, "INBOX", "Subject: a\r\n\r\na\r\n");
+    imap.ok("SELECT INBOX");
+    let first = imap.ok("FETCH 1 MODSEQ");
+    assert!(first.contains("* OK [HIGHESTMODSEQ "), "{first}");
+    let at = first.find("* OK [HIGHESTMODSEQ").unwrap();
+    let fetch = first.find("* 1 FETCH").unwrap();
+    assert!(at < fetch, "{first}");
+    let again = imap.ok("FETCH 1 MODSEQ");
+    assert!(!again.contains("HIGHESTMODSEQ"), "{again}");
+}
+
+/// RFC 4731 §3.2, RFC 7162 §3.1.5: with only MIN (or MAX), MODSEQ is that
+/// message's, not the highest of all matches.
+#[test]
+fn esearch_min_reports_the_modseq_of_the_message_found() {
+    let (_server, mut imap) = setup();
+    for s in ["a", "b", "c"] {
+        append(&mut imap, "INBOX", &format!("Subject: {s}\r\n\r\n{s}\r\n"));
+    }
+    imap.ok("SELECT INBOX");
+    imap.ok("STORE 3 +FLAGS (\\Flagged)");
+    let modseqs = imap.ok("FETCH 1:3 MODSEQ");
+    let modseq_of = |seq: u32| -> u64 {
+        let line = modseqs
+            .lines()
+            .find(|l| l.starts_with(&format!("* {seq} FETCH")))
+            .unwrap_or_default();
+        line.split("MODSEQ (")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let (first, last) = (modseq_of(1), modseq_of(3));
+    assert!(first < last, "{modseqs}");
+    let min = imap.ok("SEARCH RETURN (MIN) MODSEQ 1");
+    assert!(min.contains(&format!(" MIN 1 MODSEQ {first}\r\n")), "{min}");
+    let max = imap.ok("SEARCH RETURN (MAX) MODSEQ 1");
+    assert!(max.contains(&format!(" MAX 3 MODSEQ {last}\r\n")), "{max}");
+    let all = imap.ok("SEARCH RETURN (MIN COUNT) MODSEQ 1");
+    assert!(all.contains(&format!(" MODSEQ {last}\r\n")), "{all}");
+}
+
+/// RFC 3501 §7.4.2: a source route is the adl field; a comment in a group
+/// is not a member.
+#[test]
+fn envelope_routes_and_group_comments() {
+    let (_server, mut imap) = setup();
+    append(
+        &mut imap,
+        "INBOX",
+        "From: <@route:user@domain>\r\nTo: group2: (foo) ;\r\nSubject: env\r\n\r\nx\r\n",
+    );
+    imap.ok("SELECT INBOX");
+    let env = imap.ok("FETCH 1 ENVELOPE");
+    assert!(
+        env.contains("((NIL \"@route\" \"user\" \"domain\"))"),
+        "{env}"
+    );
+    assert!(
+        env.contains("((NIL NIL \"group2\" NIL)(NIL NIL NIL NIL))"),
+        "{env}"
+    );
+}
+
+/// RFC 2971: 30 fields of 1,024-octet values (about 32 KB) fit.
+#[test]
+fn a_maximal_id_command_fits() {
+    let server = server();
+    let (mut imap, _) = Imap::connect(server.ports.imap);
+    let fields: Vec<String> = (0..30)
+        .map(|i| format!("\"field{i:02}\" \"{}\"", "v".repeat(1024)))
+        .collect();
+    let answer = imap.cmd(&format!("ID ({})", fields.join(" ")));
+    assert!(
+        answer.contains("* ID "),
+        "{}",
+        &answer[..answer.len().min(300)]
+    );
+    assert!(
+        answer.lines().last().unwrap_or_default().contains(" OK"),
+        "{answer}"
+    );
+    // Other commands keep the configured bound before login.
+    let long = imap.cmd(&format!("NOOP {}", "x".repeat(20_000)));
+    assert!(long.contains("BAD"), "{long}");
+}
+
+/// A LIST pattern is not a mailbox name: one that is not modified UTF-7
+/// matches nothing and the answer is OK.
+#[test]
+fn list_patterns_are_not_mailbox_names() {
+    let (_server, mut imap) = setup();
+    let answer = imap.cmd("LIST \"\" \"!#$&'+,-.0123456789:;<=>?@^_`|[}%*\"");
+    assert!(!answer.contains("* LIST"), "{answer}");
+    assert!(
+        answer.lines().last().unwrap_or_default().contains(" OK"),
+        "{answer}"
+    );
+}
+
+/// RFC 5256: SORT by an address field keys a group by its name.
+#[test]
+fn sort_keys_a_group_by_its_name() {
+    let (_server, mut imap) = setup();
+    append(&mut imap, "INBOX", "Cc: zulu@x\r\nSubject: 1\r\n\r\nx\r\n");
+    append(
+        &mut imap,
+        "INBOX",
+        "Cc: team: a@x;\r\nSubject: 2\r\n\r\nx\r\n",
+    );
+    append(&mut imap, "INBOX", "Cc: mike@x\r\nSubject: 3\r\n\r\nx\r\n");
+    imap.ok("SELECT INBOX");
+    let sorted = imap.ok("SORT (CC) US-ASCII ALL");
+    // mike < team < zulu (the group is "team", not "a").
+    assert!(sorted.contains("* SORT 3 2 1\r\n"), "{sorted}");
+    let display = imap.ok("SORT (DISPLAYTO) US-ASCII ALL");
+    assert!(display.contains("* SORT "), "{display}");
+}
+
+/// RFC 3501 §7.2.6: a STORE that introduces a keyword sends FLAGS and
+/// PERMANENTFLAGS first, to this session and to every other one that has
+/// the mailbox selected.
+#[test]
+fn a_new_keyword_is_announced_to_every_session() {
+    let (server, mut imap) = setup();
+    append(&mut imap, "INBOX", "Subject: k\r\n\r\nk\r\n");
+    imap.ok("SELECT INBOX");
+    let mut other = Imap::login_as(server.ports.imap, USER, PASSWORD);
+    other.ok("SELECT INBOX");
+    let stored = imap.ok("STORE 1 +FLAGS ($Important)");
+    let flags = stored.find("* FLAGS (").expect(&stored);
+    let permanent = stored.find("* OK [PERMANENTFLAGS (").expect(&stored);
+    let fetch = stored.find("* 1 FETCH").expect(&stored);
+    assert!(flags < fetch && permanent < fetch, "{stored}");
+    assert!(
+        stored[flags..]
+            .lines()
+            .next()
+            .unwrap()
+            .contains("$Important"),
+        "{stored}"
+    );
+    let seen = other.ok("NOOP");
+    let flags = seen.find("* FLAGS (").expect(&seen);
+    let fetch = seen.find("* 1 FETCH").expect(&seen);
+    assert!(flags < fetch, "{seen}");
+    assert!(seen.contains("$Important"), "{seen}");
+    // Known now: not announced again.
+    let again = imap.ok("STORE 1 -FLAGS ($Important)");
+    assert!(!again.contains("* FLAGS"), "{again}");
+}
+
+/// A NAT gateway carries many users: 50 clients from one address are all
+/// served; one account from one address gets `max_userip_connections`
+/// sessions (10), and every refusal is logged.
+#[test]
+fn connection_limits_a_nat_can_live_with() {
+    let (server, _first) = setup();
+    let port = server.ports.imap;
+    let crowd: Vec<Imap> = (0..50)
+        .map(|_| {
+            let (imap, greeting) = Imap::connect(port);
+            assert!(greeting.starts_with("* OK"), "{greeting}");
+            imap
+        })
+        .collect();
+    // The first session above is logged in; nine more fit.
+    let mut sessions = Vec::new();
+    for _ in 0..9 {
+        sessions.push(Imap::login_as(port, USER, PASSWORD));
+    }
+    let (mut eleventh, _) = Imap::connect(port);
+    let refused = eleventh.cmd(&format!("LOGIN {USER} {PASSWORD}"));
+    assert!(refused.contains("NO [LIMIT]"), "{refused}");
+    assert!(
+        server.log().contains("login refused: user=<alice>"),
+        "{}",
+        server.log()
+    );
+    // One leaves: there is room again.
+    drop(sessions.pop());
+    assert!(wait_until(std::time::Duration::from_secs(10), || {
+        eleventh
+            .cmd(&format!("LOGIN {USER} {PASSWORD}"))
+            .contains(" OK")
+    }));
+    drop(crowd);
+}
