@@ -184,17 +184,22 @@ impl Session {
             .map(|p| normalize_pattern(&format!("{reference}{p}")))
             .collect();
         let items = options.ret_status.clone().unwrap_or_default();
-        let (mailboxes, counts) = self
+        let (mailboxes, orphans, counts) = self
             .blocking(move |s| {
                 let mailboxes = s.mailboxes(&account)?;
+                let orphans = s.subscriptions_without_mailbox(&account)?;
                 let mut counts = HashMap::new();
                 for info in &mailboxes {
                     counts.insert(info.id, Counted::read(s, info.id, &items)?);
                 }
-                Ok((mailboxes, counts))
+                Ok((mailboxes, orphans, counts))
             })
             .await?;
-        let entries = tree(&mailboxes);
+        let entries = tree(&mailboxes, &orphans);
+        let percent = full.iter().any(|p| p.contains('%'));
+        // RECURSIVEMATCH (RFC 5258 §3.5): CHILDINFO only for descendants
+        // the patterns do not list themselves.
+        let unlisted = |name: &str| !full.iter().any(|p| matches(p.as_bytes(), name.as_bytes()));
         let subscribed_attr = options.sel_subscribed || options.ret_subscribed;
         let utf8 = self.utf8;
         let mut out = Vec::new();
@@ -204,21 +209,32 @@ impl Session {
             }
             let mut attrs: Vec<String> = Vec::new();
             let mut child_info = false;
-            let selected_by_options = |info: &MailboxInfo| {
-                (!options.sel_subscribed || info.subscribed)
-                    && (!options.sel_special_use || info.special_use.is_some())
+            let selected_by_options = |e: &Entry<'_>| match e.info {
+                Some(info) => {
+                    (!options.sel_subscribed || info.subscribed)
+                        && (!options.sel_special_use || info.special_use.is_some())
+                }
+                None => e.orphan && options.sel_subscribed && !options.sel_special_use,
             };
+            let qualifies = |e: &Entry<'_>| selected_by_options(e);
+            // RFC 3501 §6.3.9: LSUB with `%` shows a superior of subscribed
+            // names that is not subscribed itself as \Noselect.
+            let lsub_superior = subscribed_only && percent && entry.subscribed_below;
             match entry.info {
                 Some(info) => {
                     if subscribed_only && !info.subscribed {
+                        if lsub_superior {
+                            attrs.push("\\Noselect".into());
+                            write_list_line(&mut out, verb, &attrs, name, utf8, false);
+                        }
                         continue;
                     }
-                    if !selected_by_options(info) {
+                    if !selected_by_options(entry) {
                         // RECURSIVEMATCH (RFC 5258 §3): a parent whose
                         // descendants match is listed with CHILDINFO.
                         if options.recursive_match
                             && options.sel_subscribed
-                            && has_matching_child(&entries, name, &selected_by_options)
+                            && has_matching_child(&entries, name, &qualifies, &unlisted)
                         {
                             child_info = true;
                         } else {
@@ -234,13 +250,33 @@ impl Session {
                         attrs.push("\\Subscribed".into());
                     }
                 }
+                None if entry.orphan && (subscribed_only || options.sel_subscribed) => {
+                    // Subscribed, but no such mailbox (deleted, or never
+                    // created): RFC 5258 \NonExistent, LSUB \Noselect.
+                    if options.sel_special_use {
+                        continue;
+                    }
+                    if subscribed_only {
+                        attrs.push("\\Noselect".into());
+                    } else {
+                        attrs.push("\\Subscribed".into());
+                        attrs.push("\\NonExistent".into());
+                    }
+                }
                 None => {
-                    if subscribed_only || options.sel_special_use {
+                    if subscribed_only {
+                        if lsub_superior {
+                            attrs.push("\\Noselect".into());
+                            write_list_line(&mut out, verb, &attrs, name, utf8, false);
+                        }
+                        continue;
+                    }
+                    if options.sel_special_use || !entry.children {
                         continue;
                     }
                     if options.sel_subscribed {
                         if options.recursive_match
-                            && has_matching_child(&entries, name, &selected_by_options)
+                            && has_matching_child(&entries, name, &qualifies, &unlisted)
                         {
                             child_info = true;
                         } else {
@@ -257,14 +293,7 @@ impl Session {
                     "\\HasNoChildren".into()
                 });
             }
-            out.extend_from_slice(format!("* {verb} ").as_bytes());
-            flag_list(&mut out, &attrs);
-            out.extend_from_slice(b" \"/\" ");
-            write_mailbox(&mut out, name, utf8);
-            if child_info {
-                out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
-            }
-            out.extend_from_slice(b"\r\n");
+            write_list_line(&mut out, verb, &attrs, name, utf8, child_info);
             // LIST-STATUS (RFC 5819): STATUS for selectable mailboxes.
             if let (Some(items), Some(info)) = (&options.ret_status, entry.info) {
                 let counted = counts.get(&info.id).copied().unwrap_or_default();
@@ -498,43 +527,76 @@ fn quota_line(used: u64, limit: u64) -> String {
 }
 
 /// Whether a mailbox below `parent` passes the selection options.
+/// One `* LIST`/`* LSUB` line.
+fn write_list_line(
+    out: &mut Vec<u8>,
+    verb: &str,
+    attrs: &[String],
+    name: &str,
+    utf8: bool,
+    child_info: bool,
+) {
+    out.extend_from_slice(format!("* {verb} ").as_bytes());
+    flag_list(out, attrs);
+    out.extend_from_slice(b" \"/\" ");
+    write_mailbox(out, name, utf8);
+    if child_info {
+        out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A descendant of `parent` that meets the selection and that the
+/// patterns do not list themselves.
 fn has_matching_child(
     entries: &[(&str, Entry<'_>)],
     parent: &str,
-    selected: &dyn Fn(&MailboxInfo) -> bool,
+    selected: &dyn Fn(&Entry<'_>) -> bool,
+    unlisted: &dyn Fn(&str) -> bool,
 ) -> bool {
     entries.iter().any(|(name, e)| {
         name.strip_prefix(parent)
             .is_some_and(|rest| rest.starts_with(SEPARATOR))
-            && e.info.is_some_and(selected)
+            && selected(e)
+            && unlisted(name)
     })
 }
 
-/// One name LIST may show: a real mailbox, or a superior that only
-/// exists because it has children.
+/// One name LIST may show: a real mailbox, a superior that only exists
+/// because it has children, or a subscribed name without a mailbox.
+#[derive(Default)]
 struct Entry<'a> {
     info: Option<&'a MailboxInfo>,
+    /// Real mailboxes below it.
     children: bool,
+    /// Subscribed, but there is no such mailbox.
+    orphan: bool,
+    /// Some name below it is subscribed (mailbox or not).
+    subscribed_below: bool,
 }
 
-/// Every mailbox plus implied superiors, sorted (INBOX first).
-fn tree(mailboxes: &[MailboxInfo]) -> Vec<(&str, Entry<'_>)> {
+/// Every mailbox and subscribed name plus implied superiors, sorted
+/// (INBOX first).
+fn tree<'a>(mailboxes: &'a [MailboxInfo], orphans: &'a [String]) -> Vec<(&'a str, Entry<'a>)> {
     let mut map: BTreeMap<&str, Entry<'_>> = BTreeMap::new();
     for info in mailboxes {
-        map.entry(info.name.as_str())
-            .or_insert(Entry {
-                info: None,
-                children: false,
-            })
-            .info = Some(info);
+        map.entry(info.name.as_str()).or_default().info = Some(info);
         let mut name = info.name.as_str();
         while let Some((parent, _)) = name.rsplit_once(SEPARATOR) {
-            map.entry(parent)
-                .or_insert(Entry {
-                    info: None,
-                    children: false,
-                })
-                .children = true;
+            let entry = map.entry(parent).or_default();
+            entry.children = true;
+            entry.subscribed_below |= info.subscribed;
+            name = parent;
+        }
+    }
+    for orphan in orphans {
+        let entry = map.entry(orphan.as_str()).or_default();
+        if entry.info.is_none() {
+            entry.orphan = true;
+        }
+        let mut name = orphan.as_str();
+        while let Some((parent, _)) = name.rsplit_once(SEPARATOR) {
+            map.entry(parent).or_default().subscribed_below = true;
             name = parent;
         }
     }
@@ -684,7 +746,7 @@ mod tests {
             size: 0,
         };
         let boxes = vec![mk("Archive"), mk("INBOX"), mk("a/b/c"), mk("a")];
-        let t = tree(&boxes);
+        let t = tree(&boxes, &[]);
         let names: Vec<(&str, bool, bool)> = t
             .iter()
             .map(|(n, e)| (*n, e.info.is_some(), e.children))

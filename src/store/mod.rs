@@ -255,6 +255,9 @@ pub trait MailStore: Send + Sync {
     /// Renaming INBOX moves its messages into a new mailbox and leaves INBOX
     /// empty (RFC 3501 6.3.5).
     fn rename_mailbox(&self, account: &str, from: &str, to: &str) -> Result<(), StoreError>;
+    /// Subscribed names without a mailbox (deleted or never created):
+    /// LSUB and LIST (SUBSCRIBED) show them as `\NonExistent`.
+    fn subscriptions_without_mailbox(&self, account: &str) -> Result<Vec<String>, StoreError>;
     fn set_subscribed(&self, account: &str, name: &str, subscribed: bool)
     -> Result<(), StoreError>;
     /// Metadata of every message, ascending UID.

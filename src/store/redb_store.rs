@@ -16,6 +16,10 @@
 //!   pruning the guard is a range scan.
 //! - `expunged`: (mailbox id, modseq, uid) → (): the expunge history that
 //!   QRESYNC's `VANISHED (EARLIER)` reports from (RFC 7162 §3.2.5).
+//! - `subscriptions`: (account, name) → (): subscriptions to names that
+//!   have no mailbox (deleted, or never created). A mailbox's own
+//!   subscription is its record's flag; DELETE moves it here and CREATE
+//!   takes it back, so subscriptions outlive mailboxes (RFC 3501 §6.3.9).
 //!
 //! Every write is one redb write transaction driven through `Tx`, which
 //! caches the account and mailbox records it touches and writes each back
@@ -46,6 +50,7 @@ const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
 const MAILBOX_NAMES: TableDefinition<(&str, &str), u64> = TableDefinition::new("mailbox_names");
 const MAILBOXES: TableDefinition<u64, &[u8]> = TableDefinition::new("mailboxes");
 const MESSAGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("messages");
+const SUBSCRIPTIONS: TableDefinition<(&str, &str), ()> = TableDefinition::new("subscriptions");
 const BLOBS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("blobs");
 /// Bodies up to [`INLINE_LIMIT`] live here instead of in a file, so that a
 /// delivery batch costs one fsync (the commit) rather than one per message.
@@ -297,6 +302,23 @@ fn run<T>(
     Ok((value, tx.finish()?))
 }
 
+/// The subscribed names of `account` that have no mailbox.
+fn orphan_subscriptions(
+    table: &impl ReadableTable<(&'static str, &'static str), ()>,
+    account: &str,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in table.range((account, "")..)? {
+        let (key, _) = entry?;
+        let (owner, name) = key.value();
+        if owner != account {
+            break;
+        }
+        out.push(name.to_string());
+    }
+    Ok(out)
+}
+
 /// Creates missing tables, checks the schema version and returns the first
 /// free blob id.
 fn init_tables(db: &Database) -> Result<u64> {
@@ -338,6 +360,7 @@ struct Tables<'t> {
     delivered: Table<'t, (&'static str, &'static str, &'static str), i64>,
     delivered_by_time: Table<'t, (i64, &'static str, &'static str, &'static str), ()>,
     expunged: Table<'t, (u64, u64, u32), ()>,
+    subscriptions: Table<'t, (&'static str, &'static str), ()>,
 }
 
 impl<'t> Tables<'t> {
@@ -353,6 +376,7 @@ impl<'t> Tables<'t> {
             delivered: txn.open_table(DELIVERED)?,
             delivered_by_time: txn.open_table(DELIVERED_BY_TIME)?,
             expunged: txn.open_table(EXPUNGED)?,
+            subscriptions: txn.open_table(SUBSCRIPTIONS)?,
         })
     }
 }
@@ -452,6 +476,9 @@ impl<'t> Tx<'t> {
         for (_, id) in mailbox_ids(&self.t.names, name)? {
             self.drop_mailbox(id)?;
         }
+        for orphan in orphan_subscriptions(&self.t.subscriptions, name)? {
+            self.t.subscriptions.remove((name, orphan.as_str()))?;
+        }
         self.accounts.remove(name);
         self.t.accounts.remove(name)?;
         Ok(())
@@ -526,6 +553,8 @@ impl<'t> Tx<'t> {
         if self.resolve(account, name)?.is_some() {
             return Err(StoreError::MailboxExists);
         }
+        // A subscription kept from an earlier mailbox of this name.
+        let subscribed = subscribed || self.t.subscriptions.remove((account, name))?.is_some();
         let id = MailboxId(self.next_counter(META_NEXT_MAILBOX)?);
         let rec = MailboxRecord {
             account: account.to_owned(),
@@ -1081,8 +1110,15 @@ impl MailStore for RedbStore {
             return Err(StoreError::InvalidName);
         }
         self.write(|tx| {
-            let id = tx.resolve(&account, &name)?;
-            tx.drop_mailbox(id.ok_or(StoreError::NoSuchMailbox)?)
+            let id = tx
+                .resolve(&account, &name)?
+                .ok_or(StoreError::NoSuchMailbox)?;
+            // The subscription outlives the mailbox (RFC 3501 §6.3.9).
+            if tx.require_mailbox(id)?.subscribed {
+                tx.t.subscriptions
+                    .insert((account.as_str(), name.as_str()), ())?;
+            }
+            tx.drop_mailbox(id)
         })
     }
 
@@ -1110,12 +1146,29 @@ impl MailStore for RedbStore {
         let account = existing_account(account)?;
         let name = existing_mailbox(name)?;
         self.write(|tx| {
-            let id = tx
-                .resolve(&account, &name)?
-                .ok_or(StoreError::NoSuchMailbox)?;
-            tx.require_mailbox(id)?.subscribed = subscribed;
+            tx.require_account(&account)?;
+            match tx.resolve(&account, &name)? {
+                Some(id) => tx.require_mailbox(id)?.subscribed = subscribed,
+                // RFC 3501 §6.3.6: a name without a mailbox may be
+                // subscribed (and unsubscribed again).
+                None if subscribed => {
+                    tx.t.subscriptions
+                        .insert((account.as_str(), name.as_str()), ())?;
+                }
+                None => {
+                    tx.t.subscriptions
+                        .remove((account.as_str(), name.as_str()))?
+                        .ok_or(StoreError::NoSuchMailbox)?;
+                }
+            }
             Ok(())
         })
+    }
+
+    fn subscriptions_without_mailbox(&self, account: &str) -> Result<Vec<String>> {
+        let account = existing_account(account)?;
+        let txn = self.read()?;
+        orphan_subscriptions(&txn.open_table(SUBSCRIPTIONS)?, &account)
     }
 
     fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {

@@ -221,3 +221,75 @@ fn connection_limits_a_nat_can_live_with() {
     }));
     drop(crowd);
 }
+
+/// RFC 3501 §6.3.9, RFC 5258: subscriptions are independent of mailboxes.
+#[test]
+fn subscriptions_outlive_their_mailboxes() {
+    let (_server, mut imap) = setup();
+    imap.ok("CREATE gone");
+    imap.ok("SUBSCRIBE gone");
+    imap.ok("DELETE gone");
+    let list = imap.ok("LIST (SUBSCRIBED) \"\" \"*\"");
+    assert!(
+        list.contains("* LIST (\\Subscribed \\NonExistent"),
+        "{list}"
+    );
+    assert!(list.contains("\"/\" \"gone\"\r\n"), "{list}");
+    let lsub = imap.ok("LSUB \"\" \"*\"");
+    assert!(
+        lsub.contains("* LSUB (\\Noselect) \"/\" \"gone\"\r\n"),
+        "{lsub}"
+    );
+    // A plain LIST does not show it.
+    assert!(!imap.ok("LIST \"\" \"*\"").contains("gone"));
+    // Created again, it is subscribed again.
+    imap.ok("CREATE gone");
+    let lsub = imap.ok("LSUB \"\" \"gone\"");
+    assert!(lsub.contains("* LSUB () \"/\" \"gone\"\r\n"), "{lsub}");
+    imap.ok("DELETE gone");
+    imap.ok("UNSUBSCRIBE gone");
+    assert!(!imap.ok("LSUB \"\" \"*\"").contains("gone"));
+    // A name that never existed may be subscribed too.
+    imap.ok("SUBSCRIBE \"never/made\"");
+    let lsub = imap.ok("LSUB \"\" \"never/%\"");
+    assert!(
+        lsub.contains("* LSUB (\\Noselect) \"/\" \"never/made\"\r\n"),
+        "{lsub}"
+    );
+}
+
+/// LSUB with `%`: a superior of subscribed names that is not subscribed
+/// itself is returned as \Noselect (RFC 3501 §6.3.9).
+#[test]
+fn lsub_percent_shows_unsubscribed_superiors_as_noselect() {
+    let (_server, mut imap) = setup();
+    imap.ok("CREATE parent/child/leaf");
+    imap.ok("SUBSCRIBE parent/child/leaf");
+    let lsub = imap.ok("LSUB \"\" \"parent/%\"");
+    assert!(
+        lsub.contains("* LSUB (\\Noselect) \"/\" \"parent/child\"\r\n"),
+        "{lsub}"
+    );
+    let lsub = imap.ok("LSUB \"\" \"%\"");
+    assert!(
+        lsub.contains("* LSUB (\\Noselect) \"/\" \"parent\"\r\n"),
+        "{lsub}"
+    );
+}
+
+/// RFC 5258 §3.5: with RECURSIVEMATCH, CHILDINFO only for a parent whose
+/// matching child the patterns do not list themselves.
+#[test]
+fn childinfo_only_for_children_not_listed() {
+    let (_server, mut imap) = setup();
+    imap.ok("CREATE Foo/Bar");
+    imap.ok("SUBSCRIBE Foo/Bar");
+    let star = imap.ok("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"*\"");
+    assert!(star.contains("\"/\" \"Foo/Bar\"\r\n"), "{star}");
+    assert!(!star.contains("CHILDINFO"), "{star}");
+    let percent = imap.ok("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"");
+    assert!(
+        percent.contains("\"/\" \"Foo\" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"),
+        "{percent}"
+    );
+}
