@@ -7,7 +7,7 @@
 
 use super::message;
 use super::proto::date::format_date_time;
-use super::proto::response::{flag_list, literal};
+use super::proto::response::{flag_list, literal, literal8};
 use super::proto::{FetchAtt, SeqSet};
 use super::selected::vanished_line;
 use super::session::{CmdResult, Done, FLUSH_AT, Session};
@@ -370,9 +370,10 @@ fn render(
                 let data = partial_of(out, &data, *partial);
                 out.push(b' ');
                 if data.contains(&0) {
-                    out.push(b'~');
+                    literal8(out, data);
+                } else {
+                    literal(out, data);
                 }
-                literal(out, data);
             }
             FetchAtt::Section {
                 section, partial, ..

@@ -534,7 +534,14 @@ impl Session {
                 caps.push("LOGINDISABLED");
             }
         }
-        caps.join(" ")
+        // RFC 7889: one limit for every mailbox, the SMTP message size
+        // limit (APPEND above it: `NO [TOOBIG]` before the literal).
+        let mut text = caps.join(" ");
+        text.push_str(&format!(
+            " APPENDLIMIT={}",
+            self.config.smtp.message_size_limit.0
+        ));
+        text
     }
 
     async fn starttls(&mut self, tag: &str) -> CmdResult {

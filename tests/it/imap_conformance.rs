@@ -293,3 +293,80 @@ fn childinfo_only_for_children_not_listed() {
         "{percent}"
     );
 }
+
+/// RFC 3501 §4.3: no NUL in a `{n}` literal. A part appended with NULs
+/// (BINARY APPEND, RFC 3516) comes back with 0x80 in their place from
+/// BODY[...] and RFC822 fetches, and as it is only in a `~{n}` literal8
+/// from BINARY fetches.
+#[test]
+fn nul_octets_never_travel_in_a_plain_literal() {
+    use std::io::BufRead;
+    let (_server, mut imap) = setup();
+    let message = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\na\x00b\x00c\r\n--b--\r\n";
+    let tag = imap.tag();
+    imap.send(format!("{tag} APPEND INBOX ~{{{}+}}\r\n", message.len()).as_bytes());
+    imap.send(message);
+    imap.send(b"\r\n");
+    let answer = imap.until(&format!("{tag} "));
+    assert!(answer.contains(&format!("{tag} OK")), "{answer}");
+    imap.ok("SELECT INBOX");
+    let raw = |imap: &mut Imap, command: &str| -> Vec<u8> {
+        let tag = imap.tag();
+        imap.send(format!("{tag} {command}\r\n").as_bytes());
+        let mut all = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            imap.reader.read_until(b'\n', &mut line).unwrap();
+            assert!(
+                !line.is_empty(),
+                "closed: {}",
+                String::from_utf8_lossy(&all)
+            );
+            all.extend_from_slice(&line);
+            if line.starts_with(format!("{tag} ").as_bytes()) {
+                return all;
+            }
+        }
+    };
+    for command in [
+        "FETCH 1 BODY.PEEK[1]",
+        "FETCH 1 BODY.PEEK[]",
+        "FETCH 1 RFC822.TEXT",
+    ] {
+        let got = raw(&mut imap, command);
+        assert!(
+            !got.contains(&0),
+            "{command}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        assert!(
+            got.windows(5).any(|w| w == b"a\x80b\x80c"),
+            "{command}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    let got = raw(&mut imap, "FETCH 1 BINARY.PEEK[1]");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("BINARY[1] ~{5}\r\n"), "{text}");
+    assert!(got.windows(5).any(|w| w == b"a\x00b\x00c"), "{text}");
+}
+
+/// RFC 7889 APPENDLIMIT: advertised, and an APPEND above it is refused
+/// before the literal is sent.
+#[test]
+fn appendlimit_is_advertised_and_enforced() {
+    let server = Builder::default().smtp("message_size_limit = 1000").start();
+    server.add_user(USER, PASSWORD);
+    let mut imap = Imap::login_as(server.ports.imap, USER, PASSWORD);
+    let caps = imap.ok("CAPABILITY");
+    assert!(caps.contains(" APPENDLIMIT=1000"), "{caps}");
+    let tag = imap.tag();
+    imap.send(format!("{tag} APPEND INBOX {{1001}}\r\n").as_bytes());
+    let answer = imap.line();
+    assert!(
+        answer.starts_with(&format!("{tag} NO [TOOBIG]")),
+        "{answer}"
+    );
+    let fits = format!("Subject: s\r\n\r\n{}\r\n", "x".repeat(900));
+    append(&mut imap, "INBOX", &fits);
+}

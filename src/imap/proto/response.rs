@@ -36,8 +36,25 @@ fn quoted_or_literal(out: &mut Vec<u8>, bytes: &[u8], utf8: bool) {
     }
 }
 
+/// A `{n}` literal. RFC 3501 §4.3 forbids NUL in one, so a NUL in the
+/// content (a BINARY-appended part) is sent as 0x80, as Dovecot's
+/// istream-nonuls does; only [`literal8`] carries NULs.
 pub fn literal(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(format!("{{{}}}\r\n", bytes.len()).as_bytes());
+    let start = out.len();
+    out.extend_from_slice(bytes);
+    if memchr::memchr(0, bytes).is_some()
+        && let Some(written) = out.get_mut(start..)
+    {
+        for b in written.iter_mut().filter(|b| **b == 0) {
+            *b = 0x80;
+        }
+    }
+}
+
+/// A `~{n}` literal8 (RFC 3516 §4.2), for BINARY fetches only: any octet.
+pub fn literal8(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(format!("~{{{}}}\r\n", bytes.len()).as_bytes());
     out.extend_from_slice(bytes);
 }
 
