@@ -120,6 +120,7 @@ impl Session {
             matches!(
                 i,
                 FetchAtt::Envelope
+                    | FetchAtt::Preview
                     | FetchAtt::Body
                     | FetchAtt::BodyStructure
                     | FetchAtt::Rfc822
@@ -317,6 +318,11 @@ fn render(
             }
             FetchAtt::ModSeq => {
                 out.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes())
+            }
+            FetchAtt::Preview => {
+                out.extend_from_slice(b"PREVIEW ");
+                let text = message::preview(raw_bytes);
+                super::proto::response::string(out, text.as_bytes());
             }
             FetchAtt::Envelope => {
                 out.extend_from_slice(b"ENVELOPE ");

@@ -469,6 +469,58 @@ fn write_params(out: &mut Vec<u8>, params: &[(String, String)]) {
     out.push(b')');
 }
 
+/// RFC 8970 PREVIEW: up to 200 characters of the message's first text
+/// part (HTML reduced to its text), decoded, with runs of white space as
+/// one space; empty when there is no text. (The RFC allows 256; clients
+/// show less.)
+pub fn preview(raw: &[u8]) -> String {
+    const CHARS: usize = 200;
+    let Some(parsed) = mail_parser::MessageParser::new().parse(raw) else {
+        return String::new();
+    };
+    let text = parsed
+        .body_text(0)
+        .or_else(|| parsed.body_html(0).map(|h| strip_tags(&h).into()))
+        .unwrap_or_default();
+    let mut out = String::new();
+    let (mut count, mut space) = (0, false);
+    for c in text.chars() {
+        if c.is_whitespace() || c.is_control() {
+            space = count > 0;
+            continue;
+        }
+        let needed = if space { 2 } else { 1 };
+        if count + needed > CHARS {
+            break;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push(c);
+        count += needed;
+    }
+    out
+}
+
+/// The text of an HTML fragment, for a preview only (tags dropped).
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// ENVELOPE of a message given its header section (RFC 3501 §7.4.2).
 pub fn write_envelope(header: &[u8], out: &mut Vec<u8>) {
     let fields = header_fields(header);
@@ -877,6 +929,21 @@ epilogue\r\n";
             String::from_utf8(out).unwrap(),
             "(\"Mon, 1 Jan 2024 10:00:00 +0000\" \"nested\" ((\"Alice\" NIL \"alice\" \"example.com\")) ((\"Alice\" NIL \"alice\" \"example.com\")) ((\"Alice\" NIL \"alice\" \"example.com\")) ((NIL NIL \"bob\" \"example.com\")(\"Carol C\" NIL \"carol\" \"example.com\")) NIL NIL NIL \"<m1@example.com>\")"
         );
+    }
+
+    #[test]
+    fn previews_are_short_plain_text() {
+        let p = preview(b"Subject: s\r\n\r\nHello   there,\r\n\r\n  second\tline\r\n");
+        assert_eq!(p, "Hello there, second line");
+        let long = format!("Subject: s\r\n\r\n{}\r\n", "word ".repeat(100));
+        let cut = preview(long.as_bytes());
+        assert!(
+            cut.chars().count() <= 200 && cut.chars().count() >= 195,
+            "{cut}"
+        );
+        let html = b"Content-Type: text/html\r\n\r\n<p>Hi <b>you</b></p>\r\n";
+        assert_eq!(preview(html), "Hi you");
+        assert_eq!(preview(b""), "");
     }
 
     #[test]

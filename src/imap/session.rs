@@ -522,6 +522,7 @@ impl Session {
             "SORT=DISPLAY",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
+            "PREVIEW",
         ];
         if self.account.is_none() {
             if !self.stream.is_tls() {

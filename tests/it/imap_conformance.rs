@@ -370,3 +370,25 @@ fn appendlimit_is_advertised_and_enforced() {
     let fits = format!("Subject: s\r\n\r\n{}\r\n", "x".repeat(900));
     append(&mut imap, "INBOX", &fits);
 }
+
+/// RFC 8970 PREVIEW: a short plain-text preview, without setting \Seen.
+#[test]
+fn preview_gives_the_start_of_the_text() {
+    let (_server, mut imap) = setup();
+    append(
+        &mut imap,
+        "INBOX",
+        "Subject: p\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHalo   Fauzan,\r\n\r\nsampai jumpa besok.\r\n",
+    );
+    imap.ok("SELECT INBOX");
+    let caps = imap.ok("CAPABILITY");
+    assert!(caps.contains(" PREVIEW"), "{caps}");
+    let got = imap.ok("FETCH 1 (PREVIEW)");
+    assert!(
+        got.contains("PREVIEW \"Halo Fauzan, sampai jumpa besok.\""),
+        "{got}"
+    );
+    let lazy = imap.ok("FETCH 1 (FLAGS PREVIEW (LAZY))");
+    assert!(lazy.contains("PREVIEW \"Halo"), "{lazy}");
+    assert!(!lazy.contains("\\Seen"), "{lazy}");
+}

@@ -254,6 +254,8 @@ pub enum FetchAtt {
     BodyStructure,
     Uid,
     ModSeq,
+    /// PREVIEW, with or without the LAZY modifier (RFC 8970).
+    Preview,
     Section {
         peek: bool,
         section: Section,
@@ -1129,6 +1131,18 @@ impl<'a> Parser<'a> {
             "BODYSTRUCTURE" => FetchAtt::BodyStructure,
             "UID" => FetchAtt::Uid,
             "MODSEQ" => FetchAtt::ModSeq,
+            "PREVIEW" => {
+                // RFC 8970 §3: `PREVIEW (LAZY)`; we always have a preview
+                // at hand, so LAZY changes nothing.
+                let rest = self.buf.get(self.pos..).unwrap_or_default();
+                if rest
+                    .get(..7)
+                    .is_some_and(|r| r.eq_ignore_ascii_case(b" (LAZY)"))
+                {
+                    self.pos += 7;
+                }
+                FetchAtt::Preview
+            }
             "BINARY" | "BINARY.PEEK" | "BINARY.SIZE" => {
                 self.expect(b'[')?;
                 let mut path = Vec::new();
