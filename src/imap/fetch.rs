@@ -319,6 +319,11 @@ fn render(
             FetchAtt::ModSeq => {
                 out.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes())
             }
+            FetchAtt::EmailId => out.extend_from_slice(
+                format!("EMAILID ({})", super::proto::email_object_id(meta.email_id)).as_bytes(),
+            ),
+            // RFC 8474 §5.2: NIL when the server does not thread messages.
+            FetchAtt::ThreadId => out.extend_from_slice(b"THREADID NIL"),
             FetchAtt::Preview => {
                 out.extend_from_slice(b"PREVIEW ");
                 let text = message::preview(raw_bytes);
@@ -468,6 +473,7 @@ mod tests {
             internal_date: 0,
             flags: vec![],
             modseq: 1,
+            email_id: 1,
         };
         let items = vec![
             FetchAtt::BinarySize(vec![2]),
@@ -500,6 +506,7 @@ mod tests {
             internal_date: 0,
             flags: vec!["\\Seen".into()],
             modseq: 3,
+            email_id: 1,
         };
         let items = vec![
             FetchAtt::Uid,

@@ -106,20 +106,28 @@ impl Session {
         if name.is_empty() || name.eq_ignore_ascii_case("INBOX") {
             return Err(CmdError::No(Some("ALREADYEXISTS"), "Mailbox exists".into()));
         }
-        self.blocking(move |s| {
-            // RFC 3501 §6.3.3: create the missing superiors too.
-            let parts: Vec<&str> = name.split(SEPARATOR).collect();
-            for depth in 1..parts.len() {
-                let parent = parts.get(..depth).unwrap_or_default().join("/");
-                match s.create_mailbox(&account, &parent, None) {
-                    Ok(_) | Err(StoreError::MailboxExists) => {}
-                    Err(e) => return Err(e),
+        let created = self
+            .blocking(move |s| {
+                // RFC 3501 §6.3.3: create the missing superiors too.
+                let parts: Vec<&str> = name.split(SEPARATOR).collect();
+                for depth in 1..parts.len() {
+                    let parent = parts.get(..depth).unwrap_or_default().join("/");
+                    match s.create_mailbox(&account, &parent, None) {
+                        Ok(_) | Err(StoreError::MailboxExists) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
-            }
-            s.create_mailbox(&account, &name, special_use).map(|_| ())
-        })
-        .await?;
-        Ok(Done::ok("CREATE completed"))
+                s.create_mailbox(&account, &name, special_use)
+            })
+            .await?;
+        // RFC 8474 §4.1: the new mailbox's MAILBOXID in the tagged OK.
+        Ok(Done::with_code(
+            format!(
+                "MAILBOXID ({})",
+                super::proto::mailbox_object_id(created.id.0)
+            ),
+            "CREATE completed",
+        ))
     }
 
     pub(super) async fn delete(&mut self, name: &str) -> CmdResult {
@@ -448,7 +456,11 @@ fn status_line(
     let values: Vec<String> = items
         .iter()
         .map(|item| {
+            if *item == StatusItem::MailboxId {
+                return format!("MAILBOXID ({})", super::proto::mailbox_object_id(info.id.0));
+            }
             let value = match item {
+                StatusItem::MailboxId => 0,
                 StatusItem::Messages => u64::from(info.messages),
                 StatusItem::Recent => u64::from(counted.recent),
                 StatusItem::Deleted => u64::from(counted.deleted),

@@ -386,6 +386,9 @@ impl Candidate<'_> {
                 self.now.saturating_sub(self.meta.internal_date) <= secs_i64(*secs)
             }
             SearchKey::ModSeq(m) => self.meta.modseq >= *m,
+            SearchKey::EmailId(id) => *id == super::proto::email_object_id(self.meta.email_id),
+            // No threads are computed (THREADID is NIL): nothing matches.
+            SearchKey::ThreadId(_) => false,
         }
     }
 }

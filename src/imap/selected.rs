@@ -539,6 +539,10 @@ impl Session {
             info.uid_next
         ));
         self.untagged(&format!("OK [HIGHESTMODSEQ {highest}] Highest"));
+        self.untagged(&format!(
+            "OK [MAILBOXID ({})] Ok",
+            super::proto::mailbox_object_id(info.id.0)
+        ));
         // RFC 9051 §6.3.2: an IMAP4rev2 SELECT includes the mailbox's LIST
         // response (a name with wildcards would be a pattern, so those
         // are left out).

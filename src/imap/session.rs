@@ -523,6 +523,7 @@ impl Session {
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
             "PREVIEW",
+            "OBJECTID",
         ];
         if self.account.is_none() {
             if !self.stream.is_tls() {

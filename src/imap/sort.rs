@@ -436,6 +436,7 @@ mod tests {
             internal_date: 1_700_000_000,
             flags: Vec::new(),
             modseq: 1,
+            email_id: 1,
         };
         let mut f = Fields::new(3, &meta);
         f.read_header(header.as_bytes(), &needs);

@@ -175,7 +175,7 @@ impl MessageRecord {
     pub fn decode_meta(bytes: &[u8], uid: Uid) -> Result<MessageMeta, StoreError> {
         let (head, mut r) = MessageHead::read(bytes)?;
         let flags = head.flags(&mut r)?;
-        let _prefix = r.bytes()?;
+        let prefix = r.bytes()?;
         r.finish()?;
         Ok(MessageMeta {
             uid,
@@ -183,6 +183,7 @@ impl MessageRecord {
             internal_date: head.internal_date,
             flags,
             modseq: head.modseq,
+            email_id: email_id(head.blob, prefix),
         })
     }
 
@@ -206,6 +207,7 @@ impl MessageRecord {
             internal_date: self.internal_date,
             flags: self.flags.clone(),
             modseq: self.modseq,
+            email_id: email_id(self.blob, &self.prefix),
         }
     }
 
@@ -399,6 +401,23 @@ impl<'a> Reader<'a> {
             Err(self.corrupt())
         }
     }
+}
+
+/// A message's content identity: the body's blob, and the per-recipient
+/// prefix hashed in (two recipients' copies of one delivery differ in
+/// `Delivered-To:`). A blob id alone when there is no prefix (APPEND);
+/// hashed values have the top bit set, so the two kinds never meet.
+pub fn email_id(blob: u64, prefix: &[u8]) -> u64 {
+    if prefix.is_empty() {
+        return blob;
+    }
+    // FNV-1a, 64 bits.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in blob.to_le_bytes().iter().chain(prefix) {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash | (1 << 63)
 }
 
 #[cfg(test)]

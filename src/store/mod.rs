@@ -118,6 +118,10 @@ pub struct MessageMeta {
     /// System flags in canonical case (`\Seen`) and keywords (`$Junk`).
     pub flags: Vec<String>,
     pub modseq: u64,
+    /// Names the message's content (RFC 8474 EMAILID): equal for copies
+    /// of one message (COPY, MOVE share body and prefix), different for
+    /// different content.
+    pub email_id: u64,
 }
 
 /// One message of an APPEND.

@@ -392,3 +392,40 @@ fn preview_gives_the_start_of_the_text() {
     assert!(lazy.contains("PREVIEW \"Halo"), "{lazy}");
     assert!(!lazy.contains("\\Seen"), "{lazy}");
 }
+
+/// RFC 8474 OBJECTID: MAILBOXID survives RENAME, EMAILID survives COPY,
+/// SEARCH EMAILID finds the message; THREADID is NIL (no threads kept).
+#[test]
+fn object_ids_are_stable() {
+    let (_server, mut imap) = setup();
+    let caps = imap.ok("CAPABILITY");
+    assert!(caps.contains(" OBJECTID"), "{caps}");
+    let created = imap.ok("CREATE Projects");
+    let id_of = |text: &str, key: &str| -> String {
+        text.split(&format!("{key} ("))
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mailbox_id = id_of(&created, "MAILBOXID");
+    assert!(mailbox_id.starts_with('M'), "{created}");
+    imap.ok("RENAME Projects Work");
+    let status = imap.ok("STATUS Work (MAILBOXID MESSAGES)");
+    assert_eq!(id_of(&status, "MAILBOXID"), mailbox_id, "{status}");
+    append(&mut imap, "INBOX", "Subject: o\r\n\r\nobject\r\n");
+    let selected = imap.ok("SELECT INBOX");
+    assert!(selected.contains("* OK [MAILBOXID (M"), "{selected}");
+    let fetched = imap.ok("FETCH 1 (EMAILID THREADID)");
+    let email_id = id_of(&fetched, "EMAILID");
+    assert!(email_id.starts_with('E'), "{fetched}");
+    assert!(fetched.contains("THREADID NIL"), "{fetched}");
+    imap.ok("COPY 1 Work");
+    imap.ok("SELECT Work");
+    let copied = imap.ok("FETCH 1 EMAILID");
+    assert_eq!(id_of(&copied, "EMAILID"), email_id, "{copied}");
+    let found = imap.ok(&format!("SEARCH EMAILID {email_id}"));
+    assert!(found.contains("* SEARCH 1\r\n"), "{found}");
+    let none = imap.ok("SEARCH THREADID T1");
+    assert!(none.contains("* SEARCH\r\n"), "{none}");
+}

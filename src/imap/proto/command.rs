@@ -214,6 +214,8 @@ pub enum StatusItem {
     Size,
     /// Messages with `\Deleted` (IMAP4rev2, RFC 9051 §6.3.11).
     Deleted,
+    /// RFC 8474 MAILBOXID.
+    MailboxId,
 }
 
 impl StatusItem {
@@ -227,8 +229,19 @@ impl StatusItem {
             StatusItem::HighestModSeq => "HIGHESTMODSEQ",
             StatusItem::Size => "SIZE",
             StatusItem::Deleted => "DELETED",
+            StatusItem::MailboxId => "MAILBOXID",
         }
     }
+}
+
+/// RFC 8474 object IDs, as we spell them: `M<mailbox id>` and
+/// `E<content id in hex>` (objectid: letters, digits, `-`, `_`).
+pub fn mailbox_object_id(id: u64) -> String {
+    format!("M{id}")
+}
+
+pub fn email_object_id(id: u64) -> String {
+    format!("E{id:x}")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,6 +269,9 @@ pub enum FetchAtt {
     ModSeq,
     /// PREVIEW, with or without the LAZY modifier (RFC 8970).
     Preview,
+    /// RFC 8474 EMAILID and THREADID.
+    EmailId,
+    ThreadId,
     Section {
         peek: bool,
         section: Section,
@@ -329,6 +345,9 @@ pub enum SearchKey {
     Uid(SeqSet),
     Seq(SeqSet),
     ModSeq(u64),
+    /// RFC 8474: the message with this EMAILID / in this thread.
+    EmailId(String),
+    ThreadId(String),
     /// WITHIN (RFC 5032): internal date more than / at most n seconds ago.
     Older(u64),
     Younger(u64),
@@ -781,6 +800,22 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// RFC 8474 `objectid`: 1*255 letters, digits, `-` and `_`.
+    fn object_id(&mut self) -> Res<String> {
+        let start = self.pos;
+        while self
+            .peek()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            self.pos += 1;
+        }
+        let id = self.buf.get(start..self.pos).unwrap_or_default();
+        if id.is_empty() || id.len() > 255 {
+            return Err("expected an object ID".into());
+        }
+        Ok(String::from_utf8_lossy(id).into_owned())
+    }
+
     fn nstring(&mut self) -> Res<Option<Vec<u8>>> {
         match self.peek() {
             Some(b'"' | b'{') => Ok(Some(self.string()?)),
@@ -827,6 +862,7 @@ impl<'a> Parser<'a> {
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 "SIZE" => StatusItem::Size,
                 "DELETED" => StatusItem::Deleted,
+                "MAILBOXID" => StatusItem::MailboxId,
                 _ => return Err("unknown STATUS item".into()),
             });
             if self.eat(b')') {
@@ -1131,6 +1167,8 @@ impl<'a> Parser<'a> {
             "BODYSTRUCTURE" => FetchAtt::BodyStructure,
             "UID" => FetchAtt::Uid,
             "MODSEQ" => FetchAtt::ModSeq,
+            "EMAILID" => FetchAtt::EmailId,
+            "THREADID" => FetchAtt::ThreadId,
             "PREVIEW" => {
                 // RFC 8970 §3: `PREVIEW (LAZY)`; we always have a preview
                 // at hand, so LAZY changes nothing.
@@ -1478,6 +1516,14 @@ impl<'a> Parser<'a> {
             "OLDER" => {
                 self.sp()?;
                 SearchKey::Older(self.number()?)
+            }
+            "EMAILID" => {
+                self.sp()?;
+                SearchKey::EmailId(self.object_id()?)
+            }
+            "THREADID" => {
+                self.sp()?;
+                SearchKey::ThreadId(self.object_id()?)
             }
             "YOUNGER" => {
                 self.sp()?;

@@ -20,7 +20,7 @@ pub mod sequence;
 pub use command::{
     AppendMessage, Command, CommandKind, FetchAtt, ListOptions, ParseError, Qresync, SearchKey,
     SearchReturn, Section, SectionText, SortCriterion, SortKey, StatusItem, ThreadAlgorithm,
-    parse_command,
+    email_object_id, mailbox_object_id, parse_command,
 };
 pub use reader::{CommandReader, Frame, FrameError};
 pub use sequence::SeqSet;
