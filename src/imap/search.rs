@@ -237,6 +237,10 @@ impl Session {
             .iter()
             .map(|&(seq, uid)| if by_uid { uid.0 } else { seq })
             .collect();
+        let partial = ret.iter().find_map(|r| match *r {
+            SearchReturn::Partial { from, to } => Some((from, to)),
+            _ => None,
+        });
         let mut out = String::from("* ESEARCH (TAG ");
         let mut quoted = Vec::new();
         super::proto::response::string(&mut quoted, tag.as_bytes());
@@ -256,6 +260,15 @@ impl Session {
         }
         if has(SearchReturn::Count) {
             out.push_str(&format!(" COUNT {}", numbers.len()));
+        }
+        if let Some((from, to)) = partial {
+            let part = partial_slice(&numbers, from, to);
+            let set = if part.is_empty() {
+                "NIL".to_string()
+            } else {
+                SeqSet::compact(part)
+            };
+            out.push_str(&format!(" PARTIAL ({from}:{to} {set})"));
         }
         if let Some(m) = modseq
             && !numbers.is_empty()
@@ -510,6 +523,21 @@ fn secs_i64(secs: u64) -> i64 {
 /// The mailbox's messages by UID, with `\Recent` added to the flags of
 /// the session's recent ones (`recent`: its claimed UID ranges) so that
 /// the RECENT, NEW and OLD keys see them.
+/// RFC 9394 §3.1: the results at positions `from..=to` (1-based; negative
+/// positions count from the end), clamped to what there is.
+fn partial_slice(numbers: &[u32], from: i64, to: i64) -> &[u32] {
+    let len = i64::try_from(numbers.len()).unwrap_or(i64::MAX);
+    let (start, end) = if from < 0 {
+        // -1 is the last: -to..=-from from the end.
+        (len + from, len + to + 1)
+    } else {
+        (from - 1, to)
+    };
+    let start = usize::try_from(start.clamp(0, len)).unwrap_or(0);
+    let end = usize::try_from(end.clamp(0, len)).unwrap_or(0);
+    numbers.get(start..end.max(start)).unwrap_or_default()
+}
+
 /// Modseqs of a search's matches: the highest of all, and those of the
 /// first and the last (for MIN/MAX).
 #[derive(Clone, Copy, Debug)]
@@ -533,4 +561,20 @@ fn metas_with_recent(
             (m.uid, m)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_ranges_count_from_either_end() {
+        let n = [2, 4, 6, 8, 10];
+        assert_eq!(partial_slice(&n, 1, 2), &[2, 4]);
+        assert_eq!(partial_slice(&n, 4, 100), &[8, 10]);
+        assert_eq!(partial_slice(&n, 6, 9), &[] as &[u32]);
+        assert_eq!(partial_slice(&n, -2, -1), &[8, 10]);
+        assert_eq!(partial_slice(&n, -100, -5), &[2]);
+        assert_eq!(partial_slice(&n, -9, -7), &[] as &[u32]);
+    }
 }

@@ -524,6 +524,7 @@ impl Session {
             "THREAD=REFERENCES",
             "PREVIEW",
             "OBJECTID",
+            "PARTIAL",
         ];
         if self.account.is_none() {
             if !self.stream.is_tls() {

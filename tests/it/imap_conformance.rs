@@ -429,3 +429,21 @@ fn object_ids_are_stable() {
     let none = imap.ok("SEARCH THREADID T1");
     assert!(none.contains("* SEARCH\r\n"), "{none}");
 }
+
+/// RFC 9394 PARTIAL: a window of the results, counted from either end.
+#[test]
+fn partial_returns_a_window_of_the_results() {
+    let (_server, mut imap) = setup();
+    for i in 1..=6 {
+        append(&mut imap, "INBOX", &format!("Subject: {i}\r\n\r\nx\r\n"));
+    }
+    imap.ok("SELECT INBOX");
+    let first = imap.ok("UID SEARCH RETURN (PARTIAL 1:2) ALL");
+    assert!(first.contains(" UID PARTIAL (1:2 1:2)\r\n"), "{first}");
+    let last = imap.ok("SEARCH RETURN (PARTIAL -1:-3 COUNT) ALL");
+    assert!(last.contains(" COUNT 6 PARTIAL (-3:-1 4:6)\r\n"), "{last}");
+    let beyond = imap.ok("SEARCH RETURN (PARTIAL 10:20) ALL");
+    assert!(beyond.contains(" PARTIAL (10:20 NIL)\r\n"), "{beyond}");
+    let bad = imap.cmd("SEARCH RETURN (PARTIAL 0:5) ALL");
+    assert!(bad.contains(" BAD"), "{bad}");
+}

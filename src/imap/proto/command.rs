@@ -173,6 +173,12 @@ pub enum SearchReturn {
     Count,
     /// SEARCHRES: keep the result for `$`.
     Save,
+    /// RFC 9394 PARTIAL: the `from`-th to `to`-th results (1-based; both
+    /// negative counts from the end, -1 being the last), `from <= to`.
+    Partial {
+        from: i64,
+        to: i64,
+    },
 }
 
 /// One SORT criterion: a key, ascending unless `reverse`.
@@ -800,6 +806,29 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// RFC 9394 `partial-range`: `n:m` or `-n:-m`, never 0, both of one
+    /// sign; given in either order.
+    fn partial_range(&mut self) -> Res<SearchReturn> {
+        let bound = |p: &mut Self| -> Res<i64> {
+            let negative = p.eat(b'-');
+            let n = i64::from(p.number32()?);
+            if n == 0 {
+                return Err("PARTIAL ranges start at 1".into());
+            }
+            Ok(if negative { -n } else { n })
+        };
+        let a = bound(self)?;
+        self.expect(b':')?;
+        let b = bound(self)?;
+        if (a < 0) != (b < 0) {
+            return Err("PARTIAL range mixes positive and negative".into());
+        }
+        Ok(SearchReturn::Partial {
+            from: a.min(b),
+            to: a.max(b),
+        })
+    }
+
     /// RFC 8474 `objectid`: 1*255 letters, digits, `-` and `_`.
     fn object_id(&mut self) -> Res<String> {
         let start = self.pos;
@@ -1303,6 +1332,10 @@ impl<'a> Parser<'a> {
                     "ALL" => SearchReturn::All,
                     "COUNT" => SearchReturn::Count,
                     "SAVE" => SearchReturn::Save,
+                    "PARTIAL" => {
+                        self.sp()?;
+                        self.partial_range()?
+                    }
                     _ => return Err("unknown SEARCH return option".into()),
                 });
             }
