@@ -14,6 +14,7 @@
 use super::mutf7;
 use super::proto::command::normalize_mailbox;
 use super::proto::response::{flag_list, mailbox as write_mailbox};
+use super::proto::sequence::SeqNum;
 use super::proto::{AppendMessage, CommandKind, ListOptions, SeqSet, StatusItem};
 use super::selected::is_deleted;
 use super::session::{CmdError, CmdResult, Done, Session};
@@ -79,6 +80,17 @@ impl Session {
             CommandKind::Append { mailbox, messages } => CommandKind::Append {
                 mailbox: name(mailbox)?,
                 messages,
+            },
+            CommandKind::Replace {
+                uid,
+                target,
+                mailbox,
+                message,
+            } => CommandKind::Replace {
+                uid,
+                target,
+                mailbox: name(mailbox)?,
+                message,
             },
             CommandKind::GetQuotaRoot(mailbox) => CommandKind::GetQuotaRoot(name(mailbox)?),
             CommandKind::Copy {
@@ -377,6 +389,32 @@ impl Session {
 
     /// APPEND of one or more messages (MULTIAPPEND, RFC 3502): one store
     /// transaction, so all of them or none.
+    /// REPLACE (RFC 8508): the new message is saved first (its APPENDUID
+    /// in an untagged OK), then the old one is expunged; if the save
+    /// fails, nothing is expunged.
+    pub(super) async fn replace(
+        &mut self,
+        by_uid: bool,
+        target: u32,
+        mailbox: &str,
+        message: AppendMessage,
+    ) -> CmdResult {
+        let sel = self.writable()?;
+        let id = sel.id;
+        let set = SeqSet(vec![(SeqNum::Value(target), SeqNum::Value(target))]);
+        let Some(&(_, old)) = sel.resolve(&set, by_uid).first() else {
+            return Err(CmdError::bad("No such message"));
+        };
+        let saved = self.append(mailbox, vec![message]).await?;
+        if let Some(code) = &saved.code {
+            self.untagged(&format!("OK [{code}] Replacement message saved"));
+        }
+        let removed = self.blocking(move |s| s.expunge_at(id, &[old])).await?;
+        let done = self.expunged_by_us(&removed, "REPLACE completed");
+        self.sync(true).await?;
+        Ok(done)
+    }
+
     pub(super) async fn append(&mut self, name: &str, messages: Vec<AppendMessage>) -> CmdResult {
         let account = self.account()?;
         if messages.iter().any(|m| m.message.is_empty()) {

@@ -391,6 +391,12 @@ impl Session {
             CommandKind::Idle => self.idle(tag).await,
             // Selected state only from here on.
             _ if self.selected.is_none() => Err(CmdError::bad("No mailbox selected")),
+            CommandKind::Replace {
+                uid,
+                target,
+                mailbox,
+                message,
+            } => self.replace(uid, target, &mailbox, message).await,
             CommandKind::Check => {
                 self.sync(true).await?;
                 Ok(Done::ok("CHECK completed"))
@@ -525,6 +531,7 @@ impl Session {
             "PREVIEW",
             "OBJECTID",
             "PARTIAL",
+            "REPLACE",
         ];
         if self.account.is_none() {
             if !self.stream.is_tls() {
@@ -818,8 +825,12 @@ impl Session {
     fn refuse_append_without_room(&mut self) -> Option<String> {
         self.account.as_ref()?;
         let (cmd, size) = self.reader.pending_literal()?;
-        let verb = cmd.split(|&b| b == b' ').nth(1)?;
-        if !verb.eq_ignore_ascii_case(b"APPEND") {
+        let mut words = cmd.split(|&b| b == b' ').skip(1);
+        let mut verb = words.next()?;
+        if verb.eq_ignore_ascii_case(b"UID") {
+            verb = words.next()?;
+        }
+        if !verb.eq_ignore_ascii_case(b"APPEND") && !verb.eq_ignore_ascii_case(b"REPLACE") {
             return None;
         }
         let reserve = self.config.queue.minfree.0;
@@ -912,6 +923,7 @@ fn kind_name(kind: &CommandKind) -> &'static str {
         CommandKind::Namespace => "NAMESPACE",
         CommandKind::Status { .. } => "STATUS",
         CommandKind::Append { .. } => "APPEND",
+        CommandKind::Replace { .. } => "REPLACE",
         CommandKind::GetQuota(_) => "GETQUOTA",
         CommandKind::GetQuotaRoot(_) => "GETQUOTAROOT",
         CommandKind::SetQuota(_) => "SETQUOTA",

@@ -447,3 +447,52 @@ fn partial_returns_a_window_of_the_results() {
     let bad = imap.cmd("SEARCH RETURN (PARTIAL 0:5) ALL");
     assert!(bad.contains(" BAD"), "{bad}");
 }
+
+/// RFC 8508 REPLACE: the new message is saved (APPENDUID), the old one
+/// expunged, in one command; into the same or another mailbox.
+#[test]
+fn replace_saves_the_new_message_and_expunges_the_old() {
+    let (_server, mut imap) = setup();
+    append(&mut imap, "INBOX", "Subject: draft 1\r\n\r\nfirst\r\n");
+    append(&mut imap, "INBOX", "Subject: other\r\n\r\nx\r\n");
+    imap.ok("CREATE Drafts2");
+    imap.ok("SELECT INBOX");
+    let caps = imap.ok("CAPABILITY");
+    assert!(caps.contains(" REPLACE"), "{caps}");
+    let new = "Subject: draft 2\r\n\r\nsecond\r\n";
+    let tag = imap.tag();
+    imap.send(format!("{tag} REPLACE 1 INBOX {{{}+}}\r\n{new}\r\n", new.len()).as_bytes());
+    let answer = imap.until(&format!("{tag} "));
+    let saved = answer.find("* OK [APPENDUID ").expect(&answer);
+    let expunged = answer.find("* 1 EXPUNGE").expect(&answer);
+    assert!(saved < expunged, "{answer}");
+    assert!(answer.contains(&format!("{tag} OK")), "{answer}");
+    let subjects = imap.ok("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    assert!(subjects.contains("Subject: draft 2"), "{subjects}");
+    assert!(!subjects.contains("draft 1"), "{subjects}");
+    // UID REPLACE into another mailbox.
+    let uid = imap.ok("FETCH 1 UID");
+    let uid: u32 = uid
+        .split("UID ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .expect("uid");
+    let tag = imap.tag();
+    imap.send(
+        format!(
+            "{tag} UID REPLACE {uid} Drafts2 {{{}+}}\r\n{new}\r\n",
+            new.len()
+        )
+        .as_bytes(),
+    );
+    let answer = imap.until(&format!("{tag} "));
+    assert!(answer.contains(&format!("{tag} OK")), "{answer}");
+    let status = imap.ok("STATUS Drafts2 (MESSAGES)");
+    assert!(status.contains("MESSAGES 1"), "{status}");
+    let missing = imap.cmd(&format!("REPLACE 99 INBOX {{{}+}}\r\n{new}", new.len()));
+    assert!(
+        missing.contains(" BAD") || missing.contains(" NO"),
+        "{missing}"
+    );
+}

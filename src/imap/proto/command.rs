@@ -66,6 +66,14 @@ pub enum CommandKind {
         mailbox: String,
         messages: Vec<AppendMessage>,
     },
+    /// REPLACE and UID REPLACE (RFC 8508): append `message` to `mailbox`
+    /// and expunge the selected mailbox's message `target`.
+    Replace {
+        uid: bool,
+        target: u32,
+        mailbox: String,
+        message: AppendMessage,
+    },
     /// QUOTA (RFC 9208).
     GetQuota(String),
     GetQuotaRoot(String),
@@ -730,6 +738,7 @@ impl<'a> Parser<'a> {
                 CommandKind::Status { mailbox, items }
             }
             "APPEND" => self.append()?,
+            "REPLACE" => self.replace(false)?,
             "GETQUOTA" => {
                 self.sp()?;
                 CommandKind::GetQuota(self.astring_utf8()?)
@@ -768,6 +777,7 @@ impl<'a> Parser<'a> {
                     "STORE" => self.store(true)?,
                     "COPY" => self.copy(true, false)?,
                     "MOVE" => self.copy(true, true)?,
+                    "REPLACE" => self.replace(true)?,
                     "EXPUNGE" => {
                         self.sp()?;
                         CommandKind::Expunge {
@@ -971,6 +981,31 @@ impl<'a> Parser<'a> {
     /// APPEND with one or more messages (MULTIAPPEND, RFC 3502), each
     /// `[flags] [date] literal`, the literal possibly a `~{n}` literal8
     /// (RFC 3516) or `UTF8 (~{n})` (RFC 6855 §4).
+    /// `REPLACE n mailbox [flags] [date] literal` (RFC 8508 §6).
+    fn replace(&mut self, uid: bool) -> Res<CommandKind> {
+        self.sp()?;
+        let target = self.number32()?;
+        if target == 0 {
+            return Err("REPLACE needs a message number".into());
+        }
+        let CommandKind::Append {
+            mailbox,
+            mut messages,
+        } = self.append()?
+        else {
+            return Err("REPLACE needs a mailbox and a message".into());
+        };
+        let Some(message) = messages.pop().filter(|_| messages.is_empty()) else {
+            return Err("REPLACE takes exactly one message".into());
+        };
+        Ok(CommandKind::Replace {
+            uid,
+            target,
+            mailbox,
+            message,
+        })
+    }
+
     fn append(&mut self) -> Res<CommandKind> {
         self.sp()?;
         let mailbox = self.mailbox()?;
