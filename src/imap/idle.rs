@@ -35,6 +35,9 @@ impl Session {
                     Err(_) => Err(CmdError::bad("Line too long")),
                 };
             }
+            if self.inflate_pending().map_err(CmdError::End)? {
+                continue;
+            }
             self.flush().await.map_err(CmdError::End)?;
             let stream = &mut self.stream;
             let selected = &mut self.selected;
@@ -48,7 +51,8 @@ impl Session {
                 r = stream.read(&mut buf) => match r {
                     Ok(0) => return Err(CmdError::End(End::ClientClosed)),
                     Ok(n) => {
-                        self.reader.push(buf.get(..n).unwrap_or_default());
+                        self.received(buf.get(..n).unwrap_or_default())
+                            .map_err(CmdError::End)?;
                         // The idle timeout counts from the client's last word.
                         idle_deadline
                             .as_mut()

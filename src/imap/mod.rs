@@ -17,6 +17,7 @@
 //!   algorithms (RFC 5256);
 //! * `message`: MIME structure for FETCH and SEARCH.
 
+mod compress;
 mod fetch;
 mod idle;
 mod mailbox;

@@ -135,6 +135,8 @@ pub(super) struct Session {
     pub failed_logins: crate::auth::FailedLogins,
     /// Until a successful login.
     login_deadline: crate::net::deadline::LoginDeadline,
+    /// COMPRESS=DEFLATE once the client asked for it (RFC 4978).
+    compress: Option<Box<super::compress::Deflate>>,
     /// This session's place in the (account, address) count.
     user_ip_slot: Option<crate::net::anvil::Slot<(String, std::net::IpAddr)>>,
     pub selected: Option<Selected>,
@@ -169,6 +171,7 @@ impl Session {
             failed_logins: Default::default(),
             login_deadline: crate::net::deadline::LoginDeadline::start(login_timeout),
             user_ip_slot: None,
+            compress: None,
             selected: None,
             condstore: false,
             qresync: false,
@@ -389,6 +392,7 @@ impl Session {
                 Ok(done)
             }
             CommandKind::Idle => self.idle(tag).await,
+            CommandKind::Compress(mechanism) => self.start_compression(tag, &mechanism).await,
             // Selected state only from here on.
             _ if self.selected.is_none() => Err(CmdError::bad("No mailbox selected")),
             CommandKind::Replace {
@@ -543,6 +547,9 @@ impl Session {
             } else {
                 caps.push("LOGINDISABLED");
             }
+        }
+        if self.account.is_some() && self.compress.is_none() {
+            caps.push("COMPRESS=DEFLATE");
         }
         // RFC 7889: one limit for every mailbox, the SMTP message size
         // limit (APPEND above it: `NO [TOOBIG]` before the literal).
@@ -714,9 +721,15 @@ impl Session {
         if self.out.is_empty() {
             return Ok(());
         }
+        let compressed = match self.compress.as_mut() {
+            Some(deflate) => Some(deflate.deflate(&self.out).map_err(End::Io)?),
+            None => None,
+        };
+        let data: &[u8] = compressed.as_deref().unwrap_or(&self.out);
+        let stream = &mut self.stream;
         let write = async {
-            self.stream.write_all(&self.out).await?;
-            self.stream.flush().await
+            stream.write_all(data).await?;
+            stream.flush().await
         };
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Ok(Ok(())) => {
@@ -738,6 +751,9 @@ impl Session {
     /// session on idle timeout (`* BYE`, RFC 3501 §5.4) or shutdown.
     pub async fn read_more(&mut self) -> Result<(), End> {
         self.flush().await?;
+        if self.inflate_pending()? {
+            return Ok(());
+        }
         let mut buf = vec![0u8; READ_CHUNK];
         let (timeout, login) = self.login_deadline.limit(self.config.imap.idle_timeout.0);
         let shutdown = self.svc.shutdown.clone();
@@ -764,8 +780,53 @@ impl Session {
                 return Err(End::Shutdown);
             }
         };
-        self.reader.push(buf.get(..n).unwrap_or_default());
+        self.received(buf.get(..n).unwrap_or_default())
+    }
+
+    /// Bytes from the network into the command reader, inflated first
+    /// under COMPRESS.
+    pub fn received(&mut self, bytes: &[u8]) -> Result<(), End> {
+        match self.compress.as_mut() {
+            None => self.reader.push(bytes),
+            Some(deflate) => {
+                deflate.feed(bytes);
+                let plain = deflate.inflate().map_err(End::Io)?;
+                self.reader.push(&plain);
+            }
+        }
         Ok(())
+    }
+
+    /// Inflates more of what the client already sent; true if it did.
+    pub fn inflate_pending(&mut self) -> Result<bool, End> {
+        match self.compress.as_mut() {
+            Some(deflate) if deflate.has_pending() => {
+                let plain = deflate.inflate().map_err(End::Io)?;
+                self.reader.push(&plain);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// COMPRESS DEFLATE (RFC 4978 §3): the tagged OK goes out
+    /// uncompressed, everything after it in both directions compressed.
+    async fn start_compression(&mut self, tag: &str, mechanism: &str) -> CmdResult {
+        if self.compress.is_some() {
+            return Err(CmdError::No(
+                Some("COMPRESSIONACTIVE"),
+                "DEFLATE is already active".into(),
+            ));
+        }
+        if !mechanism.eq_ignore_ascii_case("DEFLATE") {
+            return Err(CmdError::bad("Unknown compression mechanism"));
+        }
+        self.line(&format!("{tag} OK DEFLATE active"));
+        self.flush().await.map_err(CmdError::End)?;
+        let mut deflate = Box::<super::compress::Deflate>::default();
+        deflate.feed(&self.reader.take_unread());
+        self.compress = Some(deflate);
+        Ok(Done::already_sent())
     }
 
     /// The next command's bytes; `Ok(None)` after answering a framing error.
@@ -928,6 +989,7 @@ fn kind_name(kind: &CommandKind) -> &'static str {
         CommandKind::GetQuotaRoot(_) => "GETQUOTAROOT",
         CommandKind::SetQuota(_) => "SETQUOTA",
         CommandKind::Idle => "IDLE",
+        CommandKind::Compress(_) => "COMPRESS",
         CommandKind::Check => "CHECK",
         CommandKind::Close => "CLOSE",
         CommandKind::Unselect => "UNSELECT",

@@ -496,3 +496,68 @@ fn replace_saves_the_new_message_and_expunges_the_old() {
         "{missing}"
     );
 }
+
+/// RFC 4978 COMPRESS=DEFLATE against Python's zlib (raw DEFLATE): the
+/// tagged OK in the clear, then both directions compressed, IDLE included.
+#[test]
+fn compress_deflate_with_a_real_zlib_peer() {
+    let (server, mut imap) = setup();
+    append(
+        &mut imap,
+        "INBOX",
+        &format!("Subject: big\r\n\r\n{}\r\n", "compress me ".repeat(2000)),
+    );
+    let script = r#"
+import socket, sys, zlib
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b'a1 LOGIN alice@localhost pw\r\n')
+while not f.readline().startswith(b'a1 '): pass
+s.sendall(b'a2 CAPABILITY\r\n')
+caps = b''
+while True:
+    line = f.readline(); caps += line
+    if line.startswith(b'a2 '): break
+assert b'COMPRESS=DEFLATE' in caps, caps
+s.sendall(b'a3 COMPRESS DEFLATE\r\n')
+ok = f.readline()
+assert ok.startswith(b'a3 OK'), ok
+comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+decomp = zlib.decompressobj(-15)
+def send(text):
+    s.sendall(comp.compress(text) + comp.flush(zlib.Z_SYNC_FLUSH))
+buf = b''
+raw_total = 0
+def until(tag):
+    global buf, raw_total
+    while tag not in buf:
+        chunk = s.recv(65536)
+        if not chunk: raise SystemExit('closed: %r' % buf)
+        raw_total += len(chunk)
+        buf += decomp.decompress(chunk)
+    out, buf = buf.split(tag, 1)
+    rest, buf = buf.split(b'\r\n', 1) if b'\r\n' in buf else (buf, b'')
+    return out + tag + rest
+r = until(b'a4 OK') if send(b'a4 SELECT INBOX\r\n') is None else None
+assert b'EXISTS' in r, r
+r = until(b'a5 OK') if send(b'a5 FETCH 1 BODY.PEEK[]\r\n') is None else None
+assert b'compress me compress me' in r, r[:200]
+print('plain', len(r), 'wire', raw_total)
+send(b'a6 COMPRESS DEFLATE\r\n')
+r = until(b'a6 ')
+assert b'COMPRESSIONACTIVE' in r, r
+send(b'a7 LOGOUT\r\n')
+r = until(b'a7 OK')
+assert b'BYE' in r, r
+"#;
+    let out = python(script, &[&server.ports.imap.to_string()]);
+    assert_success(&out, "python zlib COMPRESS client");
+    let said = String::from_utf8_lossy(&out.stdout);
+    let numbers: Vec<usize> = said
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(numbers.len() == 2 && numbers[1] * 5 < numbers[0], "{said}");
+}

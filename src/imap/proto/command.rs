@@ -79,6 +79,8 @@ pub enum CommandKind {
     GetQuotaRoot(String),
     SetQuota(String),
     Idle,
+    /// COMPRESS mechanism (RFC 4978); only DEFLATE exists.
+    Compress(String),
     Check,
     Close,
     Unselect,
@@ -625,6 +627,10 @@ impl<'a> Parser<'a> {
             "UNSELECT" => CommandKind::Unselect,
             "EXPUNGE" => CommandKind::Expunge { uids: None },
             "IDLE" => CommandKind::Idle,
+            "COMPRESS" => {
+                self.sp()?;
+                CommandKind::Compress(self.keyword()?)
+            }
             "NAMESPACE" => CommandKind::Namespace,
             "ID" => {
                 self.sp()?;

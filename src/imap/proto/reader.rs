@@ -124,6 +124,15 @@ impl CommandReader {
         tag
     }
 
+    /// Takes every byte read but not yet framed (COMPRESS: what the client
+    /// sent after the command is already compressed).
+    pub fn take_unread(&mut self) -> Vec<u8> {
+        let rest = self.unread().to_vec();
+        self.buf.clear();
+        self.start = 0;
+        rest
+    }
+
     fn unread(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or_default()
     }
