@@ -220,11 +220,12 @@ pub fn store_check(config: &Config) -> anyhow::Result<()> {
         Err(crate::store::StoreError::Locked) => {
             bail!("the mail store is in use: stop merpati first (systemctl stop merpati)")
         }
-        Err(e) => bail!(
+        Err(e @ crate::store::StoreError::Corrupt(_)) => bail!(
             "{}: {e}\nWhat to do: {}",
             dir.display(),
             crate::store::damage::ADVICE
         ),
+        Err(e) => bail!("{}: {e}", dir.display()),
     };
     match store.check_integrity() {
         Ok(true) => println!("database: ok"),

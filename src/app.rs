@@ -147,6 +147,15 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         triggers: triggers.clone(),
         active_set: active_set.clone(),
     });
+    // The control socket lives exactly as long as the queue manager: while
+    // it answers, admin commands ask it before touching `active`.
+    let control_path = config.run_dir().join(control::SOCKET);
+    let control_context = Arc::new(control::Context {
+        store: store.clone(),
+        spool: spool.clone(),
+        active: active_set.clone(),
+    });
+    control::serve(&control_path, control_context, back_stop.clone(), &back)?;
     back.spawn(qmgr.run(back_stop.clone(), back.clone()));
     back.spawn(checkpoints(
         journal.clone(),
@@ -306,14 +315,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
             ));
         }
     }
-    let control_path = config.run_dir().join(control::SOCKET);
     let cleanup_for_postdrop = cleanup.clone();
-    let control_context = Arc::new(control::Context {
-        store: store.clone(),
-        spool: spool.clone(),
-        active: active_set.clone(),
-    });
-    control::serve(&control_path, control_context, front_stop.clone(), &front)?;
     crate::queue::postdrop::serve(
         shared_config.clone(),
         cleanup_for_postdrop,

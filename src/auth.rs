@@ -50,7 +50,12 @@ pub enum AuthError {
 pub struct Authenticator {
     store: Arc<dyn MailStore>,
     resolver: Arc<Live<Resolver>>,
+    /// Per client address (an IPv6 /64): the delays and turns.
     failures: Mutex<HashMap<IpAddr, Penalty>>,
+    /// Per (client address, login): the lockout. Keyed by login too, so
+    /// one guesser behind a NAT (or a webmail on loopback) locks out only
+    /// the account it guesses at, not every user of that address.
+    lockouts: Mutex<HashMap<(IpAddr, String), (u32, Instant)>>,
     /// Argon2id needs 19 MiB and ~30 ms of CPU per check: a bound keeps a
     /// flood of pre-auth logins from taking all memory and threads.
     verifying: tokio::sync::Semaphore,
@@ -65,6 +70,7 @@ impl Authenticator {
             store,
             resolver,
             failures: Mutex::new(HashMap::new()),
+            lockouts: Mutex::new(HashMap::new()),
             verifying: tokio::sync::Semaphore::new(PARALLEL_VERIFICATIONS),
         }
     }
@@ -78,6 +84,12 @@ impl Authenticator {
         login: &str,
         password: &str,
     ) -> Result<String, AuthError> {
+        let client = penalty_key(client);
+        let login_key = login.trim().to_lowercase();
+        if self.locked_out(client, &login_key) {
+            tracing::debug!(client = %client, "login refused unchecked: too many failures for {login:?}");
+            return Err(AuthError::Failed);
+        }
         match self.reserve(client) {
             Turn::Now => {}
             Turn::After(wait) => tokio::time::sleep(wait).await,
@@ -114,11 +126,11 @@ impl Authenticator {
         drop(permit);
         match (ok, account) {
             (true, Some(name)) => {
-                self.forget(client);
+                self.forget(client, &login_key);
                 Ok(name)
             }
             _ => {
-                let delay = self.record_failure(client);
+                let delay = self.record_failure(client, &login_key);
                 // The protocols write the lines fail2ban reads (Postfix's
                 // and Dovecot's wording); this one is for debugging.
                 tracing::debug!(client = %client, "authentication failed for {login:?}");
@@ -147,9 +159,6 @@ impl Authenticator {
             failures.remove(&client);
             return Turn::Now;
         }
-        if p.failures >= MAX_FAILURES {
-            return Turn::Refused;
-        }
         let start = p.next_at.max(now);
         let wait = start.duration_since(now);
         if wait > MAX_WAIT {
@@ -163,13 +172,38 @@ impl Authenticator {
         }
     }
 
-    fn record_failure(&self, client: IpAddr) -> Duration {
+    /// After [`MAX_FAILURES`] failures for this login from this address,
+    /// nothing is checked until [`FORGET_AFTER`] of quiet.
+    fn locked_out(&self, client: IpAddr, login: &str) -> bool {
+        let mut lockouts = self.lockouts.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (client, login.to_string());
+        match lockouts.get(&key) {
+            Some((_, last)) if last.elapsed() > FORGET_AFTER => {
+                lockouts.remove(&key);
+                false
+            }
+            Some((count, _)) => *count >= MAX_FAILURES,
+            None => false,
+        }
+    }
+
+    fn record_failure(&self, client: IpAddr, login: &str) -> Duration {
+        {
+            let mut lockouts = self.lockouts.lock().unwrap_or_else(|p| p.into_inner());
+            if lockouts.len() >= MAX_TRACKED {
+                lockouts.retain(|_, (_, last)| last.elapsed() < FORGET_AFTER);
+                evict_least(&mut lockouts, |(count, _)| *count);
+            }
+            let entry = lockouts
+                .entry((client, login.to_string()))
+                .or_insert((0, Instant::now()));
+            entry.0 = entry.0.saturating_add(1);
+            entry.1 = Instant::now();
+        }
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if failures.len() >= MAX_TRACKED {
             failures.retain(|_, p| p.last.elapsed() < FORGET_AFTER);
-            if failures.len() >= MAX_TRACKED {
-                failures.clear();
-            }
+            evict_least(&mut failures, |p| p.failures);
         }
         let now = Instant::now();
         let entry = failures.entry(client).or_insert(Penalty {
@@ -187,12 +221,44 @@ impl Authenticator {
         delay
     }
 
-    fn forget(&self, client: IpAddr) {
+    fn forget(&self, client: IpAddr, login: &str) {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&client);
+        self.lockouts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(client, login.to_string()));
     }
+}
+
+/// The address penalties are counted for: an IPv6 client by its /64 (one
+/// host usually has the whole prefix, so per-address counting would give
+/// it 2^64 fresh starts), IPv4 as it is.
+fn penalty_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
+/// When a table is full even of recent entries, the half with the fewest
+/// failures goes (never the worst offenders, as clearing all would).
+fn evict_least<K: Clone + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    count: impl Fn(&V) -> u32,
+) {
+    if map.len() < MAX_TRACKED {
+        return;
+    }
+    let mut counts: Vec<u32> = map.values().map(&count).collect();
+    counts.sort_unstable();
+    let median = counts.get(counts.len() / 2).copied().unwrap_or(0);
+    map.retain(|_, v| count(v) > median);
 }
 
 /// The penalty after `failures` failures: doubling from [`BASE_DELAY`].
@@ -288,6 +354,19 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(penalty_key(a), penalty_key(b));
+        assert_ne!(penalty_key(a), penalty_key(c));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(penalty_key(v4), v4);
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(penalty_key(mapped), v4);
+    }
 
     #[test]
     fn base64_round_trip() {

@@ -229,29 +229,54 @@ fn envelope_sender(resolver: &Resolver, args: &SendmailArgs) -> anyhow::Result<S
     })
 }
 
-/// Queues a message: into maildrop when we may write there, else through
-/// the daemon's postdrop socket. Returns the ID it is known by.
+/// Queues a message. The owner of the queue (the `merpati` user, or root
+/// outside systemd) writes into maildrop; everyone else, root included
+/// when the queue is not root's, goes through the daemon's postdrop
+/// socket, so every maildrop file can be read by the daemon. With the
+/// daemon stopped, root still writes maildrop and hands the file to the
+/// queue's owner. Returns the ID the message is known by.
 fn drop_message(config: &Config, file: &QueueFile) -> anyhow::Result<String> {
-    let direct = Spool::open(&config.queue_dir()).and_then(|spool| queue::maildrop(&spool, file));
-    match direct {
-        Ok(id) => {
-            crate::app::signal_daemon(config, libc::SIGUSR1);
-            Ok(id.to_string())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            let socket = postdrop::socket_path(config);
-            match postdrop::submit(&socket, file)
-                .with_context(|| format!("cannot reach {}", socket.display()))?
-            {
-                Some(Ok(id)) => Ok(id),
-                Some(Err(why)) => bail!("the mail system refused the message: {why}"),
-                None => bail!(
-                    "cannot write to maildrop ({e}) and the merpati daemon is not running to take the message"
-                ),
-            }
-        }
-        Err(e) => Err(e).context("cannot write to maildrop"),
+    use std::os::unix::fs::MetadataExt;
+    let maildrop_dir = config.queue_dir().join("maildrop");
+    // SAFETY: geteuid(2) has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let owner = std::fs::metadata(&maildrop_dir).map(|m| (m.uid(), m.gid()));
+    let owns_queue = match &owner {
+        Ok((uid, _)) => *uid == euid,
+        // No queue yet: whoever creates it owns it.
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    };
+    if owns_queue {
+        return write_maildrop(config, file, None);
     }
+    let socket = postdrop::socket_path(config);
+    let handed = postdrop::submit(&socket, file)
+        .with_context(|| format!("cannot reach {}", socket.display()))?;
+    match handed {
+        Some(Ok(id)) => Ok(id),
+        Some(Err(why)) => bail!("the mail system refused the message: {why}"),
+        None if euid == 0 => write_maildrop(config, file, owner.ok()),
+        None => bail!(
+            "the queue belongs to another user and the merpati daemon is not running to take the message"
+        ),
+    }
+}
+
+/// Writes into maildrop (and, for root, gives the file to `owner`).
+fn write_maildrop(
+    config: &Config,
+    file: &QueueFile,
+    owner: Option<(u32, u32)>,
+) -> anyhow::Result<String> {
+    let spool = Spool::open(&config.queue_dir()).context("cannot open the queue")?;
+    let id = queue::maildrop(&spool, file).context("cannot write to maildrop")?;
+    if let Some((uid, gid)) = owner {
+        let path = spool.path(crate::queue::spool::QueueName::Maildrop, &id);
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+            .with_context(|| format!("cannot give {} to the queue's owner", path.display()))?;
+    }
+    crate::app::signal_daemon(config, libc::SIGUSR1);
+    Ok(id.to_string())
 }
 
 /// `-F name`: a From: header with the full name, when the message has none.
@@ -404,18 +429,25 @@ fn smtp_on_stdio(config: &Config, args: &SendmailArgs) -> anyhow::Result<()> {
                     Reply::plain(354, "End data with <CR><LF>.<CR><LF>"),
                 )?;
                 let message = read_data(&mut input, config)?;
-                let file = QueueFile {
-                    arrival: now_unix(),
-                    sender: sender.take().unwrap_or_default(),
-                    protocol: "local".into(),
-                    recipients: std::mem::take(&mut recipients),
-                    body: message?,
-                    envid: args.envid.clone().unwrap_or_default(),
-                    ..Default::default()
-                };
-                match drop_message(config, &file) {
-                    Ok(id) => Reply::queued(&id),
-                    Err(e) => Reply::new(451, "4.3.0", format!("Error: {e}")),
+                let file_sender = sender.take().unwrap_or_default();
+                let file_recipients = std::mem::take(&mut recipients);
+                match message {
+                    Err(e) => Reply::new(552, "5.3.4", format!("Error: {e}")),
+                    Ok(body) => {
+                        let file = QueueFile {
+                            arrival: now_unix(),
+                            sender: file_sender,
+                            protocol: "local".into(),
+                            recipients: file_recipients,
+                            body,
+                            envid: args.envid.clone().unwrap_or_default(),
+                            ..Default::default()
+                        };
+                        match drop_message(config, &file) {
+                            Ok(id) => Reply::queued(&id),
+                            Err(e) => Reply::new(451, "4.3.0", format!("Error: {e}")),
+                        }
+                    }
                 }
             }
             Ok(Command::Rset) => {

@@ -624,6 +624,30 @@ impl Config {
         if self.queue.local_concurrency == 0 {
             bad("queue.local_concurrency", "must be above 0".into());
         }
+        for (key, value) in [
+            ("imap.max_connections", self.imap.max_connections),
+            (
+                "imap.max_connections_per_client",
+                self.imap.max_connections_per_client,
+            ),
+            (
+                "imap.max_userip_connections",
+                self.imap.max_userip_connections,
+            ),
+            ("pop3.max_connections", self.pop3.max_connections),
+            (
+                "pop3.max_connections_per_client",
+                self.pop3.max_connections_per_client,
+            ),
+            (
+                "pop3.max_userip_connections",
+                self.pop3.max_userip_connections,
+            ),
+        ] {
+            if value == 0 {
+                bad(key, "must be above 0".into());
+            }
+        }
         if self.queue.delivery_batch == 0 {
             bad("queue.delivery_batch", "must be above 0".into());
         }

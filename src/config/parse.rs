@@ -60,7 +60,10 @@ fn leaves(
         };
         let key_span = key.span().unwrap_or(0..0);
         match item.as_table_like() {
-            Some(sub) if !FREE_FORM_TABLES.contains(&path.as_str()) => leaves(&path, sub, out),
+            // An empty table still names a key (`[nope]` must be reported).
+            Some(sub) if !FREE_FORM_TABLES.contains(&path.as_str()) && !sub.is_empty() => {
+                leaves(&path, sub, out)
+            }
             _ => {
                 let value_span = item.span().unwrap_or_else(|| key_span.clone());
                 out.push((path, key_span, value_span));
@@ -178,6 +181,15 @@ mod tests {
             "{problems:?}"
         );
         assert!(problems[1].message.contains("usize"), "{problems:?}");
+    }
+
+    #[test]
+    fn an_empty_unknown_table_is_reported() {
+        let problems = parse("[nope]\n[smtp]\n").err().unwrap_or_default();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "nope");
+        assert_eq!(problems[0].at, Some((1, 2)));
+        assert!(parse("[virtual_alias]\n[log]\n").is_ok());
     }
 
     #[test]

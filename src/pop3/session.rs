@@ -720,6 +720,14 @@ impl Session {
                 return Ok(());
             }
         };
+        let Some(lock) = MaildropLock::acquire(&self.svc.store, &account) else {
+            tracing::info!("login: user=<{account}>, method={method}: maildrop in use");
+            self.reply(Reply::err_code(
+                Code::InUse,
+                "Mailbox is locked by another POP3 session",
+            ));
+            return Ok(());
+        };
         let limit = self.config.pop3.max_userip_connections;
         let Some(slot) = self
             .svc
@@ -737,14 +745,6 @@ impl Session {
             return Ok(());
         };
         self.user_ip_slot = Some(slot);
-        let Some(lock) = MaildropLock::acquire(&self.svc.store, &account) else {
-            tracing::info!("login: user=<{account}>, method={method}: maildrop in use");
-            self.reply(Reply::err_code(
-                Code::InUse,
-                "Mailbox is locked by another POP3 session",
-            ));
-            return Ok(());
-        };
         let store = self.svc.store.clone();
         let name = account.clone();
         let snapshot = blocking(move || {

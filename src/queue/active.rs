@@ -19,21 +19,35 @@ use std::time::Duration;
 enum Owner {
     /// A delivery task is working on it.
     Delivering,
-    /// Delivered as far as it could be; this deferred copy, due after the
-    /// backoff, still has to replace the file in `active`.
+    /// Delivered as far as it could be, but the file could not be settled:
+    /// the deferred copy (without its body, which stays in the active
+    /// file) still has to replace it, or, with `None`, every recipient is
+    /// done and only the removal failed.
     Unsettled {
-        copy: Box<QueueFile>,
+        copy: Option<Box<QueueFile>>,
         backoff: Duration,
     },
     /// An admin operation is moving it.
     Admin,
 }
 
-/// A deferred copy still to be written.
+/// What still has to happen to an unsettled file.
 pub struct Unsettled {
     pub id: QueueId,
-    pub copy: QueueFile,
+    /// The deferred copy without its body; `None`: just remove the file.
+    pub copy: Option<QueueFile>,
     pub backoff: Duration,
+}
+
+/// What an admin operation finds when it asks for a file in `active`.
+pub enum AdminTake {
+    /// Nobody owns it: the admin has it now.
+    Free,
+    /// Being delivered right now.
+    Busy,
+    /// Waiting to be settled: the admin has it now, and must settle it
+    /// (or hand it back with [`ActiveSet::unsettle`]).
+    Unsettled(Box<Unsettled>),
 }
 
 #[derive(Default)]
@@ -64,14 +78,19 @@ impl ActiveSet {
         }
     }
 
-    /// Records a deferred copy that could not be written.
-    pub fn unsettle(&self, id: &QueueId, copy: QueueFile, backoff: Duration) {
-        let copy = Box::new(copy);
+    /// Records what could not be done to `id` (see [`Owner::Unsettled`]).
+    /// The body is dropped from the copy: it is in the active file, and
+    /// keeping it would hold every stuck message in memory.
+    pub fn unsettle(&self, id: &QueueId, copy: Option<QueueFile>, backoff: Duration) {
+        let copy = copy.map(|mut c| {
+            c.body = Vec::new();
+            Box::new(c)
+        });
         self.owners()
             .insert(id.clone(), Owner::Unsettled { copy, backoff });
     }
 
-    /// Takes every unsettled copy, marking each as being written (a
+    /// Takes every unsettled file, marking each as being worked on (a
     /// delivery claim, so neither a sweep nor an admin takes it meanwhile).
     pub fn take_unsettled(&self) -> Vec<Unsettled> {
         let mut owners = self.owners();
@@ -87,7 +106,7 @@ impl ActiveSet {
             {
                 out.push(Unsettled {
                     id,
-                    copy: *copy,
+                    copy: copy.map(|c| *c),
                     backoff,
                 });
             }
@@ -95,17 +114,25 @@ impl ActiveSet {
         out
     }
 
-    /// An admin operation wants `id`: granted unless it is being delivered.
-    /// An unsettled copy is dropped: the admin decides the file's fate now,
-    /// and the file in `active` still holds every recipient of that copy
-    /// (and possibly some that were delivered: a duplicate, never a loss).
-    pub fn take_for_admin(&self, id: &QueueId) -> bool {
+    /// An admin operation wants `id`, which is in `active`.
+    pub fn take_for_admin(&self, id: &QueueId) -> AdminTake {
         let mut owners = self.owners();
-        match owners.get(id) {
-            Some(Owner::Delivering) | Some(Owner::Admin) => false,
-            Some(Owner::Unsettled { .. }) | None => {
+        match owners.remove(id) {
+            Some(Owner::Unsettled { copy, backoff }) => {
                 owners.insert(id.clone(), Owner::Admin);
-                true
+                AdminTake::Unsettled(Box::new(Unsettled {
+                    id: id.clone(),
+                    copy: copy.map(|c| *c),
+                    backoff,
+                }))
+            }
+            Some(other) => {
+                owners.insert(id.clone(), other);
+                AdminTake::Busy
+            }
+            None => {
+                owners.insert(id.clone(), Owner::Admin);
+                AdminTake::Free
             }
         }
     }
@@ -116,6 +143,11 @@ impl ActiveSet {
         if matches!(owners.get(id), Some(Owner::Admin)) {
             owners.remove(id);
         }
+    }
+
+    /// True when anyone owns `id` (it may be between two queues).
+    pub fn is_owned(&self, id: &QueueId) -> bool {
+        self.owners().contains_key(id)
     }
 
     /// True when a delivery task works on `id` right now.
@@ -132,6 +164,19 @@ impl ActiveSet {
     }
 }
 
+/// Releases a delivery claim when the task ends, even by a panic: a file
+/// left owned would wait in `active` until a restart.
+pub struct DeliveryClaim {
+    pub set: std::sync::Arc<ActiveSet>,
+    pub id: QueueId,
+}
+
+impl Drop for DeliveryClaim {
+    fn drop(&mut self) {
+        self.set.delivered(&self.id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,8 +187,8 @@ mod tests {
         let id = QueueId::generate();
         assert!(set.claim(&id));
         assert!(!set.claim(&id));
-        assert!(!set.take_for_admin(&id));
-        set.unsettle(&id, QueueFile::default(), Duration::from_secs(1));
+        assert!(matches!(set.take_for_admin(&id), AdminTake::Busy));
+        set.unsettle(&id, Some(QueueFile::default()), Duration::from_secs(1));
         set.delivered(&id); // an unsettled file stays owned
         assert!(!set.claim(&id));
         let taken = set.take_unsettled();
@@ -151,9 +196,15 @@ mod tests {
         assert!(set.is_delivering(&id));
         set.delivered(&id);
         assert!(set.is_empty());
-        assert!(set.take_for_admin(&id));
+        assert!(matches!(set.take_for_admin(&id), AdminTake::Free));
         assert!(!set.claim(&id));
         set.admin_done(&id);
         assert!(set.claim(&id));
+        assert!(matches!(set.take_for_admin(&id), AdminTake::Busy));
+        set.unsettle(&id, None, Duration::from_secs(1));
+        assert!(matches!(
+            set.take_for_admin(&id),
+            AdminTake::Unsettled(u) if u.copy.is_none()
+        ));
     }
 }

@@ -122,11 +122,43 @@ pub enum ActiveGuard<'a> {
     Daemon(&'a active::ActiveSet),
 }
 
+/// Where an admin operation finds a message it may work on.
+enum Taken {
+    /// In the queue it was listed in.
+    Here,
+    /// Its unsettled file in `active` was settled first: now in deferred.
+    Deferred,
+    /// Gone meanwhile (its removal was all that was pending).
+    Gone,
+}
+
 impl ActiveGuard<'_> {
-    fn take(&self, id: &QueueId) -> bool {
-        match self {
-            ActiveGuard::Offline => true,
-            ActiveGuard::Daemon(set) => set.take_for_admin(id),
+    /// May the admin take `id` from `queue`? Inside the daemon a file the
+    /// queue manager owns is left alone wherever it is (it may be between
+    /// two queues); an unsettled file in `active` is settled first, so the
+    /// operation works on its deferred copy (the recipients still waiting)
+    /// and never redelivers the ones already done.
+    fn take(&self, spool: &Spool, queue: QueueName, id: &QueueId) -> io::Result<Option<Taken>> {
+        let ActiveGuard::Daemon(set) = self else {
+            return Ok(Some(Taken::Here));
+        };
+        if queue != QueueName::Active {
+            return Ok((!set.is_owned(id)).then_some(Taken::Here));
+        }
+        match set.take_for_admin(id) {
+            active::AdminTake::Free => Ok(Some(Taken::Here)),
+            active::AdminTake::Busy => Ok(None),
+            active::AdminTake::Unsettled(job) => {
+                // Due now: the admin acts on it at once.
+                match qmgr::settle_file(spool, id, job.copy.as_ref(), std::time::Duration::ZERO) {
+                    Ok(()) if job.copy.is_some() => Ok(Some(Taken::Deferred)),
+                    Ok(()) => Ok(Some(Taken::Gone)),
+                    Err(e) => {
+                        set.unsettle(id, job.copy, job.backoff);
+                        Err(e)
+                    }
+                }
+            }
         }
     }
 
@@ -154,13 +186,22 @@ pub fn admin(
     let mut done = Vec::new();
     {
         for entry in entries {
-            let queue = entry.queue;
             if only.is_some_and(|id| *id != entry.id) {
                 continue;
             }
-            if queue == QueueName::Active && !guard.take(&entry.id) {
-                continue; // being delivered right now
-            }
+            let taken = guard.take(spool, entry.queue, &entry.id);
+            let queue = match taken {
+                Ok(Some(Taken::Here)) => entry.queue,
+                Ok(Some(Taken::Deferred)) => QueueName::Deferred,
+                Ok(Some(Taken::Gone)) | Ok(None) => {
+                    guard.done(&entry.id);
+                    continue; // delivered, or being delivered right now
+                }
+                Err(e) => {
+                    guard.done(&entry.id);
+                    return Err(e);
+                }
+            };
             let result = match op {
                 AdminOp::Hold => spool.move_to(&entry.id, queue, QueueName::Hold, true),
                 // Due now *before* the move: once in deferred the queue
@@ -174,7 +215,7 @@ pub fn admin(
                 }),
                 AdminOp::Requeue => requeue(spool, queue, &entry.id),
             };
-            if queue == QueueName::Active {
+            if entry.queue == QueueName::Active {
                 guard.done(&entry.id);
             }
             match result {

@@ -41,6 +41,15 @@ async fn collect(spool: &Arc<Spool>, cleanup: &Cleanup) {
                 let _ = spool.move_to(&entry.id, QueueName::Maildrop, QueueName::Corrupt, true);
                 continue;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                // Written by someone else than the queue's owner: it would
+                // wait for ever, so say it loudly.
+                tracing::warn!(
+                    "maildrop/{}: cannot read: {e} (chown it to the queue's owner)",
+                    entry.id
+                );
+                continue;
+            }
             Err(e) => {
                 tracing::debug!("maildrop/{}: {e}", entry.id);
                 continue;

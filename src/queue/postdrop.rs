@@ -29,6 +29,8 @@ pub const SOCKET: &str = "postdrop.sock";
 const TIMEOUT: Duration = Duration::from_secs(120);
 /// Envelope and framing besides the message itself.
 const OVERHEAD: u64 = 1 << 20;
+/// Submissions handled at once: each may buffer a whole message.
+const PARALLEL: usize = 16;
 
 /// `<data_dir>/public/postdrop.sock`.
 pub fn socket_path(config: &Config) -> PathBuf {
@@ -53,6 +55,7 @@ pub fn serve(
     let listener = UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
     let inner = tracker.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
     tracker.spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -63,10 +66,16 @@ pub fn serve(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
+            // Local users share a few slots; the rest wait in the
+            // kernel's backlog instead of in our memory.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let cleanup = cleanup.clone();
             let config = config.get();
             inner.spawn(async move {
                 let _ = handle(conn, &config, &cleanup).await;
+                drop(slot);
             });
         }
     });
@@ -115,10 +124,28 @@ async fn accept(
     config: &Config,
     cleanup: &Cleanup,
 ) -> Result<String, String> {
+    let Some(uid) = uid else {
+        return Err("cannot tell who is sending (no peer credentials)".into());
+    };
     let file = QueueFile::decode(bytes, true).map_err(|e| format!("malformed request: {e}"))?;
     if !super::pickup::envelope_is_sane(&file) {
         return Err("bad sender or recipient address".into());
     }
+    if !crate::diskspace::has_room(
+        &config.queue_dir(),
+        config.queue.minfree.0,
+        file.body.len() as u64,
+    ) {
+        return Err("insufficient system storage, try again later".into());
+    }
+    let recipients = trusted_recipients(&file)?;
+    if !file.envid.bytes().all(|b| (0x21..0x7f).contains(&b)) || file.envid.len() > 100 {
+        return Err("bad DSN envelope ID".into());
+    }
+    let ret = match file.ret.as_str() {
+        "" | "FULL" | "HDRS" => file.ret.clone(),
+        _ => return Err("bad DSN RET".into()),
+    };
     if file.recipients.len() > config.smtp.max_recipients {
         return Err(format!(
             "too many recipients (smtp.max_recipients = {})",
@@ -130,25 +157,53 @@ async fn accept(
     }
     let submission = Submission {
         sender: file.sender.clone(),
-        recipients: file.recipients,
+        recipients,
         message: file.body,
         client: Client {
-            uid,
+            uid: Some(uid),
             ..Client::default()
         },
         protocol: "local".into(),
         complete_headers: true,
         envid: file.envid,
-        ret: file.ret,
+        ret,
         ..Default::default()
     };
     match cleanup.submit(submission).await {
         Ok(id) => {
-            tracing::info!(queue_id = %id, "{id}: uid={} from=<{}>", uid_text(uid), file.sender);
+            tracing::info!(queue_id = %id, "{id}: uid={uid} from=<{}>", file.sender);
             Ok(id.to_string())
         }
         Err(e) => Err(format!("cannot queue the message, try again later: {e}")),
     }
+}
+
+/// The recipients as a local user may give them: the address (already
+/// checked), DSN NOTIFY from its four words, ORCPT printable and without
+/// CR/LF; the rest (`original`, `last_reply`) is the queue's to fill, so a
+/// user cannot put text into the headers local delivery writes
+/// (`X-Original-To:`) or into a DSN.
+fn trusted_recipients(file: &QueueFile) -> Result<Vec<super::file::QueuedRecipient>, String> {
+    file.recipients
+        .iter()
+        .map(|r| {
+            let notify_ok = r.notify.is_empty()
+                || r.notify
+                    .split(',')
+                    .all(|w| ["NEVER", "SUCCESS", "FAILURE", "DELAY"].contains(&w));
+            let orcpt_ok =
+                r.orcpt.len() <= 500 && r.orcpt.bytes().all(|b| (0x20..0x7f).contains(&b));
+            if !notify_ok || !orcpt_ok {
+                return Err(format!("bad DSN parameters for <{}>", r.address));
+            }
+            Ok(super::file::QueuedRecipient {
+                address: r.address.clone(),
+                notify: r.notify.clone(),
+                orcpt: r.orcpt.clone(),
+                ..Default::default()
+            })
+        })
+        .collect()
 }
 
 /// Client side (`merpati sendmail` without write access to maildrop):
@@ -177,4 +232,34 @@ pub fn submit(path: &Path, file: &QueueFile) -> std::io::Result<Option<Result<St
         Some(_) => Err(text),
         None => Err("the daemon closed the connection".into()),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::file::QueuedRecipient;
+
+    #[test]
+    fn a_local_user_cannot_smuggle_text_into_headers() {
+        let file = QueueFile {
+            recipients: vec![QueuedRecipient {
+                address: "alice@localhost".into(),
+                original: "x\r\nAuthentication-Results: forged".into(),
+                last_reply: "\u{1b}[2J".into(),
+                notify: "SUCCESS,FAILURE".into(),
+                orcpt: "rfc822;alice@localhost".into(),
+            }],
+            ..QueueFile::default()
+        };
+        let clean = trusted_recipients(&file).unwrap();
+        assert_eq!(clean[0].original, "");
+        assert_eq!(clean[0].last_reply, "");
+        assert_eq!(clean[0].notify, "SUCCESS,FAILURE");
+        let mut bad = file.clone();
+        bad.recipients[0].orcpt = "rfc822;a\r\nX: y".into();
+        assert!(trusted_recipients(&bad).is_err());
+        bad.recipients[0].orcpt = String::new();
+        bad.recipients[0].notify = "SOMETIMES".into();
+        assert!(trusted_recipients(&bad).is_err());
+    }
 }

@@ -130,12 +130,18 @@ impl Qmgr {
             let id = job.id.clone();
             let file = job.copy.clone();
             let backoff = job.backoff;
-            let written =
-                tokio::task::spawn_blocking(move || write_deferred(&spool, &id, &file, backoff))
-                    .await;
+            let written = tokio::task::spawn_blocking(move || {
+                settle_file(&spool, &id, file.as_ref(), backoff)
+            })
+            .await;
             match written {
                 Ok(Ok(())) => {
-                    tracing::info!(queue_id = %job.id, "{}: deferred copy written at last", job.id);
+                    match job.copy {
+                        Some(_) => {
+                            tracing::info!(queue_id = %job.id, "{}: deferred copy written at last", job.id)
+                        }
+                        None => tracing::info!(queue_id = %job.id, "{}: removed", job.id),
+                    }
                     self.active_set.delivered(&job.id);
                 }
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -180,8 +186,13 @@ impl Qmgr {
     ) {
         let me = self.clone();
         tracker.spawn(async move {
-            me.process(id.clone()).await;
-            me.active_set.delivered(&id);
+            // Released when the task ends, whatever way it ends.
+            let claim = super::active::DeliveryClaim {
+                set: me.active_set.clone(),
+                id: id.clone(),
+            };
+            me.process(id).await;
+            drop(claim);
             drop(permit);
             me.triggers.wake.notify_one();
         });
@@ -545,7 +556,10 @@ impl Qmgr {
                 tracing::warn!(queue_id = %id, "{id}: cannot journal completion: {e}");
             }
             if let Err(e) = self.spool.remove(QueueName::Active, &id) {
-                tracing::warn!(queue_id = %id, "{id}: cannot remove: {e}");
+                // Every recipient is done: keep the file owned so that no
+                // sweep delivers it again, and retry only the removal.
+                tracing::warn!(queue_id = %id, "{id}: cannot remove, will retry: {e}");
+                self.active_set.unsettle(&id, None, Duration::ZERO);
             } else {
                 tracing::info!(queue_id = %id, "{id}: removed");
             }
@@ -610,6 +624,7 @@ impl Qmgr {
         let (id2, copy) = (id.clone(), file.clone());
         let written =
             tokio::task::spawn_blocking(move || write_deferred(&spool, &id2, &copy, next)).await;
+        let file = Some(file);
         let failure = match written {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e.to_string(),
@@ -620,6 +635,37 @@ impl Qmgr {
         tracing::warn!(queue_id = %id, "{id}: cannot defer, will retry: {failure}");
         self.active_set.unsettle(id, file, next);
     }
+}
+
+/// Settles a file left in `active`: writes its deferred copy (the body
+/// comes from the active file: unsettled copies are kept without it), or
+/// with `None` just removes it (everything was delivered).
+pub(super) fn settle_file(
+    spool: &Spool,
+    id: &QueueId,
+    copy: Option<&QueueFile>,
+    backoff: Duration,
+) -> std::io::Result<()> {
+    let Some(copy) = copy else {
+        return spool.remove(QueueName::Active, id);
+    };
+    if !copy.body.is_empty() {
+        return write_deferred(spool, id, copy, backoff);
+    }
+    let body = match spool.read(QueueName::Active, id)? {
+        Ok(active) => active.body,
+        Err(e) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                e.to_string(),
+            ));
+        }
+    };
+    let full = QueueFile {
+        body,
+        ..copy.clone()
+    };
+    write_deferred(spool, id, &full, backoff)
 }
 
 /// Replaces the file in `active` by its deferred copy, due after `backoff`.

@@ -16,24 +16,54 @@ pub const ADVICE: &str = "stop merpati, move the store directory aside and resto
      backup (docs/operations.md, Backups); `merpati store check` reports what is damaged, and \
      moving only mail.redb aside starts an empty store (the blobs/ files stay for recovery)";
 
+thread_local! {
+    /// Set while this thread opens a database: its panic is reported as an
+    /// error, so the panic message would only confuse.
+    static OPENING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs (once) a panic hook that stays quiet for a guarded open and
+/// hands every other panic to the hook that was there before.
+fn quiet_hook_for_opens() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !OPENING.with(|o| o.get()) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// True for open errors that mean the file's content is wrong, not that
+/// it could not be read (permissions, I/O): only those get the "restore
+/// from a backup" advice.
+fn is_damage(e: &redb::DatabaseError) -> bool {
+    match e {
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => true,
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => matches!(
+            io.kind(),
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
 /// Opens (or creates) the database without letting a damaged file panic.
 pub fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
-    let quiet = std::panic::take_hook();
-    // The panic is reported as an error below; its default message (with
-    // a backtrace hint) would only confuse.
-    std::panic::set_hook(Box::new(|_| {}));
+    quiet_hook_for_opens();
+    OPENING.with(|o| o.set(true));
     let opened =
         std::panic::catch_unwind(|| Database::builder().set_cache_size(cache_bytes).create(path));
-    std::panic::set_hook(quiet);
+    OPENING.with(|o| o.set(false));
     match opened {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => Err(StoreError::Locked),
-        Ok(Err(e)) if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) => {
-            Err(StoreError::Corrupt(format!(
-                "{} cannot be read as a mail store: {e}",
-                path.display()
-            )))
-        }
+        Ok(Err(e)) if is_damage(&e) => Err(StoreError::Corrupt(format!(
+            "{} cannot be read as a mail store: {e}",
+            path.display()
+        ))),
         Ok(Err(e)) => Err(e.into()),
         Err(panic) => {
             let what = panic

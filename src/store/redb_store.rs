@@ -51,6 +51,8 @@ const MAILBOX_NAMES: TableDefinition<(&str, &str), u64> = TableDefinition::new("
 const MAILBOXES: TableDefinition<u64, &[u8]> = TableDefinition::new("mailboxes");
 const MESSAGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("messages");
 const SUBSCRIPTIONS: TableDefinition<(&str, &str), ()> = TableDefinition::new("subscriptions");
+/// Most subscriptions to names without a mailbox, per account.
+const MAX_ORPHAN_SUBSCRIPTIONS: usize = 1000;
 const BLOBS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("blobs");
 /// Bodies up to [`INLINE_LIMIT`] live here instead of in a file, so that a
 /// delivery batch costs one fsync (the commit) rather than one per message.
@@ -1137,6 +1139,14 @@ impl MailStore for RedbStore {
             if from == INBOX {
                 tx.move_inbox(&account, id, &to)
             } else {
+                // A subscription kept for the new name joins the mailbox.
+                let kept =
+                    tx.t.subscriptions
+                        .remove((account.as_str(), to.as_str()))?
+                        .is_some();
+                if kept {
+                    tx.require_mailbox(id)?.subscribed = true;
+                }
                 tx.rename_tree(&account, &from, &to)
             }
         })
@@ -1152,6 +1162,11 @@ impl MailStore for RedbStore {
                 // RFC 3501 §6.3.6: a name without a mailbox may be
                 // subscribed (and unsubscribed again).
                 None if subscribed => {
+                    // Bounded: these rows are outside any quota.
+                    let orphans = orphan_subscriptions(&tx.t.subscriptions, &account)?;
+                    if orphans.len() >= MAX_ORPHAN_SUBSCRIPTIONS && !orphans.contains(&name) {
+                        return Err(StoreError::InvalidName);
+                    }
                     tx.t.subscriptions
                         .insert((account.as_str(), name.as_str()), ())?;
                 }
