@@ -350,6 +350,14 @@ pub fn request_words(
     path: &Path,
     words: &[String],
 ) -> std::io::Result<Option<Result<Vec<u8>, String>>> {
+    exchange(path, words.join("\0").as_bytes())
+}
+
+/// One request and its answer over a daemon's local socket, in the shape
+/// the control and postdrop sockets share: the request, a half-close,
+/// then `0` + output or `1` + the reason. `Ok(None)` when no daemon
+/// listens.
+pub fn exchange(path: &Path, request: &[u8]) -> std::io::Result<Option<Result<Vec<u8>, String>>> {
     use std::io::{Read, Write};
     let mut conn = match std::os::unix::net::UnixStream::connect(path) {
         Ok(c) => c,
@@ -363,7 +371,7 @@ pub fn request_words(
         }
         Err(e) => return Err(e),
     };
-    conn.write_all(words.join("\0").as_bytes())?;
+    conn.write_all(request)?;
     conn.shutdown(std::net::Shutdown::Write)?;
     let mut answer = Vec::new();
     conn.read_to_end(&mut answer)?;

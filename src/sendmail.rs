@@ -489,17 +489,7 @@ fn read_data(
 
 fn notify_text(notify: Option<&[Notify]>) -> String {
     notify
-        .map(|list| {
-            list.iter()
-                .map(|n| match n {
-                    Notify::Never => "NEVER",
-                    Notify::Success => "SUCCESS",
-                    Notify::Failure => "FAILURE",
-                    Notify::Delay => "DELAY",
-                })
-                .collect::<Vec<_>>()
-                .join(",")
-        })
+        .map(crate::smtp::proto::command::notify_words)
         .unwrap_or_default()
 }
 

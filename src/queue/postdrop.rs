@@ -207,31 +207,10 @@ fn trusted_recipients(file: &QueueFile) -> Result<Vec<super::file::QueuedRecipie
 }
 
 /// Client side (`merpati sendmail` without write access to maildrop):
-/// `Ok(None)` when no daemon listens.
+/// `Ok(None)` when no daemon listens; else the queue ID or the reason.
 pub fn submit(path: &Path, file: &QueueFile) -> std::io::Result<Option<Result<String, String>>> {
-    use std::io::{Read, Write};
-    let mut conn = match std::os::unix::net::UnixStream::connect(path) {
-        Ok(c) => c,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(e),
-    };
-    conn.write_all(&file.encode())?;
-    conn.shutdown(std::net::Shutdown::Write)?;
-    let mut answer = Vec::new();
-    conn.read_to_end(&mut answer)?;
-    let text = String::from_utf8_lossy(answer.get(1..).unwrap_or_default()).into_owned();
-    Ok(Some(match answer.first() {
-        Some(b'0') => Ok(text),
-        Some(_) => Err(text),
-        None => Err("the daemon closed the connection".into()),
-    }))
+    let answer = crate::control::exchange(path, &file.encode())?;
+    Ok(answer.map(|a| a.map(|id| String::from_utf8_lossy(&id).into_owned())))
 }
 
 #[cfg(test)]

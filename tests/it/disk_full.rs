@@ -31,15 +31,12 @@ fn big_message(to: &str) -> String {
     )
 }
 
-#[test]
-fn acknowledged_mail_moves_on_after_the_disk_was_full() {
-    let server = Builder::default()
-        .tmpfs("8m")
-        .queue("minfree = \"0\"")
-        .start();
+/// A server on an 8 MiB tmpfs with a big message for alice deferred
+/// (over quota), so that its next attempt comes when the test says.
+fn deferred_big_message(queue: &str) -> (Server, String) {
+    let server = Builder::default().tmpfs("8m").queue(queue).start();
     server.add_user("alice@localhost", "pw");
     server.cli_ok(&["user", "quota", "alice@localhost", "100"]);
-    // Deferred first (over quota), so that its next attempt comes when we say.
     let id = server.submit(
         "bob@localhost",
         &["alice@localhost"],
@@ -51,6 +48,12 @@ fn acknowledged_mail_moves_on_after_the_disk_was_full() {
         "{}",
         server.log()
     );
+    (server, id)
+}
+
+#[test]
+fn acknowledged_mail_moves_on_after_the_disk_was_full() {
+    let (server, id) = deferred_big_message("minfree = \"0\"");
     server.cli_ok(&["user", "quota", "alice@localhost", "0"]);
 
     let filler = fill_disk(&server, "filler");
@@ -86,20 +89,7 @@ fn acknowledged_mail_moves_on_after_the_disk_was_full() {
 
 #[test]
 fn unsettled_mail_is_retried_by_the_queue_manager_itself() {
-    let server = Builder::default()
-        .tmpfs("8m")
-        .queue("minfree = \"0\"\nscan_interval = \"3s\"")
-        .start();
-    server.add_user("alice@localhost", "pw");
-    server.cli_ok(&["user", "quota", "alice@localhost", "100"]);
-    let id = server.submit(
-        "bob@localhost",
-        &["alice@localhost"],
-        &big_message("alice@localhost"),
-    );
-    assert!(wait_until(Duration::from_secs(30), || server
-        .queues_holding(&id)
-        == ["deferred"]));
+    let (server, id) = deferred_big_message("minfree = \"0\"\nscan_interval = \"3s\"");
     server.cli_ok(&["user", "quota", "alice@localhost", "0"]);
     let filler = fill_disk(&server, "filler");
     server.cli_ok(&["queue", "flush"]);

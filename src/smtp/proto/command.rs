@@ -136,6 +136,19 @@ pub enum Notify {
     Delay,
 }
 
+/// NOTIFY as the queue file stores it: `SUCCESS,FAILURE`, `NEVER`.
+pub fn notify_words(list: &[Notify]) -> String {
+    list.iter()
+        .map(|n| match n {
+            Notify::Never => "NEVER",
+            Notify::Success => "SUCCESS",
+            Notify::Failure => "FAILURE",
+            Notify::Delay => "DELAY",
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Why a command line was refused; [`CommandError::reply`] maps each case
 /// to its SMTP reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -15,7 +15,7 @@ use crate::net::stream::MaybeTls;
 use crate::queue::file::QueuedRecipient;
 use crate::queue::qmgr::StoreAccounts;
 use crate::rewrite::Route;
-use crate::smtp::proto::command::{Command, MailFrom, Notify, RcptTo, Ret, parse_command};
+use crate::smtp::proto::command::{Command, MailFrom, RcptTo, Ret, parse_command};
 use crate::smtp::proto::data::{BareLf, BdatDecoder, DataDecoder, DataError, DataProgress};
 use crate::smtp::proto::line::{Line, LineReader};
 use crate::smtp::proto::reply::Reply;
@@ -583,17 +583,7 @@ impl Session {
         }
         let notify = rcpt
             .notify
-            .map(|list| {
-                list.iter()
-                    .map(|n| match n {
-                        Notify::Never => "NEVER",
-                        Notify::Success => "SUCCESS",
-                        Notify::Failure => "FAILURE",
-                        Notify::Delay => "DELAY",
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
+            .map(|list| crate::smtp::proto::command::notify_words(&list))
             .unwrap_or_default();
         let recipient = QueuedRecipient {
             address: address.to_string(),
