@@ -780,6 +780,10 @@ impl Session {
                 return Err(End::Shutdown);
             }
         };
+        // Waiting for the rest of a literal: acknowledge at once.
+        if self.reader.pending_literal().is_some() {
+            self.stream.quick_ack();
+        }
         self.received(buf.get(..n).unwrap_or_default())
     }
 

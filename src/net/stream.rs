@@ -35,6 +35,32 @@ impl MaybeTls {
         }
     }
 
+    /// Asks the kernel to acknowledge what arrives next at once (Linux
+    /// TCP_QUICKACK; it falls back to delayed ACKs by itself). A client
+    /// that writes a literal and its closing CRLF in two sends under Nagle
+    /// holds the CRLF until its literal is acknowledged; with delayed ACKs
+    /// every APPEND then waited ~40 ms for nothing.
+    pub fn quick_ack(&self) {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            MaybeTls::Plain(tcp) => tcp.as_raw_fd(),
+            MaybeTls::Tls(tls) => tls.get_ref().0.as_raw_fd(),
+            MaybeTls::Gone => return,
+        };
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt reads `one` for its size; `fd` is this open
+        // socket. A failure only leaves delayed ACKs on.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+
     /// The negotiated protocol and cipher, for the log.
     pub fn tls_summary(&self) -> Option<String> {
         let MaybeTls::Tls(tls) = self else {
