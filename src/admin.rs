@@ -12,7 +12,6 @@ use crate::queue::id::QueueId;
 use crate::queue::spool::{QueueName, Spool};
 use crate::queue::{self, AdminOp};
 use crate::rewrite::{Aliases, Resolver};
-use crate::rfc5322::format_date;
 use anyhow::{Context, anyhow, bail};
 use std::io::{IsTerminal, Write};
 
@@ -103,45 +102,22 @@ pub fn check_config(path: Option<&std::path::Path>) -> anyhow::Result<()> {
 
 /// `merpati queue list` / `mailq`, in Postfix's layout.
 pub fn queue_list(config: &Config) -> anyhow::Result<()> {
-    let spool = Spool::open(&config.queue_dir())?;
-    let listing = queue::list(&spool)?;
-    if listing.is_empty() {
-        println!("Mail queue is empty");
-        return Ok(());
-    }
-    println!("-Queue ID-------- --Size-- ----Arrival Time---- -Sender/Recipient-------");
-    let mut total = 0;
-    for item in &listing {
-        total += item.size;
-        let mark = match item.queue {
-            QueueName::Active => "*",
-            QueueName::Hold => "!",
-            _ => " ",
-        };
-        let sender = if item.sender.is_empty() {
-            "MAILER-DAEMON"
-        } else {
-            &item.sender
-        };
-        println!(
-            "{}{mark} {:>8} {} {sender}",
-            item.id,
-            item.size,
-            format_date(item.arrival)
-        );
-        for (rcpt, reason) in &item.recipients {
-            if !reason.is_empty() {
-                println!("{:>48}({reason})", "");
+    let text = match Spool::open(&config.queue_dir()).and_then(|spool| queue::mailq_text(&spool)) {
+        Ok(text) => text,
+        // Not the queue's owner: the daemon lists it (Postfix's showq).
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let socket = crate::queue::postdrop::socket_path(config);
+            match crate::control::exchange(&socket, crate::queue::postdrop::SHOWQ)
+                .with_context(|| format!("cannot reach {}", socket.display()))?
+            {
+                Some(Ok(text)) => String::from_utf8_lossy(&text).into_owned(),
+                Some(Err(why)) => bail!("the mail system refused: {why}"),
+                None => bail!("cannot read the queue ({e}) and the merpati daemon is not running"),
             }
-            println!("{:>48}{rcpt}", "");
         }
-        println!();
-    }
-    println!(
-        "-- {} Kbytes in {} Requests.",
-        total.div_ceil(1024),
-        listing.len()
-    );
+        Err(e) => return Err(e.into()),
+    };
+    print!("{text}");
     Ok(())
 }
 

@@ -61,6 +61,58 @@ pub fn list(spool: &Spool) -> io::Result<Vec<Listing>> {
     Ok(out)
 }
 
+/// The queue as `mailq` shows it, in Postfix's layout. Text that came
+/// from outside (remote replies) is shown without control characters.
+pub fn mailq_text(spool: &Spool) -> io::Result<String> {
+    use std::fmt::Write as _;
+    let listing = list(spool)?;
+    if listing.is_empty() {
+        return Ok("Mail queue is empty\n".into());
+    }
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    };
+    let mut out =
+        String::from("-Queue ID-------- --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
+    let mut total = 0;
+    for item in &listing {
+        total += item.size;
+        let mark = match item.queue {
+            QueueName::Active => "*",
+            QueueName::Hold => "!",
+            _ => " ",
+        };
+        let sender = if item.sender.is_empty() {
+            "MAILER-DAEMON".to_string()
+        } else {
+            clean(&item.sender)
+        };
+        let _ = writeln!(
+            out,
+            "{}{mark} {:>8} {} {sender}",
+            item.id,
+            item.size,
+            crate::rfc5322::format_date(item.arrival)
+        );
+        for (rcpt, reason) in &item.recipients {
+            if !reason.is_empty() {
+                let _ = writeln!(out, "{:>48}({})", "", clean(reason));
+            }
+            let _ = writeln!(out, "{:>48}{}", "", clean(rcpt));
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "-- {} Kbytes in {} Requests.",
+        total.div_ceil(1024),
+        listing.len()
+    );
+    Ok(out)
+}
+
 /// What an admin operation may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AdminOp {

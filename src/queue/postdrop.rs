@@ -12,6 +12,7 @@
 //! and half-closes; the answer is `0` + queue ID, or `1` + a reason.
 
 use super::file::QueueFile;
+use super::spool::Spool;
 use crate::cleanup::{Cleanup, Client, Submission};
 use crate::config::Config;
 use crate::live::Live;
@@ -25,6 +26,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub const SOCKET: &str = "postdrop.sock";
+/// The request for the queue listing (`mailq` by any user, as Postfix's
+/// showq serves `postqueue -p`); anything else is a message.
+pub const SHOWQ: &[u8] = b"SHOWQ\n";
 /// How long a client may take to send its message.
 const TIMEOUT: Duration = Duration::from_secs(120);
 /// Envelope and framing besides the message itself.
@@ -99,19 +103,33 @@ async fn handle(
             "message is larger than message_size_limit ({})",
             config.smtp.message_size_limit.0
         )),
-        Ok(Ok(_)) => accept(&bytes, uid, config, cleanup).await,
+        Ok(Ok(_)) if bytes == SHOWQ => {
+            let spool = Spool::open(&config.queue_dir());
+            let text =
+                tokio::task::spawn_blocking(move || spool.and_then(|s| super::mailq_text(&s)))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+            text.map(|t| t.into_bytes())
+        }
+        Ok(Ok(_)) => accept(&bytes, uid, config, cleanup)
+            .await
+            .map(String::into_bytes),
     };
     let reply = match answer {
-        Ok(id) => format!("0{id}"),
+        Ok(mut out) => {
+            out.insert(0, b'0');
+            out
+        }
         Err(why) => {
             tracing::warn!(
-                "postdrop: refused a message from uid={}: {why}",
+                "postdrop: refused a request from uid={}: {why}",
                 uid_text(uid)
             );
-            format!("1{why}")
+            format!("1{why}").into_bytes()
         }
     };
-    conn.write_all(reply.as_bytes()).await
+    conn.write_all(&reply).await
 }
 
 fn uid_text(uid: Option<u32>) -> String {

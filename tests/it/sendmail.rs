@@ -75,6 +75,25 @@ fn an_ordinary_user_can_send_through_postdrop() {
         server.log()
     );
 
+    // mailq works for any user too (the daemon lists the queue).
+    let out = as_nobody(
+        &link,
+        &["someone@example.com"],
+        ("MERPATI_CONFIG", &server.config_path),
+        b"Subject: waits\n\nfor DNS\n",
+    );
+    assert_success(&out, "sendmail to a remote address as nobody");
+    let mailq = server.dir.path().join("mailq");
+    std::os::unix::fs::symlink(BIN, &mailq).unwrap();
+    assert!(wait_until(std::time::Duration::from_secs(30), || {
+        let out = as_nobody(&mailq, &[], ("MERPATI_CONFIG", &server.config_path), b"");
+        String::from_utf8_lossy(&out.stdout).contains("someone@example.com")
+    }));
+    let out = as_nobody(&mailq, &[], ("MERPATI_CONFIG", &server.config_path), b"");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.starts_with("-Queue ID-"), "{listing}");
+    assert!(listing.contains(" nobody@"), "{listing}");
+
     // A refusal is reported to the user, nothing is queued.
     let out = as_nobody(
         &link,
