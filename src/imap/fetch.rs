@@ -322,6 +322,12 @@ fn render(
             FetchAtt::EmailId => out.extend_from_slice(
                 format!("EMAILID ({})", super::proto::email_object_id(meta.email_id)).as_bytes(),
             ),
+            FetchAtt::SaveDate => match meta.save_date {
+                Some(date) => out.extend_from_slice(
+                    format!("SAVEDATE \"{}\"", format_date_time(date)).as_bytes(),
+                ),
+                None => out.extend_from_slice(b"SAVEDATE NIL"),
+            },
             // RFC 8474 §5.2: NIL when the server does not thread messages.
             FetchAtt::ThreadId => out.extend_from_slice(b"THREADID NIL"),
             FetchAtt::Preview => {
@@ -474,6 +480,7 @@ mod tests {
             flags: vec![],
             modseq: 1,
             email_id: 1,
+            save_date: None,
         };
         let items = vec![
             FetchAtt::BinarySize(vec![2]),
@@ -507,6 +514,7 @@ mod tests {
             flags: vec!["\\Seen".into()],
             modseq: 3,
             email_id: 1,
+            save_date: None,
         };
         let items = vec![
             FetchAtt::Uid,

@@ -344,6 +344,10 @@ impl Candidate<'_> {
         self.text.get_or_insert_default()
     }
 
+    fn saved_day(&self) -> Option<i64> {
+        self.meta.save_date.map(|d| d.div_euclid(86_400))
+    }
+
     fn has_flag(&self, flag: &str) -> bool {
         self.meta.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
     }
@@ -362,6 +366,12 @@ impl Candidate<'_> {
             SearchKey::New => self.has_flag(RECENT) && !self.has_flag("\\Seen"),
             SearchKey::Old => !self.has_flag(RECENT),
             SearchKey::Before(d) => day < *d,
+            // Messages stored before save dates were kept have none and
+            // match no SAVED* key (their FETCH SAVEDATE is NIL).
+            SearchKey::SavedBefore(d) => self.saved_day().is_some_and(|s| s < *d),
+            SearchKey::SavedOn(d) => self.saved_day().is_some_and(|s| s == *d),
+            SearchKey::SavedSince(d) => self.saved_day().is_some_and(|s| s >= *d),
+            SearchKey::SaveDateSupported => true,
             SearchKey::On(d) => day == *d,
             SearchKey::Since(d) => day >= *d,
             SearchKey::SentBefore(d) => message::sent_day(self.raw()).is_some_and(|s| s < *d),

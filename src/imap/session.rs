@@ -536,6 +536,7 @@ impl Session {
             "OBJECTID",
             "PARTIAL",
             "REPLACE",
+            "SAVEDATE",
         ];
         if self.account.is_none() {
             if !self.stream.is_tls() {

@@ -437,6 +437,7 @@ mod tests {
             flags: Vec::new(),
             modseq: 1,
             email_id: 1,
+            save_date: None,
         };
         let mut f = Fields::new(3, &meta);
         f.read_header(header.as_bytes(), &needs);

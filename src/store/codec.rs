@@ -47,6 +47,9 @@ pub(crate) struct MessageRecord {
     pub flags: Vec<String>,
     /// Per-recipient header lines, prepended to the blob when read.
     pub prefix: Vec<u8>,
+    /// When the message was saved into this mailbox (RFC 8514 SAVEDATE);
+    /// `None` for records written before it was kept.
+    pub save_date: Option<i64>,
 }
 
 impl AccountRecord {
@@ -152,6 +155,10 @@ impl MessageRecord {
             w.str(flag);
         }
         w.bytes(&self.prefix);
+        // A trailing field: older records end before it.
+        if let Some(date) = self.save_date {
+            w.i64(date);
+        }
         w.0
     }
 
@@ -159,6 +166,7 @@ impl MessageRecord {
         let (head, mut r) = MessageHead::read(bytes)?;
         let flags = head.flags(&mut r)?;
         let prefix = r.bytes()?.to_vec();
+        let save_date = read_save_date(&mut r)?;
         r.finish()?;
         Ok(MessageRecord {
             blob: head.blob,
@@ -167,6 +175,7 @@ impl MessageRecord {
             modseq: head.modseq,
             flags,
             prefix,
+            save_date,
         })
     }
 
@@ -176,6 +185,7 @@ impl MessageRecord {
         let (head, mut r) = MessageHead::read(bytes)?;
         let flags = head.flags(&mut r)?;
         let prefix = r.bytes()?;
+        let save_date = read_save_date(&mut r)?;
         r.finish()?;
         Ok(MessageMeta {
             uid,
@@ -184,6 +194,7 @@ impl MessageRecord {
             flags,
             modseq: head.modseq,
             email_id: email_id(head.blob, prefix),
+            save_date,
         })
     }
 
@@ -208,6 +219,7 @@ impl MessageRecord {
             flags: self.flags.clone(),
             modseq: self.modseq,
             email_id: email_id(self.blob, &self.prefix),
+            save_date: self.save_date,
         }
     }
 
@@ -420,6 +432,15 @@ pub fn email_id(blob: u64, prefix: &[u8]) -> u64 {
     hash | (1 << 63)
 }
 
+/// The optional trailing save date of a message record.
+fn read_save_date(r: &mut Reader<'_>) -> Result<Option<i64>, StoreError> {
+    if r.remaining() == 0 {
+        Ok(None)
+    } else {
+        Ok(Some(r.i64()?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,6 +453,7 @@ mod tests {
             modseq: 99,
             flags: vec!["\\Seen".into(), "$Junk".into()],
             prefix: b"Return-Path: <a@b>\r\n".to_vec(),
+            save_date: Some(1_700_000_000),
         }
     }
 
@@ -469,12 +491,16 @@ mod tests {
     #[test]
     fn every_truncation_is_corrupt_not_a_panic() {
         let bytes = message().encode();
-        for n in 0..bytes.len() {
+        // A record that ends before the save date is a legacy one.
+        let legacy = bytes.len() - 8;
+        for n in (0..bytes.len()).filter(|&n| n != legacy) {
             assert!(matches!(
                 MessageRecord::decode(&bytes[..n]),
                 Err(StoreError::Corrupt(_))
             ));
         }
+        let old = MessageRecord::decode(&bytes[..legacy]).unwrap();
+        assert_eq!(old.save_date, None);
         let bytes = mailbox().encode();
         // A record that ends where records ended before `first_recent_uid`
         // is a legacy one, not a truncated one.
@@ -497,7 +523,8 @@ mod tests {
         let mut seen = Vec::new();
         let modseq = MessageRecord::visit_flags(&bytes, |f| seen.push(f.to_owned())).unwrap();
         assert_eq!((modseq, seen), (99, m.flags.clone()));
-        for n in 0..bytes.len() {
+        let legacy = bytes.len() - 8;
+        for n in (0..bytes.len()).filter(|&n| n != legacy) {
             assert!(MessageRecord::decode_meta(&bytes[..n], Uid(3)).is_err());
         }
     }

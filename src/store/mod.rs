@@ -122,6 +122,9 @@ pub struct MessageMeta {
     /// of one message (COPY, MOVE share body and prefix), different for
     /// different content.
     pub email_id: u64,
+    /// RFC 8514 SAVEDATE: when it was saved into this mailbox (Unix
+    /// seconds); `None` for messages stored before it was kept.
+    pub save_date: Option<i64>,
 }
 
 /// One message of an APPEND.

@@ -684,6 +684,8 @@ impl<'t> Tx<'t> {
         })?;
         mb.highest_modseq += 1;
         rec.modseq = mb.highest_modseq;
+        // Delivered, appended, copied or moved here: saved now.
+        rec.save_date = Some(unix_now());
         mb.messages = mb.messages.saturating_add(1);
         if !flags::is_seen(&rec.flags) {
             mb.unseen = mb.unseen.saturating_add(1);
@@ -836,6 +838,7 @@ impl<'t> Tx<'t> {
             modseq: 0,
             flags: Vec::new(),
             prefix: rcpt.prefix.clone(),
+            save_date: None,
         };
         let uid = self.add_message(mailbox, rec)?;
         self.t.delivered.insert(guard, now)?;
@@ -1403,6 +1406,7 @@ impl MailStore for RedbStore {
                     modseq: 0,
                     flags: flags::normalize(message.flags),
                     prefix: Vec::new(),
+                    save_date: None,
                 };
                 uids.push(tx.add_message(id, rec)?);
             }

@@ -561,3 +561,45 @@ assert b'BYE' in r, r
         .collect();
     assert!(numbers.len() == 2 && numbers[1] * 5 < numbers[0], "{said}");
 }
+
+/// RFC 8514 SAVEDATE: when the message came into this mailbox, not the
+/// date the client gave APPEND; a COPY is saved anew.
+#[test]
+fn savedate_is_when_the_message_was_saved() {
+    let (_server, mut imap) = setup();
+    let caps = imap.ok("CAPABILITY");
+    assert!(caps.contains(" SAVEDATE"), "{caps}");
+    let msg = "Subject: old\r\n\r\nfrom 2001\r\n";
+    let tag = imap.tag();
+    imap.send(
+        format!(
+            "{tag} APPEND INBOX \"01-Jan-2001 10:00:00 +0000\" {{{}+}}\r\n{msg}\r\n",
+            msg.len()
+        )
+        .as_bytes(),
+    );
+    assert!(imap.until(&format!("{tag} ")).contains(" OK"));
+    imap.ok("SELECT INBOX");
+    let got = imap.ok("FETCH 1 (INTERNALDATE SAVEDATE)");
+    assert!(
+        got.contains("INTERNALDATE \"01-Jan-2001 10:00:00 +0000\""),
+        "{got}"
+    );
+    let year = std::process::Command::new("date")
+        .args(["-u", "+%Y"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    assert!(
+        got.contains("SAVEDATE \"") && got.contains(&format!("-{year} ")),
+        "{got}"
+    );
+    let found = imap.ok("SEARCH SAVEDSINCE 1-Jan-2020");
+    assert!(found.contains("* SEARCH 1\r\n"), "{found}");
+    let none = imap.ok("SEARCH SAVEDBEFORE 1-Jan-2020");
+    assert!(none.contains("* SEARCH\r\n"), "{none}");
+    let by_internal = imap.ok("SEARCH BEFORE 1-Jan-2020");
+    assert!(by_internal.contains("* SEARCH 1\r\n"), "{by_internal}");
+    let all = imap.ok("SEARCH SAVEDATESUPPORTED");
+    assert!(all.contains("* SEARCH 1\r\n"), "{all}");
+}

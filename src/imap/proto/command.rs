@@ -288,6 +288,8 @@ pub enum FetchAtt {
     /// RFC 8474 EMAILID and THREADID.
     EmailId,
     ThreadId,
+    /// RFC 8514 SAVEDATE.
+    SaveDate,
     Section {
         peek: bool,
         section: Section,
@@ -364,6 +366,12 @@ pub enum SearchKey {
     /// RFC 8474: the message with this EMAILID / in this thread.
     EmailId(String),
     ThreadId(String),
+    /// RFC 8514: the save date, in days since the epoch; and whether the
+    /// mailbox keeps save dates (ours always do).
+    SavedBefore(i64),
+    SavedOn(i64),
+    SavedSince(i64),
+    SaveDateSupported,
     /// WITHIN (RFC 5032): internal date more than / at most n seconds ago.
     Older(u64),
     Younger(u64),
@@ -1215,6 +1223,7 @@ impl<'a> Parser<'a> {
             "UID" => FetchAtt::Uid,
             "MODSEQ" => FetchAtt::ModSeq,
             "EMAILID" => FetchAtt::EmailId,
+            "SAVEDATE" => FetchAtt::SaveDate,
             "THREADID" => FetchAtt::ThreadId,
             "PREVIEW" => {
                 // RFC 8970 §3: `PREVIEW (LAZY)`; we always have a preview

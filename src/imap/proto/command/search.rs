@@ -224,6 +224,10 @@ impl Parser<'_> {
                 SearchKey::NoFlag(self.flag()?)
             }
             "BEFORE" => SearchKey::Before(self.search_date()?),
+            "SAVEDBEFORE" => SearchKey::SavedBefore(self.search_date()?),
+            "SAVEDON" => SearchKey::SavedOn(self.search_date()?),
+            "SAVEDSINCE" => SearchKey::SavedSince(self.search_date()?),
+            "SAVEDATESUPPORTED" => SearchKey::SaveDateSupported,
             "ON" => SearchKey::On(self.search_date()?),
             "SINCE" => SearchKey::Since(self.search_date()?),
             "SENTBEFORE" => SearchKey::SentBefore(self.search_date()?),
