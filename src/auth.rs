@@ -85,7 +85,16 @@ impl Authenticator {
         password: &str,
     ) -> Result<String, AuthError> {
         let client = penalty_key(client);
-        let login_key = login.trim().to_lowercase();
+        // The lockout counts per account (every spelling of it), and a
+        // login that names none by its first 256 characters.
+        let login_key = self.account_of(login).unwrap_or_else(|| {
+            login
+                .trim()
+                .chars()
+                .take(256)
+                .collect::<String>()
+                .to_lowercase()
+        });
         if self.locked_out(client, &login_key) {
             tracing::debug!(client = %client, "login refused unchecked: too many failures for {login:?}");
             return Err(AuthError::Failed);
@@ -221,11 +230,10 @@ impl Authenticator {
         delay
     }
 
+    /// A good password clears that login's lockout only: the address's
+    /// delays keep running, or an attacker holding one real account could
+    /// reset them between guesses at others.
     fn forget(&self, client: IpAddr, login: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&client);
         self.lockouts
             .lock()
             .unwrap_or_else(|p| p.into_inner())

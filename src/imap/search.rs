@@ -536,6 +536,7 @@ fn secs_i64(secs: u64) -> i64 {
 /// RFC 9394 §3.1: the results at positions `from..=to` (1-based; negative
 /// positions count from the end), clamped to what there is.
 fn partial_slice(numbers: &[u32], from: i64, to: i64) -> &[u32] {
+    let (from, to) = (from.min(to), from.max(to));
     let len = i64::try_from(numbers.len()).unwrap_or(i64::MAX);
     let (start, end) = if from < 0 {
         // -1 is the last: -to..=-from from the end.

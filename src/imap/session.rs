@@ -808,7 +808,8 @@ impl Session {
             Some(deflate) if deflate.has_pending() => {
                 let plain = deflate.inflate().map_err(End::Io)?;
                 self.reader.push(&plain);
-                Ok(true)
+                // No progress: the rest needs more input from the socket.
+                Ok(!plain.is_empty())
             }
             _ => Ok(false),
         }

@@ -245,10 +245,12 @@ pub fn admin(
             let queue = match taken {
                 Ok(Some(Taken::Here)) => entry.queue,
                 Ok(Some(Taken::Deferred)) => QueueName::Deferred,
-                Ok(Some(Taken::Gone)) | Ok(None) => {
+                Ok(Some(Taken::Gone)) => {
                     guard.done(&entry.id);
-                    continue; // delivered, or being delivered right now
+                    continue; // delivered meanwhile
                 }
+                // Someone else's (a delivery, or another admin command).
+                Ok(None) => continue,
                 Err(e) => {
                     guard.done(&entry.id);
                     return Err(e);

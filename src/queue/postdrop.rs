@@ -72,7 +72,11 @@ pub fn serve(
             };
             // Local users share a few slots; the rest wait in the
             // kernel's backlog instead of in our memory.
-            let Ok(slot) = slots.clone().acquire_owned().await else {
+            let slot = tokio::select! {
+                s = slots.clone().acquire_owned() => s,
+                _ = stop.cancelled() => return,
+            };
+            let Ok(slot) = slot else {
                 return;
             };
             let cleanup = cleanup.clone();

@@ -184,7 +184,8 @@ pub enum SearchReturn {
     /// SEARCHRES: keep the result for `$`.
     Save,
     /// RFC 9394 PARTIAL: the `from`-th to `to`-th results (1-based; both
-    /// negative counts from the end, -1 being the last), `from <= to`.
+    /// negative counts from the end, -1 being the last), in the order the
+    /// client gave them (`5:1` is `1:5`).
     Partial {
         from: i64,
         to: i64,

@@ -23,10 +23,8 @@ impl Parser<'_> {
         if (a < 0) != (b < 0) {
             return Err("PARTIAL range mixes positive and negative".into());
         }
-        Ok(SearchReturn::Partial {
-            from: a.min(b),
-            to: a.max(b),
-        })
+        // As sent: the answer echoes the range the client gave.
+        Ok(SearchReturn::Partial { from: a, to: b })
     }
 
     pub(super) fn search(&mut self, uid: bool) -> Res<CommandKind> {
