@@ -624,10 +624,17 @@ impl<'t> Tx<'t> {
                 .map(|g| g.value());
             let id = MailboxId(id.ok_or(StoreError::NoSuchMailbox)?);
             self.t.names.insert((account, new.as_str()), id.0)?;
+            // A subscription kept for the new name joins the mailbox.
+            let kept = self
+                .t
+                .subscriptions
+                .remove((account, new.as_str()))?
+                .is_some();
             let uid_validity = self.new_uid_validity()?;
             let mb = self.require_mailbox(id)?;
             mb.name = new;
             mb.uid_validity = uid_validity;
+            mb.subscribed |= kept;
         }
         Ok(())
     }
@@ -1142,14 +1149,6 @@ impl MailStore for RedbStore {
             if from == INBOX {
                 tx.move_inbox(&account, id, &to)
             } else {
-                // A subscription kept for the new name joins the mailbox.
-                let kept =
-                    tx.t.subscriptions
-                        .remove((account.as_str(), to.as_str()))?
-                        .is_some();
-                if kept {
-                    tx.require_mailbox(id)?.subscribed = true;
-                }
                 tx.rename_tree(&account, &from, &to)
             }
         })

@@ -249,6 +249,13 @@ fn subscriptions_outlive_their_mailboxes() {
     imap.ok("DELETE gone");
     imap.ok("UNSUBSCRIBE gone");
     assert!(!imap.ok("LSUB \"\" \"*\"").contains("gone"));
+    // A mailbox renamed onto subscribed names takes their subscriptions,
+    // children included.
+    imap.ok("SUBSCRIBE \"b/x\"");
+    imap.ok("CREATE a/x");
+    imap.ok("RENAME a b");
+    let lsub = imap.ok("LSUB \"\" \"b/*\"");
+    assert!(lsub.contains("* LSUB () \"/\" \"b/x\"\r\n"), "{lsub}");
     // A name that never existed may be subscribed too.
     imap.ok("SUBSCRIBE \"never/made\"");
     let lsub = imap.ok("LSUB \"\" \"never/%\"");
