@@ -22,6 +22,7 @@ impl Session {
         let sel = self.writable()?;
         let id = sel.id;
         let targets = sel.resolve(set, by_uid);
+        let in_view = sel.uids.len();
         if unchanged_since.is_some() {
             self.enable_condstore();
         }
@@ -32,11 +33,19 @@ impl Session {
             .cloned()
             .collect();
         let uids: Vec<Uid> = targets.iter().map(|(_, u)| *u).collect();
+        // A few messages out of many are read back one by one (as FETCH
+        // does); otherwise one walk over the mailbox is cheaper.
+        let few = uids.len().saturating_mul(8) < in_view;
         let (metas, changed) = self
             .blocking(move |s| {
                 let changed = s.store_flags(id, &uids, op, &flags, unchanged_since)?;
+                let listed = if few {
+                    s.messages_by_uid(id, &uids)?
+                } else {
+                    s.messages(id)?
+                };
                 let metas: HashMap<Uid, MessageMeta> =
-                    s.messages(id)?.into_iter().map(|m| (m.uid, m)).collect();
+                    listed.into_iter().map(|m| (m.uid, m)).collect();
                 Ok((metas, changed))
             })
             .await?;
