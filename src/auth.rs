@@ -84,10 +84,12 @@ impl Authenticator {
         login: &str,
         password: &str,
     ) -> Result<String, AuthError> {
+        let address = client;
         let client = penalty_key(client);
+        let account = self.account_of(login);
         // The lockout counts per account (every spelling of it), and a
         // login that names none by its first 256 characters.
-        let login_key = self.account_of(login).unwrap_or_else(|| {
+        let login_key = account.clone().unwrap_or_else(|| {
             login
                 .trim()
                 .chars()
@@ -96,18 +98,17 @@ impl Authenticator {
                 .to_lowercase()
         });
         if self.locked_out(client, &login_key) {
-            tracing::debug!(client = %client, "login refused unchecked: too many failures for {login:?}");
+            tracing::debug!(client = %address, "login refused unchecked: too many failures for {login:?}");
             return Err(AuthError::Failed);
         }
         match self.reserve(client) {
             Turn::Now => {}
             Turn::After(wait) => tokio::time::sleep(wait).await,
             Turn::Refused => {
-                tracing::debug!(client = %client, "login refused unchecked: too many failures");
+                tracing::debug!(client = %address, "login refused unchecked: too many failures");
                 return Err(AuthError::Failed);
             }
         }
-        let account = self.account_of(login);
         let hash = match &account {
             Some(name) => match self.store.account(name) {
                 Ok(Some(info)) => info.password_hash,
@@ -142,7 +143,7 @@ impl Authenticator {
                 let delay = self.record_failure(client, &login_key);
                 // The protocols write the lines fail2ban reads (Postfix's
                 // and Dovecot's wording); this one is for debugging.
-                tracing::debug!(client = %client, "authentication failed for {login:?}");
+                tracing::debug!(client = %address, "authentication failed for {login:?}");
                 tokio::time::sleep(delay).await;
                 Err(AuthError::Failed)
             }

@@ -621,19 +621,31 @@ impl Qmgr {
             ..qf.clone()
         };
         let spool = self.spool.clone();
-        let (id2, copy) = (id.clone(), file.clone());
-        let written =
-            tokio::task::spawn_blocking(move || write_deferred(&spool, &id2, &copy, next)).await;
-        let file = Some(file);
-        let failure = match written {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "defer task failed".to_string(),
+        let id2 = id.clone();
+        // The copy goes to the blocking task and comes back if it could not
+        // be written: no second copy of the body.
+        let written = tokio::task::spawn_blocking(move || {
+            let result = write_deferred(&spool, &id2, &file, next);
+            (result, file)
+        })
+        .await;
+        let (failure, copy) = match written {
+            Ok((Ok(()), _)) => return,
+            Ok((Err(e), file)) => (e.to_string(), file),
+            // The task panicked and took the copy: keep every recipient
+            // (a duplicate at worst, never a loss).
+            Err(_) => (
+                "defer task failed".to_string(),
+                QueueFile {
+                    attempts,
+                    ..qf.clone()
+                },
+            ),
         };
         // The file stays in active, owned, and the copy is written again
         // at the next queue run (or `queue flush`).
         tracing::warn!(queue_id = %id, "{id}: cannot defer, will retry: {failure}");
-        self.active_set.unsettle(id, file, next);
+        self.active_set.unsettle(id, Some(copy), next);
     }
 }
 

@@ -22,9 +22,17 @@ fn instance_b() -> Server {
 
 /// Instance A: delivers by MX through `dns`, to B's SMTP port.
 fn instance_a(dns: &DnsServer, b: &Server, queue: &str) -> Server {
+    instance_a_with_dead_time(dns, b, queue, "1s")
+}
+
+/// Instance A with the given `relay.dead_time`.
+fn instance_a_with_dead_time(dns: &DnsServer, b: &Server, queue: &str, dead_time: &str) -> Server {
     let a = Builder::default()
         .dns(&dns.config())
-        .tail(&format!("[relay]\nport = {}\ndead_time = \"1s\"", b.port))
+        .tail(&format!(
+            "[relay]\nport = {}\ndead_time = \"{dead_time}\"",
+            b.port
+        ))
         .queue(queue)
         .start();
     a.add_user("alice@localhost", "alice-pw");
@@ -482,11 +490,7 @@ fn a_backlog_for_one_destination_shares_one_connection() {
 fn a_flush_forgets_dead_destinations() {
     let dns = zone();
     let mut b = instance_b();
-    let a = Builder::default()
-        .dns(&dns.config())
-        .tail(&format!("[relay]\nport = {}\ndead_time = \"1h\"", b.port))
-        .queue("min_backoff = \"1h\"\nmax_backoff = \"2h\"")
-        .start();
+    let a = instance_a_with_dead_time(&dns, &b, "min_backoff = \"1h\"\nmax_backoff = \"2h\"", "1h");
     b.kill9();
     let mut c = a.connect();
     c.reply();
