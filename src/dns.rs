@@ -12,14 +12,12 @@
 //! [`DnsError::Temporary`] (defer). A name that exists without records of
 //! the asked type is not an error at all.
 
-use hickory_resolver::config::{
-    NameServerConfig, NameServerConfigGroup, ResolveHosts, ResolverConfig,
-};
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::ProtoErrorKind;
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::xfer::Protocol;
-use hickory_resolver::{Name, ResolveError, ResolveErrorKind, TokioResolver};
+use hickory_resolver::proto::rr::{Name, RData};
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
@@ -30,7 +28,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Number of answers kept in the resolver's cache (hickory's default is 32,
 /// too few for a queue that talks to many destinations).
-const CACHE_SIZE: usize = 4096;
+const CACHE_SIZE: u64 = 4096;
 
 /// One mail exchanger of a domain (RFC 5321 §5.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,14 +111,19 @@ impl HickoryResolver {
                 DnsError::Temporary(format!("cannot read the system DNS configuration: {e}"))
             })?
         } else {
-            let mut group = NameServerConfigGroup::with_capacity(2 * nameservers.len());
-            for &addr in nameservers {
-                group.push(NameServerConfig::new(addr, Protocol::Udp));
-                group.push(NameServerConfig::new(addr, Protocol::Tcp));
-            }
-            let config = ResolverConfig::from_parts(None, Vec::new(), group);
+            let group = nameservers
+                .iter()
+                .map(|addr| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = addr.port();
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = addr.port();
+                    NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            let config = ResolverConfig::from_name_servers(group);
             let mut builder =
-                TokioResolver::builder_with_config(config, TokioConnectionProvider::default());
+                TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
             // Configured servers are the whole truth: no /etc/hosts.
             builder.options_mut().use_hosts_file = ResolveHosts::Never;
             builder
@@ -131,9 +134,10 @@ impl HickoryResolver {
         options.cache_size = CACHE_SIZE;
         // Large MX sets fit in one UDP answer more often.
         options.edns0 = true;
-        Ok(HickoryResolver {
-            inner: builder.build(),
-        })
+        let inner = builder
+            .build()
+            .map_err(|e| DnsError::Temporary(format!("cannot start the DNS resolver: {e}")))?;
+        Ok(HickoryResolver { inner })
     }
 
     async fn lookup_mx(&self, domain: &str) -> Result<MxAnswer, DnsError> {
@@ -150,14 +154,17 @@ impl HickoryResolver {
         };
         let mut null = false;
         let mut hosts = Vec::new();
-        for mx in lookup.iter() {
-            if mx.exchange().is_root() {
+        for mx in lookup.answers().iter().filter_map(|r| match &r.data {
+            RData::MX(mx) => Some(mx),
+            _ => None,
+        }) {
+            if mx.exchange.is_root() {
                 null = true;
                 continue;
             }
             hosts.push(MxHost {
-                preference: mx.preference(),
-                name: host_name(mx.exchange()),
+                preference: mx.preference,
+                name: host_name(&mx.exchange),
             });
         }
         if hosts.is_empty() {
@@ -180,8 +187,24 @@ impl HickoryResolver {
             self.inner.ipv6_lookup(name.clone()),
             self.inner.ipv4_lookup(name)
         );
-        let v6 = v6.map(|l| l.iter().map(|a| IpAddr::V6(a.0)).collect::<Vec<_>>());
-        let v4 = v4.map(|l| l.iter().map(|a| IpAddr::V4(a.0)).collect::<Vec<_>>());
+        let v6 = v6.map(|l| {
+            l.answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        });
+        let v4 = v4.map(|l| {
+            l.answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        });
         combine_families(
             host,
             v6.map_err(|e| classify(&e)),
@@ -230,11 +253,9 @@ enum Failure {
 
 /// The one place that decides permanent vs temporary: only an NXDOMAIN
 /// answer is permanent; unclassified errors are temporary.
-fn classify(error: &ResolveError) -> Failure {
-    if let ResolveErrorKind::Proto(proto) = error.kind()
-        && let ProtoErrorKind::NoRecordsFound { response_code, .. } = proto.kind()
-    {
-        return match *response_code {
+fn classify(error: &NetError) -> Failure {
+    if let NetError::Dns(HickoryDnsError::NoRecordsFound(none)) = error {
+        return match none.response_code {
             ResponseCode::NXDomain => Failure::NoSuchDomain,
             ResponseCode::NoError => Failure::NoData,
             other => Failure::Temporary(format!("server answered {other}")),

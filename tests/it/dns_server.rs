@@ -3,20 +3,24 @@
 //! so plain `#[test]` functions can use it. Point a server at it with
 //! `Builder::dns(&dns.config())`.
 
-use hickory_server::ServerFuture;
-use hickory_server::authority::{AuthorityObject, Catalog, ZoneType};
-use hickory_server::proto::rr::rdata::{A, MX, SOA};
+use hickory_server::Server;
+use hickory_server::proto::rr::rdata::{A, AAAA, MX, SOA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
-use hickory_server::store::in_memory::InMemoryAuthority;
-use std::net::{Ipv4Addr, SocketAddr};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A record of a test zone.
+/// A record of a test zone. Owners are absolute names (`"mx.b.test."`).
 pub enum Rr {
     /// `name MX preference exchange`; an exchange of `.` is a null MX.
     Mx(&'static str, u16, &'static str),
     A(&'static str, Ipv4Addr),
+    Aaaa(&'static str, Ipv6Addr),
+    /// `name TXT "..."`: one record, split into 255-byte character-strings
+    /// as a zone file would (DKIM keys are longer than one string).
+    Txt(String, String),
 }
 
 pub struct DnsServer {
@@ -29,13 +33,47 @@ fn name(text: &str) -> Name {
     Name::from_ascii(text).expect("name")
 }
 
+fn txt_strings(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return vec![String::new()];
+    }
+    bytes
+        .chunks(255)
+        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+        .collect()
+}
+
+fn record(rr: &Rr) -> Record {
+    match rr {
+        Rr::Mx(owner, preference, exchange) => {
+            let exchange = if *exchange == "." {
+                Name::root()
+            } else {
+                name(exchange)
+            };
+            Record::from_rdata(name(owner), 60, RData::MX(MX::new(*preference, exchange)))
+        }
+        Rr::A(owner, ip) => Record::from_rdata(name(owner), 60, RData::A(A(*ip))),
+        Rr::Aaaa(owner, ip) => Record::from_rdata(name(owner), 60, RData::AAAA(AAAA(*ip))),
+        Rr::Txt(owner, text) => {
+            Record::from_rdata(name(owner), 60, RData::TXT(TXT::new(txt_strings(text))))
+        }
+    }
+}
+
 impl DnsServer {
     /// Serves one zone per origin (`"b.test."`) with the given records.
     pub fn start(origins: &[&str], records: Vec<Rr>) -> DnsServer {
         let mut catalog = Catalog::new();
         for origin in origins {
             let origin = name(origin);
-            let mut zone = InMemoryAuthority::empty(origin.clone(), ZoneType::Primary, false);
+            let mut zone =
+                InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::empty(
+                    origin.clone(),
+                    ZoneType::Primary,
+                    AxfrPolicy::Deny,
+                );
             let soa = SOA::new(
                 name("ns.test."),
                 name("hostmaster.test."),
@@ -47,27 +85,13 @@ impl DnsServer {
             );
             assert!(zone.upsert_mut(Record::from_rdata(origin.clone(), 3600, RData::SOA(soa)), 1));
             for rr in &records {
-                let record = match rr {
-                    Rr::Mx(owner, preference, exchange) => {
-                        let exchange = if *exchange == "." {
-                            Name::root()
-                        } else {
-                            name(exchange)
-                        };
-                        Record::from_rdata(
-                            name(owner),
-                            60,
-                            RData::MX(MX::new(*preference, exchange)),
-                        )
-                    }
-                    Rr::A(owner, ip) => Record::from_rdata(name(owner), 60, RData::A(A(*ip))),
-                };
-                if origin.zone_of(record.name()) {
+                let record = record(rr);
+                if origin.zone_of(&record.name) {
                     assert!(zone.upsert_mut(record, 1), "upsert");
                 }
             }
-            let authority: Arc<dyn AuthorityObject> = Arc::new(zone);
-            catalog.upsert(LowerName::new(&origin), vec![authority]);
+            let handler: Arc<dyn ZoneHandler> = Arc::new(zone);
+            catalog.upsert(LowerName::new(&origin), vec![handler]);
         }
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -77,16 +101,26 @@ impl DnsServer {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let mut server = ServerFuture::new(catalog);
-                let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-                    .await
-                    .expect("udp");
-                let addr = udp.local_addr().expect("addr");
-                server.register_socket(udp);
-                if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
-                    server.register_listener(tcp, Duration::from_secs(5));
+                let mut server = Server::new(catalog);
+                // UDP and TCP on the same port number (the resolver uses
+                // TCP for truncated answers, and DKIM keys are long).
+                let mut bound = None;
+                for _ in 0..20 {
+                    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                        .await
+                        .expect("udp");
+                    let addr = udp.local_addr().expect("addr");
+                    let Ok(tcp) = tokio::net::TcpListener::bind(addr).await else {
+                        continue;
+                    };
+                    server.register_socket(udp);
+                    server.register_listener(tcp, Duration::from_secs(5), 65536);
+                    bound = Some(addr);
+                    break;
                 }
-                addr_tx.send(addr).expect("send addr");
+                addr_tx
+                    .send(bound.expect("a free UDP+TCP port pair"))
+                    .expect("send addr");
                 let _ = stop_rx.await;
                 drop(server);
             });

@@ -4,12 +4,8 @@
 //! `smtp-sink`, and a small scripted SMTP server that answers per
 //! recipient.
 
+use crate::dns_server::{DnsServer, Rr};
 use crate::harness::{self, server};
-use hickory_server::ServerFuture;
-use hickory_server::authority::{AuthorityObject, Catalog, ZoneType};
-use hickory_server::proto::rr::rdata::{A, AAAA, MX, SOA};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record};
-use hickory_server::store::in_memory::InMemoryAuthority;
 use merpati::dns::{DnsError, HickoryResolver, MxAnswer, Resolver, address_literal};
 use merpati::smtp::client::{
     ClientError, ClientOptions, Envelope, Recipient, SmtpConnection, TlsPolicy, Transcript,
@@ -25,15 +21,7 @@ use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- DNS
 
-/// A DNS server on loopback, authoritative for `relay.test.`.
-struct Dns {
-    addr: SocketAddr,
-    _server: ServerFuture<Catalog>,
-}
-
-fn name(text: &str) -> Name {
-    Name::from_ascii(text).expect("name")
-}
+type Dns = DnsServer;
 
 /// Zone `relay.test.`:
 /// - `mx`: MX 5 primary, MX 10 mx1, MX 10 mx2, MX 20 backup
@@ -42,91 +30,20 @@ fn name(text: &str) -> Name {
 /// - `mx1` A 127.0.0.2, `mx2` A 127.0.0.3
 /// - anything else under `relay.test.`: NXDOMAIN; other zones: REFUSED.
 async fn dns_server() -> Dns {
-    let origin = name("relay.test.");
-    let mut zone = InMemoryAuthority::empty(origin.clone(), ZoneType::Primary, false);
-    let serial = 1;
-    let soa = SOA::new(
-        name("ns.relay.test."),
-        name("hostmaster.relay.test."),
-        serial,
-        3600,
-        600,
-        86400,
-        60,
-    );
-    let records = [
-        Record::from_rdata(origin.clone(), 3600, RData::SOA(soa)),
-        Record::from_rdata(
-            name("mx.relay.test."),
-            60,
-            RData::MX(MX::new(10, name("mx1.relay.test."))),
-        ),
-        Record::from_rdata(
-            name("mx.relay.test."),
-            60,
-            RData::MX(MX::new(20, name("backup.relay.test."))),
-        ),
-        Record::from_rdata(
-            name("mx.relay.test."),
-            60,
-            RData::MX(MX::new(10, name("mx2.relay.test."))),
-        ),
-        Record::from_rdata(
-            name("mx.relay.test."),
-            60,
-            RData::MX(MX::new(5, name("primary.relay.test."))),
-        ),
-        Record::from_rdata(
-            name("nullmx.relay.test."),
-            60,
-            RData::MX(MX::new(0, Name::root())),
-        ),
-        Record::from_rdata(
-            name("implicit.relay.test."),
-            60,
-            RData::A(A(Ipv4Addr::new(127, 0, 0, 4))),
-        ),
-        Record::from_rdata(
-            name("implicit.relay.test."),
-            60,
-            RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)),
-        ),
-        Record::from_rdata(
-            name("mx1.relay.test."),
-            60,
-            RData::A(A(Ipv4Addr::new(127, 0, 0, 2))),
-        ),
-        Record::from_rdata(
-            name("mx2.relay.test."),
-            60,
-            RData::A(A(Ipv4Addr::new(127, 0, 0, 3))),
-        ),
-    ];
-    for record in records {
-        assert!(zone.upsert_mut(record, serial), "upsert");
-    }
-    let mut catalog = Catalog::new();
-    let authority: Arc<dyn AuthorityObject> = Arc::new(zone);
-    catalog.upsert(LowerName::new(&origin), vec![authority]);
-    let mut server = ServerFuture::new(catalog);
-    // UDP and TCP on the same port number (the resolver uses TCP for
-    // truncated answers).
-    for _ in 0..20 {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("udp");
-        let addr = udp.local_addr().expect("addr");
-        let Ok(tcp) = tokio::net::TcpListener::bind(addr).await else {
-            continue;
-        };
-        server.register_socket(udp);
-        server.register_listener(tcp, Duration::from_secs(5));
-        return Dns {
-            addr,
-            _server: server,
-        };
-    }
-    panic!("no free UDP+TCP port pair for the DNS server");
+    DnsServer::start(
+        &["relay.test."],
+        vec![
+            Rr::Mx("mx.relay.test.", 10, "mx1.relay.test."),
+            Rr::Mx("mx.relay.test.", 20, "backup.relay.test."),
+            Rr::Mx("mx.relay.test.", 10, "mx2.relay.test."),
+            Rr::Mx("mx.relay.test.", 5, "primary.relay.test."),
+            Rr::Mx("nullmx.relay.test.", 0, "."),
+            Rr::A("implicit.relay.test.", Ipv4Addr::new(127, 0, 0, 4)),
+            Rr::Aaaa("implicit.relay.test.", Ipv6Addr::LOCALHOST),
+            Rr::A("mx1.relay.test.", Ipv4Addr::new(127, 0, 0, 2)),
+            Rr::A("mx2.relay.test.", Ipv4Addr::new(127, 0, 0, 3)),
+        ],
+    )
 }
 
 fn resolver(dns: &Dns) -> HickoryResolver {
