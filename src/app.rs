@@ -12,6 +12,7 @@ use crate::delivery::relay::RelayAgent;
 use crate::dns::HickoryResolver;
 use crate::imap::ImapService;
 use crate::live::Live;
+use crate::mailauth::MailAuth;
 use crate::net::anvil::Anvil;
 use crate::net::listener::{Limits, accept_loop, bind_all};
 use crate::pop3::Pop3Service;
@@ -133,6 +134,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         .collect();
     let dns = HickoryResolver::new(&nameservers, config.dns.timeout.0)
         .map_err(|e| anyhow::anyhow!("cannot set up the DNS resolver: {e}"))?;
+    let mailauth = Arc::new(MailAuth::new(dns.handle(), shared_config.clone()));
     let active_set = Arc::new(crate::queue::active::ActiveSet::default());
     let relay = Arc::new(RelayAgent::new(shared_config.clone(), Arc::new(dns)));
     let qmgr = Arc::new(Qmgr {
@@ -178,6 +180,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     let auth = Arc::new(Authenticator::new(store.clone(), resolver.clone()));
     let smtp = Arc::new(SmtpService {
         auth: auth.clone(),
+        mailauth: mailauth.clone(),
         config: shared_config.clone(),
         resolver: resolver.clone(),
         store: store.clone(),

@@ -140,6 +140,12 @@ impl HickoryResolver {
         Ok(HickoryResolver { inner })
     }
 
+    /// The underlying resolver, for the mail-authentication lookups: one
+    /// cache and one `[dns]` configuration for everything.
+    pub fn handle(&self) -> TokioResolver {
+        self.inner.clone()
+    }
+
     async fn lookup_mx(&self, domain: &str) -> Result<MxAnswer, DnsError> {
         let name = fqdn(domain)?;
         let lookup = match self.inner.mx_lookup(name).await {

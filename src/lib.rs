@@ -17,6 +17,7 @@ pub mod dns;
 pub mod imap;
 pub mod live;
 pub mod logging;
+pub mod mailauth;
 pub mod net;
 pub mod password;
 pub mod perms;

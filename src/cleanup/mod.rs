@@ -34,6 +34,8 @@ pub struct Submission {
     /// submissions, mynetworks and authenticated users; mail from other
     /// servers is left as sent (adding headers could break signatures).
     pub complete_headers: bool,
+    /// DMARC said quarantine: local recipients get it in their Junk mailbox.
+    pub quarantine: bool,
 }
 
 /// Who handed us the message, for the Received: line.
@@ -113,6 +115,7 @@ impl Cleanup {
             envid: submission.envid,
             ret: submission.ret,
             smtputf8: submission.smtputf8,
+            quarantine: submission.quarantine,
             recipients: submission.recipients,
             body: message,
             ..QueueFile::default()

@@ -6,10 +6,12 @@
 //! main.cf; [`Config::load`] expands them once, so the rest of the server
 //! only sees final values.
 
+mod mailauth;
 mod net;
 mod parse;
 mod units;
 
+pub use mailauth::{DmarcPolicy, MailAuth, SpfFail, Temperror};
 pub use net::Cidr;
 pub use units::{Bytes, Span};
 
@@ -54,6 +56,7 @@ pub struct Config {
     pub queue: Queue,
     pub relay: Relay,
     pub dns: Dns,
+    pub mailauth: MailAuth,
     pub store: Store,
     pub log: Log,
 }
@@ -306,7 +309,8 @@ impl Default for Relay {
     }
 }
 
-/// Name resolution for outbound mail.
+/// Name resolution: MX and address lookups for delivery, and the
+/// SPF/DKIM/DMARC/ARC lookups of `[mailauth]` (one resolver, one cache).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Dns {
@@ -376,6 +380,7 @@ impl Default for Config {
             queue: Queue::default(),
             relay: Relay::default(),
             dns: Dns::default(),
+            mailauth: MailAuth::default(),
             store: Store::default(),
             log: Log::default(),
         }
@@ -585,6 +590,18 @@ impl Config {
                     bad(key, format!("`{addr}` is not host:port"));
                 }
             }
+        }
+        if !(1..=50).contains(&self.mailauth.max_dkim_signatures) {
+            bad(
+                "mailauth.max_dkim_signatures",
+                "must be between 1 and 50".into(),
+            );
+        }
+        if self.mailauth.dns_budget.0.is_zero() {
+            bad("mailauth.dns_budget", "must be above 0".into());
+        }
+        if self.mailauth.srs_max_age.0 < std::time::Duration::from_secs(86_400) {
+            bad("mailauth.srs_max_age", "must be at least 1d".into());
         }
         if self.smtp.message_size_limit.0 == 0 {
             bad("smtp.message_size_limit", "must be above 0".into());

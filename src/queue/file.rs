@@ -37,6 +37,8 @@ pub struct QueueFile {
     pub attempts: u32,
     /// A delay warning was sent (at most one per message, as Postfix).
     pub warned: bool,
+    /// Deliver into the recipients' Junk mailboxes (DMARC quarantine).
+    pub quarantine: bool,
     pub recipients: Vec<QueuedRecipient>,
     pub body: Vec<u8>,
 }
@@ -103,6 +105,9 @@ impl QueueFile {
         if self.warned {
             head.push_str("warned 1\n");
         }
+        if self.quarantine {
+            head.push_str("quarantine 1\n");
+        }
         let _ = writeln!(head, "attempts {}", self.attempts);
         for r in &self.recipients {
             let _ = writeln!(
@@ -150,6 +155,7 @@ impl QueueFile {
                 "ret" => qf.ret = unescape(value).ok_or_else(bad)?,
                 "smtputf8" => qf.smtputf8 = value == "1",
                 "warned" => qf.warned = value == "1",
+                "quarantine" => qf.quarantine = value == "1",
                 "rcpt" => qf.recipients.push(parse_recipient(value).ok_or_else(bad)?),
                 "body" => {
                     let want: usize = value.parse().map_err(|_| bad())?;
@@ -242,6 +248,7 @@ mod tests {
             helo: "localhost".into(),
             protocol: "ESMTP".into(),
             envid: "a b%c".into(),
+            quarantine: true,
             ret: "HDRS".into(),
             smtputf8: true,
             attempts: 2,

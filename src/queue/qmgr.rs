@@ -23,7 +23,8 @@ use crate::live::Live;
 use crate::rewrite::{AccountDirectory, Resolver, Route};
 use crate::rfc5322::now_unix;
 use crate::smtp::client::Recipient;
-use crate::store::{Delivery, LocalRecipient, MailStore, RecipientOutcome};
+
+use crate::store::{Delivery, LocalRecipient, MailStore, RecipientOutcome, SpecialUse};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -319,7 +320,12 @@ impl Qmgr {
                             index,
                             LocalRecipient {
                                 account,
-                                mailbox: "INBOX".into(),
+                                mailbox: if qf.quarantine {
+                                    SpecialUse::Junk.default_name().into()
+                                } else {
+                                    "INBOX".into()
+                                },
+                                special_use: qf.quarantine.then_some(SpecialUse::Junk),
                                 dedup_key: rcpt.original().to_lowercase(),
                                 prefix: prefix.into_bytes(),
                             },

@@ -164,6 +164,10 @@ pub struct LocalRecipient {
     pub account: String,
     /// Usually "INBOX".
     pub mailbox: String,
+    /// When set, the account's mailbox with this special use is meant
+    /// (Junk for DMARC quarantine); `mailbox` names the one to make when
+    /// the account has none.
+    pub special_use: Option<SpecialUse>,
     /// Original recipient address; with the queue id and account it makes
     /// redelivery after a crash idempotent.
     pub dedup_key: String,

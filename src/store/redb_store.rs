@@ -827,9 +827,12 @@ impl<'t> Tx<'t> {
         if self.account(&account)?.is_none() {
             return Ok(RecipientOutcome::NoSuchAccount);
         }
-        let mailbox = match names::mailbox_key(&rcpt.mailbox) {
-            Ok(name) => self.resolve(&account, &name)?,
-            Err(_) => None,
+        let mailbox = match (names::mailbox_key(&rcpt.mailbox), rcpt.special_use) {
+            (Ok(name), None) => self.resolve(&account, &name)?,
+            (Ok(name), Some(special_use)) => {
+                Some(self.special_mailbox(&account, &name, special_use)?)
+            }
+            (Err(_), _) => None,
         };
         let Some(mailbox) = mailbox else {
             return Ok(RecipientOutcome::NoSuchMailbox);
@@ -853,6 +856,29 @@ impl<'t> Tx<'t> {
             .delivered_by_time
             .insert((now, guard.0, guard.1, guard.2), ())?;
         Ok(RecipientOutcome::Delivered(mailbox, uid))
+    }
+
+    /// The account's mailbox with `special_use`; else the one named
+    /// `name`; else `name` made now with that use (as Sieve's
+    /// `fileinto :specialuse :create`, RFC 8579).
+    fn special_mailbox(
+        &mut self,
+        account: &str,
+        name: &str,
+        special_use: SpecialUse,
+    ) -> Result<MailboxId> {
+        for (_, id) in mailbox_ids(&self.t.names, account)? {
+            if self
+                .mailbox(id)?
+                .is_some_and(|m| m.special_use == Some(special_use))
+            {
+                return Ok(id);
+            }
+        }
+        match self.resolve(account, name)? {
+            Some(id) => Ok(id),
+            None => self.create_mailbox(account, name, Some(special_use), true),
+        }
     }
 
     fn prune_delivered(&mut self, older_than: i64) -> Result<u64> {

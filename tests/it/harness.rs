@@ -589,3 +589,25 @@ pub fn text(out: &Output) -> String {
 pub fn assert_success(out: &Output, what: &str) {
     assert!(out.status.success(), "{what} failed:\n{}", text(out));
 }
+
+/// Runs a script with Debian's interpreter, `/usr/bin/python3`, which has
+/// the `python3-*` packages (dkim, nacl) that a `python3` on PATH may lack.
+pub fn system_python(script: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("/usr/bin/python3 is required for this test: {e}"));
+    let mut input = child.stdin.take().expect("stdin");
+    let bytes = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let out = child.wait_with_output().expect("python3 output");
+    let _ = writer.join();
+    out
+}

@@ -14,6 +14,7 @@ mod imap_conformance;
 mod imap_sort;
 mod imap_utf8;
 mod log_tools;
+mod mailauth_inbound;
 mod pop3;
 mod queue_admin;
 mod relay;

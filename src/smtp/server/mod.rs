@@ -47,6 +47,8 @@ pub struct SmtpService {
     pub tls: Arc<Live<Arc<rustls::ServerConfig>>>,
     pub triggers: Arc<Triggers>,
     pub auth: Arc<crate::auth::Authenticator>,
+    /// SPF/DKIM/DMARC/ARC checks of mail from other servers.
+    pub mailauth: Arc<crate::mailauth::MailAuth>,
     /// Cancelled on SIGTERM: idle sessions answer 421 and close; sessions
     /// in a transaction finish it first.
     pub shutdown: CancellationToken,

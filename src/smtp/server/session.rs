@@ -9,6 +9,7 @@ use crate::address::Address;
 use crate::auth::{AuthError, base64_decode, decode_plain};
 use crate::cleanup::{Client, Submission};
 use crate::config::{BareLfPolicy, Config};
+use crate::mailauth::{Disposition, Inbound, headers};
 use crate::net::deadline::LoginDeadline;
 use crate::net::listener::{Admitted, Refusal};
 use crate::net::stream::MaybeTls;
@@ -873,6 +874,58 @@ impl Session {
             .map(str::to_string)
     }
 
+    /// Mail from other servers (port 25, not mynetworks): SPF, DKIM, ARC
+    /// and DMARC, forged Authentication-Results with our authserv-id
+    /// removed and ours prepended. `Ok((message, junk))`, or the reply
+    /// that refuses (DMARC reject) or defers (DNS) the message.
+    async fn authenticate(
+        &mut self,
+        sender: &str,
+        message: Vec<u8>,
+    ) -> Result<(Vec<u8>, bool), Reply> {
+        if self.mode != Mode::Mx || self.trusted || self.account.is_some() {
+            return Ok((message, false));
+        }
+        let mailauth = self.svc.mailauth.clone();
+        let verdict = if self.config.mailauth.verify {
+            let helo = self.helo.clone().unwrap_or_default();
+            Some(
+                mailauth
+                    .verify(Inbound {
+                        ip: self.peer.ip(),
+                        helo: &helo,
+                        sender,
+                        message: &message,
+                    })
+                    .await,
+            )
+        } else {
+            None
+        };
+        let authserv_id = mailauth.authserv_id();
+        let message = headers::remove_our_results(&message, &authserv_id).unwrap_or(message);
+        let Some(verdict) = verdict else {
+            return Ok((message, false));
+        };
+        tracing::info!(
+            "{}: {} from=<{sender}>",
+            client_name(self.peer),
+            verdict.summary
+        );
+        let junk = match verdict.disposition {
+            Disposition::Deliver => false,
+            Disposition::Junk => true,
+            Disposition::Reject { code, status, text }
+            | Disposition::Defer { code, status, text } => {
+                return Err(Reply::new(code, status, text));
+            }
+        };
+        let mut out = Vec::with_capacity(verdict.header.len() + message.len());
+        out.extend_from_slice(verdict.header.as_bytes());
+        out.extend_from_slice(&message);
+        Ok((out, junk))
+    }
+
     /// Checks common to DATA and BDAT; `Some(reply)` refuses.
     fn ready_for_content(&self) -> Option<Reply> {
         match &self.tx {
@@ -994,6 +1047,13 @@ impl Session {
             self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
             return;
         }
+        let (message, quarantine) = match self.authenticate(&tx.sender, message).await {
+            Ok(checked) => checked,
+            Err(reply) => {
+                self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
+                return;
+            }
+        };
         // RFC 3848 / RFC 6531 names for the Received: line.
         let base = match (tx.mail.smtputf8, self.esmtp) {
             (true, _) => "UTF8SMTP",
@@ -1025,6 +1085,7 @@ impl Session {
             },
             smtputf8: tx.mail.smtputf8,
             complete_headers: self.trusted || self.account.is_some(),
+            quarantine,
         };
         match self.svc.cleanup.submit(submission).await {
             Ok(id) => {

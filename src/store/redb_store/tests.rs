@@ -22,6 +22,7 @@ fn rcpt(account: &str) -> LocalRecipient {
     LocalRecipient {
         account: account.into(),
         mailbox: INBOX.into(),
+        special_use: None,
         dedup_key: format!("{account}@example.org"),
         prefix: format!("Delivered-To: {account}@example.org\r\n").into_bytes(),
     }

@@ -1,0 +1,324 @@
+//! Inbound checks: SPF for HELO and MAIL FROM (RFC 7208), every DKIM
+//! signature up to a limit (RFC 6376, RFC 8463), the ARC chain (RFC 8617)
+//! and DMARC (RFC 7489, with the DNS tree walk of its successor RFC 9989
+//! for the organisational domain), summed up in one
+//! Authentication-Results field (RFC 8601) and one [`Disposition`].
+//!
+//! The DNS work of one message is bounded by `dns_budget`; what is not
+//! done by then counts as temperror, never as fail.
+
+use super::MailAuth;
+use crate::config::{DmarcPolicy, SpfFail, Temperror};
+use mail_auth::dmarc::Policy;
+use mail_auth::{
+    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput,
+    DmarcResult, SpfOutput, SpfResult, dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
+};
+use std::net::IpAddr;
+
+/// What the SMTP session knows about a message from another server.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    pub ip: IpAddr,
+    /// The EHLO/HELO argument.
+    pub helo: &'a str,
+    /// MAIL FROM; empty for the null sender.
+    pub sender: &'a str,
+    /// The message as received (CRLF, not dot-stuffed).
+    pub message: &'a [u8],
+}
+
+/// What to do with the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    Deliver,
+    /// Deliver into each recipient's Junk mailbox.
+    Junk,
+    /// Refuse at the end of DATA (5xx).
+    Reject {
+        code: u16,
+        status: &'static str,
+        text: String,
+    },
+    /// Ask the sender to retry (4xx): a DNS failure decided nothing.
+    Defer {
+        code: u16,
+        status: &'static str,
+        text: String,
+    },
+}
+
+/// The outcome of the checks.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// `Authentication-Results: ...\r\n`, to prepend.
+    pub header: String,
+    pub disposition: Disposition,
+    /// `spf=pass dkim=pass dmarc=pass` for the log line.
+    pub summary: String,
+}
+
+/// Every result of one message, before the policy reads them.
+struct Checks<'x> {
+    spf_helo: Option<SpfOutput>,
+    spf_mail_from: SpfOutput,
+    dkim: Vec<DkimOutput<'x>>,
+    /// Signatures past `max_dkim_signatures`, not checked.
+    skipped: usize,
+    arc: ArcOutput<'x>,
+    dmarc: DmarcOutput,
+}
+
+impl MailAuth {
+    /// Runs every check on `inbound` and decides its fate.
+    pub async fn verify(&self, inbound: Inbound<'_>) -> Verdict {
+        let whole = self.config();
+        let config = &whole.mailauth;
+        let authserv_id = self.authserv_id();
+        let Some(mut message) = AuthenticatedMessage::parse(inbound.message) else {
+            // Not even a header to look at: nothing can pass or fail.
+            return Verdict {
+                header: format!("Authentication-Results: {authserv_id}; none\r\n"),
+                disposition: Disposition::Deliver,
+                summary: "none (unparsable header)".into(),
+            };
+        };
+        let limit = config.max_dkim_signatures;
+        let skipped = message.dkim_headers.len().saturating_sub(limit);
+        message.dkim_headers.truncate(limit);
+        let budget = config.dns_budget.0;
+        let checks = tokio::time::timeout(
+            budget,
+            self.run_checks(&message, inbound, skipped, &whole.myhostname),
+        )
+        .await;
+        let Ok(checks) = checks else {
+            tracing::info!("mail authentication ran out of its DNS budget ({budget:?})");
+            let header = format!(
+                "Authentication-Results: {authserv_id};\r\n\tdmarc=temperror (DNS lookups took longer than {}s)\r\n",
+                budget.as_secs()
+            );
+            let disposition = match config.dmarc_temperror {
+                Temperror::Defer => defer(),
+                Temperror::Accept => Disposition::Deliver,
+            };
+            return Verdict {
+                header,
+                disposition,
+                summary: "dmarc=temperror (DNS budget)".into(),
+            };
+        };
+        let header = checks.header(&authserv_id, inbound, &message);
+        let disposition =
+            checks.disposition(config.dmarc_policy, config.dmarc_temperror, config.spf_fail);
+        Verdict {
+            header,
+            disposition,
+            summary: checks.summary(),
+        }
+    }
+
+    async fn run_checks<'x>(
+        &self,
+        message: &'x AuthenticatedMessage<'x>,
+        inbound: Inbound<'x>,
+        skipped: usize,
+        host: &str,
+    ) -> Checks<'x> {
+        let auth = &self.authenticator;
+        // RFC 7208 §2.3: check HELO when it is a domain name; with the null
+        // sender its result is also the MAIL FROM result (§2.4).
+        let helo_is_name = !inbound.helo.starts_with('[') && inbound.helo.contains('.');
+        let spf_helo = if helo_is_name {
+            Some(
+                auth.verify_spf(SpfParameters::verify_ehlo(inbound.ip, inbound.helo, host))
+                    .await,
+            )
+        } else {
+            None
+        };
+        let spf_mail_from = match (&spf_helo, inbound.sender.is_empty()) {
+            (Some(helo), true) => helo.clone(),
+            _ => {
+                auth.verify_spf(SpfParameters::verify_mail_from(
+                    inbound.ip,
+                    inbound.helo,
+                    host,
+                    inbound.sender,
+                ))
+                .await
+            }
+        };
+        let (dkim, arc) = tokio::join!(auth.verify_dkim(message), auth.verify_arc(message));
+        let mail_from_domain = match inbound.sender.rsplit_once('@') {
+            Some((_, domain)) => domain,
+            None => inbound.helo,
+        };
+        let dmarc = auth
+            .verify_dmarc(DmarcParameters::new(
+                message,
+                &dkim,
+                mail_from_domain,
+                &spf_mail_from,
+            ))
+            .await;
+        Checks {
+            spf_helo,
+            spf_mail_from,
+            dkim,
+            skipped,
+            arc,
+            dmarc,
+        }
+    }
+}
+
+fn defer() -> Disposition {
+    Disposition::Defer {
+        code: 451,
+        status: "4.7.1",
+        text: "Temporary DNS failure while checking the sender's DMARC policy, try again later"
+            .into(),
+    }
+}
+
+impl Checks<'_> {
+    fn header(
+        &self,
+        authserv_id: &str,
+        inbound: Inbound<'_>,
+        message: &AuthenticatedMessage<'_>,
+    ) -> String {
+        let from = message.from.first().map(String::as_str).unwrap_or("");
+        let mut results =
+            AuthenticationResults::new(authserv_id).with_dkim_results(&self.dkim, from);
+        if let Some(helo) = &self.spf_helo {
+            results = results.with_spf_ehlo_result(helo, inbound.ip, inbound.helo);
+        }
+        results = results
+            .with_spf_mailfrom_result(
+                &self.spf_mail_from,
+                inbound.ip,
+                inbound.sender,
+                inbound.helo,
+            )
+            .with_arc_result(&self.arc, inbound.ip);
+        if !self.dmarc.domain().is_empty() {
+            results = results.with_dmarc_result(&self.dmarc);
+        }
+        let mut header = format!("Authentication-Results: {results}");
+        if self.skipped > 0 {
+            header.push_str(&format!(
+                ";\r\n\tdkim=policy (only the first {} signatures were checked, {} skipped)",
+                self.dkim.len(),
+                self.skipped
+            ));
+        }
+        if self.dkim.is_empty() && self.skipped == 0 {
+            header.push_str(";\r\n\tdkim=none");
+        }
+        header.push_str("\r\n");
+        header
+    }
+
+    fn disposition(
+        &self,
+        policy: DmarcPolicy,
+        temperror: Temperror,
+        spf_fail: SpfFail,
+    ) -> Disposition {
+        let dmarc = self.dmarc.result();
+        let published = self.dmarc.policy();
+        let domain = self.dmarc.domain();
+        match dmarc {
+            DmarcResult::Pass => return Disposition::Deliver,
+            DmarcResult::TempError(_)
+                if matches!(published, Policy::Reject | Policy::Quarantine)
+                    && policy != DmarcPolicy::Monitor =>
+            {
+                return match temperror {
+                    Temperror::Defer => defer(),
+                    Temperror::Accept => Disposition::Deliver,
+                };
+            }
+            DmarcResult::Fail(_) => match (published, policy) {
+                (_, DmarcPolicy::Monitor) => {}
+                (Policy::Reject, DmarcPolicy::Enforce) => {
+                    return Disposition::Reject {
+                        code: 550,
+                        status: "5.7.1",
+                        text: format!(
+                            "Email from {domain} rejected per its DMARC policy (no aligned SPF or DKIM pass)"
+                        ),
+                    };
+                }
+                (Policy::Reject | Policy::Quarantine, _) => return Disposition::Junk,
+                _ => {}
+            },
+            _ => {}
+        }
+        let has_dmarc_record = self.dmarc.dmarc_record().is_some();
+        if !has_dmarc_record
+            && self.spf_mail_from.result() == SpfResult::Fail
+            && spf_fail == SpfFail::Reject
+        {
+            return Disposition::Reject {
+                code: 550,
+                status: "5.7.23",
+                text: format!(
+                    "SPF of {} does not allow this server to send its mail",
+                    self.spf_mail_from.domain()
+                ),
+            };
+        }
+        Disposition::Deliver
+    }
+
+    fn summary(&self) -> String {
+        let dkim = if self.dkim.is_empty() {
+            "none".to_string()
+        } else {
+            self.dkim
+                .iter()
+                .map(|d| dkim_word(d.result()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let dmarc = match self.dmarc.result() {
+            _ if self.dmarc.domain().is_empty() => "none",
+            DmarcResult::Pass => "pass",
+            DmarcResult::Fail(_) => "fail",
+            DmarcResult::TempError(_) => "temperror",
+            DmarcResult::PermError(_) => "permerror",
+            DmarcResult::None => "none",
+        };
+        format!(
+            "spf={} dkim={dkim} arc={} dmarc={dmarc}",
+            spf_word(self.spf_mail_from.result()),
+            dkim_word(self.arc.result()),
+        )
+    }
+}
+
+fn spf_word(result: SpfResult) -> &'static str {
+    match result {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
+    }
+}
+
+fn dkim_word(result: &DkimResult) -> &'static str {
+    match result {
+        DkimResult::Pass => "pass",
+        DkimResult::Neutral(_) => "neutral",
+        DkimResult::Fail(_) => "fail",
+        DkimResult::PermError(_) => "permerror",
+        DkimResult::TempError(_) => "temperror",
+        DkimResult::None => "none",
+    }
+}
