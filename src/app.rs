@@ -13,6 +13,7 @@ use crate::dns::HickoryResolver;
 use crate::imap::ImapService;
 use crate::live::Live;
 use crate::mailauth::MailAuth;
+use crate::mailauth::sign::Signer;
 use crate::net::anvil::Anvil;
 use crate::net::listener::{Limits, accept_loop, bind_all};
 use crate::pop3::Pop3Service;
@@ -108,12 +109,15 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     let tls_live = Arc::new(Live::new(tls_config));
     let triggers = Arc::new(Triggers::default());
     let pickup_wake = Arc::new(Notify::new());
-    let cleanup = Arc::new(Cleanup::new(
-        spool.clone(),
-        journal.clone(),
-        config.myhostname.clone(),
-        triggers.wake.clone(),
-    ));
+    let cleanup = Arc::new(
+        Cleanup::new(
+            spool.clone(),
+            journal.clone(),
+            config.myhostname.clone(),
+            triggers.wake.clone(),
+        )
+        .with_signer(Arc::new(Signer::new(shared_config.clone()))),
+    );
 
     let front_stop = CancellationToken::new();
     let back_stop = CancellationToken::new();
@@ -135,6 +139,10 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     let dns = HickoryResolver::new(&nameservers, config.dns.timeout.0)
         .map_err(|e| anyhow::anyhow!("cannot set up the DNS resolver: {e}"))?;
     let mailauth = Arc::new(MailAuth::new(dns.handle(), shared_config.clone()));
+    let keygen_config = config.clone();
+    // Off the runtime (RSA key generation takes a moment), but tracked:
+    // shutdown waits rather than leaving a half-written key.
+    back.spawn_blocking(move || crate::mailauth::admin::generate_missing(&keygen_config));
     let active_set = Arc::new(crate::queue::active::ActiveSet::default());
     let relay = Arc::new(RelayAgent::new(shared_config.clone(), Arc::new(dns)));
     let qmgr = Arc::new(Qmgr {

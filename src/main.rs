@@ -50,10 +50,37 @@ enum Command {
     /// Check the mailbox store for damage (the daemon must be stopped).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Make, publish and rotate DKIM keys.
+    #[command(subcommand)]
+    Dkim(DkimCommand),
     /// Validate the aliases file and make a running daemon reload it.
     Newaliases,
     /// Same as `queue list`.
     Mailq,
+}
+
+#[derive(Subcommand)]
+enum DkimCommand {
+    /// Make a key pair for DOMAIN and print its DNS record. It signs at
+    /// once if DOMAIN has no signing key of that algorithm, else it waits
+    /// for `dkim activate`.
+    Generate {
+        domain: String,
+        /// Default: rsa<YYYYMM> or ed<YYYYMM>.
+        #[arg(long)]
+        selector: Option<String>,
+        /// rsa (2048 bits) or ed25519.
+        #[arg(long, default_value = "rsa")]
+        algorithm: String,
+    },
+    /// Print the records to publish (zone-file lines): DKIM keys, SPF, DMARC.
+    Records { domain: Option<String> },
+    /// One line per key: domain, selector, algorithm, state, file.
+    List,
+    /// Make SELECTOR the signing key of its algorithm (rotation).
+    Activate { domain: String, selector: String },
+    /// Delete a key that no longer signs.
+    Retire { domain: String, selector: String },
 }
 
 #[derive(Subcommand)]
@@ -248,6 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             merpati::sendmail::run(&config, &merpati::sendmail::parse_sendmail_args(&args)?)
         }
         Command::Store(StoreCommand::Check) => admin::store_check(&config),
+        Command::Dkim(cmd) => dkim(&config, cmd),
         Command::Newaliases => admin::newaliases(&config),
         Command::Mailq => admin::queue_list(&config),
     }
@@ -308,4 +336,25 @@ fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<()> {
         },
     };
     admin::print_bytes(&admin::run_store_op(config, &op)?)
+}
+
+fn dkim(config: &Config, cmd: DkimCommand) -> anyhow::Result<()> {
+    use merpati::mailauth::{admin as dkim, keys::Algorithm};
+    let out = match cmd {
+        DkimCommand::Generate {
+            domain,
+            selector,
+            algorithm,
+        } => {
+            let algorithm = Algorithm::parse(&algorithm)
+                .ok_or_else(|| anyhow!("unknown algorithm `{algorithm}` (rsa or ed25519)"))?;
+            dkim::generate(config, &domain, selector.as_deref(), algorithm)?
+        }
+        DkimCommand::Records { domain } => dkim::records(config, domain.as_deref())?,
+        DkimCommand::List => dkim::list(config)?,
+        DkimCommand::Activate { domain, selector } => dkim::activate(config, &domain, &selector)?,
+        DkimCommand::Retire { domain, selector } => dkim::retire(config, &domain, &selector)?,
+    };
+    print!("{out}");
+    Ok(())
 }

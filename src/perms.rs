@@ -43,6 +43,24 @@ pub fn warn_if_wider(path: &Path, mode: u32) {
     }
 }
 
+/// Writes `bytes` to `path` with `mode` through a temp file, fsync and
+/// rename: a crash never leaves a torn key file that would stop the next
+/// start.
+pub fn write_private_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

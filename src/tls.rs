@@ -7,8 +7,6 @@ use crate::config::Config;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -136,21 +134,8 @@ fn generate_self_signed(hostname: &str, cert: &Path, key: &Path) -> Result<(), T
 }
 
 fn write_private(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
-    let io = |source| TlsError::Io {
+    crate::perms::write_private_file(path, bytes, mode).map_err(|source| TlsError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    // Temp file and rename: a crash never leaves a torn PEM file that would
-    // stop the next start.
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }

@@ -6,6 +6,7 @@
 //! manager, and only then returns the queue ID that the caller may
 //! acknowledge with 250.
 
+use crate::mailauth::sign::Signer;
 use crate::queue::file::{QueueFile, QueuedRecipient};
 use crate::queue::id::QueueId;
 use crate::queue::journal::Journal;
@@ -80,6 +81,8 @@ pub struct Cleanup {
     journal: Arc<Journal>,
     hostname: String,
     qmgr: Arc<Notify>,
+    /// DKIM signatures for mail from our own users.
+    signer: Option<Arc<Signer>>,
 }
 
 impl Cleanup {
@@ -94,7 +97,16 @@ impl Cleanup {
             journal,
             hostname,
             qmgr,
+            signer: None,
         }
+    }
+
+    /// Signs what our own clients send (those whose headers cleanup
+    /// completes: local, mynetworks, authenticated), as OpenDKIM signs
+    /// for its internal hosts.
+    pub fn with_signer(mut self, signer: Arc<Signer>) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// Queues a message durably; the returned ID may be acknowledged.
@@ -106,6 +118,7 @@ impl Cleanup {
         let arrival = now_unix();
         let message = complete_headers(&submission, &id, &self.hostname, arrival);
         let message_id = message_id_of(&message);
+        let signer = self.signer.clone().filter(|_| submission.complete_headers);
         let file = QueueFile {
             arrival,
             sender: submission.sender,
@@ -120,7 +133,6 @@ impl Cleanup {
             body: message,
             ..QueueFile::default()
         };
-        let bytes = file.encode();
         let spool = self.spool.clone();
         let journal = self.journal.clone();
         let write_id = id.clone();
@@ -130,6 +142,16 @@ impl Cleanup {
         // append leaves the record in the new segment, one that rotates
         // after it syncs the file. See queue/journal.rs.
         tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            if let Some(signer) = signer {
+                let signatures = signer.sign(&file.body);
+                if !signatures.is_empty() {
+                    let mut body = signatures.into_bytes();
+                    body.extend_from_slice(&file.body);
+                    file.body = body;
+                }
+            }
+            let bytes = file.encode();
             spool.write_unsynced(QueueName::Incoming, &write_id, &bytes)?;
             journal.append(&write_id, &bytes)
         })

@@ -9,7 +9,11 @@
 //! library); DNS goes through the same hickory resolver, `[dns]` config and
 //! cache as delivery.
 
+pub mod admin;
 pub mod headers;
+pub mod keys;
+pub mod sign;
+pub mod srs;
 pub mod verify;
 
 use crate::config::Config;

@@ -23,8 +23,11 @@ pub enum Rr {
     Txt(String, String),
 }
 
+type Zone = InMemoryZoneHandler<hickory_server::net::runtime::TokioRuntimeProvider>;
+
 pub struct DnsServer {
     pub addr: SocketAddr,
+    zones: Vec<(Name, Arc<Zone>)>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -66,14 +69,10 @@ impl DnsServer {
     /// Serves one zone per origin (`"b.test."`) with the given records.
     pub fn start(origins: &[&str], records: Vec<Rr>) -> DnsServer {
         let mut catalog = Catalog::new();
+        let mut zones = Vec::new();
         for origin in origins {
             let origin = name(origin);
-            let mut zone =
-                InMemoryZoneHandler::<hickory_server::net::runtime::TokioRuntimeProvider>::empty(
-                    origin.clone(),
-                    ZoneType::Primary,
-                    AxfrPolicy::Deny,
-                );
+            let mut zone = Zone::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
             let soa = SOA::new(
                 name("ns.test."),
                 name("hostmaster.test."),
@@ -90,7 +89,9 @@ impl DnsServer {
                     assert!(zone.upsert_mut(record, 1), "upsert");
                 }
             }
-            let handler: Arc<dyn ZoneHandler> = Arc::new(zone);
+            let zone = Arc::new(zone);
+            zones.push((origin.clone(), zone.clone()));
+            let handler: Arc<dyn ZoneHandler> = zone;
             catalog.upsert(LowerName::new(&origin), vec![handler]);
         }
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -130,9 +131,28 @@ impl DnsServer {
             .expect("dns server started");
         DnsServer {
             addr,
+            zones,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
+    }
+
+    /// Adds a record while the server runs (to the most specific zone
+    /// that holds its name). Call from a plain `#[test]`, not from a
+    /// runtime.
+    pub fn add(&self, rr: Rr) {
+        let record = record(&rr);
+        let zone = self
+            .zones
+            .iter()
+            .filter(|(origin, _)| origin.zone_of(&record.name))
+            .max_by_key(|(origin, _)| origin.num_labels())
+            .map(|(_, zone)| zone.clone())
+            .expect("a zone for the record");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        assert!(runtime.block_on(zone.upsert(record, 2)), "upsert");
     }
 
     /// The `[dns]` keys that point a Merpati at this server.

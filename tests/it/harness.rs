@@ -14,8 +14,7 @@ pub const HOSTNAME: &str = "mail.merpati.test";
 const UNANSWERED_DNS: &str = "nameservers = [\"127.0.0.1:9\"]\ntimeout = \"300ms\"";
 
 /// What `queue list` shows for mail to example.com under that nameserver.
-pub const REMOTE_REASON: &str =
-    "4.4.3 DNS lookup for example.com failed: proto error: request timed out";
+pub const REMOTE_REASON: &str = "4.4.3 DNS lookup for example.com failed: request timed out";
 
 /// Extra TOML for the server's config, per table.
 #[derive(Default, Clone)]
@@ -34,6 +33,9 @@ pub struct Builder {
     tail: String,
     /// Size of a tmpfs mounted on the data directory (a disk that fills).
     tmpfs: Option<String>,
+    /// The `[mailauth]` keys; by default no keys are made at first start
+    /// (most tests do not sign, and RSA key generation costs CPU time).
+    mailauth: Option<String>,
 }
 
 impl Builder {
@@ -96,6 +98,12 @@ impl Builder {
         self
     }
 
+    /// The `[mailauth]` table's keys (replacing `generate_keys = false`).
+    pub fn mailauth(mut self, toml: &str) -> Self {
+        self.mailauth = Some(toml.to_string());
+        self
+    }
+
     pub fn start(self) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = self.smtp_port.unwrap_or_else(free_port);
@@ -109,7 +117,7 @@ impl Builder {
         };
         let config_path = dir.path().join("merpati.toml");
         let text = format!(
-            "data_dir = \"{data}\"\nmyhostname = \"{HOSTNAME}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[submission]\nlisten = [\"127.0.0.1:{sub}\"]\ntls_listen = [\"127.0.0.1:{subs}\"]\n{sub_extra}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[queue]\n{queue}\n[dns]\n{dns}\n{tail}",
+            "data_dir = \"{data}\"\nmyhostname = \"{HOSTNAME}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[submission]\nlisten = [\"127.0.0.1:{sub}\"]\ntls_listen = [\"127.0.0.1:{subs}\"]\n{sub_extra}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[queue]\n{queue}\n[dns]\n{dns}\n[mailauth]\n{mailauth}\n{tail}",
             data = dir.path().join("data").display(),
             top = self.top,
             smtp = self.smtp,
@@ -124,6 +132,7 @@ impl Builder {
             pop3_extra = self.pop3,
             queue = self.queue,
             dns = self.dns.as_deref().unwrap_or(UNANSWERED_DNS),
+            mailauth = self.mailauth.as_deref().unwrap_or("generate_keys = false"),
             tail = self.tail,
         );
         std::fs::write(&config_path, text).expect("write config");

@@ -132,9 +132,7 @@ fn world() -> World {
     let server = Builder::default()
         .top("mydestination = [\"ours.test\", \"localhost\"]\nmynetworks = []")
         .dns(&dns.config())
-        .tail(&format!(
-            "[mailauth]\nauthserv_id = \"{AUTHSERV}\"\ngenerate_keys = false"
-        ))
+        .mailauth(&format!("authserv_id = \"{AUTHSERV}\""))
         .start();
     server.add_user("bob@ours.test", "bob-pw");
     World {

@@ -15,6 +15,7 @@ mod imap_sort;
 mod imap_utf8;
 mod log_tools;
 mod mailauth_inbound;
+mod mailauth_outbound;
 mod pop3;
 mod queue_admin;
 mod relay;
