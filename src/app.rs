@@ -156,6 +156,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         journal: journal.clone(),
         triggers: triggers.clone(),
         active_set: active_set.clone(),
+        mailauth: mailauth.clone(),
     });
     // The control socket lives exactly as long as the queue manager: while
     // it answers, admin commands ask it before touching `active`.

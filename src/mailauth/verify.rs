@@ -59,13 +59,13 @@ pub struct Verdict {
 }
 
 /// Every result of one message, before the policy reads them.
-struct Checks<'x> {
+pub(super) struct Checks<'x> {
     spf_helo: Option<SpfOutput>,
     spf_mail_from: SpfOutput,
     dkim: Vec<DkimOutput<'x>>,
     /// Signatures past `max_dkim_signatures`, not checked.
     skipped: usize,
-    arc: ArcOutput<'x>,
+    pub(super) arc: ArcOutput<'x>,
     dmarc: DmarcOutput,
 }
 
@@ -118,7 +118,7 @@ impl MailAuth {
         }
     }
 
-    async fn run_checks<'x>(
+    pub(super) async fn run_checks<'x>(
         &self,
         message: &'x AuthenticatedMessage<'x>,
         inbound: Inbound<'x>,
@@ -189,6 +189,29 @@ impl Checks<'_> {
         inbound: Inbound<'_>,
         message: &AuthenticatedMessage<'_>,
     ) -> String {
+        let results = self.results(authserv_id, inbound, message);
+        let mut header = format!("Authentication-Results: {results}");
+        if self.skipped > 0 {
+            header.push_str(&format!(
+                ";\r\n\tdkim=policy (only the first {} signatures were checked, {} skipped)",
+                self.dkim.len(),
+                self.skipped
+            ));
+        }
+        if self.dkim.is_empty() && self.skipped == 0 {
+            header.push_str(";\r\n\tdkim=none");
+        }
+        header.push_str("\r\n");
+        header
+    }
+
+    /// The results in mail-auth's form (for ARC-Authentication-Results).
+    pub(super) fn results<'a>(
+        &self,
+        authserv_id: &'a str,
+        inbound: Inbound<'_>,
+        message: &AuthenticatedMessage<'_>,
+    ) -> AuthenticationResults<'a> {
         let from = message.from.first().map(String::as_str).unwrap_or("");
         let mut results =
             AuthenticationResults::new(authserv_id).with_dkim_results(&self.dkim, from);
@@ -206,19 +229,7 @@ impl Checks<'_> {
         if !self.dmarc.domain().is_empty() {
             results = results.with_dmarc_result(&self.dmarc);
         }
-        let mut header = format!("Authentication-Results: {results}");
-        if self.skipped > 0 {
-            header.push_str(&format!(
-                ";\r\n\tdkim=policy (only the first {} signatures were checked, {} skipped)",
-                self.dkim.len(),
-                self.skipped
-            ));
-        }
-        if self.dkim.is_empty() && self.skipped == 0 {
-            header.push_str(";\r\n\tdkim=none");
-        }
-        header.push_str("\r\n");
-        header
+        results
     }
 
     fn disposition(

@@ -24,6 +24,7 @@ use crate::rewrite::{AccountDirectory, Resolver, Route};
 use crate::rfc5322::now_unix;
 use crate::smtp::client::Recipient;
 
+use crate::mailauth::MailAuth;
 use crate::store::{Delivery, LocalRecipient, MailStore, RecipientOutcome, SpecialUse};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub struct Qmgr {
     /// The files in `active` this queue manager owns (shared with the
     /// control socket, whose admin operations must not take them).
     pub active_set: Arc<ActiveSet>,
+    /// SRS and ARC for copies forwarded to other domains.
+    pub mailauth: Arc<MailAuth>,
 }
 
 /// The store, as the resolver sees it.
@@ -355,17 +358,46 @@ impl Qmgr {
     }
 
     /// One relay job per recipient domain.
+    /// One relay job per recipient domain (and per envelope sender: copies
+    /// forwarded by an alias leave with the SRS form of a foreign sender).
     async fn deliver_remote(&self, qf: &QueueFile, remote: Vec<(usize, Address)>) -> Vec<Final> {
-        let mut by_domain: Vec<(String, Vec<(usize, Address)>)> = Vec::new();
+        let resolver = self.resolver.get();
+        let foreign_sender = Address::parse(&qf.sender)
+            .map(|s| !qf.sender.is_empty() && !resolver.is_local_domain(&s))
+            .unwrap_or(false);
+        let srs_sender = if foreign_sender {
+            self.mailauth.srs_forward(&qf.sender)
+        } else {
+            None
+        };
+        type Group = (String, bool, Vec<(usize, Address)>);
+        let mut by_domain: Vec<Group> = Vec::new();
         for (index, address) in remote {
             let domain = address.domain().unwrap_or_default().to_string();
-            match by_domain.iter_mut().find(|(d, _)| *d == domain) {
-                Some((_, list)) => list.push((index, address)),
-                None => by_domain.push((domain, vec![(index, address)])),
+            // Forwarded: the recipient as queued was expanded into this
+            // address by an alias (a reversed SRS bounce is not).
+            let forwarded = qf.recipients.get(index).is_some_and(|r| {
+                Address::parse(&r.address).map(|a| a.key()).ok() != Some(address.key())
+            });
+            match by_domain
+                .iter_mut()
+                .find(|(d, f, _)| *d == domain && *f == forwarded)
+            {
+                Some((_, _, list)) => list.push((index, address)),
+                None => by_domain.push((domain, forwarded, vec![(index, address)])),
             }
         }
         let mut finals = Vec::new();
-        for (domain, list) in by_domain {
+        for (domain, forwarded, list) in by_domain {
+            let sender = match (&srs_sender, forwarded) {
+                (Some(srs), true) => srs.as_str(),
+                _ => qf.sender.as_str(),
+            };
+            let sealed = if forwarded {
+                self.seal_forwarded(qf, &list).await
+            } else {
+                None
+            };
             let recipients = list
                 .iter()
                 .map(|(index, address)| {
@@ -379,9 +411,9 @@ impl Qmgr {
                 .collect();
             let job = RelayJob {
                 domain: &domain,
-                sender: &qf.sender,
+                sender,
                 recipients,
-                message: &qf.body,
+                message: sealed.as_deref().unwrap_or(&qf.body),
                 envid: &qf.envid,
                 ret: &qf.ret,
                 smtputf8: qf.smtputf8,
@@ -407,6 +439,44 @@ impl Qmgr {
             }
         }
         finals
+    }
+
+    /// The ARC-sealed form of a message from another server that an alias
+    /// sends on to another domain; sealed for the domain that forwarded
+    /// it (the queued recipient's), else our SRS domain.
+    async fn seal_forwarded(&self, qf: &QueueFile, list: &[(usize, Address)]) -> Option<Vec<u8>> {
+        let ip = client_ip(&qf.client)?;
+        // Only mail that came from another server was checked on the way
+        // in; our own users' mail is DKIM-signed instead.
+        let ours = self.mailauth.authserv_id();
+        let checked = crate::mailauth::headers::fields(&qf.body).iter().any(|f| {
+            f.name(&qf.body)
+                .eq_ignore_ascii_case(b"authentication-results")
+                && crate::mailauth::headers::authserv_id(f.value(&qf.body))
+                    .eq_ignore_ascii_case(&ours)
+        });
+        if !checked {
+            return None;
+        }
+        let mut domains: Vec<String> = list
+            .iter()
+            .filter_map(|(index, _)| qf.recipients.get(*index))
+            .filter_map(|r| Address::parse(&r.address).ok())
+            .filter_map(|a| a.domain().map(str::to_ascii_lowercase))
+            .collect();
+        domains.dedup();
+        let config = self.config.get();
+        domains.push(if config.mailauth.srs_domain.is_empty() {
+            config.myorigin.clone()
+        } else {
+            config.mailauth.srs_domain.clone()
+        });
+        let origin = crate::mailauth::arc::Origin {
+            ip,
+            helo: &qf.helo,
+            sender: &qf.sender,
+        };
+        self.mailauth.arc_seal(&qf.body, origin, &domains).await
     }
 
     async fn deliver_local(
@@ -743,6 +813,13 @@ pub fn backoff(attempts: u32, min: Duration, max: Duration) -> Duration {
     let base = min.saturating_mul(1u32 << exp).min(max);
     let jitter = 0.9 + fastrand::f64() * 0.2;
     base.mul_f64(jitter).clamp(min, max)
+}
+
+/// The address in a queue file's `client` (`name[192.0.2.1]`); `None` for
+/// local submissions.
+fn client_ip(client: &str) -> Option<std::net::IpAddr> {
+    let inner = client.rsplit_once('[')?.1.strip_suffix(']')?;
+    inner.parse().ok()
 }
 
 #[cfg(test)]

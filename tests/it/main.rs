@@ -14,6 +14,7 @@ mod imap_conformance;
 mod imap_sort;
 mod imap_utf8;
 mod log_tools;
+mod mailauth_forward;
 mod mailauth_inbound;
 mod mailauth_outbound;
 mod pop3;

@@ -578,10 +578,39 @@ impl Session {
             self.reject("RCPT", None, Some(&address.to_string()), reply);
             return;
         }
-        if let Some(reply) = self.check_recipient(&address) {
-            self.reject("RCPT", None, Some(&address.to_string()), reply);
-            return;
-        }
+        // A bounce to one of our SRS addresses goes back to the sender of
+        // the forwarded message: a route of our own, not relaying.
+        let srs = self
+            .svc
+            .mailauth
+            .srs_reverse(address.local(), address.domain().unwrap_or(""));
+        let (address, original) = match srs {
+            Some(Ok(target)) => match Address::parse(&target) {
+                Ok(target) => (target, address.to_string()),
+                Err(_) => {
+                    let reply =
+                        Reply::new(550, "5.1.1", format!("<{address}>: invalid SRS address"));
+                    self.reject("RCPT", None, Some(&address.to_string()), reply);
+                    return;
+                }
+            },
+            Some(Err(e)) => {
+                let reply = Reply::new(
+                    550,
+                    "5.1.1",
+                    format!("<{address}>: Recipient address rejected: {e}"),
+                );
+                self.reject("RCPT", None, Some(&address.to_string()), reply);
+                return;
+            }
+            None => {
+                if let Some(reply) = self.check_recipient(&address) {
+                    self.reject("RCPT", None, Some(&address.to_string()), reply);
+                    return;
+                }
+                (address, String::new())
+            }
+        };
         let notify = rcpt
             .notify
             .map(|list| crate::smtp::proto::command::notify_words(&list))
@@ -591,7 +620,7 @@ impl Session {
             orcpt: rcpt.orcpt.unwrap_or_default(),
             notify,
             last_reply: String::new(),
-            original: String::new(),
+            original,
         };
         if let Some(tx) = &mut self.tx {
             tx.recipients.push(recipient);
