@@ -88,18 +88,30 @@ pub fn authserv_id(value: &[u8]) -> String {
     id
 }
 
-/// Removes every Authentication-Results field whose authserv-id is ours
-/// (case-insensitively): such a field from outside is a forgery, and
-/// readers would trust it (RFC 8601 §5). `None` when there is none.
-pub fn remove_our_results(message: &[u8], ours: &str) -> Option<Vec<u8>> {
-    let forged: Vec<FieldSpan> = fields(message)
+/// The Authentication-Results fields whose authserv-id is `ours`
+/// (case-insensitively).
+fn our_results(message: &[u8], ours: &str) -> Vec<FieldSpan> {
+    fields(message)
         .into_iter()
         .filter(|f| {
             f.name(message)
                 .eq_ignore_ascii_case(b"authentication-results")
                 && authserv_id(f.value(message)).eq_ignore_ascii_case(ours)
         })
-        .collect();
+        .collect()
+}
+
+/// Whether we checked this message on its way in (it carries our
+/// Authentication-Results).
+pub fn has_our_results(message: &[u8], ours: &str) -> bool {
+    !our_results(message, ours).is_empty()
+}
+
+/// Removes every Authentication-Results field whose authserv-id is ours:
+/// such a field from outside is a forgery, and readers would trust it
+/// (RFC 8601 §5). `None` when there is none.
+pub fn remove_our_results(message: &[u8], ours: &str) -> Option<Vec<u8>> {
+    let forged = our_results(message, ours);
     if forged.is_empty() {
         return None;
     }

@@ -71,8 +71,8 @@ fn today() -> u64 {
 }
 
 impl MailAuth {
-    /// The domain of our SRS addresses.
-    fn srs_domain(config: &Config) -> String {
+    /// The domain of our SRS addresses (and the fallback ARC domain).
+    pub fn srs_domain(config: &Config) -> String {
         if config.mailauth.srs_domain.is_empty() {
             config.myorigin.clone()
         } else {

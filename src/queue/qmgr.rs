@@ -25,7 +25,7 @@ use crate::rfc5322::now_unix;
 use crate::smtp::client::Recipient;
 
 use crate::mailauth::MailAuth;
-use crate::store::{Delivery, LocalRecipient, MailStore, RecipientOutcome, SpecialUse};
+use crate::store::{Delivery, INBOX, LocalRecipient, MailStore, RecipientOutcome, SpecialUse};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -326,7 +326,7 @@ impl Qmgr {
                                 mailbox: if qf.quarantine {
                                     SpecialUse::Junk.default_name().into()
                                 } else {
-                                    "INBOX".into()
+                                    INBOX.into()
                                 },
                                 special_use: qf.quarantine.then_some(SpecialUse::Junk),
                                 dedup_key: rcpt.original().to_lowercase(),
@@ -449,13 +449,7 @@ impl Qmgr {
         // Only mail that came from another server was checked on the way
         // in; our own users' mail is DKIM-signed instead.
         let ours = self.mailauth.authserv_id();
-        let checked = crate::mailauth::headers::fields(&qf.body).iter().any(|f| {
-            f.name(&qf.body)
-                .eq_ignore_ascii_case(b"authentication-results")
-                && crate::mailauth::headers::authserv_id(f.value(&qf.body))
-                    .eq_ignore_ascii_case(&ours)
-        });
-        if !checked {
+        if !crate::mailauth::headers::has_our_results(&qf.body, &ours) {
             return None;
         }
         let mut domains: Vec<String> = list
@@ -465,12 +459,7 @@ impl Qmgr {
             .filter_map(|a| a.domain().map(str::to_ascii_lowercase))
             .collect();
         domains.dedup();
-        let config = self.config.get();
-        domains.push(if config.mailauth.srs_domain.is_empty() {
-            config.myorigin.clone()
-        } else {
-            config.mailauth.srs_domain.clone()
-        });
+        domains.push(MailAuth::srs_domain(&self.config.get()));
         let origin = crate::mailauth::arc::Origin {
             ip,
             helo: &qf.helo,
