@@ -14,6 +14,7 @@ pub mod arc;
 pub mod headers;
 pub mod keys;
 pub mod sign;
+pub mod spf_void;
 pub mod srs;
 pub mod verify;
 

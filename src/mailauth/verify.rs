@@ -8,12 +8,15 @@
 //! done by then counts as temperror, never as fail.
 
 use super::MailAuth;
+use super::spf_void::VoidCounter;
 use crate::config::{DmarcPolicy, SpfFail, Temperror};
+use mail_auth::common::cache::NoCache;
 use mail_auth::dmarc::Policy;
 use mail_auth::{
     ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput,
     DmarcResult, SpfOutput, SpfResult, dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
 };
+use mail_auth::{Parameters, RecordSet};
 use std::net::IpAddr;
 
 /// What the SMTP session knows about a message from another server.
@@ -130,23 +133,19 @@ impl MailAuth {
         // sender its result is also the MAIL FROM result (§2.4).
         let helo_is_name = !inbound.helo.starts_with('[') && inbound.helo.contains('.');
         let spf_helo = if helo_is_name {
-            Some(
-                auth.verify_spf(SpfParameters::verify_ehlo(inbound.ip, inbound.helo, host))
-                    .await,
-            )
+            let voids = VoidCounter::default();
+            let params = SpfParameters::verify_ehlo(inbound.ip, inbound.helo, host);
+            Some(voids.apply(auth.verify_spf(counted(params, &voids)).await))
         } else {
             None
         };
         let spf_mail_from = match (&spf_helo, inbound.sender.is_empty()) {
             (Some(helo), true) => helo.clone(),
             _ => {
-                auth.verify_spf(SpfParameters::verify_mail_from(
-                    inbound.ip,
-                    inbound.helo,
-                    host,
-                    inbound.sender,
-                ))
-                .await
+                let voids = VoidCounter::default();
+                let params =
+                    SpfParameters::verify_mail_from(inbound.ip, inbound.helo, host, inbound.sender);
+                voids.apply(auth.verify_spf(counted(params, &voids)).await)
             }
         };
         let (dkim, arc) = tokio::join!(auth.verify_dkim(message), auth.verify_arc(message));
@@ -241,10 +240,15 @@ impl Checks<'_> {
         let dmarc = self.dmarc.result();
         let published = self.dmarc.policy();
         let domain = self.dmarc.domain();
+        // A failure that a DNS temperror on an aligned identifier may have
+        // caused is not a verdict: refusing it for good would lose mail
+        // that passes once DNS answers again.
+        let undecided = matches!(dmarc, DmarcResult::Fail(_)) && self.aligned_temperror(domain);
         match dmarc {
             DmarcResult::Pass => return Disposition::Deliver,
-            DmarcResult::TempError(_)
-                if matches!(published, Policy::Reject | Policy::Quarantine)
+            DmarcResult::TempError(_) | DmarcResult::Fail(_)
+                if (undecided || matches!(dmarc, DmarcResult::TempError(_)))
+                    && matches!(published, Policy::Reject | Policy::Quarantine)
                     && policy != DmarcPolicy::Monitor =>
             {
                 return match temperror {
@@ -285,6 +289,18 @@ impl Checks<'_> {
         Disposition::Deliver
     }
 
+    /// Whether SPF (MAIL FROM) or a DKIM signature whose domain is in
+    /// relaxed alignment with `from` ended in temperror.
+    fn aligned_temperror(&self, from: &str) -> bool {
+        let spf = self.spf_mail_from.result() == SpfResult::TempError
+            && relaxed_aligned(self.spf_mail_from.domain(), from);
+        let dkim = self.dkim.iter().any(|d| {
+            matches!(d.result(), DkimResult::TempError(_))
+                && d.signature().is_some_and(|s| relaxed_aligned(&s.d, from))
+        });
+        spf || dkim
+    }
+
     fn summary(&self) -> String {
         let dkim = if self.dkim.is_empty() {
             "none".to_string()
@@ -323,6 +339,43 @@ fn spf_word(result: SpfResult) -> &'static str {
     }
 }
 
+/// SPF parameters with the four DNS caches of mail-auth watched by one
+/// `VoidCounter` (PTR lookups are not counted).
+type CountedSpf<'x> = Parameters<
+    'x,
+    SpfParameters<'x>,
+    VoidCounter,
+    VoidCounter,
+    VoidCounter,
+    VoidCounter,
+    NoCache<IpAddr, RecordSet<Box<str>>>,
+>;
+
+/// SPF parameters whose lookups `voids` watches (see `spf_void`).
+fn counted<'x>(params: SpfParameters<'x>, voids: &'x VoidCounter) -> CountedSpf<'x> {
+    Parameters::new(params)
+        .with_txt_cache(voids)
+        .with_mx_cache(voids)
+        .with_ipv4_cache(voids)
+        .with_ipv6_cache(voids)
+}
+
+/// Relaxed alignment, generously: the two names share a suffix of at
+/// least two labels (`a.example.org` and `example.org`, or siblings).
+/// Used only to decide "undecided rather than failed", where erring
+/// towards a retry loses nothing; under a public suffix of two labels
+/// (`co.uk`) it says aligned where DMARC would not.
+fn relaxed_aligned(a: &str, b: &str) -> bool {
+    let a = a.trim_end_matches('.').to_ascii_lowercase();
+    let b = b.trim_end_matches('.').to_ascii_lowercase();
+    let common = a
+        .rsplit('.')
+        .zip(b.rsplit('.'))
+        .take_while(|(x, y)| x == y)
+        .count();
+    common >= 2 || (!a.is_empty() && a == b)
+}
+
 fn dkim_word(result: &DkimResult) -> &'static str {
     match result {
         DkimResult::Pass => "pass",
@@ -331,5 +384,20 @@ fn dkim_word(result: &DkimResult) -> &'static str {
         DkimResult::PermError(_) => "permerror",
         DkimResult::TempError(_) => "temperror",
         DkimResult::None => "none",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relaxed_aligned;
+
+    #[test]
+    fn relaxed_alignment_is_generous_towards_a_retry() {
+        assert!(relaxed_aligned("example.org", "EXAMPLE.org."));
+        assert!(relaxed_aligned("mail.example.org", "example.org"));
+        assert!(relaxed_aligned("a.example.org", "b.example.org"));
+        assert!(!relaxed_aligned("example.org", "example.net"));
+        assert!(!relaxed_aligned("org", "example.org"));
+        assert!(!relaxed_aligned("", ""));
     }
 }

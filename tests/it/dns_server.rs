@@ -4,9 +4,13 @@
 //! `Builder::dns(&dns.config())`.
 
 use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{Header, Metadata, ResponseCode};
 use hickory_server::proto::rr::rdata::{A, AAAA, MX, SOA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::MessageResponseBuilder;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -21,6 +25,43 @@ pub enum Rr {
     /// `name TXT "..."`: one record, split into 255-byte character-strings
     /// as a zone file would (DKIM keys are longer than one string).
     Txt(String, String),
+    /// Every question for this name is answered SERVFAIL (a broken
+    /// authoritative server): a temporary error for the resolver.
+    ServFail(&'static str),
+}
+
+/// The catalog, except for names that fail.
+struct Failing {
+    catalog: Catalog,
+    servfail: Vec<LowerName>,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Failing {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let fails = request
+            .request_info()
+            .is_ok_and(|info| self.servfail.iter().any(|n| n == info.query.name()));
+        if !fails {
+            return self
+                .catalog
+                .handle_request::<R, T>(request, response_handle)
+                .await;
+        }
+        let response = MessageResponseBuilder::new(&request.queries, None)
+            .error_msg(&request.metadata, ResponseCode::ServFail);
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(_) => ResponseInfo::from(Header {
+                metadata: Metadata::response_from_request(&request.metadata),
+                counts: Default::default(),
+            }),
+        }
+    }
 }
 
 type Zone = InMemoryZoneHandler<hickory_server::net::runtime::TokioRuntimeProvider>;
@@ -62,6 +103,7 @@ fn record(rr: &Rr) -> Record {
         Rr::Txt(owner, text) => {
             Record::from_rdata(name(owner), 60, RData::TXT(TXT::new(txt_strings(text))))
         }
+        Rr::ServFail(_) => unreachable!("not a record"),
     }
 }
 
@@ -83,7 +125,7 @@ impl DnsServer {
                 60,
             );
             assert!(zone.upsert_mut(Record::from_rdata(origin.clone(), 3600, RData::SOA(soa)), 1));
-            for rr in &records {
+            for rr in records.iter().filter(|rr| !matches!(rr, Rr::ServFail(_))) {
                 let record = record(rr);
                 if origin.zone_of(&record.name) {
                     assert!(zone.upsert_mut(record, 1), "upsert");
@@ -94,6 +136,14 @@ impl DnsServer {
             let handler: Arc<dyn ZoneHandler> = zone;
             catalog.upsert(LowerName::new(&origin), vec![handler]);
         }
+        let servfail = records
+            .iter()
+            .filter_map(|rr| match rr {
+                Rr::ServFail(owner) => Some(LowerName::new(&name(owner))),
+                _ => None,
+            })
+            .collect();
+        let handler = Failing { catalog, servfail };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -102,7 +152,7 @@ impl DnsServer {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let mut server = Server::new(catalog);
+                let mut server = Server::new(handler);
                 // UDP and TCP on the same port number (the resolver uses
                 // TCP for truncated answers, and DKIM keys are long).
                 let mut bound = None;

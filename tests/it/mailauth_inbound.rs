@@ -101,6 +101,22 @@ fn world() -> World {
         txt("quar.test.", "v=spf1 -all"),
         txt("_dmarc.quar.test.", "v=DMARC1; p=quarantine"),
         txt("other.test.", "v=spf1 ip4:127.0.0.1 -all"),
+        // DMARC p=reject whose SPF cannot be decided (its include is not
+        // served: a temporary error) and no DKIM: retry, never reject.
+        txt("tempspf.test.", "v=spf1 include:broken.tempspf.test -all"),
+        txt("_dmarc.tempspf.test.", "v=DMARC1; p=reject"),
+        Rr::ServFail("broken.tempspf.test."),
+        // Names that do not exist before the match: two are allowed, the
+        // third is one void lookup too many (RFC 7208 §4.6.4).
+        txt(
+            "void2.test.",
+            "v=spf1 a:v1.void2.test mx:v2.void2.test ip4:127.0.0.1 -all",
+        ),
+        txt(
+            "void3.test.",
+            "v=spf1 a:v1.void3.test mx:v2.void3.test exists:v3.void3.test ip4:127.0.0.1 -all",
+        ),
+        Rr::ServFail("broken._domainkey.sender.test."),
     ];
     records.push(Rr::A(
         "a1.perm.test.",
@@ -126,6 +142,7 @@ fn world() -> World {
             "quar.test.",
             "other.test.",
             "none.test.",
+            "tempspf.test.",
         ],
         records,
     );
@@ -306,9 +323,11 @@ fn spf_results_are_recorded() {
         ("none.test", "none"),
         ("temp.invalid", "temperror"),
         ("perm.test", "permerror"),
+        ("void2.test", "pass"),
+        ("void3.test", "permerror"),
     ];
     for (domain, result) in cases {
-        let subject = format!("spf-{result}");
+        let subject = format!("spf-{domain}");
         // From: the same domain; only sender.test publishes DMARC, and it
         // passes, so every message is delivered with its SPF result.
         let m = message(&format!("x@{domain}"), &subject);
@@ -375,4 +394,46 @@ fn forged_results_claiming_our_id_are_removed() {
         got.contains("Authentication-Results: elsewhere.test; spf=pass"),
         "{got}"
     );
+}
+
+#[test]
+fn dns_temperror_under_a_reject_policy_defers() {
+    let w = world();
+    let m = message("x@tempspf.test", "dmarc-temperror");
+    let reply = send(&w.server, "client.example", "x@tempspf.test", &m);
+    assert!(
+        reply.starts_with("451 4.7.1"),
+        "{reply}\n{}",
+        w.server.log()
+    );
+    // A DKIM key lookup that fails (and SPF that does not align) under
+    // p=reject: retry too, not 550.
+    let m = message("alice@sender.test", "dkim-temperror");
+    let m = sign(&m, "rsa-sha256", "broken", "sender.test", &w.rsa, false);
+    let reply = send(&w.server, "client.other.test", "x@other.test", &m);
+    assert!(
+        reply.starts_with("451 4.7.1"),
+        "{reply}\n{}",
+        w.server.log()
+    );
+}
+
+/// A resolver that never answers: every lookup of the message runs into
+/// the per-message DNS budget, and the sender is asked to retry.
+#[test]
+fn a_silent_resolver_is_bounded_by_the_dns_budget() {
+    let blackhole = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let addr = blackhole.local_addr().expect("addr");
+    let server = Builder::default()
+        .top("mydestination = [\"ours.test\", \"localhost\"]\nmynetworks = []")
+        .dns(&format!("nameservers = [\"{addr}\"]\ntimeout = \"5s\""))
+        .mailauth(&format!(
+            "authserv_id = \"{AUTHSERV}\"\ndns_budget = \"1s\""
+        ))
+        .start();
+    server.add_user("bob@ours.test", "bob-pw");
+    let m = message("x@sender.test", "dns-budget");
+    let reply = send(&server, "client.example", "x@sender.test", &m);
+    assert!(reply.starts_with("451 4.7.1"), "{reply}");
+    drop(blackhole);
 }
