@@ -144,7 +144,13 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     // shutdown waits rather than leaving a half-written key.
     back.spawn_blocking(move || crate::mailauth::admin::generate_missing(&keygen_config));
     let active_set = Arc::new(crate::queue::active::ActiveSet::default());
-    let relay = Arc::new(RelayAgent::new(shared_config.clone(), Arc::new(dns)));
+    let dns: Arc<dyn crate::dns::Resolver> = Arc::new(dns);
+    let rules = crate::policy::Rules::from_config(&config).map_err(|problems| {
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        anyhow::anyhow!("bad restrictions: {}", text.join("; "))
+    })?;
+    let policy = Arc::new(crate::policy::Policy::new(rules, dns.clone()));
+    let relay = Arc::new(RelayAgent::new(shared_config.clone(), dns));
     let qmgr = Arc::new(Qmgr {
         relay,
         spool: spool.clone(),
@@ -190,6 +196,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     let smtp = Arc::new(SmtpService {
         auth: auth.clone(),
         mailauth: mailauth.clone(),
+        policy: policy.clone(),
         config: shared_config.clone(),
         resolver: resolver.clone(),
         store: store.clone(),
@@ -349,7 +356,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(config_path.as_deref(), &shared_config, &resolver, &tls_live),
+            _ = hup.recv() => reload(config_path.as_deref(), &shared_config, &resolver, &tls_live, &policy),
             _ = usr1.recv() => {
                 triggers.flush.notify_one();
                 pickup_wake.notify_one();
@@ -426,10 +433,22 @@ fn reload(
     config: &Live<Config>,
     resolver: &Live<Resolver>,
     tls_live: &Live<Arc<rustls::ServerConfig>>,
+    policy: &crate::policy::Policy,
 ) {
     // Refuses what check-config refuses, and changes nothing then.
     let fresh = match Config::load_checked(path) {
         Ok(c) => c,
+        Err(problems) => {
+            for p in problems {
+                tracing::error!("reload refused: {p}");
+            }
+            return;
+        }
+    };
+    // Checked by load_checked already; built again here so the tables'
+    // text is the one just read, and nothing changes if that fails.
+    let rules = match crate::policy::Rules::from_config(&fresh) {
+        Ok(rules) => rules,
         Err(problems) => {
             for p in problems {
                 tracing::error!("reload refused: {p}");
@@ -444,6 +463,7 @@ fn reload(
             return;
         }
     }
+    policy.reload(rules);
     resolver.set(Resolver::new(&fresh, load_aliases(&fresh)));
     config.set(fresh);
     tracing::info!("reloaded configuration, aliases and certificates");

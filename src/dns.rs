@@ -19,7 +19,7 @@ use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData};
 use std::future::Future;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -93,6 +93,19 @@ pub trait Resolver: Send + Sync {
     /// - `Err(Temporary)`: a family failed temporarily and the other gave
     ///   nothing usable.
     fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, DnsError>>;
+
+    /// The PTR names of `ip` (without trailing dots), for the client's
+    /// reverse DNS. `Ok(vec![])` when there are none (NXDOMAIN or NODATA:
+    /// the address has no name), `Err(Temporary)` when it cannot be told.
+    fn reverse(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<String>, DnsError>>;
+
+    /// The A records of `name`, for DNS blocklists (`Ok(vec![])`: not
+    /// listed, whether NXDOMAIN or NODATA).
+    fn ipv4<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<Ipv4Addr>, DnsError>>;
+
+    /// The TXT records of `name`, each one's strings joined (a blocklist's
+    /// reason text). `Ok(vec![])` when there are none.
+    fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>>;
 }
 
 /// [`Resolver`] on hickory-resolver, with its cache.
@@ -226,6 +239,73 @@ impl Resolver for HickoryResolver {
 
     fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, DnsError>> {
         Box::pin(self.lookup_addresses(host))
+    }
+
+    fn reverse(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<String>, DnsError>> {
+        Box::pin(async move {
+            match self.inner.reverse_lookup(ip).await {
+                Ok(lookup) => Ok(lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::PTR(ptr) => Some(host_name(&ptr.0)),
+                        _ => None,
+                    })
+                    .collect()),
+                Err(e) => absent_or_temporary(&e),
+            }
+        })
+    }
+
+    fn ipv4<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<Ipv4Addr>, DnsError>> {
+        Box::pin(async move {
+            let Ok(fq) = fqdn(name) else {
+                return Ok(Vec::new());
+            };
+            match self.inner.ipv4_lookup(fq).await {
+                Ok(lookup) => Ok(lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::A(a) => Some(a.0),
+                        _ => None,
+                    })
+                    .collect()),
+                Err(e) => absent_or_temporary(&e),
+            }
+        })
+    }
+
+    fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
+        Box::pin(async move {
+            let Ok(fq) = fqdn(name) else {
+                return Ok(Vec::new());
+            };
+            match self.inner.txt_lookup(fq).await {
+                Ok(lookup) => Ok(lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::TXT(txt) => Some(
+                            txt.txt_data
+                                .iter()
+                                .map(|part| String::from_utf8_lossy(part).into_owned())
+                                .collect::<String>(),
+                        ),
+                        _ => None,
+                    })
+                    .collect()),
+                Err(e) => absent_or_temporary(&e),
+            }
+        })
+    }
+}
+
+/// NXDOMAIN and NODATA mean "nothing there"; the rest is temporary.
+fn absent_or_temporary<T>(error: &NetError) -> Result<Vec<T>, DnsError> {
+    match classify(error) {
+        Failure::NoSuchDomain | Failure::NoData => Ok(Vec::new()),
+        Failure::Temporary(why) => Err(DnsError::Temporary(why)),
     }
 }
 

@@ -37,12 +37,16 @@ pub struct Submission {
     pub complete_headers: bool,
     /// DMARC said quarantine: local recipients get it in their Junk mailbox.
     pub quarantine: bool,
+    /// A HOLD action: the message goes to the hold queue, for this reason.
+    pub hold: Option<String>,
 }
 
 /// Who handed us the message, for the Received: line.
 #[derive(Clone, Debug, Default)]
 pub struct Client {
     pub ip: Option<IpAddr>,
+    /// The forward-confirmed DNS name of `ip` (`unknown` when none).
+    pub name: Option<String>,
     pub helo: String,
     /// The local user who submitted it (postdrop), for `from userid N`.
     pub uid: Option<u32>,
@@ -51,16 +55,19 @@ pub struct Client {
 impl Client {
     /// `localhost[127.0.0.1]`, Postfix's client notation. Without reverse
     /// DNS we only know the name of loopback.
+    /// The client's name for logs and Received: (loopback is localhost
+    /// even without DNS).
+    fn name_of(&self, ip: IpAddr) -> &str {
+        match &self.name {
+            Some(name) if !name.is_empty() => name,
+            _ if ip.is_loopback() => "localhost",
+            _ => "unknown",
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self.ip {
-            Some(ip) => format!(
-                "{}[{ip}]",
-                if ip.is_loopback() {
-                    "localhost"
-                } else {
-                    "unknown"
-                }
-            ),
+            Some(ip) => format!("{}[{ip}]", self.name_of(ip)),
             None => "local".into(),
         }
     }
@@ -129,6 +136,7 @@ impl Cleanup {
             ret: submission.ret,
             smtputf8: submission.smtputf8,
             quarantine: submission.quarantine,
+            hold: submission.hold.unwrap_or_default(),
             recipients: submission.recipients,
             body: message,
             ..QueueFile::default()
@@ -207,11 +215,7 @@ fn received_line(s: &Submission, id: &QueueId, hostname: &str, date: &str) -> St
     let from = match s.client.ip {
         Some(ip) => {
             let helo = printable_helo(&s.client.helo);
-            let name = if ip.is_loopback() {
-                "localhost"
-            } else {
-                "unknown"
-            };
+            let name = s.client.name_of(ip);
             format!("from {helo} ({name} [{ip}])\r\n\tby {hostname} (Merpati)")
         }
         None => match s.client.uid {
@@ -274,6 +278,7 @@ mod tests {
             message: message.to_vec(),
             client: Client {
                 ip: Some("127.0.0.1".parse().unwrap()),
+                name: None,
                 helo: "localhost".into(),
                 uid: None,
             },

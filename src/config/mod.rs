@@ -7,12 +7,14 @@
 //! only sees final values.
 
 mod mailauth;
-mod net;
+pub mod net;
 mod parse;
+mod restrictions;
 mod units;
 
 pub use mailauth::{DmarcPolicy, MailAuth, SpfFail, Temperror};
 pub use net::Cidr;
+pub use restrictions::Restrictions;
 pub use units::{Bytes, Span};
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +59,7 @@ pub struct Config {
     pub relay: Relay,
     pub dns: Dns,
     pub mailauth: MailAuth,
+    pub restrictions: Restrictions,
     pub store: Store,
     pub log: Log,
 }
@@ -381,6 +384,7 @@ impl Default for Config {
             relay: Relay::default(),
             dns: Dns::default(),
             mailauth: MailAuth::default(),
+            restrictions: Restrictions::default(),
             store: Store::default(),
             log: Log::default(),
         }
@@ -737,6 +741,11 @@ impl Config {
         }
         if !self.alias_file.is_empty() && std::path::Path::new(&self.alias_file).exists() {
             must_read("alias_file", &self.alias_file);
+        }
+        // The restriction lists and the tables they name (read now, as
+        // the daemon will).
+        if let Err(p) = crate::policy::Rules::from_config(self) {
+            problems.extend(p);
         }
         problems
     }

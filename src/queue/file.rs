@@ -39,6 +39,11 @@ pub struct QueueFile {
     pub warned: bool,
     /// Deliver into the recipients' Junk mailboxes (DMARC quarantine).
     pub quarantine: bool,
+    /// Put on hold at arrival (a HOLD action) and why: the queue manager
+    /// moves it to `hold`, keeping the reason in `held`.
+    pub hold: String,
+    /// Why the message is (or was) on hold, for `queue list`.
+    pub held: String,
     pub recipients: Vec<QueuedRecipient>,
     pub body: Vec<u8>,
 }
@@ -96,6 +101,7 @@ impl QueueFile {
             ("envid", &self.envid),
             ("ret", &self.ret),
         ];
+        let optional = [("hold", &self.hold), ("held", &self.held)];
         for (key, value) in fields {
             let _ = writeln!(head, "{key} {}", escape(value));
         }
@@ -107,6 +113,11 @@ impl QueueFile {
         }
         if self.quarantine {
             head.push_str("quarantine 1\n");
+        }
+        for (key, value) in optional {
+            if !value.is_empty() {
+                let _ = writeln!(head, "{key} {}", escape(value));
+            }
         }
         let _ = writeln!(head, "attempts {}", self.attempts);
         for r in &self.recipients {
@@ -156,6 +167,8 @@ impl QueueFile {
                 "smtputf8" => qf.smtputf8 = value == "1",
                 "warned" => qf.warned = value == "1",
                 "quarantine" => qf.quarantine = value == "1",
+                "hold" => qf.hold = unescape(value).ok_or_else(bad)?,
+                "held" => qf.held = unescape(value).ok_or_else(bad)?,
                 "rcpt" => qf.recipients.push(parse_recipient(value).ok_or_else(bad)?),
                 "body" => {
                     let want: usize = value.parse().map_err(|_| bad())?;
@@ -249,6 +262,8 @@ mod tests {
             protocol: "ESMTP".into(),
             envid: "a b%c".into(),
             quarantine: true,
+            hold: "HOLD it: a\tb".into(),
+            held: "held once".into(),
             ret: "HDRS".into(),
             smtputf8: true,
             attempts: 2,

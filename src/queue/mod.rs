@@ -27,6 +27,8 @@ pub struct Listing {
     pub arrival: i64,
     pub sender: String,
     pub recipients: Vec<(String, String)>,
+    /// Why it is on hold (a HOLD action), if it is.
+    pub held: String,
 }
 
 /// Everything in incoming, active, deferred and hold, listed in the
@@ -55,6 +57,11 @@ pub fn list(spool: &Spool) -> io::Result<Vec<Listing>> {
                     .into_iter()
                     .map(|r| (r.address, r.last_reply))
                     .collect(),
+                held: if queue == QueueName::Hold {
+                    qf.held
+                } else {
+                    String::new()
+                },
             });
         }
     }
@@ -96,6 +103,9 @@ pub fn mailq_text(spool: &Spool) -> io::Result<String> {
             item.size,
             crate::rfc5322::format_date(item.arrival)
         );
+        if !item.held.is_empty() {
+            let _ = writeln!(out, "{:>48}(held: {})", "", clean(&item.held));
+        }
         for (rcpt, reason) in &item.recipients {
             if !reason.is_empty() {
                 let _ = writeln!(out, "{:>48}({})", "", clean(reason));

@@ -281,6 +281,10 @@ impl Qmgr {
             }
             Err(_) => return,
         };
+        if !qf.hold.is_empty() {
+            self.hold(&id, qf).await;
+            return;
+        }
         tracing::info!(
             queue_id = %id,
             "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
@@ -630,6 +634,32 @@ impl Qmgr {
             }
         } else {
             self.defer(&id, &qf, remaining, &config).await;
+        }
+    }
+
+    /// A message that a HOLD action put on hold at arrival: moved to
+    /// `hold` with the reason kept for `queue list`, as Postfix's cleanup
+    /// does. `queue release` sends it on (to `deferred`, without the
+    /// request, so it is not held again).
+    async fn hold(&self, id: &QueueId, qf: QueueFile) {
+        let reason = qf.hold.clone();
+        let file = QueueFile {
+            held: reason.clone(),
+            hold: String::new(),
+            ..qf
+        };
+        let spool = self.spool.clone();
+        let id2 = id.clone();
+        let moved = tokio::task::spawn_blocking(move || {
+            spool.write_new(QueueName::Hold, &id2, &file.encode())?;
+            spool.remove(QueueName::Active, &id2)
+        })
+        .await;
+        match moved {
+            Ok(Ok(())) => tracing::info!(queue_id = %id, "{id}: hold: {reason}"),
+            // Left in active: start-up recovery or the next run retries.
+            Ok(Err(e)) => tracing::warn!(queue_id = %id, "{id}: cannot move to hold: {e}"),
+            Err(_) => tracing::warn!(queue_id = %id, "{id}: hold task failed"),
         }
     }
 

@@ -398,7 +398,10 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn connect(port: u16) -> Smtp {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        Smtp::over(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+    }
+
+    fn over(stream: TcpStream) -> Smtp {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
@@ -406,6 +409,18 @@ impl Smtp {
             reader: BufReader::new(stream.try_clone().expect("clone")),
             writer: stream,
         }
+    }
+
+    /// Connects from another loopback address (`127.0.0.2`: outside a
+    /// `mynetworks` of `127.0.0.1/32`, and nameable on a test DNS server).
+    pub fn connect_from(port: u16, source: std::net::Ipv4Addr) -> Smtp {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let from = std::net::SocketAddr::from((source, 0));
+        socket.bind(&from.into()).expect("bind source address");
+        let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        socket.connect(&to.into()).expect("connect");
+        Smtp::over(socket.into())
     }
 
     /// Reads one whole (possibly multi-line) reply.

@@ -21,6 +21,7 @@ mod pop3;
 mod queue_admin;
 mod relay;
 mod relay_client;
+mod restrictions;
 mod routing;
 mod sendmail;
 mod smtp_clients;

@@ -49,6 +49,8 @@ pub struct SmtpService {
     pub auth: Arc<crate::auth::Authenticator>,
     /// SPF/DKIM/DMARC/ARC checks of mail from other servers.
     pub mailauth: Arc<crate::mailauth::MailAuth>,
+    /// The restriction lists (smtpd_*_restrictions) and the client's DNS.
+    pub policy: Arc<crate::policy::Policy>,
     /// Cancelled on SIGTERM: idle sessions answer 421 and close; sessions
     /// in a transaction finish it first.
     pub shutdown: CancellationToken,

@@ -28,6 +28,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::Instrument;
 
+mod restrict;
+
+use crate::policy::{MessageAction, PeerNames, Stage};
+
 /// Commands that move no mail before the session counts as abusive
 /// (Postfix's smtpd_junk_command_limit default).
 const JUNK_COMMAND_LIMIT: u32 = 100;
@@ -57,12 +61,19 @@ pub async fn serve_connection(
         }
     };
     async move {
-        tracing::info!("connect from {}", client_name(peer));
-        let mut session = Session::new(svc, tcp, peer, mode);
+        let config = svc.config.get();
+        let names = if config.restrictions.smtpd_peername_lookup {
+            PeerNames::lookup(svc.policy.dns(), peer.ip(), config.dns.timeout.0).await
+        } else {
+            PeerNames::unknown()
+        };
+        drop(config);
+        tracing::info!("connect from {}", names.describe(peer.ip()));
+        let mut session = Session::new(svc, tcp, peer, mode, names);
         let end = session.run().await;
         tracing::info!(
             "disconnect from {} {} ({end})",
-            client_name(peer),
+            session.client(),
             session.counters()
         );
         drop(admitted);
@@ -82,15 +93,6 @@ pub async fn refuse(tcp: TcpStream, refusal: Refusal, hostname: String) {
     let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(&reply.to_bytes())).await;
 }
 
-fn client_name(peer: SocketAddr) -> String {
-    Client {
-        ip: Some(peer.ip()),
-        helo: String::new(),
-        uid: None,
-    }
-    .describe()
-}
-
 /// How a session ended, for the disconnect log line.
 #[derive(Debug)]
 enum End {
@@ -100,6 +102,8 @@ enum End {
     TooManyErrors,
     Shutdown,
     ProtocolViolation,
+    /// A restriction answered 421 or 521 (access(5)): close after it.
+    PolicyDisconnect,
     TlsFailed,
     Io(std::io::Error),
 }
@@ -113,6 +117,7 @@ impl std::fmt::Display for End {
             End::TooManyErrors => f.write_str("too many errors"),
             End::Shutdown => f.write_str("shutdown"),
             End::ProtocolViolation => f.write_str("protocol violation"),
+            End::PolicyDisconnect => f.write_str("disconnected by policy"),
             End::TlsFailed => f.write_str("TLS handshake failed"),
             End::Io(e) => write!(f, "{e}"),
         }
@@ -126,6 +131,10 @@ struct Transaction {
     recipients: Vec<QueuedRecipient>,
     /// BDAT chunks received so far (RFC 3030).
     bdat: Option<BdatDecoder>,
+    /// HOLD, PREPEND, REDIRECT, BCC... from the restrictions.
+    actions: Vec<MessageAction>,
+    /// A restriction said DISCARD: accept and drop.
+    discard: Option<String>,
 }
 
 struct Session {
@@ -149,10 +158,26 @@ struct Session {
     counts: Vec<(&'static str, u32)>,
     /// Until the first MAIL (port 25) or a successful AUTH (submission).
     login_deadline: LoginDeadline,
+    /// The client's reverse and forward-confirmed names.
+    names: PeerNames,
+    /// MAIL or RCPT arrived pipelined without EHLO (PIPELINING was never
+    /// offered): what reject_unauth_pipelining refuses.
+    unauth_pipelining: bool,
+    /// The size of the message being finished, for END-OF-MESSAGE checks.
+    message_size: u64,
+    /// smtpd_delay_reject = false: the client restrictions' refusal,
+    /// given to every command that would start mail.
+    connect_refusal: Option<Reply>,
 }
 
 impl Session {
-    fn new(svc: Arc<SmtpService>, tcp: TcpStream, peer: SocketAddr, mode: Mode) -> Self {
+    fn new(
+        svc: Arc<SmtpService>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        mode: Mode,
+        names: PeerNames,
+    ) -> Self {
         let config = svc.config.get();
         let trusted = config.networks().iter().any(|n| n.contains(peer.ip()));
         let config_login_timeout = config.smtp.login_timeout.0;
@@ -174,7 +199,16 @@ impl Session {
             junk: 0,
             counts: Vec::new(),
             login_deadline: LoginDeadline::start(config_login_timeout),
+            names,
+            unauth_pipelining: false,
+            message_size: 0,
+            connect_refusal: None,
         }
+    }
+
+    /// `name[ip]` for the log.
+    fn client(&self) -> String {
+        self.names.describe(self.peer.ip())
     }
 
     fn hostname(&self) -> &str {
@@ -209,6 +243,10 @@ impl Session {
         }
         let greeting = Reply::plain(220, self.config.smtp.banner.clone());
         self.reply(greeting);
+        if !self.config.restrictions.smtpd_delay_reject {
+            let outcome = self.restrict(Stage::Connect, None, false).await;
+            self.connect_refusal = outcome.refusal;
+        }
         loop {
             // Checked before every read, so errors of any kind (bad
             // commands, over-long lines) count.
@@ -247,7 +285,7 @@ impl Session {
             Ok(Ok(_)) => {
                 tracing::warn!(
                     "PREGREET from {}: client talked before the greeting",
-                    client_name(self.peer)
+                    self.client()
                 );
                 self.reply(Reply::new(
                     554,
@@ -273,7 +311,7 @@ impl Session {
     fn reject(&mut self, stage: &str, sender: Option<&str>, rcpt: Option<&str>, reply: Reply) {
         let mut line = format!(
             "NOQUEUE: reject: {stage} from {}: {}",
-            client_name(self.peer),
+            self.client(),
             reply.first_line()
         );
         if let Some(sender) = sender.or(self.tx.as_ref().map(|tx| tx.sender.as_str())) {
@@ -344,7 +382,7 @@ impl Session {
                         let what = if self.mode == Mode::Mx { "MAIL" } else { "AUTH" };
                         tracing::info!(
                             "timeout before {what} from {}: login_timeout exceeded",
-                            client_name(self.peer)
+                            self.client()
                         );
                     }
                     let text = format!("{} Error: timeout exceeded", self.hostname());
@@ -390,10 +428,7 @@ impl Session {
         if self.reader.buffered().is_empty() {
             return false;
         }
-        tracing::warn!(
-            "improper command pipelining from {}",
-            client_name(self.peer)
-        );
+        tracing::warn!("improper command pipelining from {}", self.client());
         self.reply(Reply::new(
             554,
             "5.5.0",
@@ -431,11 +466,22 @@ impl Session {
         if ends_group && self.pipelining_violation() {
             return Err(End::ProtocolViolation);
         }
+        if !self.esmtp
+            && matches!(command, Command::Mail(_) | Command::Rcpt(_))
+            && !self.reader.buffered().is_empty()
+        {
+            self.unauth_pipelining = true;
+        }
         match command {
-            Command::Ehlo(name) => self.hello(name, true),
-            Command::Helo(name) => self.hello(name, false),
-            Command::Mail(mail) => self.mail(mail),
-            Command::Rcpt(rcpt) => self.rcpt(rcpt),
+            Command::Ehlo(name) => self.hello(name, true).await,
+            Command::Helo(name) => self.hello(name, false).await,
+            Command::Mail(mail) => self.mail(mail).await,
+            Command::Rcpt(rcpt) => {
+                let end = self.rcpt(rcpt).await;
+                if end {
+                    return Err(End::PolicyDisconnect);
+                }
+            }
             Command::Data => return self.data().await,
             Command::Bdat { size, last } => return self.bdat(size, last).await,
             Command::Rset => {
@@ -462,10 +508,22 @@ impl Session {
         Ok(())
     }
 
-    fn hello(&mut self, name: String, esmtp: bool) {
+    async fn hello(&mut self, name: String, esmtp: bool) {
         self.tx = None;
+        if let Some(reply) = self.connect_refusal.clone() {
+            self.reject("HELO", None, None, reply);
+            return;
+        }
+        let previous = self.helo.replace(name);
+        if !self.config.restrictions.smtpd_delay_reject {
+            let outcome = self.restrict(Stage::Helo, None, false).await;
+            if let Some(reply) = outcome.refusal {
+                self.helo = previous;
+                self.reject("HELO", None, None, reply);
+                return;
+            }
+        }
         self.esmtp = esmtp;
-        self.helo = Some(name);
         if !esmtp {
             let reply = Reply::helo(self.hostname());
             self.reply(reply);
@@ -498,7 +556,15 @@ impl Session {
         self.reply(reply);
     }
 
-    fn mail(&mut self, mail: MailFrom) {
+    async fn mail(&mut self, mail: MailFrom) {
+        if let Some(reply) = self.connect_refusal.clone() {
+            self.reject("MAIL", Some(&sender_text(&mail)), None, reply);
+            return;
+        }
+        if self.config.restrictions.smtpd_helo_required && self.helo.is_none() {
+            self.error(Reply::new(503, "5.5.1", "Error: send HELO/EHLO first"));
+            return;
+        }
         if matches!(self.mode, Mode::Submission { .. }) && self.account.is_none() {
             let sender = sender_text(&mail);
             let reply = Reply::new(530, "5.7.0", "Authentication required");
@@ -545,18 +611,29 @@ impl Session {
         }
         self.tx = Some(Transaction {
             mail,
-            sender,
+            sender: sender.clone(),
             recipients: Vec::new(),
             bdat: None,
+            actions: Vec::new(),
+            discard: None,
         });
+        if !self.config.restrictions.smtpd_delay_reject {
+            let outcome = self.restrict(Stage::Mail, None, false).await;
+            if let Some(reply) = self.keep_actions(outcome) {
+                self.tx = None;
+                self.reject("MAIL", Some(&sender), None, reply);
+                return;
+            }
+        }
         self.login_deadline.clear();
         self.reply(Reply::ok_sender());
     }
 
-    fn rcpt(&mut self, rcpt: RcptTo) {
+    /// RCPT TO; true when a restriction's 421/521 ends the session.
+    async fn rcpt(&mut self, rcpt: RcptTo) -> bool {
         let Some(tx) = &self.tx else {
             self.error(Reply::new(503, "5.5.1", "Error: need MAIL command"));
-            return;
+            return false;
         };
         if tx.recipients.len() >= self.config.smtp.max_recipients {
             // Not an error: RFC 5321 §4.5.3.1.10 expects clients to send the
@@ -564,11 +641,11 @@ impl Session {
             let rcpt = rcpt.recipient.to_string();
             let reply = Reply::new(452, "4.5.3", "Error: too many recipients");
             self.reject("RCPT", None, Some(&rcpt), reply);
-            return;
+            return false;
         }
         if tx.bdat.is_some() {
             self.error(Reply::new(503, "5.5.1", "Error: RCPT after BDAT"));
-            return;
+            return false;
         }
         let smtputf8 = tx.mail.smtputf8;
         let resolver = self.svc.resolver.get();
@@ -576,7 +653,7 @@ impl Session {
         if !smtputf8 && !address.to_string().is_ascii() {
             let reply = Reply::new(553, "5.6.7", "Must declare SMTPUTF8 to send UTF8 addresses");
             self.reject("RCPT", None, Some(&address.to_string()), reply);
-            return;
+            return false;
         }
         // A bounce to one of our SRS addresses goes back to the sender of
         // the forwarded message: a route of our own, not relaying.
@@ -584,14 +661,22 @@ impl Session {
             .svc
             .mailauth
             .srs_reverse(address.local(), address.domain().unwrap_or(""));
+        let text = address.to_string();
+        let local = srs.is_some() || resolver.is_local_domain(&address);
+        let outcome = self.restrict(Stage::Rcpt, Some(&text), local).await;
+        if let Some(reply) = outcome.refusal {
+            let end = Self::disconnects(&reply);
+            self.reject("RCPT", None, Some(&text), reply);
+            return end;
+        }
         let (address, original) = match srs {
             Some(Ok(target)) => match Address::parse(&target) {
-                Ok(target) => (target, address.to_string()),
+                Ok(target) => (target, text),
                 Err(_) => {
                     let reply =
                         Reply::new(550, "5.1.1", format!("<{address}>: invalid SRS address"));
-                    self.reject("RCPT", None, Some(&address.to_string()), reply);
-                    return;
+                    self.reject("RCPT", None, Some(&text), reply);
+                    return false;
                 }
             },
             Some(Err(e)) => {
@@ -600,17 +685,20 @@ impl Session {
                     "5.1.1",
                     format!("<{address}>: Recipient address rejected: {e}"),
                 );
-                self.reject("RCPT", None, Some(&address.to_string()), reply);
-                return;
+                self.reject("RCPT", None, Some(&text), reply);
+                return false;
             }
             None => {
-                if let Some(reply) = self.check_recipient(&address) {
-                    self.reject("RCPT", None, Some(&address.to_string()), reply);
-                    return;
+                if local && let Some(reply) = self.check_recipient(&address) {
+                    self.reject("RCPT", None, Some(&text), reply);
+                    return false;
                 }
                 (address, String::new())
             }
         };
+        // Only an accepted recipient's actions count (Postfix keeps those
+        // of every RCPT that was not refused).
+        self.keep_actions(outcome);
         let notify = rcpt
             .notify
             .map(|list| crate::smtp::proto::command::notify_words(&list))
@@ -626,21 +714,13 @@ impl Session {
             tx.recipients.push(recipient);
         }
         self.reply(Reply::ok_recipient());
+        false
     }
 
-    /// Relay control and the local recipient check; `None` accepts.
+    /// The local recipient table and quota (after the restrictions, as
+    /// Postfix's smtpd_reject_unlisted_recipient); `None` accepts.
     fn check_recipient(&self, address: &Address) -> Option<Reply> {
         let resolver = self.svc.resolver.get();
-        if !resolver.is_local_domain(address) {
-            if self.trusted || self.account.is_some() {
-                return None;
-            }
-            return Some(Reply::new(
-                554,
-                "5.7.1",
-                format!("<{address}>: Relay access denied"),
-            ));
-        }
         let accounts = StoreAccounts(self.svc.store.clone());
         if resolver.is_known(address, &accounts) {
             self.check_quota(address, &accounts)
@@ -751,7 +831,7 @@ impl Session {
             Ok(Ok(())) => {
                 tracing::info!(
                     "STARTTLS with {}: {}",
-                    client_name(self.peer),
+                    self.client(),
                     self.stream.tls_summary().unwrap_or_default()
                 );
                 // RFC 3207 §4.2: forget everything learnt before TLS.
@@ -852,7 +932,7 @@ impl Session {
                 // Postfix's wording, which fail2ban's postfix filter reads.
                 tracing::warn!(
                     "{}: SASL {mechanism} authentication failed: authentication failure",
-                    client_name(self.peer)
+                    self.client()
                 );
                 self.error(Reply::new(
                     535,
@@ -936,11 +1016,7 @@ impl Session {
         let Some(verdict) = verdict else {
             return Ok((message, false));
         };
-        tracing::info!(
-            "{}: {} from=<{sender}>",
-            client_name(self.peer),
-            verdict.summary
-        );
+        tracing::info!("{}: {} from=<{sender}>", self.client(), verdict.summary);
         let junk = match verdict.disposition {
             Disposition::Deliver => false,
             Disposition::Junk => true,
@@ -984,6 +1060,16 @@ impl Session {
         }
         if self.pipelining_violation() {
             return Err(End::ProtocolViolation);
+        }
+        let outcome = self.restrict(Stage::Data, None, false).await;
+        if let Some(reply) = self.keep_actions(outcome) {
+            let end = Self::disconnects(&reply);
+            let sender = self.tx.as_ref().map(|tx| tx.sender.clone());
+            self.reject("DATA", sender.as_deref(), None, reply);
+            if end {
+                return Err(End::PolicyDisconnect);
+            }
+            return Ok(());
         }
         self.reply(Reply::start_data());
         let mut decoder = DataDecoder::new(self.config.smtp.message_size_limit.0, self.bare_lf());
@@ -1056,7 +1142,21 @@ impl Session {
 
     /// Hands a complete message to cleanup; 250 only once it is durable.
     async fn finish_message(&mut self, result: Result<Vec<u8>, DataError>) {
-        let Some(tx) = self.tx.take() else { return };
+        if let Ok(m) = &result {
+            self.message_size = m.len() as u64;
+        }
+        let eod = match &result {
+            Ok(_) => Some(self.restrict(Stage::EndOfData, None, false).await),
+            Err(_) => None,
+        };
+        if let Some(outcome) = eod
+            && let Some(reply) = self.keep_actions(outcome)
+        {
+            let sender = self.tx.take().map(|tx| tx.sender).unwrap_or_default();
+            self.reject("END-OF-MESSAGE", Some(&sender), None, reply);
+            return;
+        }
+        let Some(mut tx) = self.tx.take() else { return };
         let policy = self.bare_lf();
         let checked = result.and_then(|mut m| {
             crate::smtp::proto::data::bare_cr_in_header(&mut m, policy).map(|()| m)
@@ -1076,13 +1176,24 @@ impl Session {
             self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
             return;
         }
-        let (message, quarantine) = match self.authenticate(&tx.sender, message).await {
+        let (mut message, quarantine) = match self.authenticate(&tx.sender, message).await {
             Ok(checked) => checked,
             Err(reply) => {
                 self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
                 return;
             }
         };
+        if let Some(reason) = &tx.discard {
+            // DISCARD: the client is told it was delivered (access(5)).
+            tracing::info!(
+                "discard: END-OF-MESSAGE from {}: {reason}; from=<{}>",
+                self.client(),
+                tx.sender
+            );
+            self.reply(Reply::new(250, "2.0.0", "Ok: discarded"));
+            return;
+        }
+        let hold = restrict::apply_actions(&tx.actions, &mut message, &mut tx.recipients);
         // RFC 3848 / RFC 6531 names for the Received: line.
         let base = match (tx.mail.smtputf8, self.esmtp) {
             (true, _) => "UTF8SMTP",
@@ -1102,6 +1213,7 @@ impl Session {
             message,
             client: Client {
                 ip: Some(self.peer.ip()),
+                name: Some(self.names.name.clone()),
                 helo: self.helo.clone().unwrap_or_default(),
                 uid: None,
             },
@@ -1115,10 +1227,11 @@ impl Session {
             smtputf8: tx.mail.smtputf8,
             complete_headers: self.trusted || self.account.is_some(),
             quarantine,
+            hold,
         };
         match self.svc.cleanup.submit(submission).await {
             Ok(id) => {
-                tracing::info!(queue_id = %id, "{id}: client={}", client_name(self.peer));
+                tracing::info!(queue_id = %id, "{id}: client={}", self.client());
                 self.reply(Reply::queued(id.as_str()));
             }
             Err(e) => {

@@ -1,0 +1,214 @@
+//! SMTP access policy (Postfix's smtpd_check.c): the restriction lists of
+//! `[restrictions]`, evaluated at their stage from the session's facts,
+//! first decisive answer wins. In: [`Facts`]. Out: an [`Outcome`] that
+//! `smtp::server` turns into its reply, plus the actions (HOLD, PREPEND,
+//! REDIRECT, BCC, DISCARD) that apply to the message once accepted.
+//!
+//! Rooms: `restriction` (the lists as data), `access` (access(5) tables:
+//! keys and results), `dnsbl` (DNS lists), `service` (the policy
+//! delegation protocol, for postgrey and friends), `peer` (the client's
+//! reverse DNS), `eval` (the evaluation).
+
+pub mod access;
+pub mod dnsbl;
+mod eval;
+pub mod peer;
+pub mod restriction;
+pub mod service;
+
+pub use access::MessageAction;
+pub use peer::PeerNames;
+
+use crate::config::{Config, Problem, Restrictions};
+use crate::dns::Resolver;
+use crate::live::Live;
+use crate::smtp::proto::reply::Reply;
+use restriction::Restriction;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Where in the SMTP dialogue a check runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Connect,
+    Helo,
+    Mail,
+    Rcpt,
+    Data,
+    EndOfData,
+}
+
+impl Stage {
+    /// The `protocol_state` of the policy protocol and of the log line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Connect => "CONNECT",
+            Stage::Helo => "HELO",
+            Stage::Mail => "MAIL",
+            Stage::Rcpt => "RCPT",
+            Stage::Data => "DATA",
+            Stage::EndOfData => "END-OF-MESSAGE",
+        }
+    }
+}
+
+/// What the session knows when it asks.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub stage: Stage,
+    pub client_ip: IpAddr,
+    pub names: &'a PeerNames,
+    /// HELO/EHLO argument; empty before HELO.
+    pub helo: &'a str,
+    /// `SMTP` or `ESMTP`.
+    pub protocol: &'a str,
+    /// MAIL FROM; `None` before MAIL, `Some("")` for the null sender.
+    pub sender: Option<&'a str>,
+    /// The RCPT TO being checked (RCPT stage only).
+    pub recipient: Option<&'a str>,
+    /// Whether that recipient's domain is ours (mydestination, virtual).
+    pub recipient_is_local: bool,
+    /// Recipients accepted so far in this transaction.
+    pub recipient_count: usize,
+    /// The AUTH user, empty when not authenticated.
+    pub sasl_username: &'a str,
+    /// In mynetworks.
+    pub trusted: bool,
+    /// The client sent commands ahead without PIPELINING (DATA stage).
+    pub unauth_pipelining: bool,
+    /// The SIZE declared at MAIL, or the message size at end of data.
+    pub size: u64,
+    pub tls: bool,
+}
+
+/// The answer to one check.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// `Some`: refuse the command with this reply (4xx or 5xx).
+    pub refusal: Option<Reply>,
+    /// To apply to the message if it is accepted.
+    pub actions: Vec<MessageAction>,
+    /// DISCARD: accept and drop, with this reason.
+    pub discard: Option<String>,
+}
+
+/// The configured lists, parsed and with their tables loaded.
+#[derive(Debug)]
+pub struct Rules {
+    client: Vec<Restriction>,
+    helo: Vec<Restriction>,
+    sender: Vec<Restriction>,
+    relay: Vec<Restriction>,
+    recipient: Vec<Restriction>,
+    data: Vec<Restriction>,
+    end_of_data: Vec<Restriction>,
+    settings: Restrictions,
+    delimiter: String,
+}
+
+impl Rules {
+    /// Parses every list of `[restrictions]`; every mistake is a problem
+    /// of the configuration (check-config and reload report them).
+    pub fn from_config(config: &Config) -> Result<Rules, Vec<Problem>> {
+        let r = &config.restrictions;
+        let mut problems = Vec::new();
+        let mut parse = |key: &str, items: &[String]| match restriction::parse(items) {
+            Ok(list) => list,
+            Err(e) => {
+                problems.push(Problem::new(&format!("restrictions.{key}"), e));
+                Vec::new()
+            }
+        };
+        let rules = Rules {
+            client: parse("smtpd_client_restrictions", &r.smtpd_client_restrictions),
+            helo: parse("smtpd_helo_restrictions", &r.smtpd_helo_restrictions),
+            sender: parse("smtpd_sender_restrictions", &r.smtpd_sender_restrictions),
+            relay: parse("smtpd_relay_restrictions", &r.smtpd_relay_restrictions),
+            recipient: parse(
+                "smtpd_recipient_restrictions",
+                &r.smtpd_recipient_restrictions,
+            ),
+            data: parse("smtpd_data_restrictions", &r.smtpd_data_restrictions),
+            end_of_data: parse(
+                "smtpd_end_of_data_restrictions",
+                &r.smtpd_end_of_data_restrictions,
+            ),
+            settings: r.clone(),
+            delimiter: config.recipient_delimiter.clone(),
+        };
+        if rules.relay.is_empty() && rules.recipient.is_empty() && problems.is_empty() {
+            // Postfix refuses this too: nothing would stop relaying.
+            problems.push(Problem::new(
+                "restrictions.smtpd_relay_restrictions",
+                "smtpd_relay_restrictions and smtpd_recipient_restrictions are both empty: \
+                 that is an open relay (add defer_unauth_destination or reject_unauth_destination)",
+            ));
+        }
+        if problems.is_empty() {
+            Ok(rules)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The lists that run at `stage`, in order.
+    fn lists(&self, stage: Stage) -> Vec<(&'static str, &[Restriction])> {
+        let delay = self.settings.smtpd_delay_reject;
+        match stage {
+            Stage::Connect if !delay => vec![("client", &self.client)],
+            Stage::Helo if !delay => vec![("helo", &self.helo)],
+            Stage::Mail if !delay => vec![("sender", &self.sender)],
+            Stage::Connect | Stage::Helo | Stage::Mail => Vec::new(),
+            Stage::Rcpt if delay => vec![
+                ("client", &self.client),
+                ("helo", &self.helo),
+                ("sender", &self.sender),
+                ("relay", &self.relay),
+                ("recipient", &self.recipient),
+            ],
+            Stage::Rcpt => vec![("relay", &self.relay), ("recipient", &self.recipient)],
+            Stage::Data => vec![("data", &self.data)],
+            Stage::EndOfData => vec![("end_of_data", &self.end_of_data)],
+        }
+    }
+
+    pub fn settings(&self) -> &Restrictions {
+        &self.settings
+    }
+}
+
+/// The policy service every SMTP session shares.
+pub struct Policy {
+    rules: Live<Rules>,
+    dns: Arc<dyn Resolver>,
+}
+
+impl Policy {
+    pub fn new(rules: Rules, dns: Arc<dyn Resolver>) -> Self {
+        Policy {
+            rules: Live::new(rules),
+            dns,
+        }
+    }
+
+    /// New rules for checks that start after this (SIGHUP).
+    pub fn reload(&self, rules: Rules) {
+        self.rules.set(rules);
+    }
+
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.get()
+    }
+
+    pub fn dns(&self) -> &dyn Resolver {
+        self.dns.as_ref()
+    }
+
+    /// Runs the lists of `facts.stage`.
+    pub async fn check(&self, facts: &Facts<'_>) -> Outcome {
+        let rules = self.rules.get();
+        eval::Evaluation::new(&rules, self.dns.as_ref(), facts)
+            .run()
+            .await
+    }
+}
