@@ -109,6 +109,12 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     let tls_live = Arc::new(Live::new(tls_config));
     let triggers = Arc::new(Triggers::default());
     let pickup_wake = Arc::new(Notify::new());
+    let content_checks =
+        crate::checks::ContentChecks::from_config(&config).map_err(|problems| {
+            let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            anyhow::anyhow!("bad content checks: {}", text.join("; "))
+        })?;
+    let content_checks = Arc::new(Live::new(content_checks));
     let cleanup = Arc::new(
         Cleanup::new(
             spool.clone(),
@@ -116,7 +122,8 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
             config.myhostname.clone(),
             triggers.wake.clone(),
         )
-        .with_signer(Arc::new(Signer::new(shared_config.clone()))),
+        .with_signer(Arc::new(Signer::new(shared_config.clone())))
+        .with_checks(content_checks.clone()),
     );
 
     let front_stop = CancellationToken::new();
@@ -356,7 +363,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(config_path.as_deref(), &shared_config, &resolver, &tls_live, &policy),
+            _ = hup.recv() => reload(config_path.as_deref(), &shared_config, &resolver, &tls_live, &policy, &content_checks),
             _ = usr1.recv() => {
                 triggers.flush.notify_one();
                 pickup_wake.notify_one();
@@ -434,6 +441,7 @@ fn reload(
     resolver: &Live<Resolver>,
     tls_live: &Live<Arc<rustls::ServerConfig>>,
     policy: &crate::policy::Policy,
+    content_checks: &Live<crate::checks::ContentChecks>,
 ) {
     // Refuses what check-config refuses, and changes nothing then.
     let fresh = match Config::load_checked(path) {
@@ -447,8 +455,11 @@ fn reload(
     };
     // Checked by load_checked already; built again here so the tables'
     // text is the one just read, and nothing changes if that fails.
-    let rules = match crate::policy::Rules::from_config(&fresh) {
-        Ok(rules) => rules,
+    let loaded = crate::policy::Rules::from_config(&fresh).and_then(|rules| {
+        crate::checks::ContentChecks::from_config(&fresh).map(|checks| (rules, checks))
+    });
+    let (rules, checks) = match loaded {
+        Ok(both) => both,
         Err(problems) => {
             for p in problems {
                 tracing::error!("reload refused: {p}");
@@ -464,9 +475,10 @@ fn reload(
         }
     }
     policy.reload(rules);
+    content_checks.set(checks);
     resolver.set(Resolver::new(&fresh, load_aliases(&fresh)));
     config.set(fresh);
-    tracing::info!("reloaded configuration, aliases and certificates");
+    tracing::info!("reloaded configuration, aliases, tables and certificates");
 }
 
 fn write_pid(run_dir: &Path) -> anyhow::Result<()> {

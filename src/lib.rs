@@ -8,6 +8,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod bounce;
+pub mod checks;
 pub mod cleanup;
 pub mod config;
 pub mod control;

@@ -6,6 +6,8 @@
 //! manager, and only then returns the queue ID that the caller may
 //! acknowledge with 250.
 
+use crate::checks::{Action, ContentChecks};
+use crate::live::Live;
 use crate::mailauth::sign::Signer;
 use crate::queue::file::{QueueFile, QueuedRecipient};
 use crate::queue::id::QueueId;
@@ -39,6 +41,8 @@ pub struct Submission {
     pub quarantine: bool,
     /// A HOLD action: the message goes to the hold queue, for this reason.
     pub hold: Option<String>,
+    /// Run `[checks]` (header/body checks) on it: mail from SMTP clients.
+    pub content_checks: bool,
 }
 
 /// Who handed us the message, for the Received: line.
@@ -81,6 +85,13 @@ pub enum CleanupError {
     Io(#[from] std::io::Error),
     #[error("queue write task failed")]
     Join,
+    /// A content check said REJECT (5xx) or DEFER (4xx): the client is told.
+    #[error("{code} {status} {text}")]
+    Refused {
+        code: u16,
+        status: &'static str,
+        text: String,
+    },
 }
 
 pub struct Cleanup {
@@ -90,6 +101,8 @@ pub struct Cleanup {
     qmgr: Arc<Notify>,
     /// DKIM signatures for mail from our own users.
     signer: Option<Arc<Signer>>,
+    /// header_checks / body_checks, swapped on reload.
+    checks: Option<Arc<Live<ContentChecks>>>,
 }
 
 impl Cleanup {
@@ -105,7 +118,14 @@ impl Cleanup {
             hostname,
             qmgr,
             signer: None,
+            checks: None,
         }
+    }
+
+    /// Runs `[checks]` on submissions that ask for it (SMTP clients).
+    pub fn with_checks(mut self, checks: Arc<Live<ContentChecks>>) -> Self {
+        self.checks = Some(checks);
+        self
     }
 
     /// Signs what our own clients send (those whose headers cleanup
@@ -126,6 +146,23 @@ impl Cleanup {
         let message = complete_headers(&submission, &id, &self.hostname, arrival);
         let message_id = message_id_of(&message);
         let signer = self.signer.clone().filter(|_| submission.complete_headers);
+        let checks = match &self.checks {
+            Some(live) if submission.content_checks => Some(live.get()),
+            _ => None,
+        }
+        .filter(|c| !c.is_empty());
+        let context = format!(
+            "from {}; from=<{}> to=<{}> proto={} helo=<{}>",
+            submission.client.describe(),
+            submission.sender,
+            submission
+                .recipients
+                .first()
+                .map(|r| r.address.as_str())
+                .unwrap_or_default(),
+            submission.protocol,
+            submission.client.helo
+        );
         let file = QueueFile {
             arrival,
             sender: submission.sender,
@@ -149,8 +186,16 @@ impl Cleanup {
         // before the file it protects exists: one that rotates before our
         // append leaves the record in the new segment, one that rotates
         // after it syncs the file. See queue/journal.rs.
-        tokio::task::spawn_blocking(move || {
+        let log_id = id.clone();
+        let written = tokio::task::spawn_blocking(move || {
             let mut file = file;
+            if let Some(checks) = checks {
+                match apply_checks(&checks, &mut file, &log_id, &context) {
+                    Checked::Keep => {}
+                    Checked::Discard => return Ok(false),
+                    Checked::Refuse(e) => return Err(e),
+                }
+            }
             if let Some(signer) = signer {
                 let signatures = signer.sign(&file.body);
                 if !signatures.is_empty() {
@@ -161,16 +206,83 @@ impl Cleanup {
             }
             let bytes = file.encode();
             spool.write_unsynced(QueueName::Incoming, &write_id, &bytes)?;
-            journal.append(&write_id, &bytes)
+            journal.append(&write_id, &bytes)?;
+            Ok(true)
         })
         .await
         .map_err(|_| CleanupError::Join)??;
+        if !written {
+            // DISCARD: the client is told it was queued, as Postfix does.
+            return Ok(id);
+        }
         tracing::info_span!("cleanup").in_scope(|| {
             tracing::info!(queue_id = %id, "{id}: message-id={message_id}");
         });
         self.qmgr.notify_one();
         Ok(id)
     }
+}
+
+enum Checked {
+    Keep,
+    Discard,
+    Refuse(CleanupError),
+}
+
+/// header_checks / body_checks on the queue file being made: the message
+/// as they leave it, HOLD, REDIRECT and BCC applied, and Postfix's log
+/// line for every action (`ID: reject: header Subject: ... from ...`).
+fn apply_checks(
+    checks: &ContentChecks,
+    file: &mut QueueFile,
+    id: &QueueId,
+    context: &str,
+) -> Checked {
+    let inspection = checks.inspect(&file.body);
+    for (what, action) in &inspection.log {
+        let (word, text) = action.split_once(": ").unwrap_or((action, ""));
+        tracing::info!(queue_id = %id, "{id}: {word}: {what} {context}: {text}");
+    }
+    match inspection.final_action() {
+        Some(Action::Reject(text)) => {
+            return Checked::Refuse(CleanupError::Refused {
+                code: 550,
+                status: "5.7.1",
+                text: text.clone(),
+            });
+        }
+        Some(Action::Defer(text)) => {
+            return Checked::Refuse(CleanupError::Refused {
+                code: 451,
+                status: "4.7.1",
+                text: text.clone(),
+            });
+        }
+        Some(Action::Discard(_)) => return Checked::Discard,
+        _ => {}
+    }
+    if let Some(reason) = inspection.hold()
+        && file.hold.is_empty()
+    {
+        file.hold = reason.to_string();
+    }
+    for action in &inspection.actions {
+        let rcpt = |address: &str| QueuedRecipient {
+            address: address.to_string(),
+            ..Default::default()
+        };
+        match action {
+            Action::Redirect(to) => file.recipients = vec![rcpt(to)],
+            Action::Bcc(to) if !file.recipients.iter().any(|r| r.address == *to) => {
+                file.recipients.push(rcpt(to))
+            }
+            _ => {}
+        }
+    }
+    if let Some(body) = inspection.rewritten {
+        file.body = body;
+    }
+    Checked::Keep
 }
 
 /// Adds what Postfix's cleanup adds: a Received: line on top, and

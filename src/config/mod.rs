@@ -6,12 +6,14 @@
 //! main.cf; [`Config::load`] expands them once, so the rest of the server
 //! only sees final values.
 
+mod checks;
 mod mailauth;
 pub mod net;
 mod parse;
 mod restrictions;
 mod units;
 
+pub use checks::Checks;
 pub use mailauth::{DmarcPolicy, MailAuth, SpfFail, Temperror};
 pub use net::Cidr;
 pub use restrictions::Restrictions;
@@ -60,6 +62,7 @@ pub struct Config {
     pub dns: Dns,
     pub mailauth: MailAuth,
     pub restrictions: Restrictions,
+    pub checks: Checks,
     pub store: Store,
     pub log: Log,
 }
@@ -385,6 +388,7 @@ impl Default for Config {
             dns: Dns::default(),
             mailauth: MailAuth::default(),
             restrictions: Restrictions::default(),
+            checks: Checks::default(),
             store: Store::default(),
             log: Log::default(),
         }
@@ -745,6 +749,9 @@ impl Config {
         // The restriction lists and the tables they name (read now, as
         // the daemon will).
         if let Err(p) = crate::policy::Rules::from_config(self) {
+            problems.extend(p);
+        }
+        if let Err(p) = crate::checks::ContentChecks::from_config(self) {
             problems.extend(p);
         }
         problems

@@ -3,6 +3,7 @@
 //! (build time), one module per area.
 
 mod config_cli;
+mod content_checks;
 mod crash_safety;
 mod disk_full;
 mod dns_server;

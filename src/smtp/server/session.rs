@@ -1207,8 +1207,9 @@ impl Session {
             (true, true) => "SA",
         };
         let protocol = format!("{base}{suffix}");
+        let sender = tx.sender.clone();
         let submission = Submission {
-            sender: tx.sender,
+            sender: sender.clone(),
             recipients: tx.recipients,
             message,
             client: Client {
@@ -1228,11 +1229,16 @@ impl Session {
             complete_headers: self.trusted || self.account.is_some(),
             quarantine,
             hold,
+            content_checks: true,
         };
         match self.svc.cleanup.submit(submission).await {
             Ok(id) => {
                 tracing::info!(queue_id = %id, "{id}: client={}", self.client());
                 self.reply(Reply::queued(id.as_str()));
+            }
+            Err(crate::cleanup::CleanupError::Refused { code, status, text }) => {
+                let reply = Reply::new(code, status, text);
+                self.reject("END-OF-MESSAGE", Some(&sender), None, reply);
             }
             Err(e) => {
                 tracing::error!("cannot queue message: {e}");
