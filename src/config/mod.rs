@@ -10,12 +10,14 @@ mod checks;
 mod mailauth;
 pub mod net;
 mod parse;
+mod postscreen;
 mod restrictions;
 mod units;
 
 pub use checks::Checks;
 pub use mailauth::{DmarcPolicy, MailAuth, SpfFail, Temperror};
 pub use net::Cidr;
+pub use postscreen::{Postscreen, ScreenAction};
 pub use restrictions::Restrictions;
 pub use units::{Bytes, Span};
 
@@ -63,6 +65,7 @@ pub struct Config {
     pub mailauth: MailAuth,
     pub restrictions: Restrictions,
     pub checks: Checks,
+    pub postscreen: Postscreen,
     pub store: Store,
     pub log: Log,
 }
@@ -389,6 +392,7 @@ impl Default for Config {
             mailauth: MailAuth::default(),
             restrictions: Restrictions::default(),
             checks: Checks::default(),
+            postscreen: Postscreen::default(),
             store: Store::default(),
             log: Log::default(),
         }

@@ -13,6 +13,7 @@ pub mod access;
 pub mod dnsbl;
 mod eval;
 pub mod peer;
+pub mod postscreen;
 pub mod restriction;
 pub mod service;
 
@@ -104,6 +105,9 @@ pub struct Rules {
     end_of_data: Vec<Restriction>,
     settings: Restrictions,
     delimiter: String,
+    /// postscreen's DNS list zones and the networks it leaves alone.
+    screen_sites: Vec<dnsbl::Site>,
+    screen_allow: Vec<crate::config::net::Cidr>,
 }
 
 impl Rules {
@@ -135,6 +139,25 @@ impl Rules {
             ),
             settings: r.clone(),
             delimiter: config.recipient_delimiter.clone(),
+            screen_sites: match postscreen::sites(&config.postscreen) {
+                Ok(sites) => sites,
+                Err(e) => {
+                    problems.push(Problem::new("postscreen.postscreen_dnsbl_sites", e));
+                    Vec::new()
+                }
+            },
+            screen_allow: config
+                .postscreen
+                .postscreen_access_list
+                .iter()
+                .filter_map(|n| match n.parse() {
+                    Ok(cidr) => Some(cidr),
+                    Err(e) => {
+                        problems.push(Problem::new("postscreen.postscreen_access_list", e));
+                        None
+                    }
+                })
+                .collect(),
         };
         if rules.relay.is_empty() && rules.recipient.is_empty() && problems.is_empty() {
             // Postfix refuses this too: nothing would stop relaying.
@@ -175,12 +198,18 @@ impl Rules {
     pub fn settings(&self) -> &Restrictions {
         &self.settings
     }
+
+    /// Whether postscreen leaves `ip` alone (postscreen_access_list).
+    pub fn screen_allows(&self, ip: IpAddr) -> bool {
+        self.screen_allow.iter().any(|n| n.contains(ip))
+    }
 }
 
 /// The policy service every SMTP session shares.
 pub struct Policy {
     rules: Live<Rules>,
     dns: Arc<dyn Resolver>,
+    screen: postscreen::Postscreen,
 }
 
 impl Policy {
@@ -188,6 +217,7 @@ impl Policy {
         Policy {
             rules: Live::new(rules),
             dns,
+            screen: postscreen::Postscreen::default(),
         }
     }
 
@@ -202,6 +232,24 @@ impl Policy {
 
     pub fn dns(&self) -> &dyn Resolver {
         self.dns.as_ref()
+    }
+
+    /// postscreen's DNS list score for a new client.
+    pub async fn screen(
+        &self,
+        config: &crate::config::Postscreen,
+        ip: IpAddr,
+    ) -> postscreen::Screened {
+        let rules = self.rules.get();
+        if rules.screen_allows(ip) {
+            return postscreen::Screened::Pass {
+                cached: true,
+                rank: 0,
+            };
+        }
+        self.screen
+            .dnsbl(config, &rules.screen_sites, self.dns.as_ref(), ip)
+            .await
     }
 
     /// Runs the lists of `facts.stage`.

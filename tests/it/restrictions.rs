@@ -305,3 +305,56 @@ fn postgrey_greylists_through_check_policy_service() {
         "{down}"
     );
 }
+
+/// postscreen's weighted DNS list test before the greeting: listed
+/// clients get 550 at every RCPT (`enforce`), others pass and are
+/// remembered (`PASS NEW`, then `PASS OLD` without new lookups).
+#[test]
+fn postscreen_scores_dns_lists_and_caches_the_result() {
+    let dns = DnsServer::start(
+        &["test.", "zen.test.", "extra.test."],
+        vec![
+            Rr::A("5.0.0.127.zen.test.", Ipv4Addr::new(127, 0, 0, 2)),
+            Rr::A("5.0.0.127.extra.test.", Ipv4Addr::new(127, 0, 0, 2)),
+            Rr::A("2.0.0.127.extra.test.", Ipv4Addr::new(127, 0, 0, 2)),
+        ],
+    );
+    let server = Builder::default()
+        .top("mydestination = [\"ours.test\", \"localhost\"]\nmynetworks = [\"127.0.0.1/32\"]")
+        .smtp("greet_pause = \"0s\"")
+        .dns(&dns.config())
+        .mailauth("verify = false\ngenerate_keys = false")
+        .tail("[postscreen]\npostscreen_dnsbl_sites = [\"zen.test*2\", \"extra.test*1\"]\npostscreen_dnsbl_threshold = 3\n")
+        .start();
+    server.add_user("bob@ours.test", "bob-pw");
+    let rcpt = |source: Ipv4Addr| {
+        let mut c = Smtp::connect_from(server.port, source);
+        assert!(c.reply().starts_with("220"));
+        assert!(c.cmd("EHLO client.ok.test").starts_with("250"));
+        assert!(c.cmd("MAIL FROM:<a@ok.test>").starts_with("250"));
+        let reply = c.cmd("RCPT TO:<bob@ours.test>");
+        c.cmd("QUIT");
+        reply
+    };
+    // 2 + 1 reaches the threshold of 3.
+    let reply = rcpt(LISTED);
+    assert!(
+        reply.starts_with(
+            "550 5.7.1 Service unavailable; client [127.0.0.5] blocked using zen.test"
+        ),
+        "{reply}"
+    );
+    // Listed by one zone only (weight 1): passes.
+    assert!(rcpt(GOOD).starts_with("250"));
+    assert!(rcpt(GOOD).starts_with("250"));
+    let log = server.log();
+    assert!(log.contains("DNSBL rank 3 for [127.0.0.5]:"), "{log}");
+    assert!(log.contains("PASS NEW [127.0.0.2]:"), "{log}");
+    assert!(log.contains("PASS OLD [127.0.0.2]:"), "{log}");
+    // mynetworks is never screened.
+    let mut c = server.connect();
+    c.reply();
+    c.cmd("EHLO localhost");
+    c.cmd("MAIL FROM:<a@ok.test>");
+    assert!(c.cmd("RCPT TO:<bob@ours.test>").starts_with("250"));
+}

@@ -30,6 +30,8 @@ use tracing::Instrument;
 
 mod restrict;
 
+use crate::config::ScreenAction;
+use crate::policy::postscreen::Screened;
 use crate::policy::{MessageAction, PeerNames, Stage};
 
 /// Commands that move no mail before the session counts as abusive
@@ -168,6 +170,8 @@ struct Session {
     /// smtpd_delay_reject = false: the client restrictions' refusal,
     /// given to every command that would start mail.
     connect_refusal: Option<Reply>,
+    /// postscreen's DNS list verdict (`enforce`): every RCPT gets it.
+    screen_refusal: Option<Reply>,
 }
 
 impl Session {
@@ -203,6 +207,7 @@ impl Session {
             unauth_pipelining: false,
             message_size: 0,
             connect_refusal: None,
+            screen_refusal: None,
         }
     }
 
@@ -238,7 +243,7 @@ impl Session {
                 Ok(Ok(())) => {}
                 _ => return End::TlsFailed,
             }
-        } else if let Some(end) = self.pregreet_check().await {
+        } else if let Some(end) = self.postscreen().await {
             return end;
         }
         let greeting = Reply::plain(220, self.config.smtp.banner.clone());
@@ -268,34 +273,104 @@ impl Session {
         }
     }
 
-    /// Postfix 3.9 / postscreen: a client outside mynetworks that talks
-    /// before the greeting is not a real MTA; refuse it.
-    async fn pregreet_check(&mut self) -> Option<End> {
-        let pause = self.config.smtp.greet_pause.0;
-        if self.trusted || pause.is_zero() || self.mode != Mode::Mx {
+    /// postscreen(8) before the greeting, for clients outside mynetworks
+    /// on port 25: the pregreet test (a client that talks before the 220
+    /// is not a real MTA) and the DNS list score, run at the same time.
+    async fn postscreen(&mut self) -> Option<End> {
+        if self.trusted || self.mode != Mode::Mx {
             return None;
         }
-        let MaybeTls::Plain(tcp) = &self.stream else {
+        let policy = self.svc.policy.clone();
+        let ip = self.peer.ip();
+        if policy.rules().screen_allows(ip) {
             return None;
-        };
-        let mut probe = [0u8; 1];
-        match tokio::time::timeout(pause, tcp.peek(&mut probe)).await {
-            Err(_) => None, // quiet: a well-behaved client
-            Ok(Ok(0)) => Some(End::ClientClosed),
-            Ok(Ok(_)) => {
-                tracing::warn!(
-                    "PREGREET from {}: client talked before the greeting",
-                    self.client()
-                );
-                self.reply(Reply::new(
-                    554,
-                    "5.5.0",
-                    "Error: SMTP protocol synchronization",
-                ));
-                let _ = self.flush().await;
-                Some(End::ProtocolViolation)
+        }
+        let config = self.config.clone();
+        let screen = &config.postscreen;
+        let who = format!("[{ip}]:{}", self.peer.port());
+        let started = std::time::Instant::now();
+        let (dnsbl, early) = tokio::join!(policy.screen(screen, ip), self.pregreet_wait());
+        // A negative allowlist threshold lets well-scored clients (DNS
+        // allow lists) skip the pregreet test.
+        let allow = screen.postscreen_dnsbl_allowlist_threshold;
+        let allowlisted =
+            allow < 0 && matches!(dnsbl, Screened::Pass { rank, .. } if rank <= allow);
+        match early {
+            Err(end) => return Some(end),
+            Ok(Some(_)) if allowlisted => {
+                tracing::info!("PASS OLD {who} (allowlisted by DNS list score)");
             }
-            Ok(Err(e)) => Some(End::Io(e)),
+            Ok(Some(bytes)) => {
+                let shown: String = String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .flat_map(char::escape_default)
+                    .take(100)
+                    .collect();
+                tracing::warn!(
+                    "PREGREET {} after {:.2} from {who}: {shown}",
+                    bytes.len(),
+                    started.elapsed().as_secs_f64()
+                );
+                match screen.postscreen_greet_action {
+                    ScreenAction::Enforce => {
+                        self.reply(Reply::new(
+                            554,
+                            "5.5.0",
+                            "Error: SMTP protocol synchronization",
+                        ));
+                        let _ = self.flush().await;
+                        return Some(End::ProtocolViolation);
+                    }
+                    ScreenAction::Drop => {
+                        self.reply(Reply::new(521, "5.5.1", "Protocol error"));
+                        let _ = self.flush().await;
+                        return Some(End::ProtocolViolation);
+                    }
+                    ScreenAction::Ignore => {}
+                }
+            }
+            Ok(None) => {}
+        }
+        match dnsbl {
+            Screened::Listed { rank, sites } => {
+                tracing::info!("DNSBL rank {rank} for {who}");
+                let zone = sites.first().cloned().unwrap_or_default();
+                let text = format!("Service unavailable; client [{ip}] blocked using {zone}");
+                match screen.postscreen_dnsbl_action {
+                    ScreenAction::Enforce => {
+                        self.screen_refusal = Some(Reply::new(550, "5.7.1", text));
+                    }
+                    ScreenAction::Drop => {
+                        self.reply(Reply::new(521, "5.7.1", text));
+                        let _ = self.flush().await;
+                        return Some(End::PolicyDisconnect);
+                    }
+                    ScreenAction::Ignore => {}
+                }
+            }
+            Screened::Pass { cached, .. } if !screen.postscreen_dnsbl_sites.is_empty() => {
+                tracing::info!("PASS {} {who}", if cached { "OLD" } else { "NEW" });
+            }
+            Screened::Pass { .. } => {}
+        }
+        None
+    }
+
+    /// Waits `greet_pause` for a client that talks first; what it sent.
+    async fn pregreet_wait(&self) -> Result<Option<Vec<u8>>, End> {
+        let pause = self.config.smtp.greet_pause.0;
+        let MaybeTls::Plain(tcp) = &self.stream else {
+            return Ok(None);
+        };
+        if pause.is_zero() {
+            return Ok(None);
+        }
+        let mut probe = [0u8; 64];
+        match tokio::time::timeout(pause, tcp.peek(&mut probe)).await {
+            Err(_) => Ok(None), // quiet: a well-behaved client
+            Ok(Ok(0)) => Err(End::ClientClosed),
+            Ok(Ok(n)) => Ok(Some(probe.get(..n).unwrap_or_default().to_vec())),
+            Ok(Err(e)) => Err(End::Io(e)),
         }
     }
 
@@ -662,6 +737,10 @@ impl Session {
             .mailauth
             .srs_reverse(address.local(), address.domain().unwrap_or(""));
         let text = address.to_string();
+        if let Some(reply) = self.screen_refusal.clone() {
+            self.reject("RCPT", None, Some(&text), reply);
+            return false;
+        }
         let local = srs.is_some() || resolver.is_local_domain(&address);
         let outcome = self.restrict(Stage::Rcpt, Some(&text), local).await;
         if let Some(reply) = outcome.refusal {
