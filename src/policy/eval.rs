@@ -376,7 +376,7 @@ impl<'a> Evaluation<'a> {
                     Ok(true) => Said::Dunno,
                     Ok(false) => Said::Reject(Reply::new(
                         s.unknown_hostname_reject_code,
-                        class_status(s.unknown_hostname_reject_code, "7.1"),
+                        &class_status(s.unknown_hostname_reject_code, "7.1"),
                         text,
                     )),
                     Err(_) => Said::Defer(Reply::new(450, "4.7.1", text)),
@@ -431,28 +431,12 @@ impl<'a> Evaluation<'a> {
                 let result = site.check_domain(self.dns, f.helo).await;
                 self.rbl(site, result, &format!("Helo command [{}]", f.helo))
             }
-            Restriction::RejectRhsblSender(site) => match f.sender.and_then(domain_of) {
-                Some(domain) => {
-                    let result = site.check_domain(self.dns, domain).await;
-                    self.rbl(
-                        site,
-                        result,
-                        &format!("Sender address [{}]", f.sender.unwrap_or_default()),
-                    )
-                }
-                None => Said::Dunno,
-            },
-            Restriction::RejectRhsblRecipient(site) => match f.recipient.and_then(domain_of) {
-                Some(domain) => {
-                    let result = site.check_domain(self.dns, domain).await;
-                    self.rbl(
-                        site,
-                        result,
-                        &format!("Recipient address [{}]", f.recipient.unwrap_or_default()),
-                    )
-                }
-                None => Said::Dunno,
-            },
+            Restriction::RejectRhsblSender(site) => {
+                self.rhsbl_address(site, f.sender, "Sender").await
+            }
+            Restriction::RejectRhsblRecipient(site) => {
+                self.rhsbl_address(site, f.recipient, "Recipient").await
+            }
             // Table restrictions inside a table result were refused when
             // the table was read; the rest did not apply.
             _ => Said::Dunno,
@@ -497,12 +481,12 @@ impl<'a> Evaluation<'a> {
             Ok(MxAnswer::NoMx) => match self.dns.addresses(domain).await {
                 Ok(a) if !a.is_empty() => Said::Dunno,
                 Ok(_) | Err(DnsError::NoSuchDomain) => {
-                    Said::Reject(Reply::new(code, class_status(code, detail), text))
+                    Said::Reject(Reply::new(code, &class_status(code, detail), text))
                 }
                 Err(DnsError::Temporary(_)) => self.tempfail(text, detail),
             },
             Err(DnsError::NoSuchDomain) => {
-                Said::Reject(Reply::new(code, class_status(code, detail), text))
+                Said::Reject(Reply::new(code, &class_status(code, detail), text))
             }
             Err(DnsError::Temporary(_)) => self.tempfail(text, detail),
         }
@@ -522,7 +506,17 @@ impl<'a> Evaluation<'a> {
         if f.names.tempfail {
             return self.tempfail(text, "7.25");
         }
-        Said::Reject(Reply::new(code, class_status(code, "7.25"), text))
+        Said::Reject(Reply::new(code, &class_status(code, "7.25"), text))
+    }
+
+    /// reject_rhsbl_sender / _recipient: the address's domain in a list.
+    async fn rhsbl_address(&self, site: &Site, address: Option<&str>, who: &str) -> Said {
+        let Some(domain) = address.and_then(domain_of) else {
+            return Said::Dunno;
+        };
+        let result = site.check_domain(self.dns, domain).await;
+        let what = format!("{who} address [{}]", address.unwrap_or_default());
+        self.rbl(site, result, &what)
     }
 
     fn rbl(
@@ -534,9 +528,10 @@ impl<'a> Evaluation<'a> {
         match result {
             Ok(Some(listed)) => {
                 let reason = listed.reason.map(|r| format!("; {r}")).unwrap_or_default();
+                let code = self.settings().maps_rbl_reject_code;
                 Said::Reject(Reply::new(
-                    self.settings().maps_rbl_reject_code,
-                    "5.7.1",
+                    code,
+                    &class_status(code, "7.1"),
                     format!(
                         "Service unavailable; {what} blocked using {}{reason}",
                         site.zone
@@ -554,18 +549,11 @@ impl<'a> Evaluation<'a> {
 }
 
 /// `4.x.y` or `5.x.y` to go with `code`.
-fn class_status(code: u16, detail: &str) -> &'static str {
-    // Reply::new takes &str; the few combinations we use, spelled out.
-    match (code >= 500, detail) {
-        (true, "1.8") => "5.1.8",
-        (false, "1.8") => "4.1.8",
-        (true, "1.2") => "5.1.2",
-        (false, "1.2") => "4.1.2",
-        (true, "7.25") => "5.7.25",
-        (false, "7.25") => "4.7.25",
-        (true, _) => "5.7.1",
-        (false, _) => "4.7.1",
-    }
+/// The enhanced status for a reply code: the class follows the code
+/// (a 450 gets 4.x.y, a 550 5.x.y), the detail follows the check.
+fn class_status(code: u16, detail: &str) -> String {
+    let class = if code >= 500 { 5 } else { 4 };
+    format!("{class}.{detail}")
 }
 
 fn domain_of(address: &str) -> Option<&str> {

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 /// Bound on the server's answer.
 const MAX_RESPONSE: usize = 8192;
@@ -91,12 +91,11 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     request: &[u8],
 ) -> Result<String, String> {
-    let mut stream = BufReader::new(stream);
-    stream
-        .get_mut()
-        .write_all(request)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut stream = stream;
+    stream.write_all(request).await.map_err(|e| e.to_string())?;
+    // One byte past the bound, so an over-long answer is told from one
+    // that ends exactly there; read_line cannot grow past it.
+    let mut stream = BufReader::new(stream.take(MAX_RESPONSE as u64 + 1));
     let mut action = None;
     let mut total = 0;
     loop {
