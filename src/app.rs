@@ -156,7 +156,11 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         anyhow::anyhow!("bad restrictions: {}", text.join("; "))
     })?;
-    let policy = Arc::new(crate::policy::Policy::new(rules, dns.clone()));
+    let policy = Arc::new(crate::policy::Policy::new(
+        rules,
+        dns.clone(),
+        &config.data_dir.join(GREYLIST_FILE),
+    ));
     let relay = Arc::new(RelayAgent::new(shared_config.clone(), dns));
     let qmgr = Arc::new(Qmgr {
         relay,
@@ -186,6 +190,11 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         spool.clone(),
         back_stop.clone(),
     ));
+    back.spawn(save_greylist(
+        policy.clone(),
+        shared_config.clone(),
+        back_stop.clone(),
+    ));
     back.spawn(prune_delivery_records(
         store.clone(),
         shared_config.clone(),
@@ -199,11 +208,20 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         back_stop.clone(),
     ));
 
-    let auth = Arc::new(Authenticator::new(store.clone(), resolver.clone()));
+    // One set of counters for every service: failed logins on IMAP count
+    // against SMTP AUTH from the same address too.
+    let rates = Arc::new(crate::net::anvil::Rates::default());
+    let auth = Arc::new(Authenticator::new(
+        store.clone(),
+        resolver.clone(),
+        rates.clone(),
+        shared_config.clone(),
+    ));
     let smtp = Arc::new(SmtpService {
         auth: auth.clone(),
         mailauth: mailauth.clone(),
         policy: policy.clone(),
+        rates: rates.clone(),
         config: shared_config.clone(),
         resolver: resolver.clone(),
         store: store.clone(),
@@ -411,6 +429,38 @@ async fn checkpoints(journal: Arc<Journal>, spool: Arc<Spool>, stop: Cancellatio
 
 /// Hourly, forget delivery records (the store's duplicate guard) older
 /// than any message can stay queued, so that table does not grow for ever.
+/// The greylisting table, under `data_dir`.
+const GREYLIST_FILE: &str = "greylist.tsv";
+
+/// Writes the greylisting table every `save_interval`, and once more at
+/// shutdown.
+async fn save_greylist(
+    policy: Arc<crate::policy::Policy>,
+    config: Arc<Live<Config>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let interval = config.get().greylist.save_interval.0;
+        let last = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            _ = stop.cancelled() => true,
+        };
+        let settings = config.get().greylist.clone();
+        let policy = policy.clone();
+        let now = crate::rfc5322::now_unix().max(0) as u64;
+        let saved =
+            tokio::task::spawn_blocking(move || policy.greylist().save(&settings, now)).await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("greylist: cannot save the table: {e}"),
+            Err(_) => tracing::warn!("greylist: the save task failed"),
+        }
+        if last {
+            return;
+        }
+    }
+}
+
 async fn prune_delivery_records(
     store: Arc<dyn MailStore>,
     config: Arc<Live<Config>>,

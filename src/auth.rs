@@ -5,7 +5,9 @@
 //! auth_failure_delay, Postfix's anvil rates), so guessing is slow.
 
 use crate::address::Address;
+use crate::config::Config;
 use crate::live::Live;
+use crate::net::anvil::{Event, Rates};
 use crate::rewrite::Resolver;
 use crate::store::MailStore;
 use std::collections::HashMap;
@@ -45,6 +47,10 @@ pub enum AuthError {
     Failed,
     #[error("temporary authentication failure")]
     Temporary,
+    /// More failed logins from this address in this unit than
+    /// `anvil.auth_failure_rate_limit`: refused without a check.
+    #[error("too many failed logins from this address")]
+    TooMany,
 }
 
 pub struct Authenticator {
@@ -59,19 +65,29 @@ pub struct Authenticator {
     /// Argon2id needs 19 MiB and ~30 ms of CPU per check: a bound keeps a
     /// flood of pre-auth logins from taking all memory and threads.
     verifying: tokio::sync::Semaphore,
+    /// Failed logins per unit, shared with the SMTP rate limits.
+    rates: Arc<Rates>,
+    config: Arc<Live<Config>>,
 }
 
 /// Password checks running at once (one per core is plenty).
 const PARALLEL_VERIFICATIONS: usize = 2;
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn MailStore>, resolver: Arc<Live<Resolver>>) -> Self {
+    pub fn new(
+        store: Arc<dyn MailStore>,
+        resolver: Arc<Live<Resolver>>,
+        rates: Arc<Rates>,
+        config: Arc<Live<Config>>,
+    ) -> Self {
         Authenticator {
             store,
             resolver,
             failures: Mutex::new(HashMap::new()),
             lockouts: Mutex::new(HashMap::new()),
             verifying: tokio::sync::Semaphore::new(PARALLEL_VERIFICATIONS),
+            rates,
+            config,
         }
     }
 
@@ -97,6 +113,12 @@ impl Authenticator {
                 .collect::<String>()
                 .to_lowercase()
         });
+        let anvil = self.config.get().anvil.clone();
+        let (limit, unit) = (anvil.auth_failure_rate_limit, anvil.anvil_rate_time_unit.0);
+        let failed = self.rates.peek(Event::AuthFailure, address, unit);
+        if limit > 0 && failed >= limit {
+            return Err(AuthError::TooMany);
+        }
         if self.locked_out(client, &login_key) {
             tracing::debug!(client = %address, "login refused unchecked: too many failures for {login:?}");
             return Err(AuthError::Failed);
@@ -140,6 +162,7 @@ impl Authenticator {
                 Ok(name)
             }
             _ => {
+                self.rates.count(Event::AuthFailure, address, unit);
                 let delay = self.record_failure(client, &login_key);
                 // The protocols write the lines fail2ban reads (Postfix's
                 // and Dovecot's wording); this one is for debugging.
@@ -242,17 +265,9 @@ impl Authenticator {
     }
 }
 
-/// The address penalties are counted for: an IPv6 client by its /64 (one
-/// host usually has the whole prefix, so per-address counting would give
-/// it 2^64 fresh starts), IPv4 as it is.
+/// The address penalties are counted for (an IPv6 /64 is one client).
 fn penalty_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(std::net::Ipv6Addr::from(bits))
-        }
-        v4 => v4,
-    }
+    crate::net::anvil::client_key(ip)
 }
 
 /// When a table is full even of recent entries, the half with the fewest

@@ -6,7 +6,9 @@
 //! main.cf; [`Config::load`] expands them once, so the rest of the server
 //! only sees final values.
 
+mod anvil;
 mod checks;
+mod greylist;
 mod mailauth;
 pub mod net;
 mod parse;
@@ -14,7 +16,9 @@ mod postscreen;
 mod restrictions;
 mod units;
 
+pub use anvil::Anvil;
 pub use checks::Checks;
+pub use greylist::Greylist;
 pub use mailauth::{DmarcPolicy, MailAuth, SpfFail, Temperror};
 pub use net::Cidr;
 pub use postscreen::{Postscreen, ScreenAction};
@@ -66,6 +70,8 @@ pub struct Config {
     pub restrictions: Restrictions,
     pub checks: Checks,
     pub postscreen: Postscreen,
+    pub greylist: Greylist,
+    pub anvil: Anvil,
     pub store: Store,
     pub log: Log,
 }
@@ -393,6 +399,8 @@ impl Default for Config {
             restrictions: Restrictions::default(),
             checks: Checks::default(),
             postscreen: Postscreen::default(),
+            greylist: Greylist::default(),
+            anvil: Anvil::default(),
             store: Store::default(),
             log: Log::default(),
         }
@@ -586,6 +594,31 @@ impl Config {
             if let Err(e) = net.parse::<Cidr>() {
                 bad("mynetworks", e);
             }
+        }
+        for net in &self.anvil.smtpd_client_event_limit_exceptions {
+            if let Err(e) = net.parse::<Cidr>() {
+                bad("anvil.smtpd_client_event_limit_exceptions", e);
+            }
+        }
+        if self.anvil.anvil_rate_time_unit.0.is_zero() {
+            bad("anvil.anvil_rate_time_unit", "must be above 0".into());
+        }
+        for net in &self.greylist.allow_clients {
+            if let Err(e) = net.parse::<Cidr>() {
+                bad("greylist.allow_clients", e);
+            }
+        }
+        if !(8..=32).contains(&self.greylist.ipv4_prefix) {
+            bad("greylist.ipv4_prefix", "must be between 8 and 32".into());
+        }
+        if !(16..=128).contains(&self.greylist.ipv6_prefix) {
+            bad("greylist.ipv6_prefix", "must be between 16 and 128".into());
+        }
+        if self.greylist.max_entries == 0 {
+            bad("greylist.max_entries", "must be above 0".into());
+        }
+        if self.greylist.save_interval.0.is_zero() {
+            bad("greylist.save_interval", "must be above 0".into());
         }
         let listens = [
             ("smtp.listen", &self.smtp.listen),

@@ -687,6 +687,17 @@ impl Session {
                 Some("UNAVAILABLE"),
                 "Temporary authentication failure".into(),
             )),
+            Err(crate::auth::AuthError::TooMany) => {
+                tracing::warn!(
+                    "AUTH failure rate limit exceeded: {} from [{}] for service imap",
+                    self.config.anvil.auth_failure_rate_limit,
+                    self.peer.ip()
+                );
+                Err(CmdError::No(
+                    Some("UNAVAILABLE"),
+                    "Too many failed logins from your address, try again later".into(),
+                ))
+            }
         }
     }
 

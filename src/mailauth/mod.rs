@@ -23,7 +23,7 @@ use crate::live::Live;
 use mail_auth::MessageAuthenticator;
 use std::sync::Arc;
 
-pub use verify::{Disposition, Inbound, Verdict};
+pub use verify::{Disposition, Inbound, Results, Verdict};
 
 /// The shared mail-authentication service.
 pub struct MailAuth {

@@ -59,6 +59,38 @@ pub struct Verdict {
     pub disposition: Disposition,
     /// `spf=pass dkim=pass dmarc=pass` for the log line.
     pub summary: String,
+    /// The same results as data, for greylisting and the spam filter.
+    pub results: Results,
+}
+
+/// What each check said, as the later policies read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Results {
+    /// The MAIL FROM result (`pass`, `fail`, `softfail`, ...; `none`).
+    pub spf: &'static str,
+    /// The domain SPF checked (MAIL FROM's, or HELO's for the null sender).
+    pub spf_domain: String,
+    /// `d=` of every signature that passed.
+    pub dkim_pass: Vec<String>,
+    /// Some signature failed (not merely absent).
+    pub dkim_fail: bool,
+    pub arc: &'static str,
+    /// `none` also when the From: domain publishes no policy.
+    pub dmarc: &'static str,
+}
+
+impl Results {
+    /// Whether `domain` (or a parent of it) is vouched for by an SPF pass
+    /// or a passing DKIM signature.
+    pub fn vouches_for(&self, domain: &str) -> bool {
+        let under = |d: &str| {
+            domain.eq_ignore_ascii_case(d)
+                || domain.len() > d.len()
+                    && domain.as_bytes().get(domain.len() - d.len() - 1) == Some(&b'.')
+                    && domain[domain.len() - d.len()..].eq_ignore_ascii_case(d)
+        };
+        (self.spf == "pass" && under(&self.spf_domain)) || self.dkim_pass.iter().any(|d| under(d))
+    }
 }
 
 /// Every result of one message, before the policy reads them.
@@ -84,6 +116,7 @@ impl MailAuth {
                 header: format!("Authentication-Results: {authserv_id}; none\r\n"),
                 disposition: Disposition::Deliver,
                 summary: "none (unparsable header)".into(),
+                results: Results::default(),
             };
         };
         let limit = config.max_dkim_signatures;
@@ -109,6 +142,10 @@ impl MailAuth {
                 header,
                 disposition,
                 summary: "dmarc=temperror (DNS budget)".into(),
+                results: Results {
+                    dmarc: "temperror",
+                    ..Results::default()
+                },
             };
         };
         let header = checks.header(&authserv_id, inbound, &message);
@@ -118,6 +155,7 @@ impl MailAuth {
             header,
             disposition,
             summary: checks.summary(),
+            results: checks.results_data(inbound),
         }
     }
 
@@ -301,6 +339,40 @@ impl Checks<'_> {
         spf || dkim
     }
 
+    fn results_data(&self, inbound: Inbound<'_>) -> Results {
+        let spf_domain = match inbound.sender.rsplit_once('@') {
+            Some((_, domain)) => domain,
+            None => inbound.helo,
+        };
+        Results {
+            spf: spf_word(self.spf_mail_from.result()),
+            spf_domain: spf_domain.to_ascii_lowercase(),
+            dkim_pass: self
+                .dkim
+                .iter()
+                .filter(|d| matches!(d.result(), DkimResult::Pass))
+                .filter_map(|d| d.signature().map(|s| s.d.to_ascii_lowercase()))
+                .collect(),
+            dkim_fail: self
+                .dkim
+                .iter()
+                .any(|d| matches!(d.result(), DkimResult::Fail(_))),
+            arc: dkim_word(self.arc.result()),
+            dmarc: self.dmarc_word(),
+        }
+    }
+
+    fn dmarc_word(&self) -> &'static str {
+        match self.dmarc.result() {
+            _ if self.dmarc.domain().is_empty() => "none",
+            DmarcResult::Pass => "pass",
+            DmarcResult::Fail(_) => "fail",
+            DmarcResult::TempError(_) => "temperror",
+            DmarcResult::PermError(_) => "permerror",
+            DmarcResult::None => "none",
+        }
+    }
+
     fn summary(&self) -> String {
         let dkim = if self.dkim.is_empty() {
             "none".to_string()
@@ -311,14 +383,7 @@ impl Checks<'_> {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let dmarc = match self.dmarc.result() {
-            _ if self.dmarc.domain().is_empty() => "none",
-            DmarcResult::Pass => "pass",
-            DmarcResult::Fail(_) => "fail",
-            DmarcResult::TempError(_) => "temperror",
-            DmarcResult::PermError(_) => "permerror",
-            DmarcResult::None => "none",
-        };
+        let dmarc = self.dmarc_word();
         format!(
             "spf={} dkim={dkim} arc={} dmarc={dmarc}",
             spf_word(self.spf_mail_from.result()),

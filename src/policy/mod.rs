@@ -7,11 +7,13 @@
 //! Rooms: `restriction` (the lists as data), `access` (access(5) tables:
 //! keys and results), `dnsbl` (DNS lists), `service` (the policy
 //! delegation protocol, for postgrey and friends), `peer` (the client's
-//! reverse DNS), `eval` (the evaluation).
+//! reverse DNS), `eval` (the evaluation), `greylist` (postgrey's
+//! triplets, after the lists have permitted a recipient).
 
 pub mod access;
 pub mod dnsbl;
 mod eval;
+pub mod greylist;
 pub mod peer;
 pub mod postscreen;
 pub mod restriction;
@@ -210,15 +212,22 @@ pub struct Policy {
     rules: Live<Rules>,
     dns: Arc<dyn Resolver>,
     screen: postscreen::Postscreen,
+    greylist: greylist::Greylist,
 }
 
 impl Policy {
-    pub fn new(rules: Rules, dns: Arc<dyn Resolver>) -> Self {
+    /// `greylist_path`: where the greylisting table is kept.
+    pub fn new(rules: Rules, dns: Arc<dyn Resolver>, greylist_path: &std::path::Path) -> Self {
         Policy {
             rules: Live::new(rules),
             dns,
             screen: postscreen::Postscreen::default(),
+            greylist: greylist::Greylist::open(greylist_path),
         }
+    }
+
+    pub fn greylist(&self) -> &greylist::Greylist {
+        &self.greylist
     }
 
     /// New rules for checks that start after this (SIGHUP).

@@ -719,6 +719,18 @@ impl Session {
                 ));
                 return Ok(());
             }
+            Err(crate::auth::AuthError::TooMany) => {
+                tracing::warn!(
+                    "AUTH failure rate limit exceeded: {} from [{}] for service pop3",
+                    self.config.anvil.auth_failure_rate_limit,
+                    self.peer.ip()
+                );
+                self.reply(Reply::err_code(
+                    Code::SysTemp,
+                    "Too many failed logins from your address, try again later",
+                ));
+                return Ok(());
+            }
         };
         let Some(lock) = MaildropLock::acquire(&self.svc.store, &account) else {
             tracing::info!("login: user=<{account}>, method={method}: maildrop in use");

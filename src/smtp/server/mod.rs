@@ -51,6 +51,8 @@ pub struct SmtpService {
     pub mailauth: Arc<crate::mailauth::MailAuth>,
     /// The restriction lists (smtpd_*_restrictions) and the client's DNS.
     pub policy: Arc<crate::policy::Policy>,
+    /// anvil's rate counters, shared with IMAP and POP3 (failed logins).
+    pub rates: Arc<crate::net::anvil::Rates>,
     /// Cancelled on SIGTERM: idle sessions answer 421 and close; sessions
     /// in a transaction finish it first.
     pub shutdown: CancellationToken,

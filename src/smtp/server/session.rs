@@ -28,9 +28,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::Instrument;
 
+mod greylisting;
+mod rates;
 mod restrict;
 
 use crate::config::ScreenAction;
+use crate::net::anvil::Event;
 use crate::policy::postscreen::Screened;
 use crate::policy::{MessageAction, PeerNames, Stage};
 
@@ -137,6 +140,18 @@ struct Transaction {
     actions: Vec<MessageAction>,
     /// A restriction said DISCARD: accept and drop.
     discard: Option<String>,
+    /// Recipients whose greylisting waits for SPF/DKIM at end of DATA.
+    greylist_later: Vec<String>,
+}
+
+/// A message after SPF, DKIM, ARC and DMARC.
+struct Authenticated {
+    /// With our Authentication-Results on top.
+    message: Vec<u8>,
+    /// DMARC says quarantine.
+    junk: bool,
+    /// `None` when nothing was checked (submission, mynetworks, `verify` off).
+    results: Option<crate::mailauth::Results>,
 }
 
 struct Session {
@@ -245,6 +260,11 @@ impl Session {
             }
         } else if let Some(end) = self.postscreen().await {
             return end;
+        }
+        if let Some(reply) = self.rate_refusal(Event::Connection) {
+            self.reply(reply);
+            let _ = self.flush().await;
+            return End::PolicyDisconnect;
         }
         let greeting = Reply::plain(220, self.config.smtp.banner.clone());
         self.reply(greeting);
@@ -636,6 +656,12 @@ impl Session {
             self.reject("MAIL", Some(&sender_text(&mail)), None, reply);
             return;
         }
+        if self.tx.is_none()
+            && let Some(reply) = self.rate_refusal(Event::Message)
+        {
+            self.reject("MAIL", Some(&sender_text(&mail)), None, reply);
+            return;
+        }
         if self.config.restrictions.smtpd_helo_required && self.helo.is_none() {
             self.error(Reply::new(503, "5.5.1", "Error: send HELO/EHLO first"));
             return;
@@ -691,6 +717,7 @@ impl Session {
             bdat: None,
             actions: Vec::new(),
             discard: None,
+            greylist_later: Vec::new(),
         });
         if !self.config.restrictions.smtpd_delay_reject {
             let outcome = self.restrict(Stage::Mail, None, false).await;
@@ -722,6 +749,10 @@ impl Session {
             self.error(Reply::new(503, "5.5.1", "Error: RCPT after BDAT"));
             return false;
         }
+        if let Some(reply) = self.rate_refusal(Event::Recipient) {
+            self.reject("RCPT", None, Some(&rcpt.recipient.to_string()), reply);
+            return false;
+        }
         let smtputf8 = tx.mail.smtputf8;
         let resolver = self.svc.resolver.get();
         let address = resolver.canonical(rcpt.recipient);
@@ -750,7 +781,7 @@ impl Session {
         }
         let (address, original) = match srs {
             Some(Ok(target)) => match Address::parse(&target) {
-                Ok(target) => (target, text),
+                Ok(target) => (target, text.clone()),
                 Err(_) => {
                     let reply =
                         Reply::new(550, "5.1.1", format!("<{address}>: invalid SRS address"));
@@ -775,6 +806,25 @@ impl Session {
                 (address, String::new())
             }
         };
+        // Greylisting last, as postgrey behind smtpd_recipient_restrictions:
+        // only a recipient that would otherwise be accepted starts a triplet.
+        let sender = self
+            .tx
+            .as_ref()
+            .map(|tx| tx.sender.clone())
+            .unwrap_or_default();
+        match self.greylist_rcpt(&sender, &text, local) {
+            greylisting::AtRcpt::Go => {}
+            greylisting::AtRcpt::Later => {
+                if let Some(tx) = &mut self.tx {
+                    tx.greylist_later.push(text.clone());
+                }
+            }
+            greylisting::AtRcpt::Refuse(reply) => {
+                self.reject("RCPT", None, Some(&text), reply);
+                return false;
+            }
+        }
         // Only an accepted recipient's actions count (Postfix keeps those
         // of every RCPT that was not refused).
         self.keep_actions(outcome);
@@ -1022,6 +1072,11 @@ impl Session {
             Err(AuthError::Temporary) => {
                 self.error(Reply::new(454, "4.7.0", "Temporary authentication failure"));
             }
+            Err(AuthError::TooMany) => {
+                let reply = self.auth_rate_refusal();
+                self.reply(reply);
+                return Err(End::PolicyDisconnect);
+            }
         }
         Ok(())
     }
@@ -1070,9 +1125,14 @@ impl Session {
         &mut self,
         sender: &str,
         message: Vec<u8>,
-    ) -> Result<(Vec<u8>, bool), Reply> {
+    ) -> Result<Authenticated, Reply> {
+        let unchecked = |message| Authenticated {
+            message,
+            junk: false,
+            results: None,
+        };
         if self.mode != Mode::Mx || self.trusted || self.account.is_some() {
-            return Ok((message, false));
+            return Ok(unchecked(message));
         }
         let mailauth = self.svc.mailauth.clone();
         let verdict = if self.config.mailauth.verify {
@@ -1093,7 +1153,7 @@ impl Session {
         let authserv_id = mailauth.authserv_id();
         let message = headers::remove_our_results(&message, &authserv_id).unwrap_or(message);
         let Some(verdict) = verdict else {
-            return Ok((message, false));
+            return Ok(unchecked(message));
         };
         tracing::info!("{}: {} from=<{sender}>", self.client(), verdict.summary);
         let junk = match verdict.disposition {
@@ -1107,7 +1167,11 @@ impl Session {
         let mut out = Vec::with_capacity(verdict.header.len() + message.len());
         out.extend_from_slice(verdict.header.as_bytes());
         out.extend_from_slice(&message);
-        Ok((out, junk))
+        Ok(Authenticated {
+            message: out,
+            junk,
+            results: Some(verdict.results),
+        })
     }
 
     /// Checks common to DATA and BDAT; `Some(reply)` refuses.
@@ -1255,13 +1319,20 @@ impl Session {
             self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
             return;
         }
-        let (mut message, quarantine) = match self.authenticate(&tx.sender, message).await {
+        let checked = match self.authenticate(&tx.sender, message).await {
             Ok(checked) => checked,
             Err(reply) => {
                 self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
                 return;
             }
         };
+        if let Some(reply) =
+            self.greylist_end_of_data(&tx.sender, &tx.greylist_later, checked.results.as_ref())
+        {
+            self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
+            return;
+        }
+        let (mut message, quarantine) = (checked.message, checked.junk);
         if let Some(reason) = &tx.discard {
             // DISCARD: the client is told it was delivered (access(5)).
             tracing::info!(
