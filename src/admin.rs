@@ -25,6 +25,21 @@ pub fn run_store_op(config: &Config, op: &StoreOp) -> anyhow::Result<Vec<u8>> {
     op.execute(store.as_ref()).map_err(|e| anyhow!(e))
 }
 
+/// Runs a `merpati spam` operation via the daemon (whose caches must see
+/// it), or locally when it is stopped.
+pub fn run_spam_op(config: &Config, op: &crate::spam::admin::SpamOp) -> anyhow::Result<Vec<u8>> {
+    let socket = config.run_dir().join(control::SOCKET);
+    if let Some(answer) =
+        control::request_words(&socket, &op.to_words()).context("control socket")?
+    {
+        return answer.map_err(|e| anyhow!(e));
+    }
+    let store = app::open_store(config)?;
+    let filter = crate::spam::SpamFilter::new(store.clone(), &config.data_dir);
+    op.execute(store.as_ref(), &filter, &config.spam)
+        .map_err(|e| anyhow!(e))
+}
+
 fn resolver(config: &Config) -> Resolver {
     Resolver::new(config, Aliases::default())
 }

@@ -178,10 +178,16 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     // The control socket lives exactly as long as the queue manager: while
     // it answers, admin commands ask it before touching `active`.
     let control_path = config.run_dir().join(control::SOCKET);
+    let spam = Arc::new(crate::spam::SpamFilter::new(
+        store.clone(),
+        &config.data_dir,
+    ));
     let control_context = Arc::new(control::Context {
         store: store.clone(),
         spool: spool.clone(),
         active: active_set.clone(),
+        spam: spam.clone(),
+        config: shared_config.clone(),
     });
     control::serve(&control_path, control_context, back_stop.clone(), &back)?;
     back.spawn(qmgr.run(back_stop.clone(), back.clone()));
@@ -222,6 +228,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         mailauth: mailauth.clone(),
         policy: policy.clone(),
         rates: rates.clone(),
+        spam: spam.clone(),
         config: shared_config.clone(),
         resolver: resolver.clone(),
         store: store.clone(),
@@ -237,6 +244,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         tls: tls_live.clone(),
         shutdown: front_stop.clone(),
         user_ip: Default::default(),
+        spam,
     });
     let pop3 = Arc::new(Pop3Service {
         config: shared_config.clone(),

@@ -273,6 +273,10 @@ pub struct Context {
     pub store: Arc<dyn MailStore>,
     pub spool: Arc<Spool>,
     pub active: Arc<ActiveSet>,
+    /// The daemon's spam filter: `merpati spam` goes through it so that
+    /// its caches stay true.
+    pub spam: Arc<crate::spam::SpamFilter>,
+    pub config: Arc<crate::live::Live<crate::config::Config>>,
 }
 
 impl Context {
@@ -280,8 +284,18 @@ impl Context {
         if let Some(request) = QueueRequest::from_words(words) {
             return request.execute(&self.spool, &self.active);
         }
+        if let Some(op) = crate::spam::admin::SpamOp::from_words(words) {
+            let settings = self.config.get().spam.clone();
+            return op.execute(self.store.as_ref(), &self.spam, &settings);
+        }
         match StoreOp::from_words(words) {
-            Some(op) => op.execute(self.store.as_ref()),
+            Some(op) => {
+                let done = op.execute(self.store.as_ref());
+                if let StoreOp::DeleteUser { account } = &op {
+                    self.spam.forget(account);
+                }
+                done
+            }
             None => Err("malformed control request".to_string()),
         }
     }

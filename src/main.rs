@@ -53,6 +53,9 @@ enum Command {
     /// Make, publish and rotate DKIM keys.
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// Train the spam filter and edit a user's allow and block lists.
+    #[command(subcommand)]
+    Spam(SpamCommand),
     /// Validate the aliases file and make a running daemon reload it.
     Newaliases,
     /// Same as `queue list`.
@@ -81,6 +84,32 @@ enum DkimCommand {
     Activate { domain: String, selector: String },
     /// Delete a key that no longer signs.
     Retire { domain: String, selector: String },
+}
+
+#[derive(Subcommand)]
+enum SpamCommand {
+    /// Learn every message of a mailbox as spam or as ham for the user.
+    Train {
+        /// Learn them as spam.
+        #[arg(long, conflicts_with = "ham", required_unless_present = "ham")]
+        spam: bool,
+        /// Learn them as ham (wanted mail).
+        #[arg(long)]
+        ham: bool,
+        /// The account's address.
+        address: String,
+        /// The mailbox (default: Junk with --spam, INBOX with --ham).
+        mailbox: Option<String>,
+    },
+    /// Never treat mail from ENTRY (an address or a domain) as spam, when
+    /// SPF or DKIM vouch for it.
+    Allow { address: String, entry: String },
+    /// Always treat mail from ENTRY (an address or a domain) as spam.
+    Block { address: String, entry: String },
+    /// Take ENTRY off the user's allow or block list.
+    Unlist { address: String, entry: String },
+    /// What the filter has learnt for the user, and the user's lists.
+    Show { address: String },
 }
 
 #[derive(Subcommand)]
@@ -276,6 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Store(StoreCommand::Check) => admin::store_check(&config),
         Command::Dkim(cmd) => dkim(&config, cmd),
+        Command::Spam(cmd) => spam(&config, cmd),
         Command::Newaliases => admin::newaliases(&config),
         Command::Mailq => admin::queue_list(&config),
     }
@@ -317,6 +347,42 @@ fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
         },
     };
     admin::print_bytes(&admin::run_store_op(config, &op)?)
+}
+
+fn spam(config: &Config, cmd: SpamCommand) -> anyhow::Result<()> {
+    use merpati::spam::admin::SpamOp;
+    use merpati::spam::lists::Which;
+    let account = |address: &str| admin::account_of(config, address);
+    let op = match cmd {
+        SpamCommand::Train {
+            spam,
+            ham: _,
+            address,
+            mailbox,
+        } => SpamOp::Train {
+            account: account(&address)?,
+            mailbox: mailbox.unwrap_or_else(|| if spam { "Junk" } else { "INBOX" }.into()),
+            spam,
+        },
+        SpamCommand::Allow { address, entry } => SpamOp::List {
+            account: account(&address)?,
+            which: Which::Allow,
+            entry,
+        },
+        SpamCommand::Block { address, entry } => SpamOp::List {
+            account: account(&address)?,
+            which: Which::Block,
+            entry,
+        },
+        SpamCommand::Unlist { address, entry } => SpamOp::Unlist {
+            account: account(&address)?,
+            entry,
+        },
+        SpamCommand::Show { address } => SpamOp::Show {
+            account: account(&address)?,
+        },
+    };
+    admin::print_bytes(&admin::run_spam_op(config, &op)?)
 }
 
 fn mailbox(config: &Config, cmd: MailboxCommand) -> anyhow::Result<()> {

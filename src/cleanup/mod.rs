@@ -43,6 +43,8 @@ pub struct Submission {
     pub hold: Option<String>,
     /// Run `[checks]` (header/body checks) on it: mail from SMTP clients.
     pub content_checks: bool,
+    /// The spam filter's verdicts, per recipient.
+    pub spam: Vec<crate::queue::file::SpamMark>,
 }
 
 /// Who handed us the message, for the Received: line.
@@ -174,6 +176,7 @@ impl Cleanup {
             smtputf8: submission.smtputf8,
             quarantine: submission.quarantine,
             hold: submission.hold.unwrap_or_default(),
+            spam: submission.spam,
             recipients: submission.recipients,
             body: message,
             ..QueueFile::default()

@@ -14,6 +14,7 @@ pub mod net;
 mod parse;
 mod postscreen;
 mod restrictions;
+mod spam;
 mod units;
 
 pub use anvil::Anvil;
@@ -23,6 +24,7 @@ pub use mailauth::{DmarcPolicy, MailAuth, SpfFail, Temperror};
 pub use net::Cidr;
 pub use postscreen::{Postscreen, ScreenAction};
 pub use restrictions::Restrictions;
+pub use spam::Spam;
 pub use units::{Bytes, Span};
 
 use serde::{Deserialize, Serialize};
@@ -72,6 +74,7 @@ pub struct Config {
     pub postscreen: Postscreen,
     pub greylist: Greylist,
     pub anvil: Anvil,
+    pub spam: Spam,
     pub store: Store,
     pub log: Log,
 }
@@ -401,6 +404,7 @@ impl Default for Config {
             postscreen: Postscreen::default(),
             greylist: Greylist::default(),
             anvil: Anvil::default(),
+            spam: Spam::default(),
             store: Store::default(),
             log: Log::default(),
         }
@@ -599,6 +603,29 @@ impl Config {
             if let Err(e) = net.parse::<Cidr>() {
                 bad("anvil.smtpd_client_event_limit_exceptions", e);
             }
+        }
+        for (key, sites) in [
+            ("spam.dnsbl_sites", &self.spam.dnsbl_sites),
+            ("spam.uribl_sites", &self.spam.uribl_sites),
+        ] {
+            if let Err(e) = crate::policy::dnsbl::Site::parse_all(sites) {
+                bad(key, e);
+            }
+        }
+        if self.spam.required_score <= 0.0 {
+            bad("spam.required_score", "must be above 0".into());
+        }
+        if self.spam.reject_score != 0.0 && self.spam.reject_score < self.spam.required_score {
+            bad(
+                "spam.reject_score",
+                "must be 0 (off) or at least required_score".into(),
+            );
+        }
+        if self.spam.max_tokens < 1000 {
+            bad("spam.max_tokens", "must be at least 1000".into());
+        }
+        if self.spam.cache_users == 0 {
+            bad("spam.cache_users", "must be above 0".into());
         }
         if self.anvil.anvil_rate_time_unit.0.is_zero() {
             bad("anvil.anvil_rate_time_unit", "must be above 0".into());

@@ -480,7 +480,11 @@ pub fn preview(raw: &[u8]) -> String {
     };
     let text = parsed
         .body_text(0)
-        .or_else(|| parsed.body_html(0).map(|h| strip_tags(&h).into()))
+        .or_else(|| {
+            parsed
+                .body_html(0)
+                .map(|h| crate::html::text(&h, false).into())
+        })
         .unwrap_or_default();
     let mut out = String::new();
     let (mut count, mut space) = (0, false);
@@ -499,24 +503,6 @@ pub fn preview(raw: &[u8]) -> String {
         }
         out.push(c);
         count += needed;
-    }
-    out
-}
-
-/// The text of an HTML fragment, for a preview only (tags dropped).
-fn strip_tags(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => {
-                in_tag = false;
-                out.push(' ');
-            }
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
     }
     out
 }

@@ -20,6 +20,7 @@
 mod compress;
 mod fetch;
 mod idle;
+mod learn;
 mod mailbox;
 mod message;
 pub mod mutf7;
@@ -54,6 +55,8 @@ pub struct ImapService {
     pub shutdown: CancellationToken,
     /// Logged-in sessions per (account, client address).
     pub user_ip: Arc<crate::net::anvil::Anvil<(String, std::net::IpAddr)>>,
+    /// Learns from messages moved into and out of Junk.
+    pub spam: Arc<crate::spam::SpamFilter>,
 }
 
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);

@@ -138,11 +138,15 @@ impl Session {
             return Ok(Done::ok(format!("{verb} completed (no messages)")));
         }
         let name = mailbox.to_string();
+        let source_name = sel.name.clone();
+        let owner = account.clone();
         let result = self
             .blocking(move |s| {
                 let dest = s
                     .mailbox(&account, &name)?
                     .ok_or(StoreError::NoSuchMailbox)?;
+                let source = s.mailbox(&account, &source_name)?;
+                let lesson = super::learn::lesson(source.as_ref(), &dest);
                 let pairs = s.copy(id, &uids, dest.id)?;
                 let moved: Vec<Uid> = pairs.iter().map(|(from, _)| *from).collect();
                 let expunged = if remove {
@@ -150,16 +154,29 @@ impl Session {
                 } else {
                     (Vec::new(), 0)
                 };
-                Ok((dest.uid_validity, pairs, expunged))
+                Ok((dest.uid_validity, dest.id, lesson, pairs, expunged))
             })
             .await;
-        let (uid_validity, pairs, expunged) = match result {
+        let (uid_validity, dest_id, lesson, pairs, expunged) = match result {
             Ok(r) => r,
             Err(StoreError::NoSuchMailbox) => {
                 return Err(CmdError::No(Some("TRYCREATE"), "No such mailbox".into()));
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(spam) = lesson
+            && self.config.spam.learn_from_moves
+        {
+            super::learn::learn_in_background(
+                self.svc.store.clone(),
+                self.svc.spam.clone(),
+                self.config.spam.clone(),
+                owner,
+                dest_id,
+                pairs.iter().map(|(_, to)| *to).collect(),
+                spam,
+            );
+        }
         let from: Vec<u32> = pairs.iter().map(|(f, _)| f.0).collect();
         let to: Vec<u32> = pairs.iter().map(|(_, t)| t.0).collect();
         let code = if pairs.is_empty() {

@@ -26,6 +26,11 @@ pub struct Listed {
 }
 
 impl Site {
+    /// Every site of a configured list.
+    pub fn parse_all(texts: &[String]) -> Result<Vec<Site>, String> {
+        texts.iter().map(|s| Site::parse(s)).collect()
+    }
+
     pub fn parse(text: &str) -> Result<Site, String> {
         let (rest, weight) = match text.rsplit_once('*') {
             Some((r, w)) => (

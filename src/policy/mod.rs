@@ -243,6 +243,11 @@ impl Policy {
         self.dns.as_ref()
     }
 
+    /// The resolver, for lookups that run in tasks of their own.
+    pub fn dns_handle(&self) -> Arc<dyn Resolver> {
+        self.dns.clone()
+    }
+
     /// postscreen's DNS list score for a new client.
     pub async fn screen(
         &self,

@@ -35,11 +35,7 @@ struct Cache {
 
 /// Parses `postscreen_dnsbl_sites`.
 pub fn sites(config: &config::Postscreen) -> Result<Vec<Site>, String> {
-    config
-        .postscreen_dnsbl_sites
-        .iter()
-        .map(|s| Site::parse(s))
-        .collect()
+    Site::parse_all(&config.postscreen_dnsbl_sites)
 }
 
 impl Postscreen {

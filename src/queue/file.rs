@@ -39,6 +39,8 @@ pub struct QueueFile {
     pub warned: bool,
     /// Deliver into the recipients' Junk mailboxes (DMARC quarantine).
     pub quarantine: bool,
+    /// The spam filter's verdict per recipient (mail from other servers).
+    pub spam: Vec<SpamMark>,
     /// Put on hold at arrival (a HOLD action) and why: the queue manager
     /// moves it to `hold`, keeping the reason in `held`.
     pub hold: String,
@@ -46,6 +48,40 @@ pub struct QueueFile {
     pub held: String,
     pub recipients: Vec<QueuedRecipient>,
     pub body: Vec<u8>,
+}
+
+/// The spam filter's verdict for one recipient, for local delivery: the
+/// `X-Spam-*` fields it adds and whether it files into Junk.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SpamMark {
+    /// The recipient as queued (`rcpt` address).
+    pub recipient: String,
+    /// `7.3`
+    pub score: String,
+    /// `Yes, score=7.3 required=5.0 tests=...`
+    pub status: String,
+}
+
+impl SpamMark {
+    pub fn is_spam(&self) -> bool {
+        self.status.starts_with("Yes")
+    }
+
+    /// The status folded after commas and spaces so that no line of the
+    /// `X-Spam-Status:` field passes 78 characters (RFC 5322 §2.1.1).
+    pub fn folded_status(&self) -> String {
+        let mut out = String::new();
+        let mut line = "X-Spam-Status: ".len();
+        for piece in self.status.split_inclusive([',', ' ']) {
+            if line + piece.len() > 78 && line > 1 {
+                out.push_str("\r\n\t");
+                line = 1;
+            }
+            out.push_str(piece);
+            line += piece.len();
+        }
+        out
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -119,6 +155,15 @@ impl QueueFile {
                 let _ = writeln!(head, "{key} {}", escape(value));
             }
         }
+        for m in &self.spam {
+            let _ = writeln!(
+                head,
+                "spam {}\t{}\t{}",
+                escape(&m.recipient),
+                escape(&m.score),
+                escape(&m.status)
+            );
+        }
         let _ = writeln!(head, "attempts {}", self.attempts);
         for r in &self.recipients {
             let _ = writeln!(
@@ -170,6 +215,7 @@ impl QueueFile {
                 "hold" => qf.hold = unescape(value).ok_or_else(bad)?,
                 "held" => qf.held = unescape(value).ok_or_else(bad)?,
                 "rcpt" => qf.recipients.push(parse_recipient(value).ok_or_else(bad)?),
+                "spam" => qf.spam.push(parse_spam(value).ok_or_else(bad)?),
                 "body" => {
                     let want: usize = value.parse().map_err(|_| bad())?;
                     if rest.len() < want {
@@ -211,6 +257,24 @@ fn parse_recipient(value: &str) -> Option<QueuedRecipient> {
         last_reply: unescape(parts.next().unwrap_or(""))?,
         original: unescape(parts.next().unwrap_or(""))?,
     })
+}
+
+fn parse_spam(value: &str) -> Option<SpamMark> {
+    let mut parts = value.split('\t');
+    Some(SpamMark {
+        recipient: unescape(parts.next()?)?,
+        score: unescape(parts.next()?)?,
+        status: unescape(parts.next()?)?,
+    })
+}
+
+impl QueueFile {
+    /// The spam verdict for the queued recipient `address`.
+    pub fn spam_mark(&self, address: &str) -> Option<&SpamMark> {
+        self.spam
+            .iter()
+            .find(|m| m.recipient.eq_ignore_ascii_case(address))
+    }
 }
 
 fn take_line<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
@@ -262,6 +326,11 @@ mod tests {
             protocol: "ESMTP".into(),
             envid: "a b%c".into(),
             quarantine: true,
+            spam: vec![SpamMark {
+                recipient: "fauzan@localhost".into(),
+                score: "7.5".into(),
+                status: "Yes, score=7.5 required=5.0 tests=BAYES_99,GTUBE".into(),
+            }],
             hold: "HOLD it: a\tb".into(),
             held: "held once".into(),
             ret: "HDRS".into(),
@@ -283,6 +352,23 @@ mod tests {
             ],
             body: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
         }
+    }
+
+    #[test]
+    fn long_spam_status_is_folded() {
+        let tests: Vec<String> = (0..12).map(|n| format!("SOME_TEST_{n}")).collect();
+        let mark = SpamMark {
+            recipient: "a@b".into(),
+            score: "9.0".into(),
+            status: format!("Yes, score=9.0 required=5.0 tests={}", tests.join(",")),
+        };
+        let field = format!("X-Spam-Status: {}", mark.folded_status());
+        assert!(field.lines().count() > 1, "{field}");
+        assert!(field.lines().all(|l| l.len() <= 78), "{field}");
+        assert_eq!(
+            field.replace("\r\n\t", ""),
+            format!("X-Spam-Status: {}", mark.status)
+        );
     }
 
     #[test]

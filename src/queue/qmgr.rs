@@ -319,20 +319,31 @@ impl Qmgr {
                         if !seen.insert((index, account.clone())) {
                             continue;
                         }
-                        let prefix = format!(
+                        let mut prefix = format!(
                             "Return-Path: <{return_path}>\r\nX-Original-To: {}\r\nDelivered-To: {address}\r\n",
                             rcpt.original()
                         );
+                        // The spam verdict of this recipient, SpamAssassin's
+                        // fields, on top where filters and clients look.
+                        let mark = qf.spam_mark(&rcpt.address);
+                        if let Some(m) = mark {
+                            prefix.push_str(&format!(
+                                "X-Spam-Status: {}\r\nX-Spam-Score: {}\r\n",
+                                m.folded_status(),
+                                m.score
+                            ));
+                        }
+                        let junk = qf.quarantine || mark.is_some_and(|m| m.is_spam());
                         local.push((
                             index,
                             LocalRecipient {
                                 account,
-                                mailbox: if qf.quarantine {
+                                mailbox: if junk {
                                     SpecialUse::Junk.default_name().into()
                                 } else {
                                     INBOX.into()
                                 },
-                                special_use: qf.quarantine.then_some(SpecialUse::Junk),
+                                special_use: junk.then_some(SpecialUse::Junk),
                                 dedup_key: rcpt.original().to_lowercase(),
                                 prefix: prefix.into_bytes(),
                             },

@@ -250,6 +250,17 @@ pub trait MailStore: Send + Sync {
     fn account(&self, name: &str) -> Result<Option<AccountInfo>, StoreError>;
     /// All accounts, sorted by name.
     fn accounts(&self) -> Result<Vec<AccountInfo>, StoreError>;
+    /// A small document kept with the account under `key` (the spam
+    /// filter's tokens and lists; Sieve scripts later); `None` if unset.
+    /// Deleted with the account.
+    fn account_data(&self, account: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Sets (`Some`) or removes (`None`) the document under `key`.
+    fn set_account_data(
+        &self,
+        account: &str,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), StoreError>;
     /// The account's mailboxes sorted by name, INBOX first.
     fn mailboxes(&self, account: &str) -> Result<Vec<MailboxInfo>, StoreError>;
     fn mailbox(&self, account: &str, name: &str) -> Result<Option<MailboxInfo>, StoreError>;

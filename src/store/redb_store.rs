@@ -61,6 +61,8 @@ const DELIVERED: TableDefinition<(&str, &str, &str), i64> = TableDefinition::new
 const DELIVERED_BY_TIME: TableDefinition<(i64, &str, &str, &str), ()> =
     TableDefinition::new("delivered_by_time");
 const EXPUNGED: TableDefinition<(u64, u64, u32), ()> = TableDefinition::new("expunged");
+/// (account, key) -> document: see [`MailStore::account_data`].
+const ACCOUNT_DATA: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("account_data");
 
 const SCHEMA_VERSION: u64 = 1;
 const META_SCHEMA: &str = "schema_version";
@@ -309,6 +311,14 @@ fn orphan_subscriptions(
     table: &impl ReadableTable<(&'static str, &'static str), ()>,
     account: &str,
 ) -> Result<Vec<String>> {
+    second_keys(table, account)
+}
+
+/// The second halves of the (account, name) keys of one account.
+fn second_keys<V: redb::Value + 'static>(
+    table: &impl ReadableTable<(&'static str, &'static str), V>,
+    account: &str,
+) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for entry in table.range((account, "")..)? {
         let (key, _) = entry?;
@@ -363,6 +373,7 @@ struct Tables<'t> {
     delivered_by_time: Table<'t, (i64, &'static str, &'static str, &'static str), ()>,
     expunged: Table<'t, (u64, u64, u32), ()>,
     subscriptions: Table<'t, (&'static str, &'static str), ()>,
+    account_data: Table<'t, (&'static str, &'static str), &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -379,6 +390,7 @@ impl<'t> Tables<'t> {
             delivered_by_time: txn.open_table(DELIVERED_BY_TIME)?,
             expunged: txn.open_table(EXPUNGED)?,
             subscriptions: txn.open_table(SUBSCRIPTIONS)?,
+            account_data: txn.open_table(ACCOUNT_DATA)?,
         })
     }
 }
@@ -480,6 +492,9 @@ impl<'t> Tx<'t> {
         }
         for orphan in orphan_subscriptions(&self.t.subscriptions, name)? {
             self.t.subscriptions.remove((name, orphan.as_str()))?;
+        }
+        for key in second_keys(&self.t.account_data, name)? {
+            self.t.account_data.remove((name, key.as_str()))?;
         }
         self.accounts.remove(name);
         self.t.accounts.remove(name)?;
@@ -1070,6 +1085,33 @@ impl MailStore for RedbStore {
         let name = existing_account(name)?;
         self.write(|tx| {
             tx.require_account(&name)?.quota_bytes = quota_bytes;
+            Ok(())
+        })
+    }
+
+    fn account_data(&self, account: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let Ok(account) = names::account_key(account) else {
+            return Ok(None);
+        };
+        let txn = self.read()?;
+        let table = txn.open_table(ACCOUNT_DATA)?;
+        Ok(table
+            .get((account.as_str(), key))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    fn set_account_data(&self, account: &str, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let account = existing_account(account)?;
+        self.write(|tx| {
+            tx.require_account(&account)?;
+            match value {
+                Some(bytes) => {
+                    tx.t.account_data.insert((account.as_str(), key), bytes)?;
+                }
+                None => {
+                    tx.t.account_data.remove((account.as_str(), key))?;
+                }
+            }
             Ok(())
         })
     }

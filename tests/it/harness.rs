@@ -36,6 +36,8 @@ pub struct Builder {
     /// The `[mailauth]` keys; by default no keys are made at first start
     /// (most tests do not sign, and RSA key generation costs CPU time).
     mailauth: Option<String>,
+    /// `myhostname` instead of [`HOSTNAME`] (a second server in a test).
+    hostname: Option<String>,
 }
 
 impl Builder {
@@ -98,6 +100,13 @@ impl Builder {
         self
     }
 
+    /// Another `myhostname` (two servers of one test must not share one:
+    /// each would take the other's HELO and Received: for forgeries).
+    pub fn hostname(mut self, name: &str) -> Self {
+        self.hostname = Some(name.to_string());
+        self
+    }
+
     /// The `[mailauth]` table's keys (replacing `generate_keys = false`).
     pub fn mailauth(mut self, toml: &str) -> Self {
         self.mailauth = Some(toml.to_string());
@@ -117,8 +126,9 @@ impl Builder {
         };
         let config_path = dir.path().join("merpati.toml");
         let text = format!(
-            "data_dir = \"{data}\"\nmyhostname = \"{HOSTNAME}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[submission]\nlisten = [\"127.0.0.1:{sub}\"]\ntls_listen = [\"127.0.0.1:{subs}\"]\n{sub_extra}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[queue]\n{queue}\n[dns]\n{dns}\n[mailauth]\n{mailauth}\n{tail}",
+            "data_dir = \"{data}\"\nmyhostname = \"{hostname}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[submission]\nlisten = [\"127.0.0.1:{sub}\"]\ntls_listen = [\"127.0.0.1:{subs}\"]\n{sub_extra}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[queue]\n{queue}\n[dns]\n{dns}\n[mailauth]\n{mailauth}\n{tail}",
             data = dir.path().join("data").display(),
+            hostname = self.hostname.as_deref().unwrap_or(HOSTNAME),
             top = self.top,
             smtp = self.smtp,
             sub = ports.submission,

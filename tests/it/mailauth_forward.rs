@@ -60,6 +60,7 @@ fn srs_and_arc_through_a_forwarding_instance() {
     d.add_user("alice@orig.test", "alice-pw");
     // F: forwards list@fwd.test to dave@dest.test.
     let f = Builder::default()
+        .hostname("mx.fwd.test")
         .top("mydestination = [\"fwd.test\", \"localhost\"]\nmyorigin = \"fwd.test\"\nmynetworks = []")
         .dns(&dns.config())
         .mailauth("authserv_id = \"mx.fwd.test\"\ngenerate_keys = true")
@@ -162,7 +163,7 @@ s.sendmail('alice@orig.test', ['list@fwd.test'], sys.stdin.buffer.read())\ns.qui
     let uid = *d
         .wait_for_mail("alice@orig.test", 1)
         .first()
-        .expect("bounce home");
+        .unwrap_or_else(|| panic!("bounce home: {}", d.log()));
     let bounce = d.message("alice@orig.test", uid);
     assert!(bounce.contains("later bounce"), "{bounce}");
     assert!(bounce.contains("Return-Path: <>"), "{bounce}");

@@ -30,4 +30,5 @@ mod sendmail;
 mod smtp_clients;
 mod smtp_protocol;
 mod smtp_session;
+mod spam_filter;
 mod submission;

@@ -53,6 +53,8 @@ pub struct SmtpService {
     pub policy: Arc<crate::policy::Policy>,
     /// anvil's rate counters, shared with IMAP and POP3 (failed logins).
     pub rates: Arc<crate::net::anvil::Rates>,
+    /// The spam filter (scores mail from other servers).
+    pub spam: Arc<crate::spam::SpamFilter>,
     /// Cancelled on SIGTERM: idle sessions answer 421 and close; sessions
     /// in a transaction finish it first.
     pub shutdown: CancellationToken,

@@ -31,6 +31,7 @@ use tracing::Instrument;
 mod greylisting;
 mod rates;
 mod restrict;
+mod spam_check;
 
 use crate::config::ScreenAction;
 use crate::net::anvil::Event;
@@ -1332,7 +1333,8 @@ impl Session {
             self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
             return;
         }
-        let (mut message, quarantine) = (checked.message, checked.junk);
+        let (mut message, quarantine, checked_results) =
+            (checked.message, checked.junk, checked.results);
         if let Some(reason) = &tx.discard {
             // DISCARD: the client is told it was delivered (access(5)).
             tracing::info!(
@@ -1343,6 +1345,21 @@ impl Session {
             self.reply(Reply::new(250, "2.0.0", "Ok: discarded"));
             return;
         }
+        let spam = match self
+            .spam_verdicts(
+                &mut message,
+                &tx.sender,
+                &tx.recipients,
+                checked_results.as_ref(),
+            )
+            .await
+        {
+            Ok(marks) => marks,
+            Err(reply) => {
+                self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
+                return;
+            }
+        };
         let hold = restrict::apply_actions(&tx.actions, &mut message, &mut tx.recipients);
         // RFC 3848 / RFC 6531 names for the Received: line.
         let base = match (tx.mail.smtputf8, self.esmtp) {
@@ -1380,6 +1397,7 @@ impl Session {
             quarantine,
             hold,
             content_checks: true,
+            spam,
         };
         match self.svc.cleanup.submit(submission).await {
             Ok(id) => {

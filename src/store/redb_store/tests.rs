@@ -810,3 +810,40 @@ fn concurrent_deliveries_from_many_threads() {
     let info = inbox(&store, "alice");
     assert_eq!((info.messages, info.uid_next), (40, 41));
 }
+
+#[test]
+fn account_data_is_kept_per_account_and_goes_with_it() {
+    let (_dir, store) = with_accounts(&["alice", "albert"]);
+    assert_eq!(store.account_data("alice", "spam.tokens").unwrap(), None);
+    store
+        .set_account_data("alice", "spam.tokens", Some(b"one"))
+        .unwrap();
+    store
+        .set_account_data("albert", "spam.tokens", Some(b"two"))
+        .unwrap();
+    assert_eq!(
+        store
+            .account_data("Alice", "spam.tokens")
+            .unwrap()
+            .as_deref(),
+        Some(&b"one"[..])
+    );
+    assert!(matches!(
+        store.set_account_data("nobody", "k", Some(b"x")),
+        Err(StoreError::NoSuchAccount)
+    ));
+    store.delete_account("alice").unwrap();
+    store.create_account("alice", None).unwrap();
+    assert_eq!(store.account_data("alice", "spam.tokens").unwrap(), None);
+    assert_eq!(
+        store
+            .account_data("albert", "spam.tokens")
+            .unwrap()
+            .as_deref(),
+        Some(&b"two"[..])
+    );
+    store
+        .set_account_data("albert", "spam.tokens", None)
+        .unwrap();
+    assert_eq!(store.account_data("albert", "spam.tokens").unwrap(), None);
+}

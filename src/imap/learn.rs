@@ -1,0 +1,56 @@
+//! Learning without effort: a message a user moves (or copies) into Junk
+//! is learnt as spam for that user, one moved out of Junk (except into
+//! Trash) as ham. It runs after the command has answered, off the
+//! session's path; a failure is logged and costs only the lesson.
+
+use crate::spam::SpamFilter;
+use crate::store::{MailStore, MailboxId, MailboxInfo, SpecialUse, Uid};
+use std::sync::Arc;
+
+/// Whether `mailbox` is where the user keeps spam.
+fn is_junk(mailbox: &MailboxInfo) -> bool {
+    mailbox.special_use == Some(SpecialUse::Junk)
+        || ["junk", "spam"].contains(&mailbox.name.to_ascii_lowercase().as_str())
+}
+
+/// What a copy from `source` to `dest` teaches: `Some(true)` spam,
+/// `Some(false)` ham, `None` nothing.
+pub(super) fn lesson(source: Option<&MailboxInfo>, dest: &MailboxInfo) -> Option<bool> {
+    let from_junk = source.is_some_and(is_junk);
+    match (from_junk, is_junk(dest)) {
+        (false, true) => Some(true),
+        (true, false) if dest.special_use != Some(SpecialUse::Trash) => Some(false),
+        _ => None,
+    }
+}
+
+/// Learns the copies `uids` in `mailbox` as spam or ham, in the background.
+pub(super) fn learn_in_background(
+    store: Arc<dyn MailStore>,
+    filter: Arc<SpamFilter>,
+    settings: crate::config::Spam,
+    account: String,
+    mailbox: MailboxId,
+    uids: Vec<Uid>,
+    spam: bool,
+) {
+    tokio::task::spawn_blocking(move || {
+        let mut learnt = 0;
+        for uid in uids {
+            let message = match store.message(mailbox, uid) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("spam: cannot read a message to learn for {account}: {e}");
+                    continue;
+                }
+            };
+            match filter.learn(&settings, &account, &message, spam) {
+                Ok(crate::spam::bayes::Learnt::Already) => {}
+                Ok(_) => learnt += 1,
+                Err(e) => tracing::warn!("spam: cannot store what {account} taught: {e}"),
+            }
+        }
+        let kind = if spam { "spam" } else { "ham" };
+        tracing::info!("spam: learnt {learnt} message(s) as {kind} for {account} (IMAP)");
+    });
+}
