@@ -10,6 +10,7 @@ mod anvil;
 mod checks;
 mod greylist;
 mod mailauth;
+mod milter;
 pub mod net;
 mod parse;
 mod postscreen;
@@ -21,6 +22,7 @@ pub use anvil::Anvil;
 pub use checks::Checks;
 pub use greylist::Greylist;
 pub use mailauth::{DmarcPolicy, MailAuth, SpfFail, Temperror};
+pub use milter::{DefaultAction as MilterDefaultAction, Milter};
 pub use net::Cidr;
 pub use postscreen::{Postscreen, ScreenAction};
 pub use restrictions::Restrictions;
@@ -75,6 +77,7 @@ pub struct Config {
     pub greylist: Greylist,
     pub anvil: Anvil,
     pub spam: Spam,
+    pub milter: Milter,
     pub store: Store,
     pub log: Log,
 }
@@ -405,6 +408,7 @@ impl Default for Config {
             greylist: Greylist::default(),
             anvil: Anvil::default(),
             spam: Spam::default(),
+            milter: Milter::default(),
             store: Store::default(),
             log: Log::default(),
         }
@@ -610,6 +614,11 @@ impl Config {
         ] {
             if let Err(e) = crate::policy::dnsbl::Site::parse_all(sites) {
                 bad(key, e);
+            }
+        }
+        for endpoint in &self.milter.smtpd_milters {
+            if let Err(e) = crate::milter::client::check_endpoint(endpoint) {
+                bad("milter.smtpd_milters", e);
             }
         }
         if self.spam.required_score <= 0.0 {

@@ -29,6 +29,7 @@ use tokio::net::TcpStream;
 use tracing::Instrument;
 
 mod greylisting;
+mod milters;
 mod rates;
 mod restrict;
 mod spam_check;
@@ -77,6 +78,7 @@ pub async fn serve_connection(
         tracing::info!("connect from {}", names.describe(peer.ip()));
         let mut session = Session::new(svc, tcp, peer, mode, names);
         let end = session.run().await;
+        session.milter_quit().await;
         tracing::info!(
             "disconnect from {} {} ({end})",
             session.client(),
@@ -186,6 +188,11 @@ struct Session {
     /// smtpd_delay_reject = false: the client restrictions' refusal,
     /// given to every command that would start mail.
     connect_refusal: Option<Reply>,
+    /// The session's milters (`[milter] smtpd_milters`), once connected.
+    milters: Option<crate::milter::Milters>,
+    /// What they said at connect (or their default action when down):
+    /// applies to every MAIL.
+    milter_session: crate::milter::Outcome,
     /// postscreen's DNS list verdict (`enforce`): every RCPT gets it.
     screen_refusal: Option<Reply>,
 }
@@ -223,6 +230,8 @@ impl Session {
             unauth_pipelining: false,
             message_size: 0,
             connect_refusal: None,
+            milters: None,
+            milter_session: crate::milter::Outcome::default(),
             screen_refusal: None,
         }
     }
@@ -267,6 +276,7 @@ impl Session {
             let _ = self.flush().await;
             return End::PolicyDisconnect;
         }
+        self.milter_connect().await;
         let greeting = Reply::plain(220, self.config.smtp.banner.clone());
         self.reply(greeting);
         if !self.config.restrictions.smtpd_delay_reject {
@@ -582,6 +592,7 @@ impl Session {
             Command::Bdat { size, last } => return self.bdat(size, last).await,
             Command::Rset => {
                 self.tx = None;
+                self.milter_abort().await;
                 self.reply(Reply::ok());
             }
             Command::Noop => self.reply(Reply::ok()),
@@ -618,6 +629,13 @@ impl Session {
                 self.reject("HELO", None, None, reply);
                 return;
             }
+        }
+        if let Some(name) = self.helo.clone()
+            && let Some(reply) = self.milter_helo(&name).await
+        {
+            self.helo = previous;
+            self.reject("HELO", None, None, reply);
+            return;
         }
         self.esmtp = esmtp;
         if !esmtp {
@@ -728,6 +746,11 @@ impl Session {
                 return;
             }
         }
+        if let Some(reply) = self.milter_mail().await {
+            self.tx = None;
+            self.reject("MAIL", Some(&sender), None, reply);
+            return;
+        }
         self.login_deadline.clear();
         self.reply(Reply::ok_sender());
     }
@@ -825,6 +848,10 @@ impl Session {
                 self.reject("RCPT", None, Some(&text), reply);
                 return false;
             }
+        }
+        if let Some(reply) = self.milter_rcpt(&text).await {
+            self.reject("RCPT", None, Some(&text), reply);
+            return false;
         }
         // Only an accepted recipient's actions count (Postfix keeps those
         // of every RCPT that was not refused).
@@ -1333,8 +1360,15 @@ impl Session {
             self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
             return;
         }
-        let (mut message, quarantine, checked_results) =
+        let (message, quarantine, checked_results) =
             (checked.message, checked.junk, checked.results);
+        let mut message = match self.milter_message(&mut tx, message).await {
+            Ok(m) => m,
+            Err(reply) => {
+                self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
+                return;
+            }
+        };
         if let Some(reason) = &tx.discard {
             // DISCARD: the client is told it was delivered (access(5)).
             tracing::info!(

@@ -101,7 +101,7 @@ pub(super) fn apply_actions(
     hold
 }
 
-fn recipient(address: &str) -> crate::queue::file::QueuedRecipient {
+pub(super) fn recipient(address: &str) -> crate::queue::file::QueuedRecipient {
     crate::queue::file::QueuedRecipient {
         address: address.to_string(),
         orcpt: String::new(),
