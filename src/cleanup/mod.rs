@@ -41,8 +41,13 @@ pub struct Submission {
     pub quarantine: bool,
     /// A HOLD action: the message goes to the hold queue, for this reason.
     pub hold: Option<String>,
-    /// Run `[checks]` (header/body checks) on it: mail from SMTP clients.
+    /// Run `[checks]` (header/body checks) on it: mail from SMTP clients
+    /// and from local `sendmail`.
     pub content_checks: bool,
+    /// A check's REJECT or DEFER holds the message instead (mail picked
+    /// up from maildrop: there is no one to answer, and nothing may be
+    /// lost).
+    pub refusal_holds: bool,
     /// The spam filter's verdicts, per recipient.
     pub spam: Vec<crate::queue::file::SpamMark>,
 }
@@ -190,10 +195,11 @@ impl Cleanup {
         // append leaves the record in the new segment, one that rotates
         // after it syncs the file. See queue/journal.rs.
         let log_id = id.clone();
+        let refusal_holds = submission.refusal_holds;
         let written = tokio::task::spawn_blocking(move || {
             let mut file = file;
             if let Some(checks) = checks {
-                match apply_checks(&checks, &mut file, &log_id, &context) {
+                match apply_checks(&checks, &mut file, &log_id, &context, refusal_holds) {
                     Checked::Keep => {}
                     Checked::Discard => return Ok(false),
                     Checked::Refuse(e) => return Err(e),
@@ -240,6 +246,7 @@ fn apply_checks(
     file: &mut QueueFile,
     id: &QueueId,
     context: &str,
+    refusal_holds: bool,
 ) -> Checked {
     let inspection = checks.inspect(&file.body);
     for (what, action) in &inspection.log {
@@ -247,6 +254,12 @@ fn apply_checks(
         tracing::info!(queue_id = %id, "{id}: {word}: {what} {context}: {text}");
     }
     match inspection.final_action() {
+        Some(Action::Reject(text) | Action::Defer(text)) if refusal_holds => {
+            if file.hold.is_empty() {
+                file.hold = format!("content check refused it: {text}");
+            }
+            return Checked::Keep;
+        }
         Some(Action::Reject(text)) => {
             return Checked::Refuse(CleanupError::Refused {
                 code: 550,

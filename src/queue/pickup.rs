@@ -63,6 +63,8 @@ async fn collect(spool: &Arc<Spool>, cleanup: &Cleanup) {
             complete_headers: true,
             envid: file.envid,
             ret: file.ret,
+            content_checks: true,
+            refusal_holds: true,
             ..Default::default()
         };
         match cleanup.submit(submission).await {

@@ -189,12 +189,16 @@ async fn accept(
         complete_headers: true,
         envid: file.envid,
         ret,
+        content_checks: true,
         ..Default::default()
     };
     match cleanup.submit(submission).await {
         Ok(id) => {
             tracing::info!(queue_id = %id, "{id}: uid={uid} from=<{}>", file.sender);
             Ok(id.to_string())
+        }
+        Err(crate::cleanup::CleanupError::Refused { code, status, text }) => {
+            Err(format!("message refused: {code} {status} {text}"))
         }
         Err(e) => Err(format!("cannot queue the message, try again later: {e}")),
     }

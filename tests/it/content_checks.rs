@@ -113,3 +113,33 @@ fn tables_are_read_again_on_sighup() {
     let reply = send(s, "Subject: new rule\r\n", "hello\r\n");
     assert!(reply.starts_with("550 5.7.1 changed my mind"), "{reply}");
 }
+
+/// Local `sendmail` passes the same checks. Picked up from maildrop (as
+/// root, the test's user, it writes there directly) there is no one to
+/// answer, so a REJECT holds the message for the admin instead of losing
+/// it; a HOLD holds it as from SMTP.
+#[test]
+fn local_sendmail_is_checked_and_refusals_are_held() {
+    let w = world();
+    let s = &w.server;
+    for subject in ["please reject me", "hold me please"] {
+        let input = format!("From: alice@localhost\r\nSubject: {subject}\r\n\r\nhello\r\n");
+        let out = s.cli_with_input(&["sendmail", "bob@localhost"], input.as_bytes());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let list = s.queue_list();
+            list.contains("(held: content check refused it: no thanks)")
+                && list.contains("(held: suspicious subject)")
+        }),
+        "{}\n{}",
+        s.queue_list(),
+        s.log()
+    );
+    assert!(s.uids("bob@localhost").is_empty());
+}

@@ -1431,6 +1431,7 @@ impl Session {
             quarantine,
             hold,
             content_checks: true,
+            refusal_holds: false,
             spam,
         };
         match self.svc.cleanup.submit(submission).await {
