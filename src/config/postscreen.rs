@@ -29,6 +29,8 @@ pub struct Postscreen {
     pub postscreen_dnsbl_timeout: Span,
     /// Addresses remembered at most (oldest forgotten first).
     pub postscreen_cache_size: usize,
+    /// How long a client that passed the pregreet test skips it.
+    pub postscreen_greet_ttl: Span,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +53,7 @@ impl Default for Postscreen {
             postscreen_dnsbl_ttl: Span::secs(3600),
             postscreen_dnsbl_timeout: Span::secs(10),
             postscreen_cache_size: 100_000,
+            postscreen_greet_ttl: Span::secs(86_400),
         }
     }
 }

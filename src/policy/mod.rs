@@ -266,6 +266,15 @@ impl Policy {
             .await
     }
 
+    /// postscreen's pregreet cache (`postscreen_greet_ttl`).
+    pub fn screen_greeted(&self, ip: IpAddr, ttl: std::time::Duration) -> bool {
+        self.screen.greeted(ip, ttl)
+    }
+
+    pub fn screen_remember_greeted(&self, ip: IpAddr, bound: usize) {
+        self.screen.remember_greeted(ip, bound);
+    }
+
     /// Runs the lists of `facts.stage`.
     pub async fn check(&self, facts: &Facts<'_>) -> Outcome {
         let rules = self.rules.get();

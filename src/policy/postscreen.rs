@@ -24,13 +24,42 @@ pub enum Screened {
 #[derive(Default)]
 pub struct Postscreen {
     cache: Mutex<Cache>,
+    /// Clients that passed the pregreet test, and when.
+    greeted: Mutex<Cache<()>>,
 }
 
-#[derive(Default)]
-struct Cache {
-    results: HashMap<IpAddr, (Instant, Screened)>,
+struct Cache<T = Screened> {
+    results: HashMap<IpAddr, (Instant, T)>,
     /// Insertion order, for eviction at the size bound.
     order: VecDeque<IpAddr>,
+}
+
+impl<T> Default for Cache<T> {
+    fn default() -> Self {
+        Cache {
+            results: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<T: Clone> Cache<T> {
+    fn get(&self, ip: IpAddr, ttl: Duration) -> Option<T> {
+        let (at, value) = self.results.get(&ip)?;
+        (at.elapsed() < ttl).then(|| value.clone())
+    }
+
+    fn put(&mut self, ip: IpAddr, value: T, bound: usize) {
+        if self.results.insert(ip, (Instant::now(), value)).is_none() {
+            self.order.push_back(ip);
+        }
+        while self.results.len() > bound.max(1) {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.results.remove(&old);
+        }
+    }
 }
 
 /// Parses `postscreen_dnsbl_sites`.
@@ -89,23 +118,28 @@ impl Postscreen {
     }
 
     fn cached(&self, ip: IpAddr, ttl: Duration) -> Option<Screened> {
-        let cache = self.cache.lock().ok()?;
-        let (at, result) = cache.results.get(&ip)?;
-        (at.elapsed() < ttl).then(|| result.clone())
+        self.cache.lock().ok()?.get(ip, ttl)
     }
 
     fn remember(&self, ip: IpAddr, result: Screened, bound: usize) {
-        let Ok(mut cache) = self.cache.lock() else {
-            return;
-        };
-        if cache.results.insert(ip, (Instant::now(), result)).is_none() {
-            cache.order.push_back(ip);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(ip, result, bound);
         }
-        while cache.results.len() > bound.max(1) {
-            let Some(old) = cache.order.pop_front() else {
-                break;
-            };
-            cache.results.remove(&old);
+    }
+
+    /// Whether `ip` passed the pregreet test within `ttl` (postscreen's
+    /// `postscreen_greet_ttl`: a returning client is not made to wait).
+    pub fn greeted(&self, ip: IpAddr, ttl: Duration) -> bool {
+        self.greeted
+            .lock()
+            .ok()
+            .and_then(|c| c.get(ip, ttl))
+            .is_some()
+    }
+
+    pub fn remember_greeted(&self, ip: IpAddr, bound: usize) {
+        if let Ok(mut cache) = self.greeted.lock() {
+            cache.put(ip, (), bound);
         }
     }
 }

@@ -504,6 +504,34 @@ fn polite_client_outside_mynetworks_waits_for_greeting_and_delivers() {
     assert!(message.contains("Subject: polite\r\n"), "{message}");
 }
 
+/// postscreen's `postscreen_greet_ttl`: once a client has waited for the
+/// greeting, its address is not made to wait again (so a client that then
+/// talks first is not caught); a fresh address still is.
+#[test]
+fn a_client_that_waited_once_skips_the_pregreet_test() {
+    let server = outside_mynetworks("1s").start();
+    let mut polite = server.connect();
+    assert!(polite.reply().starts_with("220"));
+    polite.cmd("QUIT");
+    let mut eager = server.connect();
+    eager.send_raw(b"EHLO eager.example\r\n");
+    assert!(eager.reply().starts_with("220"));
+    assert!(eager.reply().starts_with("250"));
+    eager.cmd("QUIT");
+    let mut rude = Smtp::connect_from(server.port, std::net::Ipv4Addr::new(127, 0, 0, 9));
+    rude.send_raw(b"EHLO x\r\n");
+    assert_eq!(
+        rude.reply(),
+        "554 5.5.0 Error: SMTP protocol synchronization\r\n"
+    );
+    assert_eq!(
+        server.log().matches("PREGREET").count(),
+        1,
+        "{}",
+        server.log()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 9. Pipelining
 

@@ -320,7 +320,19 @@ impl Session {
         let screen = &config.postscreen;
         let who = format!("[{ip}]:{}", self.peer.port());
         let started = std::time::Instant::now();
-        let (dnsbl, early) = tokio::join!(policy.screen(screen, ip), self.pregreet_wait());
+        let greet_ttl = screen.postscreen_greet_ttl.0;
+        let greeted = policy.screen_greeted(ip, greet_ttl);
+        let wait = async {
+            if greeted {
+                Ok(None)
+            } else {
+                self.pregreet_wait().await
+            }
+        };
+        let (dnsbl, early) = tokio::join!(policy.screen(screen, ip), wait);
+        if matches!(early, Ok(None)) && !greeted && !self.config.smtp.greet_pause.0.is_zero() {
+            policy.screen_remember_greeted(ip, screen.postscreen_cache_size);
+        }
         // A negative allowlist threshold lets well-scored clients (DNS
         // allow lists) skip the pregreet test.
         let allow = screen.postscreen_dnsbl_allowlist_threshold;
