@@ -650,6 +650,21 @@ impl Config {
         if !(16..=128).contains(&self.greylist.ipv6_prefix) {
             bad("greylist.ipv6_prefix", "must be between 16 and 128".into());
         }
+        let g = &self.greylist;
+        if g.delay.0 >= g.retry_window.0 {
+            // Every retry would come too late and start over: mail would
+            // wait until the sender gives up.
+            bad(
+                "greylist.retry_window",
+                "must be longer than greylist.delay".into(),
+            );
+        }
+        if g.retry_window.0 > g.max_age.0 {
+            bad(
+                "greylist.max_age",
+                "must be at least greylist.retry_window".into(),
+            );
+        }
         if self.greylist.max_entries == 0 {
             bad("greylist.max_entries", "must be above 0".into());
         }

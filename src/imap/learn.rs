@@ -34,23 +34,34 @@ pub(super) fn learn_in_background(
     uids: Vec<Uid>,
     spam: bool,
 ) {
+    let asked = uids.len();
     tokio::task::spawn_blocking(move || {
-        let mut learnt = 0;
-        for uid in uids {
-            let message = match store.message(mailbox, uid) {
-                Ok(m) => m,
+        let messages = uids.into_iter().take(MAX_PER_COMMAND).filter_map(|uid| {
+            match store.message(mailbox, uid) {
+                Ok(m) => Some(m),
                 Err(e) => {
                     tracing::warn!("spam: cannot read a message to learn for {account}: {e}");
-                    continue;
+                    None
                 }
-            };
-            match filter.learn(&settings, &account, &message, spam) {
-                Ok(crate::spam::bayes::Learnt::Already) => {}
-                Ok(_) => learnt += 1,
-                Err(e) => tracing::warn!("spam: cannot store what {account} taught: {e}"),
             }
-        }
+        });
         let kind = if spam { "spam" } else { "ham" };
-        tracing::info!("spam: learnt {learnt} message(s) as {kind} for {account} (IMAP)");
+        match filter.learn_many(&settings, &account, messages, spam) {
+            Ok(counts) => tracing::info!(
+                "spam: learnt {} message(s) as {kind} for {account} (IMAP)",
+                counts.new + counts.moved
+            ),
+            Err(e) => tracing::warn!("spam: cannot store what {account} taught: {e}"),
+        }
+        if asked > MAX_PER_COMMAND {
+            tracing::info!(
+                "spam: {account} moved {asked} messages at once; learnt from the first {MAX_PER_COMMAND} (merpati spam train does whole mailboxes)"
+            );
+        }
     });
 }
+
+/// Messages one COPY or MOVE teaches at most: a user moving 100,000
+/// messages is reorganising, and a lesson that size would hold the
+/// learning lock for minutes.
+const MAX_PER_COMMAND: usize = 1000;

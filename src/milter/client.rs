@@ -73,6 +73,8 @@ pub struct Client {
     stream: Box<dyn Io>,
     /// The steps the filter negotiated away or answers without a reply.
     steps: u32,
+    /// The changes it said it may make (SMFIF_*): others are ignored.
+    actions: u32,
     command_timeout: Duration,
     content_timeout: Duration,
 }
@@ -88,6 +90,7 @@ impl Client {
             name: endpoint.to_string(),
             stream,
             steps: 0,
+            actions: 0,
             command_timeout: settings.milter_command_timeout.0,
             content_timeout: settings.milter_content_timeout.0,
         };
@@ -97,10 +100,15 @@ impl Client {
         };
         client.send(&offer).await?;
         match client.read(client.command_timeout).await? {
-            Response::Negotiated { steps, .. } => {
+            Response::Negotiated {
+                version,
+                actions,
+                steps,
+            } if (2..=proto::VERSION).contains(&version) => {
                 // Flags the filter sets that we did not offer cannot be
                 // honoured; keep only ours.
                 client.steps = steps & step::ALL;
+                client.actions = actions & action::ALL;
                 Ok(client)
             }
             other => Err(MilterError::Unexpected(other)),
@@ -160,9 +168,43 @@ impl Client {
         self.verdict(self.command_timeout).await
     }
 
-    /// Reads responses until a verdict (progress reports extend the wait).
+    /// The changes the filter negotiated; the others are logged and dropped.
+    pub fn allowed(&self, changes: Vec<Change>) -> Vec<Change> {
+        changes
+            .into_iter()
+            .filter(|c| {
+                let needed = match c {
+                    Response::AddHeader { .. } | Response::InsertHeader { .. } => {
+                        action::ADD_HEADERS
+                    }
+                    Response::ChangeHeader { .. } => action::CHANGE_HEADERS,
+                    Response::ReplaceBody(_) => action::CHANGE_BODY,
+                    Response::AddRcpt(_) => action::ADD_RCPT | action::ADD_RCPT_PAR,
+                    Response::DeleteRcpt(_) => action::DEL_RCPT,
+                    Response::ChangeFrom(_) => action::CHANGE_FROM,
+                    Response::Quarantine(_) => action::QUARANTINE,
+                    _ => 0,
+                };
+                let ok = needed != 0 && self.actions & needed != 0;
+                if !ok {
+                    tracing::warn!(
+                        "milter {}: ignored a change it did not negotiate: {c:?}",
+                        self.name
+                    );
+                }
+                ok
+            })
+            .collect()
+    }
+
+    /// Reads responses until a verdict. Progress reports restart the
+    /// per-read wait, but not past four times `timeout` in all.
     async fn verdict(&mut self, timeout: Duration) -> Result<Verdict, MilterError> {
+        let deadline = tokio::time::Instant::now() + timeout * 4;
         loop {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(MilterError::Timeout);
+            }
             return Ok(match self.read(timeout).await? {
                 Response::Progress => continue,
                 Response::Continue | Response::Skip => Verdict::Continue,
@@ -248,10 +290,13 @@ impl Client {
 
     /// The message: headers, end of headers, body, end of body; the
     /// verdict and the changes asked for.
+    /// `max_size` bounds what the changes may carry in all (a new body,
+    /// new fields): a filter that sends more is broken.
     pub async fn message(
         &mut self,
         headers: &[(String, String)],
         body: &[u8],
+        max_size: usize,
     ) -> Result<(Verdict, Vec<Change>), MilterError> {
         for (name, value) in headers {
             let command = Command::Header { name, value };
@@ -276,8 +321,16 @@ impl Client {
                 if !self.wants(step::NR_BODY) {
                     continue;
                 }
-                match self.read(self.command_timeout).await? {
-                    Response::Continue | Response::Progress => {}
+                let deadline = tokio::time::Instant::now() + self.command_timeout * 4;
+                let answer = loop {
+                    match self.read(self.command_timeout).await? {
+                        Response::Progress if tokio::time::Instant::now() < deadline => {}
+                        Response::Progress => return Err(MilterError::Timeout),
+                        other => break other,
+                    }
+                };
+                match answer {
+                    Response::Continue => {}
                     // SMFIR_SKIP: enough of the body.
                     Response::Skip => break,
                     Response::Accept => return Ok((Verdict::Accept, Vec::new())),
@@ -291,7 +344,14 @@ impl Client {
         }
         self.send(&Command::EndOfBody).await?;
         let mut changes = Vec::new();
+        // Room for a new body and some fields; more is not a filter's work.
+        let budget = max_size.saturating_add(1 << 20);
+        let mut carried = 0usize;
+        let deadline = tokio::time::Instant::now() + self.content_timeout * 2;
         loop {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(MilterError::Timeout);
+            }
             match self.read(self.content_timeout).await? {
                 Response::Progress => {}
                 Response::Continue | Response::Accept | Response::Skip => {
@@ -305,7 +365,8 @@ impl Client {
                     return Err(MilterError::Unexpected(other));
                 }
                 change => {
-                    if changes.len() >= MAX_CHANGES {
+                    carried = carried.saturating_add(size_of_change(&change));
+                    if changes.len() >= MAX_CHANGES || carried > budget {
                         return Err(MilterError::TooManyChanges(changes.len() + 1));
                     }
                     changes.push(change);
@@ -322,6 +383,21 @@ impl Client {
     pub async fn quit(mut self) {
         let _ = self.send(&Command::Quit).await;
         let _ = self.stream.shutdown().await;
+    }
+}
+
+/// The octets a change carries.
+fn size_of_change(change: &Change) -> usize {
+    match change {
+        Response::AddHeader { name, value }
+        | Response::InsertHeader { name, value, .. }
+        | Response::ChangeHeader { name, value, .. } => name.len() + value.len(),
+        Response::ReplaceBody(chunk) => chunk.len(),
+        Response::AddRcpt(t)
+        | Response::DeleteRcpt(t)
+        | Response::ChangeFrom(t)
+        | Response::Quarantine(t) => t.len(),
+        _ => 0,
     }
 }
 

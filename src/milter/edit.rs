@@ -6,11 +6,24 @@
 use super::client::Change;
 
 /// One header field: its name and its value as it follows the colon
-/// (folding kept, line ends as LF, the leading space dropped).
+/// (folding kept, line ends as LF, the leading space dropped), and the
+/// octets it arrived as, kept while no filter touches it (so fields
+/// nobody changed stay byte for byte, and their DKIM signatures hold).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
     pub name: String,
     pub value: String,
+    raw: Option<Vec<u8>>,
+}
+
+impl Field {
+    fn new(name: &str, value: &str) -> Field {
+        Field {
+            name: name.to_string(),
+            value: value.to_string(),
+            raw: None,
+        }
+    }
 }
 
 /// Splits `message` into header fields and body.
@@ -24,44 +37,83 @@ pub fn split(message: &[u8]) -> (Vec<Field>, &[u8]) {
     } else if let Some(rest) = body.strip_prefix(b"\n") {
         body = rest;
     }
-    let text = String::from_utf8_lossy(header);
     let mut fields: Vec<Field> = Vec::new();
-    for line in text.split_inclusive('\n') {
-        let line = line.trim_end_matches(['\r', '\n']);
-        if line.starts_with([' ', '\t']) {
+    for line in header.split_inclusive(|b| *b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
             if let Some(last) = fields.last_mut() {
                 last.value.push('\n');
-                last.value.push_str(line);
+                last.value.push_str(text);
+                if let Some(raw) = last.raw.as_mut() {
+                    raw.extend_from_slice(line);
+                }
             }
             continue;
         }
-        if let Some((name, value)) = line.split_once(':') {
+        if let Some((name, value)) = text.split_once(':') {
             fields.push(Field {
                 name: name.trim_end().to_string(),
                 value: value.strip_prefix(' ').unwrap_or(value).to_string(),
+                raw: Some(line.to_vec()),
             });
         }
     }
     (fields, body)
 }
 
-/// Joins fields and body again, CRLF line ends throughout.
+/// Joins fields and body again: untouched fields as they came, changed
+/// ones with CRLF line ends.
 pub fn join(fields: &[Field], body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + fields.len() * 64);
     for f in fields {
-        out.extend_from_slice(f.name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(crlf(&f.value).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        match &f.raw {
+            Some(raw) => {
+                out.extend_from_slice(raw);
+                if !raw.ends_with(b"\n") {
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            None => {
+                out.extend_from_slice(f.name.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(folded(&f.value).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out
 }
 
-/// LF (or CRLF) line ends as CRLF.
-fn crlf(text: &str) -> String {
-    text.replace("\r\n", "\n").replace('\n', "\r\n")
+/// A filter's value with CRLF line ends, where every line after the first
+/// starts with white space (a line that does not would start a new field,
+/// or an empty one would end the header: both are injections), and no
+/// bare CR.
+fn folded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.trim_end_matches('\r').replace('\r', " ");
+        if i > 0 {
+            if line.trim().is_empty() {
+                continue;
+            }
+            out.push_str("\r\n");
+            if !line.starts_with([' ', '\t']) {
+                out.push('\t');
+            }
+        }
+        out.push_str(&line);
+    }
+    out
+}
+
+/// A field name a filter may add: printable ASCII without `:` or space.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
 }
 
 /// The envelope a filter may change.
@@ -73,9 +125,10 @@ pub struct Envelope {
     pub quarantine: Option<String>,
 }
 
-/// Applies `changes` to `message` and `envelope`; the new message.
-/// `max_size` bounds a replaced body (a larger one is ignored: the
-/// original stays, and the caller logs it).
+/// Applies one filter's `changes` to `message` and `envelope`; the new
+/// message. Changes that make no sense (a field name with a colon, an
+/// address that does not parse, a new body over `max_size`) are logged
+/// and left out.
 pub fn apply(
     message: &[u8],
     changes: &[Change],
@@ -84,56 +137,70 @@ pub fn apply(
 ) -> Vec<u8> {
     let (mut fields, body) = split(message);
     let mut new_body: Option<Vec<u8>> = None;
+    let mut body_too_big = false;
     for change in changes {
         match change {
-            Change::AddHeader { name, value } => fields.push(Field {
-                name: name.clone(),
-                value: value.clone(),
-            }),
+            Change::AddHeader { name, .. }
+            | Change::InsertHeader { name, .. }
+            | Change::ChangeHeader { name, .. }
+                if !valid_name(name) =>
+            {
+                tracing::warn!("milter: ignored a header change with the bad name {name:?}");
+            }
+            Change::AddHeader { name, value } => fields.push(Field::new(name, value)),
             Change::InsertHeader { index, name, value } => {
                 let at = (*index as usize).min(fields.len());
-                fields.insert(
-                    at,
-                    Field {
-                        name: name.clone(),
-                        value: value.clone(),
-                    },
-                );
+                fields.insert(at, Field::new(name, value));
             }
             Change::ChangeHeader { index, name, value } => {
                 change_header(&mut fields, *index, name, value);
             }
             Change::ReplaceBody(chunk) => {
                 let b = new_body.get_or_insert_with(Vec::new);
-                if b.len() + chunk.len() <= max_size {
+                if b.len() + chunk.len() > max_size {
+                    body_too_big = true;
+                } else {
                     b.extend_from_slice(chunk);
                 }
             }
-            Change::AddRcpt(r) => {
-                let r = bare(r);
-                if !envelope
-                    .recipients
-                    .iter()
-                    .any(|x| x.eq_ignore_ascii_case(&r))
-                {
-                    envelope.recipients.push(r);
+            Change::AddRcpt(r) => match address(r) {
+                Some(r) if !r.is_empty() => {
+                    if !envelope
+                        .recipients
+                        .iter()
+                        .any(|x| x.eq_ignore_ascii_case(&r))
+                    {
+                        envelope.recipients.push(r);
+                    }
                 }
-            }
+                _ => tracing::warn!("milter: ignored the recipient {r:?}"),
+            },
             Change::DeleteRcpt(r) => {
                 let r = bare(r);
                 envelope.recipients.retain(|x| !x.eq_ignore_ascii_case(&r));
             }
-            Change::ChangeFrom(f) => envelope.sender = bare(f),
+            Change::ChangeFrom(f) => match address(f) {
+                Some(f) => envelope.sender = f,
+                None => tracing::warn!("milter: ignored the sender {f:?}"),
+            },
             Change::Quarantine(reason) => {
                 envelope.quarantine = Some(if reason.is_empty() {
                     "milter quarantine".into()
                 } else {
-                    reason.clone()
+                    reason
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .take(200)
+                        .collect()
                 });
             }
             // Verdicts are not changes; the client never passes them on.
             _ => {}
         }
+    }
+    if body_too_big {
+        tracing::warn!("milter: ignored a replacement body over {max_size} octets");
+        new_body = None;
     }
     let body = match &new_body {
         Some(b) => normalise_body(b),
@@ -158,13 +225,10 @@ fn change_header(fields: &mut Vec<Field>, index: u32, name: &str, value: &str) {
         }
         (Some(i), false) => {
             if let Some(f) = fields.get_mut(i) {
-                f.value = value.to_string();
+                *f = Field::new(&f.name.clone(), value);
             }
         }
-        (None, false) => fields.push(Field {
-            name: name.to_string(),
-            value: value.to_string(),
-        }),
+        (None, false) => fields.push(Field::new(name, value)),
         (None, true) => {}
     }
 }
@@ -192,6 +256,18 @@ fn bare(address: &str) -> String {
         .to_string()
 }
 
+/// An envelope address a filter gave: `""` (the null sender) or one that
+/// parses.
+fn address(text: &str) -> Option<String> {
+    let a = bare(text);
+    if a.is_empty() {
+        return Some(a);
+    }
+    crate::address::Address::parse(&a)
+        .ok()
+        .map(|p| p.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +282,35 @@ mod tests {
         assert_eq!(fields[2].value, "two\n\tfolded");
         assert_eq!(body, b"body\r\n");
         assert_eq!(join(&fields, body), MESSAGE);
+    }
+
+    #[test]
+    fn bad_changes_are_left_out_and_values_cannot_inject() {
+        let mut env = Envelope {
+            sender: "a@b".into(),
+            recipients: vec!["r1@x".into()],
+            quarantine: None,
+        };
+        let changes = [
+            Change::AddHeader {
+                name: "X-Bad: name".into(),
+                value: "v".into(),
+            },
+            Change::AddHeader {
+                name: "X-Inject".into(),
+                value: "one\n\nBody-Now: yes\nX-Evil: 1\rx".into(),
+            },
+            Change::AddRcpt("<>".into()),
+            Change::AddRcpt("not an address".into()),
+            Change::ReplaceBody(vec![b'x'; 100]),
+        ];
+        let out = String::from_utf8(apply(MESSAGE, &changes, &mut env, 50)).unwrap();
+        assert!(!out.contains("X-Bad"), "{out}");
+        assert!(
+            out.contains("X-Inject: one\r\n\tBody-Now: yes\r\n\tX-Evil: 1 x\r\n\r\nbody\r\n"),
+            "{out}"
+        );
+        assert_eq!(env.recipients, ["r1@x"]);
     }
 
     #[test]

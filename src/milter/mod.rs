@@ -15,7 +15,7 @@ pub mod proto;
 
 use crate::config::{Milter as Settings, MilterDefaultAction};
 use crate::smtp::proto::reply::Reply;
-use client::{Change, Client, Event, MilterError, Verdict};
+use client::{Client, Event, MilterError, Verdict};
 
 /// Macro name/value pairs sent before an event.
 pub type Macros = Vec<(String, String)>;
@@ -124,28 +124,32 @@ impl Milters {
         self.stage(&Event::Data).await
     }
 
-    /// The message: every filter sees it as it arrived; their changes
-    /// are applied in filter order.
+    /// The message: every filter sees it as it arrived; each filter's
+    /// changes are applied in filter order. A refusal or DISCARD ends it;
+    /// the filters after that one are told to forget the message.
     pub async fn message(
         &mut self,
         message: &[u8],
         envelope: &mut edit::Envelope,
         max_size: usize,
     ) -> Filtered {
-        self.in_message = false;
         let (fields, body) = edit::split(message);
         let headers: Vec<(String, String)> = fields
             .iter()
             .map(|f| (f.name.clone(), f.value.clone()))
             .collect();
-        let mut all_changes: Vec<Change> = Vec::new();
+        let mut changed: Option<Vec<u8>> = None;
         let mut outcome = Outcome::default();
+        let mut stopped_at = None;
         for i in 0..self.slots.len() {
             let result = match self.slots.get_mut(i) {
                 Some(Slot::Live {
                     client,
                     accepted_message: false,
-                }) => client.message(&headers, body).await,
+                }) => client
+                    .message(&headers, body, max_size)
+                    .await
+                    .map(|(v, c)| (v, client.allowed(c))),
                 Some(Slot::Failed(name)) => {
                     let name = name.clone();
                     self.default_action(&name, &mut outcome);
@@ -154,34 +158,55 @@ impl Milters {
                 _ => continue,
             };
             match result {
-                Ok((verdict, changes)) => {
-                    if self.judge(i, &verdict, &mut outcome) {
-                        return Filtered {
-                            outcome,
-                            message: None,
-                        };
+                // At the end of the message ACCEPT and CONTINUE mean the
+                // same: this message is done (the filter stays for the next).
+                Ok((Verdict::Accept | Verdict::Continue, changes)) => {
+                    if !changes.is_empty() {
+                        let current = changed.as_deref().unwrap_or(message);
+                        changed = Some(edit::apply(current, &changes, envelope, max_size));
                     }
-                    all_changes.extend(changes);
+                }
+                Ok((verdict, _)) => {
+                    self.judge(i, &verdict, &mut outcome);
                 }
                 Err(e) => self.fail(i, e, &mut outcome),
             }
-            if outcome.refusal.is_some() {
+            if outcome.refusal.is_some() || outcome.discard {
+                stopped_at = Some(i);
                 break;
             }
         }
-        if outcome.refusal.is_some() || all_changes.is_empty() {
+        self.in_message = false;
+        if let Some(i) = stopped_at {
+            self.abort_from(i + 1).await;
             return Filtered {
                 outcome,
                 message: None,
             };
         }
-        let changed = edit::apply(message, &all_changes, envelope, max_size);
         if let Some(reason) = envelope.quarantine.take() {
             outcome.quarantine = Some(reason);
         }
         Filtered {
             outcome,
-            message: Some(changed),
+            message: changed,
+        }
+    }
+
+    /// Tells the filters from `first` on to forget the message.
+    async fn abort_from(&mut self, first: usize) {
+        for i in first..self.slots.len() {
+            let failed = match self.slots.get_mut(i) {
+                Some(Slot::Live {
+                    client,
+                    accepted_message: false,
+                }) => client.abort().await.err(),
+                _ => None,
+            };
+            if let Some(e) = failed {
+                let mut ignored = Outcome::default();
+                self.fail(i, e, &mut ignored);
+            }
         }
     }
 
@@ -325,7 +350,9 @@ fn reply_of(text: &str) -> Reply {
     let mut lines = text.lines();
     let first = lines.next().unwrap_or_default();
     let code: u16 = first.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-    if !(400..600).contains(&code) {
+    // 421 would have to close the session; the filter's wish is kept as
+    // a temporary refusal of this command.
+    if !(400..600).contains(&code) || code == 421 {
         return tempfail();
     }
     let rest = first.get(4..).unwrap_or_default();

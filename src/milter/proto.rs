@@ -57,8 +57,10 @@ pub mod step {
     pub const NR_EOH: u32 = 0x40000;
     pub const NR_BODY: u32 = 0x80000;
     pub const HEADER_LEADING_SPACE: u32 = 0x100000;
-    /// Every flag this MTA honours.
-    pub const ALL: u32 = 0x1F_FFFF;
+    /// Every flag this MTA honours: all but HEADER_LEADING_SPACE (header
+    /// values go without their leading space) and RCPT_REJ (refused
+    /// recipients are not shown to filters).
+    pub const ALL: u32 = 0x1F_FFFF & !HEADER_LEADING_SPACE & !RCPT_REJ;
 }
 
 /// The MTA's side of the conversation.

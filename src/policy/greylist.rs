@@ -216,7 +216,9 @@ impl Table {
     }
 
     /// Keeps the table under `max` triplets: expired ones go first, then
-    /// the least recently seen tenth.
+    /// a tenth of the table, triplets that never passed before those that
+    /// did (a flood of new triplets must not push out the senders who
+    /// proved themselves), least recently seen first.
     fn make_room(&mut self, max: usize, now: u64, max_age: u64) {
         if self.triplets.len() < max {
             return;
@@ -225,11 +227,16 @@ impl Table {
         if self.triplets.len() < max {
             return;
         }
-        let mut ages: Vec<u64> = self.triplets.values().map(|t| t.last).collect();
-        let cut = (ages.len() / 10).max(1);
-        let (_, nth, _) = ages.select_nth_unstable(cut - 1);
-        let oldest = *nth;
-        self.triplets.retain(|_, t| t.last > oldest);
+        let cut = (self.triplets.len() / 10).max(1);
+        let mut order: Vec<(bool, u64, String)> = self
+            .triplets
+            .iter()
+            .map(|(k, t)| (t.passed, t.last, k.clone()))
+            .collect();
+        order.sort_unstable();
+        for (_, _, key) in order.into_iter().take(cut) {
+            self.triplets.remove(&key);
+        }
     }
 
     /// `T\tkey\tfirst\tlast\tpassed` and `C\tnetwork\tcount\tlast` lines.
@@ -437,12 +444,50 @@ mod tests {
             );
         }
         assert!(g.len().0 <= 10, "{:?}", g.len());
+        assert!(g.len().0 >= 8, "{:?}", g.len());
         g.check(&s, ip("192.0.2.1"), "a@x.example", "keep@y", "+", 100);
         g.save(&s, 100).unwrap();
         let again = Greylist::open(&path);
         assert_eq!(again.len(), g.len());
         let retry = again.check(&s, ip("192.0.2.1"), "a@x.example", "keep@y", "+", 400);
         assert_eq!(retry, Decision::Pass("delayed"));
+    }
+
+    #[test]
+    fn a_flood_of_new_triplets_does_not_push_out_passed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Greylist::open(&dir.path().join("g.tsv"));
+        let s = Settings {
+            max_entries: 20,
+            auto_allow_clients: 0,
+            ..settings()
+        };
+        let good = ip("198.51.100.7");
+        g.check(&s, good, "friend@x", "me@y", "+", 0);
+        assert_eq!(
+            g.check(&s, good, "friend@x", "me@y", "+", 400),
+            Decision::Pass("delayed")
+        );
+        for n in 0..500u64 {
+            // Letters, not digits: digit runs fold into one triplet.
+            let name: String = [n / 26, n % 26]
+                .iter()
+                .map(|d| char::from(b'a' + *d as u8))
+                .collect();
+            g.check(
+                &s,
+                ip("192.0.2.1"),
+                &format!("{name}@spam"),
+                "me@y",
+                "+",
+                500 + n,
+            );
+        }
+        assert!(g.len().0 <= 20);
+        assert_eq!(
+            g.check(&s, good, "friend@x", "me@y", "+", 2000),
+            Decision::Pass("triplet found")
+        );
     }
 
     #[test]

@@ -172,18 +172,20 @@ fn train(
         .mailbox(account, mailbox)
         .map_err(err)?
         .ok_or_else(|| format!("{account} has no mailbox {mailbox}"))?;
-    let (mut new, mut moved, mut already) = (0, 0, 0);
-    for meta in store.messages(info.id).map_err(err)? {
-        let message = store.message(info.id, meta.uid).map_err(err)?;
-        match filter
-            .learn(settings, account, &message, spam)
-            .map_err(err)?
-        {
-            super::bayes::Learnt::New => new += 1,
-            super::bayes::Learnt::Relearnt => moved += 1,
-            super::bayes::Learnt::Already => already += 1,
-        }
-    }
+    let metas = store.messages(info.id).map_err(err)?;
+    let messages = metas
+        .iter()
+        .filter_map(|meta| match store.message(info.id, meta.uid) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!("spam train: cannot read {mailbox} UID {}: {e}", meta.uid.0);
+                None
+            }
+        });
+    let counts = filter
+        .learn_many(settings, account, messages, spam)
+        .map_err(err)?;
+    let (new, moved, already) = (counts.new, counts.moved, counts.already);
     let kind = if spam { "spam" } else { "ham" };
     Ok(format!(
         "{account}/{mailbox}: learnt {new} as {kind}, {moved} moved from the other kind, {already} already known\n"

@@ -50,6 +50,12 @@ impl<'a> Finder<'a> {
     }
 
     fn skip_to(&mut self, at: usize) {
+        // Never inside a character: `get(at..)` would fail there and hide
+        // every later link.
+        let mut at = at.min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at += 1;
+        }
         self.at = at;
         if matches!(self.scheme, Some(Some(p)) if p < at) {
             self.scheme = None;
@@ -139,6 +145,8 @@ mod tests {
             ["spam.test", "example.co.uk", "other.example", "evil.test"]
         );
         assert_eq!(domains(text, 2).len(), 2);
+        let after_odd = "http://é.test/ then http://later.test/";
+        assert_eq!(domains(after_odd, 5), ["later.test"]);
     }
 
     #[test]

@@ -40,6 +40,15 @@ pub const GLOBAL_FILE: &str = "spam-global.tokens";
 const ALLOW_SCORE: f64 = -100.0;
 const BLOCK_SCORE: f64 = 100.0;
 
+/// What a lesson did, message by message.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Lessons {
+    pub new: usize,
+    /// Had been learnt as the other kind.
+    pub moved: usize,
+    pub already: usize,
+}
+
 /// A message looked at once, before it is judged for each recipient.
 #[derive(Debug, Clone)]
 pub struct Analysis {
@@ -194,18 +203,47 @@ impl SpamFilter {
         message: &[u8],
         spam: bool,
     ) -> Result<Learnt, StoreError> {
+        let counts = self.learn_many(settings, account, std::iter::once(message.to_vec()), spam)?;
+        Ok(if counts.new > 0 {
+            Learnt::New
+        } else if counts.moved > 0 {
+            Learnt::Relearnt
+        } else {
+            Learnt::Already
+        })
+    }
+
+    /// Learns many messages in one lesson: both tables are read once and
+    /// written once, however many messages there are.
+    pub fn learn_many(
+        &self,
+        settings: &Settings,
+        account: &str,
+        messages: impl Iterator<Item = Vec<u8>>,
+        spam: bool,
+    ) -> Result<Lessons, StoreError> {
         let max_scan = usize::try_from(settings.max_scan_size.0).unwrap_or(usize::MAX);
-        let content = rules::inspect(message, max_scan, settings.max_uri_lookups);
         let _one = self.learning.lock().unwrap_or_else(|p| p.into_inner());
         let mut table = (*self.table(account, settings.cache_users)).clone();
-        let learnt = table.learn(&content.tokens, content.digest, spam, settings.max_tokens);
-        if learnt == Learnt::Already {
-            return Ok(learnt);
+        let mut global = (*self.global()).clone();
+        let mut counts = Lessons::default();
+        for message in messages {
+            let content = rules::inspect(&message, max_scan, settings.max_uri_lookups);
+            match table.learn(&content.tokens, content.digest, spam, settings.max_tokens) {
+                Learnt::New => counts.new += 1,
+                Learnt::Relearnt => counts.moved += 1,
+                Learnt::Already => {
+                    counts.already += 1;
+                    continue;
+                }
+            }
+            global.learn(&content.tokens, content.digest, spam, settings.max_tokens);
+        }
+        if counts.new + counts.moved == 0 {
+            return Ok(counts);
         }
         self.store
             .set_account_data(account, TOKENS_KEY, Some(&table.encode()))?;
-        let mut global = (*self.global()).clone();
-        global.learn(&content.tokens, content.digest, spam, settings.max_tokens);
         if let Err(e) = write_atomically(&self.global_path, &global.encode()) {
             // The user's lesson is kept; the global table catches up on
             // the next one.
@@ -215,7 +253,7 @@ impl SpamFilter {
         let max = settings.cache_users;
         remember(&mut cache, |c| &mut c.tables, account, Arc::new(table), max);
         cache.global = Some(Arc::new(global));
-        Ok(learnt)
+        Ok(counts)
     }
 
     /// The user's lists.

@@ -162,10 +162,11 @@ pub fn inspect(message: &[u8], max_scan: usize, max_links: usize) -> Content {
     tokens.add_text("", &text);
     content.tokens = tokens.into_sorted();
     content.links.truncate(max_links);
-    content.digest = match parsed.message_id() {
-        Some(id) => digest(id.as_bytes()),
-        None => digest(text.as_bytes()),
-    };
+    // The sender chooses the Message-ID: with the text beside it, two
+    // different messages under one ID are two lessons.
+    let mut identity = parsed.message_id().unwrap_or_default().as_bytes().to_vec();
+    identity.extend_from_slice(text.as_bytes());
+    content.digest = digest(&identity);
     content
 }
 
@@ -185,7 +186,7 @@ pub fn arrival_tests(message: &[u8], arrival: &Arrival<'_>, hits: &mut Vec<&'sta
         return;
     };
     if let Some(date) = parsed.date() {
-        let age = arrival.now - date.to_timestamp();
+        let age = arrival.now.saturating_sub(date.to_timestamp());
         if age < -12 * 3600 {
             hits.push("DATE_IN_FUTURE_12");
         } else if age > 96 * 3600 {
@@ -193,9 +194,17 @@ pub fn arrival_tests(message: &[u8], arrival: &Arrival<'_>, hits: &mut Vec<&'sta
         }
     }
     let ours = format!("by {}", arrival.myhostname.to_ascii_lowercase());
-    let forged = header_lines(header, "received")
-        .iter()
-        .any(|v| v.to_ascii_lowercase().contains(&ours));
+    let forged = header_lines(header, "received").iter().any(|v| {
+        let v = v.to_ascii_lowercase();
+        // `by mx.a` must not match `by mx.ab`: the name ends there.
+        v.match_indices(&ours).any(|(at, _)| {
+            v.get(at + ours.len()..)
+                .unwrap_or_default()
+                .chars()
+                .next()
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        })
+    });
     if forged && !arrival.myhostname.is_empty() {
         hits.push("FORGED_OUR_RECEIVED");
     }

@@ -88,6 +88,25 @@ fn pymilter_accepts_rejects_and_rewrites() {
     assert!(got.contains("\r\nSubject: [tagged] hello tag\r\n"), "{got}");
     assert!(got.contains("Original body."), "{got}");
 
+    // The filter judges every message of a session, not only the first.
+    let mut c = Smtp::connect(server.port);
+    c.reply();
+    c.cmd("EHLO client.test");
+    let first = c.send_mail(
+        "alice@sender.test",
+        &["bob@ours.test"],
+        "Subject: first\r\n\r\nfine\r\n",
+    );
+    assert!(first.starts_with("250"), "{first}");
+    let second = c.send_mail(
+        "alice@sender.test",
+        &["bob@ours.test"],
+        "Subject: please reject\r\n\r\nspam\r\n",
+    );
+    assert_eq!(second.trim_end(), "554 5.7.1 Spam detected by pymilter");
+    c.cmd("QUIT");
+    server.wait_for_mail("bob@ours.test", 2);
+
     // A recipient the filter refuses.
     let mut c = Smtp::connect(server.port);
     c.reply();
@@ -156,7 +175,7 @@ fn pymilter_accepts_rejects_and_rewrites() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         server.uids("bob@ours.test").len(),
-        2,
+        3,
         "discarded mail delivered"
     );
 }

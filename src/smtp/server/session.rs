@@ -849,21 +849,20 @@ impl Session {
             .as_ref()
             .map(|tx| tx.sender.clone())
             .unwrap_or_default();
-        match self.greylist_rcpt(&sender, &text, local) {
-            greylisting::AtRcpt::Go => {}
-            greylisting::AtRcpt::Later => {
-                if let Some(tx) = &mut self.tx {
-                    tx.greylist_later.push(text.clone());
-                }
-            }
+        let greylist_later = match self.greylist_rcpt(&sender, &text, local) {
+            greylisting::AtRcpt::Go => false,
+            greylisting::AtRcpt::Later => true,
             greylisting::AtRcpt::Refuse(reply) => {
                 self.reject("RCPT", None, Some(&text), reply);
                 return false;
             }
-        }
+        };
         if let Some(reply) = self.milter_rcpt(&text).await {
             self.reject("RCPT", None, Some(&text), reply);
             return false;
+        }
+        if greylist_later && let Some(tx) = &mut self.tx {
+            tx.greylist_later.push(text.clone());
         }
         // Only an accepted recipient's actions count (Postfix keeps those
         // of every RCPT that was not refused).
@@ -1372,8 +1371,15 @@ impl Session {
             self.reject("END-OF-MESSAGE", Some(&tx.sender), None, reply);
             return;
         }
-        let (message, quarantine, checked_results) =
+        let (mut message, quarantine, checked_results) =
             (checked.message, checked.junk, checked.results);
+        // Only our own X-Spam-* fields may count (a filter's own added
+        // after this stay).
+        if self.spam_scored()
+            && let Some(stripped) = crate::spam::strip_foreign_status(&message)
+        {
+            message = stripped;
+        }
         let mut message = match self.milter_message(&mut tx, message).await {
             Ok(m) => m,
             Err(reply) => {
@@ -1393,7 +1399,7 @@ impl Session {
         }
         let spam = match self
             .spam_verdicts(
-                &mut message,
+                &message,
                 &tx.sender,
                 &tx.recipients,
                 checked_results.as_ref(),

@@ -153,6 +153,10 @@ impl Session {
                 tx.recipients.push(super::restrict::recipient(&added));
             }
         }
+        if tx.recipients.is_empty() {
+            // Nobody left to deliver to: what the filter meant is a discard.
+            tx.discard = Some("milter removed every recipient".into());
+        }
         Ok(filtered.message.unwrap_or(message))
     }
 

@@ -13,21 +13,24 @@ use crate::smtp::proto::reply::Reply;
 use crate::spam::rules::Arrival;
 
 impl Session {
-    /// Scores `message` for each recipient; `Err(reply)` refuses it.
-    /// Strips the `X-Spam-*` fields it came with, so only ours count.
+    /// Whether this session's mail is scored: port 25, from outside
+    /// mynetworks, not logged in, and the filter on.
+    pub(super) fn spam_scored(&self) -> bool {
+        self.config.spam.enabled && self.mode == Mode::Mx && !self.trusted && self.account.is_none()
+    }
+
+    /// Scores `message` for each recipient; `Err(reply)` refuses it (or
+    /// defers it, should the verdict task die).
     pub(super) async fn spam_verdicts(
         &self,
-        message: &mut Vec<u8>,
+        message: &[u8],
         sender: &str,
         recipients: &[QueuedRecipient],
         auth: Option<&Results>,
     ) -> Result<Vec<SpamMark>, Reply> {
         let settings = &self.config.spam;
-        if !settings.enabled || self.mode != Mode::Mx || self.trusted || self.account.is_some() {
+        if !self.spam_scored() {
             return Ok(Vec::new());
-        }
-        if let Some(stripped) = crate::spam::strip_foreign_status(message) {
-            *message = stripped;
         }
         let helo = self.helo.clone().unwrap_or_default();
         let arrival = Arrival {
@@ -48,30 +51,44 @@ impl Session {
                 arrival,
             )
             .await;
+        // The verdicts read the users' tables from the store: off the
+        // async threads.
         let resolver = self.svc.resolver.get();
-        let accounts = StoreAccounts(self.svc.store.clone());
-        let mut marks = Vec::with_capacity(recipients.len());
+        let store = self.svc.store.clone();
+        let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
+        let owned = settings.clone();
+        let reports = tokio::task::spawn_blocking(move || {
+            let accounts = StoreAccounts(store);
+            addresses
+                .into_iter()
+                .map(|address| {
+                    let account = Address::parse(&address).ok().and_then(|a| {
+                        resolver
+                            .expand(&a, &accounts)
+                            .into_iter()
+                            .find_map(|route| match route {
+                                Ok(Route::Local { account, .. }) => Some(account),
+                                _ => None,
+                            })
+                    });
+                    let report = filter.judge(&owned, &analysis, account.as_deref());
+                    (address, report)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|_| Reply::new(451, "4.3.0", "Error: internal error, try again later"))?;
+        let mut marks = Vec::with_capacity(reports.len());
         let mut all_rejected = settings.reject_score > 0.0;
-        for r in recipients {
-            let account = Address::parse(&r.address).ok().and_then(|a| {
-                resolver
-                    .expand(&a, &accounts)
-                    .into_iter()
-                    .find_map(|route| match route {
-                        Ok(Route::Local { account, .. }) => Some(account),
-                        _ => None,
-                    })
-            });
-            let report = filter.judge(settings, &analysis, account.as_deref());
+        for (address, report) in reports {
             all_rejected &= report.score >= settings.reject_score;
             tracing::info!(
-                "{}: spam: from=<{sender}> to=<{}> {}",
+                "{}: spam: from=<{sender}> to=<{address}> {}",
                 self.client(),
-                r.address,
                 report.status()
             );
             marks.push(SpamMark {
-                recipient: r.address.clone(),
+                recipient: address,
                 score: format!("{:.1}", report.score),
                 status: report.status(),
             });
