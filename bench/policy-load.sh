@@ -41,7 +41,7 @@ trap cleanup EXIT
 
 cat > "$DIR/records" <<REC
 sender.example A 127.0.0.1
-sender.example MX 10 sender.example
+sender.example MX 10 sender.example.
 mx.sender.example A 127.0.0.1
 REC
 $PY bench/dns-server.py 127.0.0.1 53 "$DIR/records" &
@@ -172,8 +172,9 @@ postscreen_dnsbl_threshold = 2
 header_checks = \"regexp:$DIR/header_checks\"
 body_checks = \"regexp:$DIR/body_checks\"
 [spam]
-dnsbl_sites = [\"zen.bench*2\"]
-uribl_sites = [\"uribl.bench*3\"]
+enabled = ${SPAM:-true}
+${SPAM_DNS-dnsbl_sites = [\"zen.bench*2\"]
+uribl_sites = [\"uribl.bench*3\"]}
 min_learns = 1"
   else
     POLICY="[smtp]

@@ -288,6 +288,14 @@ impl SpamFilter {
         Ok(lists)
     }
 
+    /// Whether judging for `account` needs nothing from the store (its
+    /// table and lists, and the global table, are in memory).
+    pub fn ready_in_memory(&self, account: Option<&str>) -> bool {
+        let cache = self.lock();
+        cache.global.is_some()
+            && account.is_none_or(|a| cache.tables.contains_key(a) && cache.lists.contains_key(a))
+    }
+
     /// Drops what is cached for `account` (after a change made elsewhere).
     pub fn forget(&self, account: &str) {
         let mut cache = self.lock();
@@ -484,12 +492,10 @@ pub fn strip_foreign_status(message: &[u8]) -> Option<Vec<u8>> {
     for line in header.split_inclusive(|b| *b == b'\n') {
         let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
         if !continuation {
-            let lower = line
-                .iter()
-                .take(16)
-                .map(u8::to_ascii_lowercase)
-                .collect::<Vec<u8>>();
-            dropping = OURS.iter().any(|name| lower.starts_with(name));
+            dropping = OURS.iter().any(|name| {
+                line.get(..name.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(name))
+            });
         }
         if dropping {
             changed = true;

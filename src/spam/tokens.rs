@@ -4,8 +4,6 @@
 //! as `skip:` tokens). Hashes are FNV-1a, stable across runs, since the
 //! tables are stored.
 
-use std::collections::BTreeSet;
-
 /// Distinct tokens taken from one message, at most.
 pub const MAX_TOKENS: usize = 3000;
 
@@ -15,34 +13,80 @@ const MAX_WORD: usize = 24;
 /// FNV-1a, 32 bits: a stable hash for stored tables. With 100,000 tokens
 /// a collision or two is expected and harmless to a statistical filter.
 pub fn hash(prefix: &str, word: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in prefix.bytes().chain([0u8]).chain(word.bytes()) {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
+    let mut h = Fnv::new(prefix);
+    word.bytes().for_each(|b| h.byte(b));
+    h.0
+}
+
+struct Fnv(u32);
+
+impl Fnv {
+    fn new(prefix: &str) -> Fnv {
+        let mut h = Fnv(0x811c_9dc5);
+        prefix.bytes().for_each(|b| h.byte(b));
+        h.byte(0);
+        h
     }
-    h
+
+    fn byte(&mut self, b: u8) {
+        self.0 ^= u32::from(b);
+        self.0 = self.0.wrapping_mul(0x0100_0193);
+    }
+}
+
+/// The hash of `word` lower-cased, without making the lower-case string
+/// (the tokenizer's hot path: one per word of every message).
+fn hash_lower(prefix: &str, word: &str) -> u32 {
+    let mut h = Fnv::new(prefix);
+    let mut buf = [0u8; 4];
+    for c in word.chars() {
+        if c.is_ascii() {
+            h.byte(c.to_ascii_lowercase() as u8);
+        } else {
+            for l in c.to_lowercase() {
+                l.encode_utf8(&mut buf).bytes().for_each(|b| h.byte(b));
+            }
+        }
+    }
+    h.0
 }
 
 /// Collects token hashes, sorted and distinct, up to [`MAX_TOKENS`].
 #[derive(Default)]
 pub struct Tokens {
-    set: BTreeSet<u32>,
+    hashes: Vec<u32>,
+    /// [`MAX_TOKENS`] distinct hashes are in: the rest is not read.
+    saturated: bool,
 }
 
 impl Tokens {
     pub fn add(&mut self, prefix: &str, word: &str) {
-        if self.set.len() < MAX_TOKENS {
-            self.set.insert(hash(prefix, word));
+        self.push(hash(prefix, word));
+    }
+
+    fn push(&mut self, h: u32) {
+        if self.saturated {
+            return;
+        }
+        self.hashes.push(h);
+        // Dedup now and then, so a long message stays within bounds.
+        if self.hashes.len() >= 4 * MAX_TOKENS {
+            self.hashes.sort_unstable();
+            self.hashes.dedup();
+            self.saturated = self.hashes.len() >= MAX_TOKENS;
         }
     }
 
     /// The words of `text`, lower-cased, under `prefix`.
     pub fn add_text(&mut self, prefix: &str, text: &str) {
         for word in text.split(|c: char| !(c.is_alphanumeric() || "$'-!".contains(c))) {
-            if self.set.len() >= MAX_TOKENS {
+            if self.saturated {
                 return;
             }
             let word = word.trim_matches(|c| c == '\'' || c == '-');
+            if word.len() < MIN_WORD {
+                continue;
+            }
             let chars = word.chars().count();
             if chars < MIN_WORD {
                 continue;
@@ -50,16 +94,23 @@ impl Tokens {
             if chars > MAX_WORD {
                 // SpamBayes: a long word says little but its first letter
                 // and rough length.
-                let first = word.chars().next().unwrap_or('x').to_lowercase();
-                self.add("skip", &format!("{first}{}", chars / 10 * 10));
-                continue;
+                let first = word.chars().next().unwrap_or('x');
+                let mut summary = String::with_capacity(8);
+                summary.extend(first.to_lowercase());
+                summary.push_str(&(chars / 10 * 10).to_string());
+                self.push(hash("skip", &summary));
+            } else {
+                self.push(hash_lower(prefix, word));
             }
-            self.add(prefix, &word.to_lowercase());
         }
     }
 
-    pub fn into_sorted(self) -> Vec<u32> {
-        self.set.into_iter().collect()
+    /// The distinct hashes, sorted; at most [`MAX_TOKENS`] of them.
+    pub fn into_sorted(mut self) -> Vec<u32> {
+        self.hashes.sort_unstable();
+        self.hashes.dedup();
+        self.hashes.truncate(MAX_TOKENS);
+        self.hashes
     }
 }
 
@@ -75,6 +126,8 @@ mod tests {
         let long = "x".repeat(40);
         t.add_text("", &long);
         let got = t.into_sorted();
+        assert_eq!(hash_lower("", "ChEaP"), hash("", "cheap"));
+        assert_eq!(hash_lower("", "ÉTÉ"), hash("", "été"));
         assert!(got.contains(&hash("", "cheap")));
         assert!(got.contains(&hash("", "viagra")));
         assert!(got.contains(&hash("s", "cheap")));

@@ -17,7 +17,7 @@
 //! the matching: patterns with back-references or look-around (PCRE only)
 //! are refused when the table is loaded, with the file and line.
 
-use regex::{Regex, RegexBuilder};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 /// Bounds, so a table cannot make a regex compile into a giant automaton.
 const MAX_PATTERN_BYTES: usize = 4096;
@@ -43,6 +43,10 @@ enum Entry {
 #[derive(Debug)]
 pub struct RegexpTable {
     entries: Vec<Entry>,
+    /// Every pattern at once, for a table of plain rules (no `if`, no
+    /// `!`): most lines match none, and one pass of the set says so
+    /// instead of one pass per pattern (header_checks run on every line).
+    prefilter: Option<RegexSet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +59,7 @@ impl RegexpTable {
     /// Parses the table text; `origin` names it in errors (`file:line`).
     pub fn parse(text: &str, dialect: Dialect, origin: &str) -> Result<RegexpTable, String> {
         let mut entries = Vec::new();
+        let mut inline: Vec<String> = Vec::new();
         let mut open_ifs: Vec<usize> = Vec::new();
         for (lineno, line) in logical_lines(text) {
             let at = || format!("{origin}:{lineno}");
@@ -82,8 +87,9 @@ impl RegexpTable {
                 Some(r) => (true, r),
                 None => (false, rest),
             };
-            let (re, result) =
+            let (re, result, flagged) =
                 split_pattern(rest, dialect).map_err(|e| format!("{}: {e}", at()))?;
+            inline.push(flagged);
             if is_if {
                 if !result.trim().is_empty() {
                     return Err(format!("{}: text after the pattern of an if", at()));
@@ -107,11 +113,28 @@ impl RegexpTable {
         if !open_ifs.is_empty() {
             return Err(format!("{origin}: if without endif"));
         }
-        Ok(RegexpTable { entries })
+        let plain = entries
+            .iter()
+            .all(|e| matches!(e, Entry::Rule { negate: false, .. }));
+        // A set too large to build is only a missed shortcut.
+        let prefilter = (plain && inline.len() > 1)
+            .then(|| {
+                RegexSetBuilder::new(&inline)
+                    .size_limit(COMPILED_SIZE_LIMIT * 8)
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        Ok(RegexpTable { entries, prefilter })
     }
 
     /// The result of the first rule that matches `input`, substituted.
     pub fn lookup(&self, input: &str) -> Option<String> {
+        if let Some(set) = &self.prefilter
+            && !set.is_match(input)
+        {
+            return None;
+        }
         let mut i = 0;
         while let Some(entry) = self.entries.get(i) {
             match entry {
@@ -169,9 +192,10 @@ pub(crate) fn logical_lines(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-/// `/pattern/flags rest` → the compiled pattern and `rest`. Any non-space
-/// character may delimit (Postfix allows e.g. `#pattern#`).
-fn split_pattern(text: &str, dialect: Dialect) -> Result<(Regex, &str), String> {
+/// `/pattern/flags rest` → the compiled pattern, `rest`, and the pattern
+/// with its flags inline (`(?i-msxU:...)`, for the table's set). Any
+/// non-space character may delimit (Postfix allows e.g. `#pattern#`).
+fn split_pattern(text: &str, dialect: Dialect) -> Result<(Regex, &str, String), String> {
     let mut chars = text.char_indices();
     let Some((_, delim)) = chars.next() else {
         return Err("missing pattern".into());
@@ -234,7 +258,21 @@ fn split_pattern(text: &str, dialect: Dialect) -> Result<(Regex, &str), String> 
         .size_limit(COMPILED_SIZE_LIMIT)
         .build()
         .map_err(|e| format!("bad pattern /{pattern}/: {}", first_line(&e.to_string())))?;
-    Ok((re, rest))
+    let (mut on, mut off) = (String::new(), String::new());
+    for (flag, set) in [
+        ('i', insensitive),
+        ('m', multi_line),
+        ('s', dot_all),
+        ('x', extended),
+        ('U', ungreedy),
+    ] {
+        if set { &mut on } else { &mut off }.push(flag);
+    }
+    // In x mode a newline ends a `#` comment that would otherwise swallow
+    // the closing `)`; elsewhere it would be a character to match.
+    let tail = if extended { "\n" } else { "" };
+    let flagged = format!("(?{on}-{off}:{pattern}{tail})");
+    Ok((re, rest, flagged))
 }
 
 fn first_line(text: &str) -> String {
@@ -284,6 +322,27 @@ fn substitute(result: &str, caps: &regex::Captures<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prefilter_agrees_with_the_rules() {
+        let text = "/^Subject:.*viagra/ REJECT a\n/FOO/i REJECT b\n/x y # comment/x REJECT c\n/^a.b$/s REJECT d\n";
+        let t = RegexpTable::parse(text, Dialect::Pcre, "t").unwrap();
+        assert!(t.prefilter.is_some());
+        let cases = [
+            ("subject: cheap VIAGRA", Some("REJECT a")),
+            ("FOO", Some("REJECT b")),
+            ("foo", None),
+            ("xy", Some("REJECT c")),
+            ("a\nb", Some("REJECT d")),
+            ("nothing", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(t.lookup(input).as_deref(), want, "{input:?}");
+        }
+        let negated =
+            RegexpTable::parse("!/ok/ REJECT x\n/a/ DUNNO\n", Dialect::Regexp, "t").unwrap();
+        assert!(negated.prefilter.is_none());
+    }
 
     fn table(text: &str) -> RegexpTable {
         RegexpTable::parse(text, Dialect::Pcre, "test").expect("table")

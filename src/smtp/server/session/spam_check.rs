@@ -51,46 +51,61 @@ impl Session {
                 arrival,
             )
             .await;
-        // The verdicts read the users' tables from the store: off the
-        // async threads.
         let resolver = self.svc.resolver.get();
-        let store = self.svc.store.clone();
-        let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
-        let owned = settings.clone();
-        let reports = tokio::task::spawn_blocking(move || {
-            let accounts = StoreAccounts(store);
-            addresses
-                .into_iter()
-                .map(|address| {
-                    let account = Address::parse(&address).ok().and_then(|a| {
-                        resolver
-                            .expand(&a, &accounts)
-                            .into_iter()
-                            .find_map(|route| match route {
-                                Ok(Route::Local { account, .. }) => Some(account),
-                                _ => None,
-                            })
-                    });
-                    let report = filter.judge(&owned, &analysis, account.as_deref());
-                    (address, report)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|_| Reply::new(451, "4.3.0", "Error: internal error, try again later"))?;
+        let accounts = StoreAccounts(self.svc.store.clone());
+        let judged: Vec<(String, Option<String>)> = recipients
+            .iter()
+            .map(|r| {
+                let account = Address::parse(&r.address).ok().and_then(|a| {
+                    resolver
+                        .expand(&a, &accounts)
+                        .into_iter()
+                        .find_map(|route| match route {
+                            Ok(Route::Local { account, .. }) => Some(account),
+                            _ => None,
+                        })
+                });
+                (r.address.clone(), account)
+            })
+            .collect();
+        // Usually every table is in memory and a verdict is microseconds;
+        // one that must be read from the store is read off the async
+        // threads.
+        let in_memory = judged
+            .iter()
+            .all(|(_, a)| filter.ready_in_memory(a.as_deref()));
+        let judge_all = {
+            let owned = settings.clone();
+            move || {
+                judged
+                    .into_iter()
+                    .map(|(address, account)| {
+                        let report = filter.judge(&owned, &analysis, account.as_deref());
+                        (address, report)
+                    })
+                    .collect::<Vec<_>>()
+            }
+        };
+        let reports = if in_memory {
+            judge_all()
+        } else {
+            tokio::task::spawn_blocking(judge_all)
+                .await
+                .map_err(|_| Reply::new(451, "4.3.0", "Error: internal error, try again later"))?
+        };
         let mut marks = Vec::with_capacity(reports.len());
         let mut all_rejected = settings.reject_score > 0.0;
         for (address, report) in reports {
             all_rejected &= report.score >= settings.reject_score;
+            let status = report.status();
             tracing::info!(
-                "{}: spam: from=<{sender}> to=<{address}> {}",
-                self.client(),
-                report.status()
+                "{}: spam: from=<{sender}> to=<{address}> {status}",
+                self.client()
             );
             marks.push(SpamMark {
                 recipient: address,
                 score: format!("{:.1}", report.score),
-                status: report.status(),
+                status,
             });
         }
         if all_rejected && !marks.is_empty() {
