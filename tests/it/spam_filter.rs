@@ -231,6 +231,19 @@ fn moving_into_junk_teaches_the_filter() {
             .log()
             .contains("spam: learnt 1 message(s) as spam for bob (IMAP)")
     );
+
+    // Moving it back out of Junk teaches ham: the same message moves.
+    let mut imap = Imap::login_as(server.ports.imap, "bob@ours.test", "bob-pw");
+    imap.ok("SELECT Junk");
+    imap.ok("UID MOVE 1 INBOX");
+    imap.ok("LOGOUT");
+    assert!(
+        wait_until(Duration::from_secs(20), || server
+            .cli_ok(&["spam", "show", "bob@ours.test"])
+            .contains("learnt: 0 spam, 2 ham")),
+        "{}",
+        server.cli_ok(&["spam", "show", "bob@ours.test"])
+    );
 }
 
 #[test]
