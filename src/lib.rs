@@ -30,6 +30,7 @@ pub mod queue;
 pub mod rewrite;
 pub mod rfc5322;
 pub mod sendmail;
+pub mod sieve;
 pub mod smtp;
 pub mod spam;
 pub mod store;

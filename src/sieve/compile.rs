@@ -1,0 +1,492 @@
+//! From the syntax tree to a program: every command and test checked
+//! against what it is (RFC 5228 §2.6 tagged, then positional arguments),
+//! every extension it uses `require`d, `elsif`/`else` attached to their
+//! `if`. What is left to the interpreter cannot fail to be understood.
+
+use super::Error;
+use super::parser::{Arg, Command, Test};
+
+/// The extensions this engine implements (RFC 5228 `require` names).
+pub const EXTENSIONS: &[&str] = &[
+    "fileinto",
+    "copy",
+    "envelope",
+    "subaddress",
+    "comparator-i;octet",
+    "comparator-i;ascii-casemap",
+    "comparator-i;ascii-numeric",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd {
+    /// `if` / `elsif`... / `else`: the first branch whose test holds runs.
+    If(Vec<(Option<Cond>, Vec<Cmd>)>),
+    Stop,
+    Keep,
+    Discard,
+    FileInto {
+        mailbox: String,
+        copy: bool,
+        create: bool,
+    },
+    Redirect {
+        address: String,
+        copy: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchType {
+    Is,
+    Contains,
+    Matches,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparator {
+    Octet,
+    AsciiCasemap,
+    AsciiNumeric,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    All,
+    LocalPart,
+    Domain,
+    /// RFC 5233: the local part before the separator...
+    User,
+    /// ...and after it.
+    Detail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matcher {
+    pub match_type: MatchType,
+    pub comparator: Comparator,
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cond {
+    True,
+    False,
+    Not(Box<Cond>),
+    AllOf(Vec<Cond>),
+    AnyOf(Vec<Cond>),
+    Exists(Vec<String>),
+    Header {
+        names: Vec<String>,
+        matcher: Matcher,
+    },
+    Address {
+        part: Part,
+        names: Vec<String>,
+        matcher: Matcher,
+    },
+    Envelope {
+        part: Part,
+        names: Vec<String>,
+        matcher: Matcher,
+    },
+    SizeOver(u64),
+    SizeUnder(u64),
+}
+
+struct Compiler {
+    required: Vec<String>,
+    /// Commands compiled so far, at most (a bound on script complexity).
+    budget: usize,
+}
+
+/// Commands and tests a script may hold, at most.
+const MAX_NODES: usize = 10_000;
+
+pub fn compile(tree: &[Command]) -> Result<Vec<Cmd>, Error> {
+    let mut c = Compiler {
+        required: Vec::new(),
+        budget: MAX_NODES,
+    };
+    c.block(tree, true)
+}
+
+fn err(line: u32, column: u32, message: impl Into<String>) -> Error {
+    Error::at(line, column, message)
+}
+
+/// The arguments of a command or test, tags taken one by one.
+struct Args<'a> {
+    args: &'a [Arg],
+    at: usize,
+    line: u32,
+    column: u32,
+    what: &'a str,
+}
+
+impl<'a> Args<'a> {
+    fn new(what: &'a str, args: &'a [Arg], line: u32, column: u32) -> Self {
+        Args {
+            args,
+            at: 0,
+            line,
+            column,
+            what,
+        }
+    }
+
+    fn error(&self, message: impl Into<String>) -> Error {
+        err(
+            self.line,
+            self.column,
+            format!("{}: {}", self.what, message.into()),
+        )
+    }
+
+    /// The next tag, if the next argument is one.
+    fn tag(&mut self) -> Option<&'a str> {
+        match self.args.get(self.at) {
+            Some(Arg::Tag(t)) => {
+                self.at += 1;
+                Some(t.as_str())
+            }
+            _ => None,
+        }
+    }
+
+    fn strings(&mut self) -> Result<Vec<String>, Error> {
+        match self.args.get(self.at) {
+            Some(Arg::Strings(s)) => {
+                self.at += 1;
+                Ok(s.clone())
+            }
+            _ => Err(self.error("expected a string or a string list")),
+        }
+    }
+
+    fn string(&mut self) -> Result<String, Error> {
+        let mut list = self.strings()?;
+        if list.len() != 1 {
+            return Err(self.error("expected a single string"));
+        }
+        Ok(list.remove(0))
+    }
+
+    fn number(&mut self) -> Result<u64, Error> {
+        match self.args.get(self.at) {
+            Some(Arg::Number(n)) => {
+                self.at += 1;
+                Ok(*n)
+            }
+            _ => Err(self.error("expected a number")),
+        }
+    }
+
+    fn done(&self) -> Result<(), Error> {
+        if self.at < self.args.len() {
+            return Err(self.error("too many arguments"));
+        }
+        Ok(())
+    }
+}
+
+impl Compiler {
+    fn spend(&mut self, line: u32, column: u32) -> Result<(), Error> {
+        self.budget = self
+            .budget
+            .checked_sub(1)
+            .ok_or_else(|| err(line, column, "script too complex"))?;
+        Ok(())
+    }
+
+    fn needs(&self, extension: &str, line: u32, column: u32) -> Result<(), Error> {
+        if self.required.iter().any(|r| r == extension) {
+            Ok(())
+        } else {
+            Err(err(
+                line,
+                column,
+                format!("missing require \"{extension}\""),
+            ))
+        }
+    }
+
+    fn block(&mut self, commands: &[Command], top: bool) -> Result<Vec<Cmd>, Error> {
+        let mut out: Vec<Cmd> = Vec::new();
+        let mut requires_allowed = top;
+        for command in commands {
+            self.spend(command.line, command.column)?;
+            let (line, column) = (command.line, command.column);
+            if command.name == "require" {
+                if !requires_allowed {
+                    return Err(err(line, column, "require must come before other commands"));
+                }
+                self.require(command)?;
+                continue;
+            }
+            requires_allowed = false;
+            match command.name.as_str() {
+                "if" => {
+                    let cond = self.single_test(command)?;
+                    let body = self.block(command.block.as_deref().unwrap_or_default(), false)?;
+                    if command.block.is_none() {
+                        return Err(err(line, column, "if needs a block"));
+                    }
+                    out.push(Cmd::If(vec![(Some(cond), body)]));
+                }
+                "elsif" | "else" => {
+                    let Some(Cmd::If(branches)) = out.last_mut() else {
+                        return Err(err(line, column, format!("{} without if", command.name)));
+                    };
+                    if branches.last().is_some_and(|(c, _)| c.is_none()) {
+                        return Err(err(line, column, format!("{} after else", command.name)));
+                    }
+                    let Some(block) = &command.block else {
+                        return Err(err(line, column, format!("{} needs a block", command.name)));
+                    };
+                    let cond = if command.name == "elsif" {
+                        Some(self.single_test(command)?)
+                    } else {
+                        if !command.args.is_empty() || !command.tests.is_empty() {
+                            return Err(err(line, column, "else takes no test"));
+                        }
+                        None
+                    };
+                    let body = self.block(block, false)?;
+                    if let Some(Cmd::If(branches)) = out.last_mut() {
+                        branches.push((cond, body));
+                    }
+                }
+                _ => {
+                    if command.block.is_some() {
+                        return Err(err(
+                            line,
+                            column,
+                            format!("{} takes no block", command.name),
+                        ));
+                    }
+                    if !command.tests.is_empty() {
+                        return Err(err(line, column, format!("{} takes no test", command.name)));
+                    }
+                    out.push(self.action(command)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn require(&mut self, command: &Command) -> Result<(), Error> {
+        let mut args = Args::new("require", &command.args, command.line, command.column);
+        let names = args.strings()?;
+        args.done()?;
+        for name in names {
+            let name = name.to_ascii_lowercase();
+            if !EXTENSIONS.contains(&name.as_str()) {
+                return Err(err(
+                    command.line,
+                    command.column,
+                    format!("unsupported extension \"{name}\""),
+                ));
+            }
+            self.required.push(name);
+        }
+        Ok(())
+    }
+
+    fn single_test(&mut self, command: &Command) -> Result<Cond, Error> {
+        match command.tests.as_slice() {
+            [test] if command.args.is_empty() => self.test(test),
+            _ => Err(err(
+                command.line,
+                command.column,
+                format!("{} needs exactly one test", command.name),
+            )),
+        }
+    }
+
+    fn action(&mut self, command: &Command) -> Result<Cmd, Error> {
+        let (line, column) = (command.line, command.column);
+        let mut args = Args::new(&command.name, &command.args, line, column);
+        let cmd = match command.name.as_str() {
+            "stop" => Cmd::Stop,
+            "keep" => Cmd::Keep,
+            "discard" => Cmd::Discard,
+            "fileinto" => {
+                self.needs("fileinto", line, column)?;
+                let (mut copy, mut create) = (false, false);
+                while let Some(tag) = args.tag() {
+                    match tag {
+                        "copy" => {
+                            self.needs("copy", line, column)?;
+                            copy = true;
+                        }
+                        // RFC 5490's :create, accepted as part of fileinto.
+                        "create" => create = true,
+                        other => return Err(args.error(format!("unknown tag :{other}"))),
+                    }
+                }
+                let mailbox = args.string()?;
+                Cmd::FileInto {
+                    mailbox,
+                    copy,
+                    create,
+                }
+            }
+            "redirect" => {
+                let mut copy = false;
+                while let Some(tag) = args.tag() {
+                    match tag {
+                        "copy" => {
+                            self.needs("copy", line, column)?;
+                            copy = true;
+                        }
+                        other => return Err(args.error(format!("unknown tag :{other}"))),
+                    }
+                }
+                let address = args.string()?;
+                if crate::address::Address::parse(&address).is_err() {
+                    return Err(args.error(format!("\"{address}\" is not an address")));
+                }
+                Cmd::Redirect { address, copy }
+            }
+            other => return Err(err(line, column, format!("unknown command \"{other}\""))),
+        };
+        args.done()?;
+        Ok(cmd)
+    }
+
+    fn test(&mut self, test: &Test) -> Result<Cond, Error> {
+        self.spend(test.line, test.column)?;
+        let (line, column) = (test.line, test.column);
+        let no_tests = |what: &str| {
+            if test.tests.is_empty() {
+                Ok(())
+            } else {
+                Err(err(line, column, format!("{what} takes no nested test")))
+            }
+        };
+        let mut args = Args::new(&test.name, &test.args, line, column);
+        let cond = match test.name.as_str() {
+            "true" => Cond::True,
+            "false" => Cond::False,
+            "not" => match test.tests.as_slice() {
+                [inner] => Cond::Not(Box::new(self.test(inner)?)),
+                _ => return Err(err(line, column, "not needs one test")),
+            },
+            "allof" | "anyof" => {
+                if test.tests.is_empty() {
+                    return Err(err(line, column, format!("{} needs tests", test.name)));
+                }
+                let inner = test
+                    .tests
+                    .iter()
+                    .map(|t| self.test(t))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if test.name == "allof" {
+                    Cond::AllOf(inner)
+                } else {
+                    Cond::AnyOf(inner)
+                }
+            }
+            "exists" => {
+                no_tests("exists")?;
+                Cond::Exists(args.strings()?)
+            }
+            "size" => {
+                no_tests("size")?;
+                let cond = match args.tag() {
+                    Some("over") => Cond::SizeOver(args.number()?),
+                    Some("under") => Cond::SizeUnder(args.number()?),
+                    _ => return Err(args.error("needs :over or :under")),
+                };
+                args.done()?;
+                return Ok(cond);
+            }
+            "header" | "address" | "envelope" => {
+                no_tests(&test.name)?;
+                if test.name == "envelope" {
+                    self.needs("envelope", line, column)?;
+                }
+                let (part, matcher_tags) = self.tags(&mut args, test.name != "header")?;
+                let names = args.strings()?;
+                let keys = args.strings()?;
+                let matcher = Matcher {
+                    match_type: matcher_tags.0,
+                    comparator: matcher_tags.1,
+                    keys,
+                };
+                match test.name.as_str() {
+                    "header" => Cond::Header { names, matcher },
+                    "address" => Cond::Address {
+                        part,
+                        names,
+                        matcher,
+                    },
+                    _ => Cond::Envelope {
+                        part,
+                        names,
+                        matcher,
+                    },
+                }
+            }
+            other => return Err(err(line, column, format!("unknown test \"{other}\""))),
+        };
+        args.done()?;
+        Ok(cond)
+    }
+
+    /// Match type, comparator and (for address tests) address part, in
+    /// any order (§2.7).
+    fn tags(
+        &self,
+        args: &mut Args<'_>,
+        address: bool,
+    ) -> Result<(Part, (MatchType, Comparator)), Error> {
+        let (mut part, mut match_type, mut comparator) = (None, None, None);
+        let (line, column) = (args.line, args.column);
+        while let Some(tag) = args.tag() {
+            match tag {
+                "is" | "contains" | "matches" if match_type.is_none() => {
+                    match_type = Some(match tag {
+                        "is" => MatchType::Is,
+                        "contains" => MatchType::Contains,
+                        _ => MatchType::Matches,
+                    });
+                }
+                "comparator" if comparator.is_none() => {
+                    let name = args.string()?.to_ascii_lowercase();
+                    comparator = Some(match name.as_str() {
+                        "i;octet" => Comparator::Octet,
+                        "i;ascii-casemap" => Comparator::AsciiCasemap,
+                        "i;ascii-numeric" => {
+                            self.needs("comparator-i;ascii-numeric", line, column)?;
+                            Comparator::AsciiNumeric
+                        }
+                        other => {
+                            return Err(args.error(format!("unknown comparator \"{other}\"")));
+                        }
+                    });
+                }
+                "all" | "localpart" | "domain" | "user" | "detail" if address && part.is_none() => {
+                    if matches!(tag, "user" | "detail") {
+                        self.needs("subaddress", line, column)?;
+                    }
+                    part = Some(match tag {
+                        "all" => Part::All,
+                        "localpart" => Part::LocalPart,
+                        "domain" => Part::Domain,
+                        "user" => Part::User,
+                        _ => Part::Detail,
+                    });
+                }
+                other => return Err(args.error(format!("unexpected tag :{other}"))),
+            }
+        }
+        Ok((
+            part.unwrap_or(Part::All),
+            (
+                match_type.unwrap_or(MatchType::Is),
+                comparator.unwrap_or(Comparator::AsciiCasemap),
+            ),
+        ))
+    }
+}

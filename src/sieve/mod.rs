@@ -1,0 +1,185 @@
+//! Our own Sieve engine (RFC 5228), no protocol code inside: `lexer`
+//! (tokens with positions), `parser` (the grammar into a syntax tree),
+//! `compile` (names, arguments and `require` checked into a program) and
+//! `eval` (a program run against one message for one recipient).
+//!
+//! So far: the base language with `fileinto` (and `:create`), `copy`,
+//! `envelope`, `subaddress` and the three comparators. Where it runs
+//! (delivery), how scripts are stored and ManageSieve come next.
+
+pub mod compile;
+pub mod eval;
+pub mod lexer;
+pub mod parser;
+
+pub use compile::Cmd;
+pub use eval::{Action, Input};
+
+/// A script error, with where it is (line 0: at run time).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct Error {
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+impl Error {
+    pub fn at(line: u32, column: u32, message: impl Into<String>) -> Error {
+        Error {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    pub fn runtime(message: impl Into<String>) -> Error {
+        Error::at(0, 0, message)
+    }
+}
+
+/// Scripts larger than this are refused before they are read.
+pub const MAX_SCRIPT: usize = 1 << 20;
+
+/// Compiles a script's text.
+pub fn compile(script: &str) -> Result<Vec<Cmd>, Error> {
+    if script.len() > MAX_SCRIPT {
+        return Err(Error::at(
+            1,
+            1,
+            format!("script larger than {MAX_SCRIPT} octets"),
+        ));
+    }
+    let tokens = lexer::tokens(script)?;
+    let tree = parser::parse(tokens)?;
+    compile::compile(&tree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MESSAGE: &[u8] = b"From: \"Boss\" <boss@work.example>\r\nTo: me+lists@ours.example, other@x.example\r\nSubject: =?utf-8?q?R=C3=A9union?= tomorrow\r\nList-Id: <dev.lists.example>\r\n\r\nbody\r\n";
+
+    fn run(script: &str) -> Vec<Action> {
+        let program = compile(script).unwrap_or_else(|e| panic!("{e}"));
+        let input = Input {
+            headers: Input::headers_of(MESSAGE),
+            size: MESSAGE.len() as u64,
+            envelope_from: "bounce@work.example",
+            envelope_to: "me+lists@ours.example",
+            delimiter: "+",
+        };
+        eval::run(&program, &input, 4).unwrap()
+    }
+
+    fn into(mailbox: &str) -> Action {
+        Action::FileInto {
+            mailbox: mailbox.into(),
+            create: false,
+        }
+    }
+
+    #[test]
+    fn no_script_and_keep() {
+        assert_eq!(run(""), [Action::Keep]);
+        assert_eq!(run("keep;"), [Action::Keep]);
+        assert_eq!(run("discard;"), [Action::Discard]);
+        assert_eq!(run("discard; keep;"), [Action::Keep]);
+    }
+
+    #[test]
+    fn tests_and_actions() {
+        let script = r#"
+            require ["fileinto", "envelope", "subaddress", "copy"];
+            # Decoded subject, case-insensitive by default.
+            if header :contains "subject" "réunion" { fileinto "Meetings"; }
+            if address :domain :is "from" "work.example" { fileinto :copy "Work"; }
+            if envelope :detail "to" "lists" { fileinto "Lists"; stop; }
+            fileinto "Never";
+        "#;
+        assert_eq!(run(script), [into("Meetings"), into("Work"), into("Lists")]);
+        let script = r#"require "fileinto";
+            if allof (exists ["list-id", "from"], not size :over 1M, anyof (false, true)) {
+                fileinto :create "Lists/dev";
+            } elsif true { discard; } else { keep; }"#;
+        assert_eq!(
+            run(script),
+            [Action::FileInto {
+                mailbox: "Lists/dev".into(),
+                create: true
+            }]
+        );
+        assert_eq!(
+            run("if header :matches \"from\" \"*<boss@*\" { redirect \"archive@ours.example\"; }"),
+            [Action::Redirect("archive@ours.example".into())]
+        );
+        assert_eq!(
+            run("require \"copy\"; redirect :copy \"a@ours.example\";"),
+            [Action::Redirect("a@ours.example".into()), Action::Keep]
+        );
+        assert_eq!(
+            run("if address :all :is \"to\" \"other@x.example\" { discard; }"),
+            [Action::Discard]
+        );
+    }
+
+    #[test]
+    fn compile_errors_name_the_place() {
+        for (script, line, what) in [
+            ("fileinto \"x\";", 1, "missing require \"fileinto\""),
+            (
+                "keep;\nrequire \"fileinto\";",
+                2,
+                "require must come before",
+            ),
+            ("require \"vacation-xyz\";", 1, "unsupported extension"),
+            ("if true keep;", 1, "if needs a block"),
+            ("else { keep; }", 1, "else without if"),
+            ("if header :is \"a\" { keep; }", 1, "expected a string"),
+            ("if size 10 { keep; }", 1, ":over or :under"),
+            ("frobnicate;", 1, "unknown command"),
+            ("if bogus { keep; }", 1, "unknown test"),
+            ("redirect \"not an address\";", 1, "is not an address"),
+            ("keep :copy;", 1, "too many arguments"),
+        ] {
+            let e = compile(script).unwrap_err();
+            assert_eq!(e.line, line, "{script}: {e}");
+            assert!(e.message.contains(what), "{script}: {e}");
+        }
+    }
+
+    #[test]
+    fn bounds_hold() {
+        let many = "redirect \"a@b.example\";\nredirect \"c@b.example\";\nredirect \"d@b.example\";\nredirect \"e@b.example\";\nredirect \"f@b.example\";";
+        let program = compile(many).unwrap();
+        let input = Input {
+            headers: Vec::new(),
+            size: 0,
+            envelope_from: "",
+            envelope_to: "",
+            delimiter: "+",
+        };
+        assert!(eval::run(&program, &input, 4).is_err());
+        let huge = "keep;".repeat(MAX_SCRIPT / 4);
+        assert!(compile(&huge).is_err());
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics() {
+        let pieces = [
+            "if", "{", "}", "(", ")", "[", "]", ",", ";", "\"x\"", ":is", "text:\n", ".\n", "1K",
+            "header", "not", "anyof", "#", "/*", "*/", "\\", "é", "require", "fileinto", "\n",
+        ];
+        let mut seed = 7u64;
+        for _ in 0..3000 {
+            let mut script = String::new();
+            for _ in 0..(seed % 40) {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                script.push_str(pieces[(seed >> 33) as usize % pieces.len()]);
+                script.push(' ');
+            }
+            let _ = compile(&script);
+        }
+    }
+}
