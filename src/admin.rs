@@ -40,6 +40,19 @@ pub fn run_spam_op(config: &Config, op: &crate::spam::admin::SpamOp) -> anyhow::
         .map_err(|e| anyhow!(e))
 }
 
+/// Runs a `merpati sieve` operation via the daemon, or locally.
+pub fn run_sieve_op(config: &Config, op: &crate::sieve::admin::SieveOp) -> anyhow::Result<Vec<u8>> {
+    let socket = config.run_dir().join(control::SOCKET);
+    if let Some(answer) =
+        control::request_words(&socket, &op.to_words()).context("control socket")?
+    {
+        return answer.map_err(|e| anyhow!(e));
+    }
+    let store = app::open_store(config)?;
+    op.execute(store.as_ref(), &config.sieve)
+        .map_err(|e| anyhow!(e))
+}
+
 fn resolver(config: &Config) -> Resolver {
     Resolver::new(config, Aliases::default())
 }

@@ -27,8 +27,9 @@ use tokio_util::task::TaskTracker;
 pub const SOCKET: &str = "control.sock";
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Largest request accepted (a few names and a password hash).
-const MAX_REQUEST: u64 = 64 * 1024;
+/// Largest request accepted: a few names and a password hash, or a Sieve
+/// script (`sieve.max_script_size` is at most 1 MiB).
+const MAX_REQUEST: u64 = 2 << 20;
 
 /// A store operation, already resolved to account names by the CLI.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -283,6 +284,10 @@ impl Context {
     fn execute(&self, words: &[String]) -> Result<Vec<u8>, String> {
         if let Some(request) = QueueRequest::from_words(words) {
             return request.execute(&self.spool, &self.active);
+        }
+        if let Some(op) = crate::sieve::admin::SieveOp::from_words(words) {
+            let settings = self.config.get().sieve.clone();
+            return op.execute(self.store.as_ref(), &settings);
         }
         if let Some(op) = crate::spam::admin::SpamOp::from_words(words) {
             let settings = self.config.get().spam.clone();

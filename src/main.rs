@@ -53,6 +53,9 @@ enum Command {
     /// Make, publish and rotate DKIM keys.
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// A user's Sieve scripts (filters run at delivery).
+    #[command(subcommand)]
+    Sieve(SieveCommand),
     /// Train the spam filter and edit a user's allow and block lists.
     #[command(subcommand)]
     Spam(SpamCommand),
@@ -84,6 +87,27 @@ enum DkimCommand {
     Activate { domain: String, selector: String },
     /// Delete a key that no longer signs.
     Retire { domain: String, selector: String },
+}
+
+#[derive(Subcommand)]
+enum SieveCommand {
+    /// The user's scripts; the active one is marked ACTIVE.
+    List { address: String },
+    /// Print a script.
+    Get { address: String, name: String },
+    /// Compile and store a script read from FILE (or stdin); errors give
+    /// the line and column.
+    Put {
+        address: String,
+        name: String,
+        file: Option<std::path::PathBuf>,
+    },
+    /// Make NAME the script that runs at delivery.
+    Activate { address: String, name: String },
+    /// No script runs at delivery.
+    Deactivate { address: String },
+    /// Delete a script (not the active one).
+    Delete { address: String, name: String },
 }
 
 #[derive(Subcommand)]
@@ -306,6 +330,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(StoreCommand::Check) => admin::store_check(&config),
         Command::Dkim(cmd) => dkim(&config, cmd),
         Command::Spam(cmd) => spam(&config, cmd),
+        Command::Sieve(cmd) => sieve(&config, cmd),
         Command::Newaliases => admin::newaliases(&config),
         Command::Mailq => admin::queue_list(&config),
     }
@@ -347,6 +372,52 @@ fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
         },
     };
     admin::print_bytes(&admin::run_store_op(config, &op)?)
+}
+
+fn sieve(config: &Config, cmd: SieveCommand) -> anyhow::Result<()> {
+    use merpati::sieve::admin::SieveOp;
+    let account = |address: &str| admin::account_of(config, address);
+    let op = match cmd {
+        SieveCommand::List { address } => SieveOp::List {
+            account: account(&address)?,
+        },
+        SieveCommand::Get { address, name } => SieveOp::Get {
+            account: account(&address)?,
+            name,
+        },
+        SieveCommand::Put {
+            address,
+            name,
+            file,
+        } => {
+            let text = match file {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow!("{}: {e}", path.display()))?,
+                None => std::io::read_to_string(std::io::stdin())?,
+            };
+            if text.contains('\0') {
+                return Err(anyhow!("a Sieve script cannot hold a NUL character"));
+            }
+            SieveOp::Put {
+                account: account(&address)?,
+                name,
+                text,
+            }
+        }
+        SieveCommand::Activate { address, name } => SieveOp::Activate {
+            account: account(&address)?,
+            name: Some(name),
+        },
+        SieveCommand::Deactivate { address } => SieveOp::Activate {
+            account: account(&address)?,
+            name: None,
+        },
+        SieveCommand::Delete { address, name } => SieveOp::Delete {
+            account: account(&address)?,
+            name,
+        },
+    };
+    admin::print_bytes(&admin::run_sieve_op(config, &op)?)
 }
 
 fn spam(config: &Config, cmd: SpamCommand) -> anyhow::Result<()> {

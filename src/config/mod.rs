@@ -15,6 +15,7 @@ pub mod net;
 mod parse;
 mod postscreen;
 mod restrictions;
+mod sieve;
 mod spam;
 mod units;
 
@@ -26,6 +27,7 @@ pub use milter::{DefaultAction as MilterDefaultAction, Milter};
 pub use net::Cidr;
 pub use postscreen::{Postscreen, ScreenAction};
 pub use restrictions::Restrictions;
+pub use sieve::Sieve;
 pub use spam::Spam;
 pub use units::{Bytes, Span};
 
@@ -78,6 +80,7 @@ pub struct Config {
     pub anvil: Anvil,
     pub spam: Spam,
     pub milter: Milter,
+    pub sieve: Sieve,
     pub store: Store,
     pub log: Log,
 }
@@ -409,6 +412,7 @@ impl Default for Config {
             anvil: Anvil::default(),
             spam: Spam::default(),
             milter: Milter::default(),
+            sieve: Sieve::default(),
             store: Store::default(),
             log: Log::default(),
         }
@@ -620,6 +624,14 @@ impl Config {
             if let Err(e) = crate::milter::client::check_endpoint(endpoint) {
                 bad("milter.smtpd_milters", e);
             }
+        }
+        if self.sieve.max_script_size.0 == 0
+            || self.sieve.max_script_size.0 > crate::sieve::MAX_SCRIPT as u64
+        {
+            bad(
+                "sieve.max_script_size",
+                format!("must be between 1 and {} octets", crate::sieve::MAX_SCRIPT),
+            );
         }
         if self.spam.required_score <= 0.0 {
             bad("spam.required_score", "must be above 0".into());

@@ -3,6 +3,7 @@
 
 pub mod local;
 pub mod relay;
+pub mod sieve;
 
 /// What happened to one final recipient.
 #[derive(Clone, Debug, PartialEq, Eq)]

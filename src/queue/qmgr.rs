@@ -24,6 +24,7 @@ use crate::rewrite::{AccountDirectory, Resolver, Route};
 use crate::rfc5322::now_unix;
 use crate::smtp::client::Recipient;
 
+use crate::delivery::sieve;
 use crate::mailauth::MailAuth;
 use crate::store::{Delivery, INBOX, LocalRecipient, MailStore, RecipientOutcome, SpecialUse};
 use std::collections::HashSet;
@@ -305,6 +306,11 @@ impl Qmgr {
         let mut remote: Vec<(usize, Address)> = Vec::new();
         let mut seen = HashSet::new();
         let return_path = &qf.sender;
+        let config = self.config.get();
+        let mut prepared: Option<sieve::Prepared> = None;
+        // Sieve redirects: sent on as an alias would be (remote ones with
+        // SRS); the copies they make are not filtered again.
+        let mut redirects: Vec<(usize, String)> = Vec::new();
         for (index, rcpt) in qf.recipients.iter().enumerate() {
             let Ok(address) = Address::parse(&rcpt.address) else {
                 let outcome = Outcome::Bounced("5.1.3 bad recipient address syntax".into());
@@ -334,20 +340,58 @@ impl Qmgr {
                             ));
                         }
                         let junk = qf.quarantine || mark.is_some_and(|m| m.is_spam());
-                        local.push((
-                            index,
-                            LocalRecipient {
-                                account,
-                                mailbox: if junk {
-                                    SpecialUse::Junk.default_name().into()
-                                } else {
-                                    INBOX.into()
-                                },
-                                special_use: junk.then_some(SpecialUse::Junk),
-                                dedup_key: rcpt.original().to_lowercase(),
-                                prefix: prefix.into_bytes(),
-                            },
-                        ));
+                        let default = if junk {
+                            (
+                                SpecialUse::Junk.default_name().to_string(),
+                                Some(SpecialUse::Junk),
+                            )
+                        } else {
+                            (INBOX.to_string(), None)
+                        };
+                        let prepared =
+                            prepared.get_or_insert_with(|| sieve::Prepared::new(&qf.body));
+                        let targets = sieve::targets(
+                            self.store.as_ref(),
+                            &config.sieve,
+                            &account,
+                            prepared,
+                            &qf.sender,
+                            &address.to_string(),
+                            &config.recipient_delimiter,
+                            default,
+                        );
+                        for target in targets {
+                            match target {
+                                sieve::Target::Mailbox {
+                                    name,
+                                    special_use,
+                                    suffix,
+                                } => local.push((
+                                    index,
+                                    LocalRecipient {
+                                        account: account.clone(),
+                                        mailbox: name,
+                                        special_use,
+                                        dedup_key: format!(
+                                            "{}{suffix}",
+                                            rcpt.original().to_lowercase()
+                                        ),
+                                        prefix: prefix.clone().into_bytes(),
+                                    },
+                                )),
+                                sieve::Target::Discard => finals.push(Final::new(
+                                    index,
+                                    address.to_string(),
+                                    Outcome::Sent(
+                                        "discarded by the recipient's Sieve script".into(),
+                                    ),
+                                    "local",
+                                )),
+                                sieve::Target::Redirect(to) => {
+                                    redirects.push((index, to));
+                                }
+                            }
+                        }
                     }
                     Ok(Route::Remote(address)) => {
                         if seen.insert((index, address.key())) {
@@ -360,6 +404,38 @@ impl Qmgr {
                         Outcome::Bounced(unroutable.to_string()),
                         "none",
                     )),
+                }
+            }
+        }
+        for (index, to) in redirects {
+            let Ok(target) = Address::parse(&to) else {
+                continue;
+            };
+            for route in resolver.expand(&target, &accounts) {
+                match route {
+                    Ok(Route::Local { account, address }) => {
+                        if seen.insert((index, account.clone())) {
+                            let prefix = format!(
+                                "Return-Path: <{return_path}>\r\nDelivered-To: {address}\r\n"
+                            );
+                            local.push((
+                                index,
+                                LocalRecipient {
+                                    account,
+                                    mailbox: INBOX.into(),
+                                    special_use: None,
+                                    dedup_key: format!("{}\0redirect", address.key()),
+                                    prefix: prefix.into_bytes(),
+                                },
+                            ));
+                        }
+                    }
+                    Ok(Route::Remote(address)) => {
+                        if seen.insert((index, address.key())) {
+                            remote.push((index, address));
+                        }
+                    }
+                    Err(e) => tracing::warn!(queue_id = %id, "{id}: sieve redirect to <{to}>: {e}"),
                 }
             }
         }

@@ -7,10 +7,13 @@
 //! `envelope`, `subaddress` and the three comparators. Where it runs
 //! (delivery), how scripts are stored and ManageSieve come next.
 
+pub mod admin;
+pub mod codec;
 pub mod compile;
 pub mod eval;
 pub mod lexer;
 pub mod parser;
+pub mod scripts;
 
 pub use compile::Cmd;
 pub use eval::{Action, Input};

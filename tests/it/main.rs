@@ -28,6 +28,7 @@ mod relay_client;
 mod restrictions;
 mod routing;
 mod sendmail;
+mod sieve;
 mod smtp_clients;
 mod smtp_protocol;
 mod smtp_session;
