@@ -22,19 +22,21 @@ pub enum Target {
     Redirect(String),
     /// `discard`: delivered nowhere, on purpose.
     Discard,
+    /// `reject`: refused; the sender gets a bounce with this reason.
+    Reject(String),
 }
 
 /// The message as scripts see it, made once per message.
-pub struct Prepared {
+pub struct Prepared<'a> {
+    message: &'a [u8],
     headers: Vec<(String, String)>,
-    size: u64,
 }
 
-impl Prepared {
-    pub fn new(message: &[u8]) -> Prepared {
+impl<'a> Prepared<'a> {
+    pub fn new(message: &'a [u8]) -> Prepared<'a> {
         Prepared {
+            message,
             headers: Input::headers_of(message),
-            size: message.len() as u64,
         }
     }
 }
@@ -46,7 +48,7 @@ pub fn targets(
     store: &dyn MailStore,
     settings: &Settings,
     account: &str,
-    message: &Prepared,
+    message: &Prepared<'_>,
     sender: &str,
     recipient: &str,
     delimiter: &str,
@@ -62,7 +64,8 @@ pub fn targets(
     };
     let input = Input {
         headers: message.headers.clone(),
-        size: message.size,
+        size: message.message.len() as u64,
+        message: message.message,
         envelope_from: sender,
         envelope_to: recipient,
         delimiter,
@@ -79,6 +82,7 @@ pub fn targets(
         match action {
             Action::Keep => out.push(keep()),
             Action::Discard => out.push(Target::Discard),
+            Action::Reject(reason) => out.push(Target::Reject(reason)),
             Action::Redirect(address) => {
                 if address.eq_ignore_ascii_case(recipient) {
                     // To oneself: a loop by construction; keep instead.

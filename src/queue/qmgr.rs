@@ -387,6 +387,21 @@ impl Qmgr {
                                     ),
                                     "local",
                                 )),
+                                sieve::Target::Reject(reason) => {
+                                    let reason: String = reason
+                                        .chars()
+                                        .map(|c| if c.is_control() { ' ' } else { c })
+                                        .take(500)
+                                        .collect();
+                                    finals.push(Final::new(
+                                        index,
+                                        address.to_string(),
+                                        Outcome::Bounced(format!(
+                                            "5.7.1 rejected by the recipient's Sieve script: {reason}"
+                                        )),
+                                        "local",
+                                    ));
+                                }
                                 sieve::Target::Redirect(to) => {
                                     redirects.push((index, to));
                                 }

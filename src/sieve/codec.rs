@@ -3,9 +3,34 @@
 //! is bounded (depth, counts against the octets left) and refuses what it
 //! did not write.
 
-use super::compile::{Cmd, Comparator, Cond, MatchType, Matcher, Part};
+use super::compile::{Cmd, Comparator, Cond, MatchType, Matcher, Part, Relation};
 
 const MAGIC: &[u8; 8] = b"MSIEVE1\0";
+
+/// Match types as one octet: 0..2 the plain ones, 3..8 `:value`, 9..14
+/// `:count` (by relation, in `Relation::ALL` order).
+fn match_byte(m: MatchType) -> u8 {
+    let rel = |r: Relation| Relation::ALL.iter().position(|x| *x == r).unwrap_or(0) as u8;
+    match m {
+        MatchType::Is => 0,
+        MatchType::Contains => 1,
+        MatchType::Matches => 2,
+        MatchType::Value(r) => 3 + rel(r),
+        MatchType::Count(r) => 9 + rel(r),
+    }
+}
+
+fn match_of(b: u8) -> Option<MatchType> {
+    let rel = |i: u8| Relation::ALL.get(usize::from(i)).copied();
+    Some(match b {
+        0 => MatchType::Is,
+        1 => MatchType::Contains,
+        2 => MatchType::Matches,
+        3..=8 => MatchType::Value(rel(b - 3)?),
+        9..=14 => MatchType::Count(rel(b - 9)?),
+        _ => return None,
+    })
+}
 const MAX_DEPTH: usize = 64;
 
 pub fn encode(program: &[Cmd]) -> Vec<u8> {
@@ -70,12 +95,16 @@ fn block(out: &mut Vec<u8>, cmds: &[Cmd]) {
                 string(out, address);
                 out.push(u8::from(*copy));
             }
+            Cmd::Reject(reason) => {
+                out.push(6);
+                string(out, reason);
+            }
         }
     }
 }
 
 fn matcher(out: &mut Vec<u8>, m: &Matcher) {
-    out.push(m.match_type as u8);
+    out.push(match_byte(m.match_type));
     out.push(m.comparator as u8);
     strings(out, &m.keys);
 }
@@ -128,6 +157,11 @@ fn test(out: &mut Vec<u8>, c: &Cond) {
                 10
             });
             out.extend_from_slice(&n.to_le_bytes());
+        }
+        Cond::Body { raw, matcher: m } => {
+            out.push(11);
+            out.push(u8::from(*raw));
+            matcher(out, m);
         }
     }
 }
@@ -203,6 +237,7 @@ impl Reader<'_> {
                     address: self.string()?,
                     copy: self.flag()?,
                 },
+                6 => Cmd::Reject(self.string()?),
                 _ => return None,
             });
         }
@@ -210,12 +245,7 @@ impl Reader<'_> {
     }
 
     fn matcher(&mut self) -> Option<Matcher> {
-        let match_type = match self.byte()? {
-            0 => MatchType::Is,
-            1 => MatchType::Contains,
-            2 => MatchType::Matches,
-            _ => return None,
-        };
+        let match_type = match_of(self.byte()?)?;
         let comparator = match self.byte()? {
             0 => Comparator::Octet,
             1 => Comparator::AsciiCasemap,
@@ -290,6 +320,10 @@ impl Reader<'_> {
                     Cond::SizeUnder(n)
                 }
             }
+            11 => Cond::Body {
+                raw: self.flag()?,
+                matcher: self.matcher()?,
+            },
             _ => return None,
         })
     }
@@ -301,7 +335,9 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_damage() {
-        let script = r#"require ["fileinto", "envelope", "subaddress", "copy", "comparator-i;ascii-numeric"];
+        let script = r#"require ["fileinto", "envelope", "subaddress", "copy", "comparator-i;ascii-numeric", "relational", "body", "reject"];
+            if anyof (header :count "ge" :comparator "i;ascii-numeric" "received" "3",
+                      header :value "lt" "x-priority" "3", body :raw :contains "x") { reject "no"; }
             if allof (not exists "x-a", anyof (size :over 1K, size :under 10),
                       header :matches :comparator "i;octet" ["subject"] ["*a*", "b"],
                       address :user "from" "me", envelope :domain :contains "to" "ex",

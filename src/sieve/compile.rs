@@ -15,6 +15,10 @@ pub const EXTENSIONS: &[&str] = &[
     "comparator-i;octet",
     "comparator-i;ascii-casemap",
     "comparator-i;ascii-numeric",
+    "relational",
+    "body",
+    "reject",
+    "ereject",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +28,8 @@ pub enum Cmd {
     Stop,
     Keep,
     Discard,
+    /// RFC 5429 `reject` / `ereject`: refused, with this reason.
+    Reject(String),
     FileInto {
         mailbox: String,
         copy: bool,
@@ -40,6 +46,57 @@ pub enum MatchType {
     Is,
     Contains,
     Matches,
+    /// RFC 5231 `:value "op"`: each value against the keys by ordering.
+    Value(Relation),
+    /// RFC 5231 `:count "op"`: the number of values against the keys.
+    Count(Relation),
+}
+
+/// RFC 5231's relational operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+    Ne,
+}
+
+impl Relation {
+    pub const ALL: [Relation; 6] = [
+        Relation::Gt,
+        Relation::Ge,
+        Relation::Lt,
+        Relation::Le,
+        Relation::Eq,
+        Relation::Ne,
+    ];
+
+    fn parse(text: &str) -> Option<Relation> {
+        Some(match text.to_ascii_lowercase().as_str() {
+            "gt" => Relation::Gt,
+            "ge" => Relation::Ge,
+            "lt" => Relation::Lt,
+            "le" => Relation::Le,
+            "eq" => Relation::Eq,
+            "ne" => Relation::Ne,
+            _ => return None,
+        })
+    }
+
+    /// Whether `ordering` (value against key) satisfies the relation.
+    pub fn holds(self, ordering: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            Relation::Gt => ordering == Greater,
+            Relation::Ge => ordering != Less,
+            Relation::Lt => ordering == Less,
+            Relation::Le => ordering != Greater,
+            Relation::Eq => ordering == Equal,
+            Relation::Ne => ordering != Equal,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +148,11 @@ pub enum Cond {
     },
     SizeOver(u64),
     SizeUnder(u64),
+    /// RFC 5173 `body`: the decoded text parts (`raw`: the body as sent).
+    Body {
+        raw: bool,
+        matcher: Matcher,
+    },
 }
 
 struct Compiler {
@@ -310,6 +372,10 @@ impl Compiler {
             "stop" => Cmd::Stop,
             "keep" => Cmd::Keep,
             "discard" => Cmd::Discard,
+            "reject" | "ereject" => {
+                self.needs(&command.name, line, column)?;
+                Cmd::Reject(args.string()?)
+            }
             "fileinto" => {
                 self.needs("fileinto", line, column)?;
                 let (mut copy, mut create) = (false, false);
@@ -428,6 +494,36 @@ impl Compiler {
                     },
                 }
             }
+            "body" => {
+                no_tests("body")?;
+                self.needs("body", line, column)?;
+                let mut raw = false;
+                // The transform is a tag among the others (RFC 5173 §5):
+                // taken out first, then comparator and match type read.
+                let mut rest: Vec<Arg> = Vec::new();
+                for a in &test.args {
+                    match a {
+                        Arg::Tag(t) if t == "raw" => raw = true,
+                        Arg::Tag(t) if t == "text" => raw = false,
+                        Arg::Tag(t) if t == "content" => {
+                            return Err(err(line, column, "body :content is not supported yet"));
+                        }
+                        other => rest.push(other.clone()),
+                    }
+                }
+                let mut args = Args::new("body", &rest, line, column);
+                let (_, (match_type, comparator)) = self.tags(&mut args, false)?;
+                let keys = args.strings()?;
+                args.done()?;
+                return Ok(Cond::Body {
+                    raw,
+                    matcher: Matcher {
+                        match_type,
+                        comparator,
+                        keys,
+                    },
+                });
+            }
             other => return Err(err(line, column, format!("unknown test \"{other}\""))),
         };
         args.done()?;
@@ -445,6 +541,18 @@ impl Compiler {
         let (line, column) = (args.line, args.column);
         while let Some(tag) = args.tag() {
             match tag {
+                "value" | "count" if match_type.is_none() => {
+                    self.needs("relational", line, column)?;
+                    let op = args.string()?;
+                    let relation = Relation::parse(&op).ok_or_else(|| {
+                        args.error(format!("\"{op}\" is not a relational operator"))
+                    })?;
+                    match_type = Some(if tag == "value" {
+                        MatchType::Value(relation)
+                    } else {
+                        MatchType::Count(relation)
+                    });
+                }
                 "is" | "contains" | "matches" if match_type.is_none() => {
                     match_type = Some(match tag {
                         "is" => MatchType::Is,

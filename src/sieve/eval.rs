@@ -15,9 +15,14 @@ const MAX_STEPS: usize = 100_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Keep,
-    FileInto { mailbox: String, create: bool },
+    FileInto {
+        mailbox: String,
+        create: bool,
+    },
     Redirect(String),
     Discard,
+    /// RFC 5429: refused; the sender gets a notice with this reason.
+    Reject(String),
 }
 
 /// The message and its envelope, as the tests see them.
@@ -29,6 +34,17 @@ pub struct Input<'a> {
     pub envelope_to: &'a str,
     /// The address extension separator (`+`) for :user and :detail.
     pub delimiter: &'a str,
+    /// The whole message, for `body`.
+    pub message: &'a [u8],
+}
+
+impl Input<'_> {
+    /// The body as sent (after the header section), for `body :raw`.
+    fn raw_body(&self) -> String {
+        let end = crate::rfc5322::scan_headers(self.message).end;
+        let body = self.message.get(end..).unwrap_or_default();
+        String::from_utf8_lossy(body.get(..body.len().min(1 << 20)).unwrap_or(body)).into_owned()
+    }
 }
 
 impl Input<'_> {
@@ -71,6 +87,8 @@ struct Run<'a> {
     actions: Vec<Action>,
     implicit_keep: bool,
     steps: usize,
+    /// The decoded body text, once a `body` test needed it.
+    text: Option<String>,
     redirects: usize,
     max_redirects: usize,
 }
@@ -88,6 +106,7 @@ pub fn run(program: &[Cmd], input: &Input<'_>, max_redirects: usize) -> Result<V
         actions: Vec::new(),
         implicit_keep: true,
         steps: 0,
+        text: None,
         redirects: 0,
         max_redirects,
     };
@@ -99,6 +118,15 @@ pub fn run(program: &[Cmd], input: &Input<'_>, max_redirects: usize) -> Result<V
     // no action of its own.
     if r.actions.len() > 1 {
         r.actions.retain(|a| *a != Action::Discard);
+    }
+    // RFC 5429 §2.1: reject does not go with delivering the message.
+    let rejects = r.actions.iter().any(|a| matches!(a, Action::Reject(_)));
+    let delivers = r
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Keep | Action::FileInto { .. }));
+    if rejects && delivers {
+        return Err(Error::runtime("reject together with keep or fileinto"));
     }
     Ok(r.actions)
 }
@@ -143,6 +171,10 @@ impl Run<'_> {
                 }
                 Cmd::Discard => {
                     self.add(Action::Discard);
+                    self.implicit_keep = false;
+                }
+                Cmd::Reject(reason) => {
+                    self.add(Action::Reject(reason.clone()));
                     self.implicit_keep = false;
                 }
                 Cmd::FileInto {
@@ -201,32 +233,58 @@ impl Run<'_> {
             Cond::Exists(names) => names.iter().all(|n| self.values(n).next().is_some()),
             Cond::SizeOver(n) => self.input.size > *n,
             Cond::SizeUnder(n) => self.input.size < *n,
-            Cond::Header { names, matcher } => names
-                .iter()
-                .flat_map(|n| self.values(n))
-                .any(|v| matches_any(matcher, v)),
+            Cond::Header { names, matcher } => {
+                let values: Vec<&str> = names.iter().flat_map(|n| self.values(n)).collect();
+                judge(matcher, &values)
+            }
             Cond::Address {
                 part,
                 names,
                 matcher,
-            } => names
-                .iter()
-                .flat_map(|n| self.values(n))
-                .flat_map(addresses)
-                .any(|a| self.part_matches(*part, &a, matcher)),
+            } => {
+                let found: Vec<String> = names
+                    .iter()
+                    .flat_map(|n| self.values(n))
+                    .flat_map(addresses)
+                    .collect();
+                let values: Vec<&str> = found
+                    .iter()
+                    .filter_map(|a| self.part_of(*part, a))
+                    .collect();
+                judge(matcher, &values)
+            }
             Cond::Envelope {
                 part,
                 names,
                 matcher,
-            } => names.iter().any(|n| {
-                let address = match n.to_ascii_lowercase().as_str() {
-                    "from" => self.input.envelope_from,
-                    "to" => self.input.envelope_to,
-                    _ => return false,
+            } => {
+                let values: Vec<&str> = names
+                    .iter()
+                    .filter_map(|n| match n.to_ascii_lowercase().as_str() {
+                        "from" => Some(self.input.envelope_from),
+                        "to" => Some(self.input.envelope_to),
+                        _ => None,
+                    })
+                    .filter_map(|a| self.part_of(*part, a))
+                    .collect();
+                judge(matcher, &values)
+            }
+            Cond::Body { raw, matcher } => {
+                let text = if *raw {
+                    self.input.raw_body()
+                } else {
+                    self.text_body()
                 };
-                self.part_matches(*part, address, matcher)
-            }),
+                judge(matcher, &[text.as_str()])
+            }
         })
+    }
+
+    /// The decoded text of the message's text parts, made on first use.
+    fn text_body(&mut self) -> String {
+        self.text
+            .get_or_insert_with(|| text_of(self.input.message))
+            .clone()
     }
 
     fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
@@ -237,10 +295,12 @@ impl Run<'_> {
             .map(|(_, v)| v.as_str())
     }
 
-    fn part_matches(&self, part: Part, address: &str, matcher: &Matcher) -> bool {
+    /// The part of `address` a test looks at; `None` when it has none
+    /// (RFC 5233 §4: no detail, no match).
+    fn part_of<'s>(&self, part: Part, address: &'s str) -> Option<&'s str> {
         let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
         let sep = self.input.delimiter.chars().next();
-        let value = match part {
+        Some(match part {
             Part::All => address,
             Part::LocalPart => local,
             Part::Domain => domain,
@@ -248,13 +308,8 @@ impl Run<'_> {
                 Some(s) => local.split(s).next().unwrap_or(local),
                 None => local,
             },
-            Part::Detail => match sep.and_then(|s| local.split_once(s)) {
-                Some((_, detail)) => detail,
-                // RFC 5233 §4: no detail part, no match.
-                None => return false,
-            },
-        };
-        matches_any(matcher, value)
+            Part::Detail => sep.and_then(|s| local.split_once(s))?.1,
+        })
     }
 }
 
@@ -288,21 +343,62 @@ fn address_of(item: &str) -> Option<String> {
     (!address.is_empty()).then(|| address.to_string())
 }
 
-fn matches_any(matcher: &Matcher, value: &str) -> bool {
-    matcher
-        .keys
-        .iter()
-        .any(|key| matches(matcher.match_type, matcher.comparator, value, key))
+/// A test's values against its keys: `:count` compares how many values
+/// there are (numerically, RFC 5231 §4.2), every other match type each
+/// value with each key.
+fn judge(matcher: &Matcher, values: &[&str]) -> bool {
+    if let MatchType::Count(relation) = matcher.match_type {
+        let n = Some(values.len() as u128);
+        return matcher
+            .keys
+            .iter()
+            .any(|k| relation.holds(numeric_order(n, numeric(k))));
+    }
+    values.iter().any(|v| {
+        matcher
+            .keys
+            .iter()
+            .any(|key| matches(matcher.match_type, matcher.comparator, v, key))
+    })
+}
+
+/// i;ascii-numeric's order: a value without digits is positive infinity.
+fn numeric_order(a: Option<u128>, b: Option<u128>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.cmp(&b),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    }
+}
+
+/// The text of the text parts (HTML reduced to its text), for `body`.
+fn text_of(message: &[u8]) -> String {
+    let scanned = message.get(..message.len().min(1 << 20)).unwrap_or(message);
+    let Some(parsed) = mail_parser::MessageParser::new().parse(scanned) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for part in &parsed.parts {
+        match &part.body {
+            mail_parser::PartType::Text(t) => out.push_str(t),
+            mail_parser::PartType::Html(h) => out.push_str(&crate::html::text(h, false)),
+            _ => continue,
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// One value against one key (RFC 5228 §2.7.1, RFC 4790).
 pub fn matches(match_type: MatchType, comparator: Comparator, value: &str, key: &str) -> bool {
     match comparator {
-        Comparator::AsciiNumeric => {
-            // Only equality is defined for a match type here (§2.7.3):
-            // values without leading digits are "positive infinity".
-            match_type == MatchType::Is && numeric(value) == numeric(key)
-        }
+        Comparator::AsciiNumeric => match match_type {
+            MatchType::Is => numeric(value) == numeric(key),
+            MatchType::Value(r) => r.holds(numeric_order(numeric(value), numeric(key))),
+            // Substrings are not defined for numbers (RFC 4790 §9.1).
+            _ => false,
+        },
         Comparator::Octet => compare(match_type, value, key),
         Comparator::AsciiCasemap => compare(
             match_type,
@@ -327,6 +423,9 @@ fn compare(match_type: MatchType, value: &str, key: &str) -> bool {
         MatchType::Is => value == key,
         MatchType::Contains => value.contains(key),
         MatchType::Matches => glob(value, key),
+        MatchType::Value(r) => r.holds(value.cmp(key)),
+        // Counted in `judge`, never per value.
+        MatchType::Count(_) => false,
     }
 }
 

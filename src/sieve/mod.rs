@@ -4,7 +4,8 @@
 //! `eval` (a program run against one message for one recipient).
 //!
 //! So far: the base language with `fileinto` (and `:create`), `copy`,
-//! `envelope`, `subaddress` and the three comparators. Where it runs
+//! `envelope`, `subaddress`, `relational`, `body` (`:raw`, `:text`),
+//! `reject`/`ereject` and the three comparators. Where it runs
 //! (delivery), how scripts are stored and ManageSieve come next.
 
 pub mod admin;
@@ -72,6 +73,7 @@ mod tests {
             envelope_from: "bounce@work.example",
             envelope_to: "me+lists@ours.example",
             delimiter: "+",
+            message: MESSAGE,
         };
         eval::run(&program, &input, 4).unwrap()
     }
@@ -128,6 +130,39 @@ mod tests {
     }
 
     #[test]
+    fn relational_body_and_reject() {
+        let r = r#"require ["relational", "comparator-i;ascii-numeric", "fileinto", "body"];
+            if header :count "eq" :comparator "i;ascii-numeric" "to" "1" { fileinto "One"; }
+            if address :count "ge" :comparator "i;ascii-numeric" "to" "2" { fileinto "Two"; }
+            if header :value "gt" "subject" "Q" { fileinto "AfterQ"; }
+            if body :contains "BODY" { fileinto "Body"; }
+            if body :raw :contains "nothing" { fileinto "Never"; }"#;
+        assert_eq!(
+            run(r),
+            [into("One"), into("Two"), into("AfterQ"), into("Body")]
+        );
+        assert_eq!(
+            run("require \"reject\"; reject \"not here\";"),
+            [Action::Reject("not here".into())]
+        );
+        let both = compile("require \"reject\"; reject \"x\"; keep;").unwrap();
+        let input = Input {
+            headers: Vec::new(),
+            size: 0,
+            envelope_from: "",
+            envelope_to: "",
+            delimiter: "+",
+            message: b"",
+        };
+        assert!(eval::run(&both, &input, 4).is_err());
+        assert!(compile("if header :value \"gt\" \"a\" \"b\" { keep; }").is_err());
+        assert!(
+            compile("require \"relational\"; if header :value \"xx\" \"a\" \"b\" { keep; }")
+                .is_err()
+        );
+    }
+
+    #[test]
     fn compile_errors_name_the_place() {
         for (script, line, what) in [
             ("fileinto \"x\";", 1, "missing require \"fileinto\""),
@@ -162,6 +197,7 @@ mod tests {
             envelope_from: "",
             envelope_to: "",
             delimiter: "+",
+            message: b"",
         };
         assert!(eval::run(&program, &input, 4).is_err());
         let huge = "keep;".repeat(MAX_SCRIPT / 4);

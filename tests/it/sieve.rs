@@ -7,13 +7,14 @@
 use crate::harness::{Server, server, wait_until};
 use std::time::Duration;
 
-const SCRIPT: &str = r#"require ["fileinto", "envelope", "subaddress", "copy"];
+const SCRIPT: &str = r#"require ["fileinto", "envelope", "subaddress", "copy", "reject", "body"];
 # Bills go to Finance, made on first use.
 if header :contains "subject" "invoice" { fileinto :create "Finance"; stop; }
 if envelope :detail "to" "lists" { fileinto :create "Lists"; stop; }
 if header :contains "subject" "drop me" { discard; stop; }
 if header :contains "subject" "forward" { redirect :copy "carol@localhost"; }
 if header :contains "subject" "no such" { fileinto "Missing"; }
+if body :contains "unsubscribe" { reject "I did not sign up for this"; }
 "#;
 
 fn send(server: &Server, to: &str, subject: &str) {
@@ -24,6 +25,19 @@ fn send(server: &Server, to: &str, subject: &str) {
         "alice@localhost",
         &[to],
         &format!("From: <alice@localhost>\r\nSubject: {subject}\r\n\r\nhello\r\n"),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    c.cmd("QUIT");
+}
+
+fn send_body(server: &Server, subject: &str, body: &str) {
+    let mut c = server.connect();
+    c.reply();
+    c.cmd("EHLO client.test");
+    let reply = c.send_mail(
+        "alice@localhost",
+        &["bob@localhost"],
+        &format!("From: <alice@localhost>\r\nSubject: {subject}\r\n\r\n{body}\r\n"),
     );
     assert!(reply.starts_with("250"), "{reply}");
     c.cmd("QUIT");
@@ -77,12 +91,12 @@ fn scripts_file_discard_and_redirect_at_delivery() {
     send(&server, "bob@localhost", "forward this");
     send(&server, "bob@localhost", "no such folder");
     send(&server, "bob@localhost", "plain");
+    send_body(&server, "newsletter", "Click to unsubscribe.");
     assert!(
-        wait_until(Duration::from_secs(30), || server
-            .log()
-            .matches("status=sent")
-            .count()
-            >= 7),
+        wait_until(Duration::from_secs(30), || {
+            let log = server.log();
+            log.matches("status=sent").count() >= 7 && log.contains("status=bounced")
+        }),
         "{}",
         server.log()
     );
@@ -97,7 +111,8 @@ fn scripts_file_discard_and_redirect_at_delivery() {
         "{log}"
     );
     assert!(
-        log.contains("fileinto \"Missing\": no such mailbox; kept instead"),
+        log.contains("fileinto \"Missing\": no such mailbox; kept instead")
+            && log.contains("rejected by the recipient's Sieve script: I did not sign up for this"),
         "{log}"
     );
 
