@@ -110,6 +110,18 @@ pub struct Rules {
     /// postscreen's DNS list zones and the networks it leaves alone.
     screen_sites: Vec<dnsbl::Site>,
     screen_allow: Vec<crate::config::net::Cidr>,
+    /// The spam filter's DNS lists, parsed once per configuration.
+    pub spam_client_sites: Vec<dnsbl::Site>,
+    pub spam_uri_sites: Vec<dnsbl::Site>,
+    /// `[greylist] allow_clients` and `[anvil]
+    /// smtpd_client_event_limit_exceptions`, as networks.
+    pub greylist_allow: Vec<crate::config::net::Cidr>,
+    pub rate_exceptions: Vec<crate::config::net::Cidr>,
+}
+
+/// Networks from a list that `Config::validate` has already checked.
+fn networks(list: &[String]) -> Vec<crate::config::net::Cidr> {
+    list.iter().filter_map(|n| n.parse().ok()).collect()
 }
 
 impl Rules {
@@ -160,6 +172,11 @@ impl Rules {
                     }
                 })
                 .collect(),
+            // Checked by `Config::validate`, as the networks below.
+            spam_client_sites: dnsbl::Site::parse_all(&config.spam.dnsbl_sites).unwrap_or_default(),
+            spam_uri_sites: dnsbl::Site::parse_all(&config.spam.uribl_sites).unwrap_or_default(),
+            greylist_allow: networks(&config.greylist.allow_clients),
+            rate_exceptions: networks(&config.anvil.smtpd_client_event_limit_exceptions),
         };
         if rules.relay.is_empty() && rules.recipient.is_empty() && problems.is_empty() {
             // Postfix refuses this too: nothing would stop relaying.

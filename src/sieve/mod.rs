@@ -78,6 +78,18 @@ mod tests {
         eval::run(&program, &input, 4).unwrap()
     }
 
+    /// No message at all: for scripts whose outcome does not read it.
+    fn empty_input() -> Input<'static> {
+        Input {
+            headers: Vec::new(),
+            size: 0,
+            envelope_from: "",
+            envelope_to: "",
+            delimiter: "+",
+            message: b"",
+        }
+    }
+
     fn into(mailbox: &str) -> Action {
         Action::FileInto {
             mailbox: mailbox.into(),
@@ -146,14 +158,7 @@ mod tests {
             [Action::Reject("not here".into())]
         );
         let both = compile("require \"reject\"; reject \"x\"; keep;").unwrap();
-        let input = Input {
-            headers: Vec::new(),
-            size: 0,
-            envelope_from: "",
-            envelope_to: "",
-            delimiter: "+",
-            message: b"",
-        };
+        let input = empty_input();
         assert!(eval::run(&both, &input, 4).is_err());
         assert!(compile("if header :value \"gt\" \"a\" \"b\" { keep; }").is_err());
         assert!(
@@ -191,14 +196,7 @@ mod tests {
     fn bounds_hold() {
         let many = "redirect \"a@b.example\";\nredirect \"c@b.example\";\nredirect \"d@b.example\";\nredirect \"e@b.example\";\nredirect \"f@b.example\";";
         let program = compile(many).unwrap();
-        let input = Input {
-            headers: Vec::new(),
-            size: 0,
-            envelope_from: "",
-            envelope_to: "",
-            delimiter: "+",
-            message: b"",
-        };
+        let input = empty_input();
         assert!(eval::run(&program, &input, 4).is_err());
         let huge = "keep;".repeat(MAX_SCRIPT / 4);
         assert!(compile(&huge).is_err());

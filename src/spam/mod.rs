@@ -49,6 +49,13 @@ pub struct Lessons {
     pub already: usize,
 }
 
+/// The DNS lists the filter asks (`[spam] dnsbl_sites`, `uribl_sites`),
+/// parsed once per configuration (`policy::Rules`).
+pub struct Sites<'a> {
+    pub client: &'a [Site],
+    pub uri: &'a [Site],
+}
+
 /// A message looked at once, before it is judged for each recipient.
 #[derive(Debug, Clone)]
 pub struct Analysis {
@@ -126,6 +133,7 @@ impl SpamFilter {
     pub async fn analyse(
         &self,
         settings: &Settings,
+        sites: &Sites<'_>,
         dns: Arc<dyn Resolver>,
         message: &[u8],
         sender: &str,
@@ -139,7 +147,7 @@ impl SpamFilter {
             .into_iter()
             .map(|n| (n.to_string(), rules::score(n)))
             .collect();
-        hits.extend(dns_tests(settings, dns, arrival.client_ip, &content.links).await);
+        hits.extend(dns_tests(settings, sites, dns, arrival.client_ip, &content.links).await);
         Analysis {
             hits,
             content,
@@ -418,24 +426,23 @@ fn bayes_test(p: f64) -> (&'static str, f64) {
 /// together within `lookup_timeout`; each zone counts once.
 async fn dns_tests(
     settings: &Settings,
+    sites: &Sites<'_>,
     dns: Arc<dyn Resolver>,
     ip: IpAddr,
     links: &[String],
 ) -> Vec<(String, f64)> {
-    let client_sites = Site::parse_all(&settings.dnsbl_sites).unwrap_or_default();
-    let uri_sites = Site::parse_all(&settings.uribl_sites).unwrap_or_default();
-    if client_sites.is_empty() && (uri_sites.is_empty() || links.is_empty()) {
+    if sites.client.is_empty() && (sites.uri.is_empty() || links.is_empty()) {
         return Vec::new();
     }
     let mut set = tokio::task::JoinSet::new();
-    for site in client_sites {
+    for site in sites.client.iter().cloned() {
         let dns = dns.clone();
         set.spawn(async move {
             let listed = site.check_ip(dns.as_ref(), ip).await;
             matches!(listed, Ok(Some(_))).then(|| (test_name("RCVD_IN", &site.zone), site.weight))
         });
     }
-    for site in uri_sites {
+    for site in sites.uri {
         for domain in links.iter().take(settings.max_uri_lookups) {
             let (dns, site, domain) = (dns.clone(), site.clone(), domain.clone());
             set.spawn(async move {

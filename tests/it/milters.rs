@@ -137,8 +137,9 @@ fn pymilter_accepts_rejects_and_rewrites() {
 
     // Body replacement.
     assert!(send(&server, "bob@ours.test", "replace").starts_with("250"));
+    // Two are there already ("hello tag", "first"): wait for the third.
     let uid = *server
-        .wait_for_mail("bob@ours.test", 2)
+        .wait_for_mail("bob@ours.test", 3)
         .last()
         .expect("delivered");
     let got = server.message("bob@ours.test", uid);

@@ -25,7 +25,7 @@ impl Session {
             && self.mode == Mode::Mx
             && !self.trusted
             && self.account.is_none()
-            && !Greylist::allows_client(settings, self.peer.ip())
+            && !Greylist::allows_client(&self.svc.policy.rules().greylist_allow, self.peer.ip())
     }
 
     /// The check at RCPT, for a recipient the restrictions accepted.

@@ -3,7 +3,6 @@
 //! Postfix's warning line (which fail2ban's postfix filter can read).
 
 use super::Session;
-use crate::config::Cidr;
 use crate::net::anvil::Event;
 use crate::smtp::proto::reply::Reply;
 
@@ -20,7 +19,11 @@ impl Session {
             Event::AuthFailure => return None,
         };
         let ip = self.peer.ip();
-        if limit == 0 || self.trusted || exempt(&anvil.smtpd_client_event_limit_exceptions, ip) {
+        let exempt = || {
+            let rules = self.svc.policy.rules();
+            rules.rate_exceptions.iter().any(|n| n.contains(ip))
+        };
+        if limit == 0 || self.trusted || exempt() {
             return None;
         }
         let count = self
@@ -78,11 +81,4 @@ fn service(mode: super::Mode) -> &'static str {
         } => "submission",
         super::Mode::Submission { implicit_tls: true } => "submissions",
     }
-}
-
-fn exempt(networks: &[String], ip: std::net::IpAddr) -> bool {
-    networks
-        .iter()
-        .filter_map(|n| n.parse::<Cidr>().ok())
-        .any(|n| n.contains(ip))
 }

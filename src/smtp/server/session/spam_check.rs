@@ -42,9 +42,15 @@ impl Session {
             now: crate::rfc5322::now_unix(),
         };
         let filter = self.svc.spam.clone();
+        let rules = self.svc.policy.rules();
+        let sites = crate::spam::Sites {
+            client: &rules.spam_client_sites,
+            uri: &rules.spam_uri_sites,
+        };
         let analysis = filter
             .analyse(
                 settings,
+                &sites,
                 self.svc.policy.dns_handle(),
                 message,
                 sender,
