@@ -246,6 +246,14 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         user_ip: Default::default(),
         spam,
     });
+    let managesieve = Arc::new(crate::managesieve::ManageSieveService {
+        config: shared_config.clone(),
+        store: store.clone(),
+        auth: auth.clone(),
+        tls: tls_live.clone(),
+        shutdown: front_stop.clone(),
+        user_ip: Default::default(),
+    });
     let pop3 = Arc::new(Pop3Service {
         config: shared_config.clone(),
         store: store.clone(),
@@ -326,6 +334,31 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
                 ));
             }
         }
+    }
+    let addrs: Vec<_> = config
+        .managesieve
+        .listen
+        .iter()
+        .filter_map(|a| parse_listen(a))
+        .collect();
+    let limits = Arc::new(Limits {
+        service: "managesieve",
+        total_limit: config.managesieve.max_connections,
+        total: Arc::new(Semaphore::new(config.managesieve.max_connections)),
+        per_client: config.managesieve.max_connections_per_client,
+        anvil: Arc::new(Anvil::default()),
+    });
+    for listener in bind_all(&addrs)? {
+        tracing::info!("managesieve listening on {}", listener.local_addr()?);
+        let svc = managesieve.clone();
+        front.spawn(accept_loop(
+            listener,
+            limits.clone(),
+            front_stop.clone(),
+            front.clone(),
+            move |tcp, admitted| crate::managesieve::serve_connection(svc.clone(), tcp, admitted),
+            crate::managesieve::refuse,
+        ));
     }
     // SMTP is bound last: once port 25 answers, every listener is bound
     // (a bound socket queues connections even before its accept loop runs),

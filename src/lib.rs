@@ -20,6 +20,7 @@ pub mod imap;
 pub mod live;
 pub mod logging;
 pub mod mailauth;
+pub mod managesieve;
 pub mod milter;
 pub mod net;
 pub mod password;

@@ -27,7 +27,7 @@ pub use milter::{DefaultAction as MilterDefaultAction, Milter};
 pub use net::Cidr;
 pub use postscreen::{Postscreen, ScreenAction};
 pub use restrictions::Restrictions;
-pub use sieve::Sieve;
+pub use sieve::{ManageSieve, Sieve};
 pub use spam::Spam;
 pub use units::{Bytes, Span};
 
@@ -81,6 +81,7 @@ pub struct Config {
     pub spam: Spam,
     pub milter: Milter,
     pub sieve: Sieve,
+    pub managesieve: ManageSieve,
     pub store: Store,
     pub log: Log,
 }
@@ -413,6 +414,7 @@ impl Default for Config {
             spam: Spam::default(),
             milter: Milter::default(),
             sieve: Sieve::default(),
+            managesieve: ManageSieve::default(),
             store: Store::default(),
             log: Log::default(),
         }
@@ -691,6 +693,7 @@ impl Config {
             ("imap.tls_listen", &self.imap.tls_listen),
             ("pop3.listen", &self.pop3.listen),
             ("pop3.tls_listen", &self.pop3.tls_listen),
+            ("managesieve.listen", &self.managesieve.listen),
         ];
         for (key, addrs) in listens {
             for addr in addrs {
@@ -767,6 +770,18 @@ impl Config {
             (
                 "pop3.max_userip_connections",
                 self.pop3.max_userip_connections,
+            ),
+            (
+                "managesieve.max_connections",
+                self.managesieve.max_connections,
+            ),
+            (
+                "managesieve.max_connections_per_client",
+                self.managesieve.max_connections_per_client,
+            ),
+            (
+                "managesieve.max_userip_connections",
+                self.managesieve.max_userip_connections,
             ),
         ] {
             if value == 0 {

@@ -1,6 +1,6 @@
 //! `[sieve]`: users' Sieve scripts, run at local delivery.
 
-use super::units::Bytes;
+use super::units::{Bytes, Span};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,46 @@ impl Default for Sieve {
             max_script_size: Bytes(1 << 20),
             max_scripts: 20,
             max_redirects: 4,
+        }
+    }
+}
+
+/// `[managesieve]`: the ManageSieve server (RFC 5804), where mail clients
+/// and the webmail upload scripts. STARTTLS on the one port (the RFC has
+/// no implicit-TLS port).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManageSieve {
+    pub listen: Vec<String>,
+    /// Allow passwords without TLS from loopback clients; never from
+    /// anywhere else.
+    pub plaintext_auth_on_loopback: bool,
+    pub max_connections: usize,
+    /// Connections from one address before login.
+    pub max_connections_per_client: usize,
+    /// Logged-in sessions of one account from one address.
+    pub max_userip_connections: usize,
+    pub idle_timeout: Span,
+    /// Time from connect to a successful login; "0s" for none.
+    pub login_timeout: Span,
+    /// Longest command line outside literals, in octets.
+    pub line_length_limit: usize,
+    /// Bad commands before the session is closed.
+    pub max_bad_commands: u32,
+}
+
+impl Default for ManageSieve {
+    fn default() -> Self {
+        ManageSieve {
+            listen: vec!["0.0.0.0:4190".into(), "[::]:4190".into()],
+            plaintext_auth_on_loopback: true,
+            max_connections: 1000,
+            max_connections_per_client: 50,
+            max_userip_connections: 10,
+            idle_timeout: Span::secs(30 * 60),
+            login_timeout: Span::secs(120),
+            line_length_limit: 8192,
+            max_bad_commands: 10,
         }
     }
 }

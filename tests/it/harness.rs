@@ -30,6 +30,7 @@ pub struct Builder {
     smtp_port: Option<u16>,
     imap: String,
     pop3: String,
+    managesieve: String,
     tail: String,
     /// Size of a tmpfs mounted on the data directory (a disk that fills).
     tmpfs: Option<String>,
@@ -87,6 +88,12 @@ impl Builder {
         self.pop3.push('\n');
         self
     }
+    /// Keys of `[managesieve]` (besides the listen address).
+    pub fn managesieve(mut self, toml: &str) -> Self {
+        self.managesieve.push_str(toml);
+        self.managesieve.push('\n');
+        self
+    }
     /// Puts the data directory on its own tmpfs of this size ("8m"), so a
     /// test can fill the disk. Needs root (mount), as CI runs.
     pub fn tmpfs(mut self, size: &str) -> Self {
@@ -123,10 +130,11 @@ impl Builder {
             imaps: free_port(),
             pop3: free_port(),
             pop3s: free_port(),
+            managesieve: free_port(),
         };
         let config_path = dir.path().join("merpati.toml");
         let text = format!(
-            "data_dir = \"{data}\"\nmyhostname = \"{hostname}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[submission]\nlisten = [\"127.0.0.1:{sub}\"]\ntls_listen = [\"127.0.0.1:{subs}\"]\n{sub_extra}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[queue]\n{queue}\n[dns]\n{dns}\n[mailauth]\n{mailauth}\n{tail}",
+            "data_dir = \"{data}\"\nmyhostname = \"{hostname}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[submission]\nlisten = [\"127.0.0.1:{sub}\"]\ntls_listen = [\"127.0.0.1:{subs}\"]\n{sub_extra}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[managesieve]\nlisten = [\"127.0.0.1:{managesieve}\"]\n{managesieve_extra}\n[queue]\n{queue}\n[dns]\n{dns}\n[mailauth]\n{mailauth}\n{tail}",
             data = dir.path().join("data").display(),
             hostname = self.hostname.as_deref().unwrap_or(HOSTNAME),
             top = self.top,
@@ -140,6 +148,8 @@ impl Builder {
             pop3 = ports.pop3,
             pop3s = ports.pop3s,
             pop3_extra = self.pop3,
+            managesieve = ports.managesieve,
+            managesieve_extra = self.managesieve,
             queue = self.queue,
             dns = self.dns.as_deref().unwrap_or(UNANSWERED_DNS),
             mailauth = self.mailauth.as_deref().unwrap_or("generate_keys = false"),
@@ -185,6 +195,7 @@ pub struct MailboxPorts {
     pub imaps: u16,
     pub pop3: u16,
     pub pop3s: u16,
+    pub managesieve: u16,
 }
 
 pub struct Server {

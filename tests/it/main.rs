@@ -19,6 +19,7 @@ mod log_tools;
 mod mailauth_forward;
 mod mailauth_inbound;
 mod mailauth_outbound;
+mod managesieve;
 mod milters;
 mod pop3;
 mod queue_admin;
