@@ -12,6 +12,19 @@ pub struct Sieve {
     pub max_scripts: usize,
     /// `redirect`s one run may make (`sieve_max_redirects`).
     pub max_redirects: usize,
+    /// Actions one run may take (`sieve_max_actions`).
+    pub max_actions: usize,
+    /// Tests and commands one run may evaluate (Pigeonhole bounds CPU
+    /// time; a count is the same bound without a clock).
+    pub max_steps: usize,
+    /// RFC 5230 `vacation`: the period without `:days`/`:seconds`...
+    pub vacation_default_period: Span,
+    /// ...and the bounds a script's period is brought within
+    /// (`sieve_vacation_min_period`, `sieve_vacation_max_period`).
+    pub vacation_min_period: Span,
+    pub vacation_max_period: Span,
+    /// Senders remembered per user (the oldest are forgotten first).
+    pub vacation_max_senders: usize,
 }
 
 impl Default for Sieve {
@@ -20,6 +33,22 @@ impl Default for Sieve {
             max_script_size: Bytes(1 << 20),
             max_scripts: 20,
             max_redirects: 4,
+            max_actions: 32,
+            max_steps: 100_000,
+            vacation_default_period: Span::secs(7 * 86_400),
+            vacation_min_period: Span::secs(86_400),
+            vacation_max_period: Span::secs(90 * 86_400),
+            vacation_max_senders: 10_000,
+        }
+    }
+}
+
+impl Sieve {
+    pub fn limits(&self) -> crate::sieve::eval::Limits {
+        crate::sieve::eval::Limits {
+            max_redirects: self.max_redirects,
+            max_actions: self.max_actions,
+            max_steps: self.max_steps,
         }
     }
 }

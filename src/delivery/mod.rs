@@ -4,6 +4,7 @@
 pub mod local;
 pub mod relay;
 pub mod sieve;
+pub mod vacation;
 
 /// What happened to one final recipient.
 #[derive(Clone, Debug, PartialEq, Eq)]

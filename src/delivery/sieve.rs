@@ -4,6 +4,7 @@
 //! or Junk for spam). A script that cannot run keeps the message, with a
 //! log line: a broken script never loses mail.
 
+use super::vacation::Reply;
 use crate::config::Sieve as Settings;
 use crate::sieve::{Action, Input, eval, scripts};
 use crate::store::{MailStore, SpecialUse};
@@ -17,6 +18,8 @@ pub enum Target {
         name: String,
         special_use: Option<SpecialUse>,
         suffix: String,
+        /// IMAP flags the script gave it (RFC 5232).
+        flags: Vec<String>,
     },
     /// `redirect`: to this address, as an alias would send it.
     Redirect(String),
@@ -24,6 +27,8 @@ pub enum Target {
     Discard,
     /// `reject`: refused; the sender gets a bounce with this reason.
     Reject(String),
+    /// `vacation`: a reply to queue (besides the message's own targets).
+    Vacation(Reply),
 }
 
 /// The message as scripts see it, made once per message.
@@ -39,72 +44,117 @@ impl<'a> Prepared<'a> {
             headers: Input::headers_of(message),
         }
     }
+
+    /// Header fields in order, decoded and unfolded.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
 }
 
-/// The targets for `account`; `default` is where the message goes
-/// without a script (INBOX, or Junk).
-#[allow(clippy::too_many_arguments)]
+/// Whom the script runs for.
+pub struct Recipient<'a> {
+    pub account: &'a str,
+    /// The envelope sender ("" for the null sender).
+    pub sender: &'a str,
+    /// The recipient's address, as delivered to.
+    pub address: &'a str,
+    pub delimiter: &'a str,
+}
+
+/// The targets for `r`; `default` is where the message goes without a
+/// script (INBOX, or Junk).
 pub fn targets(
     store: &dyn MailStore,
     settings: &Settings,
-    account: &str,
+    r: &Recipient<'_>,
     message: &Prepared<'_>,
-    sender: &str,
-    recipient: &str,
-    delimiter: &str,
     default: (String, Option<SpecialUse>),
 ) -> Vec<Target> {
-    let keep = || Target::Mailbox {
+    let keep = |flags: Vec<String>| Target::Mailbox {
         name: default.0.clone(),
         special_use: default.1,
         suffix: String::new(),
+        flags,
     };
-    let Some(program) = scripts::active_program(store, account) else {
-        return vec![keep()];
+    let Some(program) = scripts::active_program(store, r.account) else {
+        return vec![keep(Vec::new())];
     };
     let input = Input {
         headers: message.headers.clone(),
         size: message.message.len() as u64,
         message: message.message,
-        envelope_from: sender,
-        envelope_to: recipient,
-        delimiter,
+        envelope_from: r.sender,
+        envelope_to: r.address,
+        delimiter: r.delimiter,
     };
-    let actions = match eval::run(&program, &input, settings.max_redirects) {
+    let actions = match eval::run(&program, &input, settings.limits()) {
         Ok(actions) => actions,
         Err(e) => {
-            tracing::warn!("sieve: {account}: {e}; the message is kept");
-            return vec![keep()];
+            tracing::warn!("sieve: {}: {e}; the message is kept", r.account);
+            return vec![keep(Vec::new())];
         }
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut out = Vec::new();
     for action in actions {
         match action {
-            Action::Keep => out.push(keep()),
+            Action::Keep { flags } => out.push(keep(imap_flags(flags))),
             Action::Discard => out.push(Target::Discard),
             Action::Reject(reason) => out.push(Target::Reject(reason)),
             Action::Redirect(address) => {
-                if address.eq_ignore_ascii_case(recipient) {
+                if address.eq_ignore_ascii_case(r.address) {
                     // To oneself: a loop by construction; keep instead.
-                    out.push(keep());
+                    out.push(keep(Vec::new()));
                 } else {
                     out.push(Target::Redirect(address));
                 }
             }
-            Action::FileInto { mailbox, create } => {
+            Action::FileInto {
+                mailbox,
+                create,
+                flags,
+            } => {
+                let account = r.account;
                 out.push(
-                    file_into(store, account, &mailbox, create).unwrap_or_else(|why| {
-                        tracing::warn!(
-                            "sieve: {account}: fileinto \"{mailbox}\": {why}; kept instead"
-                        );
-                        keep()
-                    }),
+                    file_into(store, account, &mailbox, create, imap_flags(flags.clone()))
+                        .unwrap_or_else(|why| {
+                            tracing::warn!(
+                                "sieve: {account}: fileinto \"{mailbox}\": {why}; kept instead"
+                            );
+                            keep(imap_flags(flags))
+                        }),
                 );
+            }
+            Action::Vacation(v) => {
+                if let Some(reply) = super::vacation::reply(store, settings, r, message, &v, now) {
+                    out.push(Target::Vacation(reply));
+                }
             }
         }
     }
-    tracing::info!("sieve: {account}: {} action(s)", out.len());
+    tracing::info!("sieve: {}: {} action(s)", r.account, out.len());
     out
+}
+
+/// The flags a script set that IMAP can store: system flags other than
+/// `\Recent`, and keywords that are IMAP atoms (RFC 3501 §9); at most 32.
+fn imap_flags(flags: Vec<String>) -> Vec<String> {
+    const SYSTEM: [&str; 5] = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"];
+    flags
+        .into_iter()
+        .filter(|f| {
+            if f.starts_with('\\') {
+                return SYSTEM.contains(&f.as_str());
+            }
+            !f.is_empty()
+                && f.len() <= 64
+                && f.bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b))
+        })
+        .take(32)
+        .collect()
 }
 
 /// `fileinto`: the mailbox must exist, or be made with `:create`.
@@ -113,6 +163,7 @@ fn file_into(
     account: &str,
     name: &str,
     create: bool,
+    flags: Vec<String>,
 ) -> Result<Target, String> {
     let exists = store
         .mailbox(account, name)
@@ -130,5 +181,6 @@ fn file_into(
         name: name.to_string(),
         special_use: None,
         suffix: format!("\0sieve:{name}"),
+        flags,
     })
 }

@@ -311,6 +311,9 @@ impl Qmgr {
         // Sieve redirects: sent on as an alias would be (remote ones with
         // SRS); the copies they make are not filtered again.
         let mut redirects: Vec<(usize, String)> = Vec::new();
+        // Sieve vacation replies, queued through cleanup once the
+        // message's own deliveries are done.
+        let mut replies: Vec<crate::delivery::vacation::Reply> = Vec::new();
         for (index, rcpt) in qf.recipients.iter().enumerate() {
             let Ok(address) = Address::parse(&rcpt.address) else {
                 let outcome = Outcome::Bounced("5.1.3 bad recipient address syntax".into());
@@ -350,14 +353,18 @@ impl Qmgr {
                         };
                         let prepared =
                             prepared.get_or_insert_with(|| sieve::Prepared::new(&qf.body));
+                        let delivered_to = address.to_string();
+                        let recipient = sieve::Recipient {
+                            account: &account,
+                            sender: &qf.sender,
+                            address: &delivered_to,
+                            delimiter: &config.recipient_delimiter,
+                        };
                         let targets = sieve::targets(
                             self.store.as_ref(),
                             &config.sieve,
-                            &account,
+                            &recipient,
                             prepared,
-                            &qf.sender,
-                            &address.to_string(),
-                            &config.recipient_delimiter,
                             default,
                         );
                         for target in targets {
@@ -366,6 +373,7 @@ impl Qmgr {
                                     name,
                                     special_use,
                                     suffix,
+                                    flags,
                                 } => local.push((
                                     index,
                                     LocalRecipient {
@@ -377,6 +385,7 @@ impl Qmgr {
                                             rcpt.original().to_lowercase()
                                         ),
                                         prefix: prefix.clone().into_bytes(),
+                                        flags,
                                     },
                                 )),
                                 sieve::Target::Discard => finals.push(Final::new(
@@ -405,6 +414,7 @@ impl Qmgr {
                                 sieve::Target::Redirect(to) => {
                                     redirects.push((index, to));
                                 }
+                                sieve::Target::Vacation(reply) => replies.push(reply),
                             }
                         }
                     }
@@ -441,6 +451,7 @@ impl Qmgr {
                                     special_use: None,
                                     dedup_key: format!("{}\0redirect", address.key()),
                                     prefix: prefix.into_bytes(),
+                                    flags: Vec::new(),
                                 },
                             ));
                         }
@@ -460,7 +471,33 @@ impl Qmgr {
         if !remote.is_empty() {
             finals.extend(self.deliver_remote(qf, remote).await);
         }
+        for reply in replies {
+            self.queue_vacation(id, reply).await;
+        }
         finals
+    }
+
+    /// Queues a Sieve vacation reply: the null sender (RFC 5230 §4.3), and
+    /// signed like our own mail. A failure costs the reply, never the
+    /// message it answers.
+    async fn queue_vacation(&self, id: &QueueId, reply: crate::delivery::vacation::Reply) {
+        let submission = Submission {
+            sender: String::new(),
+            recipients: vec![QueuedRecipient {
+                address: reply.to.clone(),
+                ..Default::default()
+            }],
+            message: reply.message,
+            protocol: "local".into(),
+            complete_headers: true,
+            ..Default::default()
+        };
+        match self.cleanup.submit(submission).await {
+            Ok(queued) => {
+                tracing::info!(queue_id = %id, "{id}: sieve vacation reply to <{}>: {queued}", reply.to);
+            }
+            Err(e) => tracing::warn!(queue_id = %id, "{id}: cannot queue the vacation reply: {e}"),
+        }
     }
 
     /// One relay job per recipient domain.

@@ -5,6 +5,7 @@
 
 use super::Error;
 use super::parser::{Arg, Command, Test};
+use serde::{Deserialize, Serialize};
 
 /// The extensions this engine implements (RFC 5228 `require` names).
 pub const EXTENSIONS: &[&str] = &[
@@ -19,14 +20,78 @@ pub const EXTENSIONS: &[&str] = &[
     "body",
     "reject",
     "ereject",
+    "variables",
+    "imap4flags",
+    "vacation",
+    "vacation-seconds",
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A compiled script.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Program {
+    pub cmds: Vec<Cmd>,
+    /// RFC 5229 `variables` was required: strings expand `${...}` at run
+    /// time and `:matches` sets the match variables.
+    pub variables: bool,
+    /// RFC 5232 `imap4flags` was required: `keep` and `fileinto` without
+    /// `:flags` take the internal flag variable.
+    pub imap4flags: bool,
+}
+
+/// RFC 5229 §4 modifiers of `set`, in the order they apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Modifier {
+    Lower,
+    Upper,
+    LowerFirst,
+    UpperFirst,
+    QuoteWildcard,
+    Length,
+}
+
+impl Modifier {
+    /// §4: higher precedence applies first; two of one precedence are an
+    /// error.
+    fn precedence(self) -> u8 {
+        match self {
+            Modifier::Lower | Modifier::Upper => 40,
+            Modifier::LowerFirst | Modifier::UpperFirst => 30,
+            Modifier::QuoteWildcard => 20,
+            Modifier::Length => 10,
+        }
+    }
+}
+
+/// RFC 5232's three flag commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlagOp {
+    Set,
+    Add,
+    Remove,
+}
+
+/// RFC 5230 `vacation`'s arguments (RFC 6131 `:seconds` as a period).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vacation {
+    /// `:days` × 86,400 or `:seconds`; `None`: the configured default.
+    pub period: Option<u64>,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub addresses: Vec<String>,
+    pub mime: bool,
+    pub handle: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Cmd {
     /// `if` / `elsif`... / `else`: the first branch whose test holds runs.
     If(Vec<(Option<Cond>, Vec<Cmd>)>),
     Stop,
-    Keep,
+    /// `keep`, with RFC 5232 `:flags` if given.
+    Keep {
+        flags: Option<Vec<String>>,
+    },
     Discard,
     /// RFC 5429 `reject` / `ereject`: refused, with this reason.
     Reject(String),
@@ -34,14 +99,29 @@ pub enum Cmd {
         mailbox: String,
         copy: bool,
         create: bool,
+        flags: Option<Vec<String>>,
     },
     Redirect {
         address: String,
         copy: bool,
     },
+    /// RFC 5229 `set`.
+    Set {
+        name: String,
+        value: String,
+        modifiers: Vec<Modifier>,
+    },
+    /// RFC 5232 `setflag`/`addflag`/`removeflag`, on the internal
+    /// variable or a named one.
+    Flags {
+        op: FlagOp,
+        variable: Option<String>,
+        flags: Vec<String>,
+    },
+    Vacation(Box<Vacation>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MatchType {
     Is,
     Contains,
@@ -53,7 +133,7 @@ pub enum MatchType {
 }
 
 /// RFC 5231's relational operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Relation {
     Gt,
     Ge,
@@ -99,14 +179,14 @@ impl Relation {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Comparator {
     Octet,
     AsciiCasemap,
     AsciiNumeric,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Part {
     All,
     LocalPart,
@@ -117,14 +197,14 @@ pub enum Part {
     Detail,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Matcher {
     pub match_type: MatchType,
     pub comparator: Comparator,
     pub keys: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Cond {
     True,
     False,
@@ -153,6 +233,17 @@ pub enum Cond {
         raw: bool,
         matcher: Matcher,
     },
+    /// RFC 5229 `string`: the (expanded) sources against the keys.
+    String {
+        sources: Vec<String>,
+        matcher: Matcher,
+    },
+    /// RFC 5232 `hasflag`: the flags held by the named variables (none:
+    /// the internal one) against the keys.
+    HasFlag {
+        variables: Vec<String>,
+        matcher: Matcher,
+    },
 }
 
 struct Compiler {
@@ -164,12 +255,25 @@ struct Compiler {
 /// Commands and tests a script may hold, at most.
 const MAX_NODES: usize = 10_000;
 
-pub fn compile(tree: &[Command]) -> Result<Vec<Cmd>, Error> {
+pub fn compile(tree: &[Command]) -> Result<Program, Error> {
     let mut c = Compiler {
         required: Vec::new(),
         budget: MAX_NODES,
     };
-    c.block(tree, true)
+    let cmds = c.block(tree, true)?;
+    Ok(Program {
+        cmds,
+        variables: c.has("variables"),
+        imap4flags: c.has("imap4flags"),
+    })
+}
+
+/// RFC 5229 §3 `identifier`: a letter or `_`, then letters, digits, `_`.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64
 }
 
 fn err(line: u32, column: u32, message: impl Into<String>) -> Error {
@@ -260,8 +364,12 @@ impl Compiler {
         Ok(())
     }
 
+    fn has(&self, extension: &str) -> bool {
+        self.required.iter().any(|r| r == extension)
+    }
+
     fn needs(&self, extension: &str, line: u32, column: u32) -> Result<(), Error> {
-        if self.required.iter().any(|r| r == extension) {
+        if self.has(extension) {
             Ok(())
         } else {
             Err(err(
@@ -370,7 +478,19 @@ impl Compiler {
         let mut args = Args::new(&command.name, &command.args, line, column);
         let cmd = match command.name.as_str() {
             "stop" => Cmd::Stop,
-            "keep" => Cmd::Keep,
+            "keep" => {
+                let mut flags = None;
+                while let Some(tag) = args.tag() {
+                    match tag {
+                        "flags" => {
+                            self.needs("imap4flags", line, column)?;
+                            flags = Some(args.strings()?);
+                        }
+                        other => return Err(args.error(format!("unknown tag :{other}"))),
+                    }
+                }
+                Cmd::Keep { flags }
+            }
             "discard" => Cmd::Discard,
             "reject" | "ereject" => {
                 self.needs(&command.name, line, column)?;
@@ -378,7 +498,7 @@ impl Compiler {
             }
             "fileinto" => {
                 self.needs("fileinto", line, column)?;
-                let (mut copy, mut create) = (false, false);
+                let (mut copy, mut create, mut flags) = (false, false, None);
                 while let Some(tag) = args.tag() {
                     match tag {
                         "copy" => {
@@ -387,6 +507,10 @@ impl Compiler {
                         }
                         // RFC 5490's :create, accepted as part of fileinto.
                         "create" => create = true,
+                        "flags" => {
+                            self.needs("imap4flags", line, column)?;
+                            flags = Some(args.strings()?);
+                        }
                         other => return Err(args.error(format!("unknown tag :{other}"))),
                     }
                 }
@@ -395,6 +519,7 @@ impl Compiler {
                     mailbox,
                     copy,
                     create,
+                    flags,
                 }
             }
             "redirect" => {
@@ -409,10 +534,99 @@ impl Compiler {
                     }
                 }
                 let address = args.string()?;
-                if crate::address::Address::parse(&address).is_err() {
+                // With variables the address is known only at run time
+                // (and checked then).
+                let expands = self.has("variables") && address.contains("${");
+                if !expands && crate::address::Address::parse(&address).is_err() {
                     return Err(args.error(format!("\"{address}\" is not an address")));
                 }
                 Cmd::Redirect { address, copy }
+            }
+            "set" => {
+                self.needs("variables", line, column)?;
+                let mut modifiers: Vec<Modifier> = Vec::new();
+                while let Some(tag) = args.tag() {
+                    let m = match tag {
+                        "lower" => Modifier::Lower,
+                        "upper" => Modifier::Upper,
+                        "lowerfirst" => Modifier::LowerFirst,
+                        "upperfirst" => Modifier::UpperFirst,
+                        "quotewildcard" => Modifier::QuoteWildcard,
+                        "length" => Modifier::Length,
+                        other => return Err(args.error(format!("unknown modifier :{other}"))),
+                    };
+                    if modifiers.iter().any(|o| o.precedence() == m.precedence()) {
+                        return Err(
+                            args.error(format!("two modifiers of the same precedence (:{tag})"))
+                        );
+                    }
+                    modifiers.push(m);
+                }
+                modifiers.sort_by_key(|m| std::cmp::Reverse(m.precedence()));
+                let name = args.string()?;
+                if !is_identifier(&name) {
+                    return Err(args.error(format!("\"{name}\" is not a variable name")));
+                }
+                let value = args.string()?;
+                Cmd::Set {
+                    name: name.to_ascii_lowercase(),
+                    value,
+                    modifiers,
+                }
+            }
+            "setflag" | "addflag" | "removeflag" => {
+                self.needs("imap4flags", line, column)?;
+                let op = match command.name.as_str() {
+                    "setflag" => FlagOp::Set,
+                    "addflag" => FlagOp::Add,
+                    _ => FlagOp::Remove,
+                };
+                let first = args.strings()?;
+                let (variable, flags) = if args.at < args.args.len() {
+                    let flags = args.strings()?;
+                    match first.as_slice() {
+                        [name] if is_identifier(name) => (Some(name.to_ascii_lowercase()), flags),
+                        _ => return Err(args.error("the variable name must be one identifier")),
+                    }
+                } else {
+                    (None, first)
+                };
+                Cmd::Flags {
+                    op,
+                    variable,
+                    flags,
+                }
+            }
+            "vacation" => {
+                self.needs("vacation", line, column)?;
+                let mut v = Vacation {
+                    period: None,
+                    subject: None,
+                    from: None,
+                    addresses: Vec::new(),
+                    mime: false,
+                    handle: None,
+                    reason: String::new(),
+                };
+                while let Some(tag) = args.tag() {
+                    match tag {
+                        "days" if v.period.is_none() => {
+                            v.period = Some(args.number()?.saturating_mul(86_400));
+                        }
+                        "seconds" if v.period.is_none() => {
+                            self.needs("vacation-seconds", line, column)?;
+                            v.period = Some(args.number()?);
+                        }
+                        "subject" => v.subject = Some(args.string()?),
+                        "from" => v.from = Some(args.string()?),
+                        "addresses" => v.addresses = args.strings()?,
+                        "mime" => v.mime = true,
+                        "handle" => v.handle = Some(args.string()?),
+                        other => return Err(args.error(format!("unexpected tag :{other}"))),
+                    }
+                }
+                v.reason = args.string()?;
+                Cmd::Vacation(Box::new(v))
             }
             other => return Err(err(line, column, format!("unknown command \"{other}\""))),
         };
@@ -523,6 +737,44 @@ impl Compiler {
                         keys,
                     },
                 });
+            }
+            "string" => {
+                no_tests("string")?;
+                self.needs("variables", line, column)?;
+                let (_, (match_type, comparator)) = self.tags(&mut args, false)?;
+                let sources = args.strings()?;
+                let keys = args.strings()?;
+                Cond::String {
+                    sources,
+                    matcher: Matcher {
+                        match_type,
+                        comparator,
+                        keys,
+                    },
+                }
+            }
+            "hasflag" => {
+                no_tests("hasflag")?;
+                self.needs("imap4flags", line, column)?;
+                let (_, (match_type, comparator)) = self.tags(&mut args, false)?;
+                let first = args.strings()?;
+                let (variables, keys) = if args.at < args.args.len() {
+                    let keys = args.strings()?;
+                    if let Some(bad) = first.iter().find(|n| !is_identifier(n)) {
+                        return Err(args.error(format!("\"{bad}\" is not a variable name")));
+                    }
+                    (first.iter().map(|n| n.to_ascii_lowercase()).collect(), keys)
+                } else {
+                    (Vec::new(), first)
+                };
+                Cond::HasFlag {
+                    variables,
+                    matcher: Matcher {
+                        match_type,
+                        comparator,
+                        keys,
+                    },
+                }
             }
             other => return Err(err(line, column, format!("unknown test \"{other}\""))),
         };

@@ -2,7 +2,8 @@
 //! text (for GETSCRIPT and editing) and compiled form (for delivery),
 //! the list of names, and which one is active. Compiled once, at upload.
 
-use super::{Cmd, codec};
+use super::codec;
+use super::compile::Program;
 use crate::config::Sieve as Settings;
 use crate::store::MailStore;
 
@@ -148,7 +149,7 @@ pub fn put(
 }
 
 /// Compiles `text` without storing it (ManageSieve's CHECKSCRIPT).
-pub fn check(text: &str) -> Result<Vec<Cmd>, ScriptError> {
+pub fn check(text: &str) -> Result<Program, ScriptError> {
     super::compile(text).map_err(|e| ScriptError::new(ErrorKind::Invalid, e.to_string()))
 }
 
@@ -258,20 +259,41 @@ pub fn delete(store: &dyn MailStore, account: &str, name: &str) -> Result<(), Sc
     write(store, account, INDEX, Some(names.join("\n").as_bytes()))
 }
 
-/// The active script's program, for delivery; `None` without one (or
-/// when its compiled form cannot be read, which is logged: delivery then
-/// keeps, as with no script).
-pub fn active_program(store: &dyn MailStore, account: &str) -> Option<Vec<Cmd>> {
+/// The active script's program, for delivery; `None` without one.
+pub fn active_program(store: &dyn MailStore, account: &str) -> Option<Program> {
     let active = read_string(store, account, ACTIVE).ok()??;
     if active.is_empty() {
         return None;
     }
-    let bytes = store.account_data(account, &compiled_key(&active)).ok()??;
-    let program = codec::decode(&bytes);
-    if program.is_none() {
-        tracing::warn!(
-            "sieve: the compiled script \"{active}\" of {account} cannot be read; keeping"
-        );
+    program(store, account, &active)
+}
+
+/// A stored script's program. A compiled form this version cannot read
+/// (written by an older one, or damaged) is compiled again from the text
+/// and stored, once, with a log line; a text that no longer compiles is
+/// logged and gives `None` (delivery then keeps, as with no script).
+pub fn program(store: &dyn MailStore, account: &str, name: &str) -> Option<Program> {
+    let bytes = store.account_data(account, &compiled_key(name)).ok()??;
+    if let Some(program) = codec::decode(&bytes) {
+        return Some(program);
     }
-    program
+    let text = read_string(store, account, &text_key(name)).ok()??;
+    match super::compile(&text) {
+        Ok(program) => {
+            tracing::info!("sieve: recompiled the script \"{name}\" of {account}");
+            let _ = write(
+                store,
+                account,
+                &compiled_key(name),
+                Some(&codec::encode(&program)),
+            );
+            Some(program)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "sieve: the script \"{name}\" of {account} no longer compiles: {e}; keeping"
+            );
+            None
+        }
+    }
 }

@@ -174,6 +174,8 @@ pub struct LocalRecipient {
     /// Per-recipient header lines (Return-Path, Delivered-To...),
     /// CRLF-terminated, prepended to the blob when read.
     pub prefix: Vec<u8>,
+    /// IMAP flags to store it with (a Sieve script's imap4flags).
+    pub flags: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

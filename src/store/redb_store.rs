@@ -861,7 +861,7 @@ impl<'t> Tx<'t> {
             size,
             internal_date: delivery.internal_date,
             modseq: 0,
-            flags: Vec::new(),
+            flags: flags::normalize(&rcpt.flags),
             prefix: rcpt.prefix.clone(),
             save_date: None,
         };

@@ -133,3 +133,150 @@ fn scripts_file_discard_and_redirect_at_delivery() {
         "INBOX"
     ) == 4));
 }
+
+fn send_message(server: &Server, from: &str, to: &str, message: &str) {
+    let mut c = server.connect();
+    c.reply();
+    c.cmd("EHLO client.test");
+    let reply = c.send_mail(from, &[to], message);
+    assert!(reply.starts_with("250"), "{reply}");
+    c.cmd("QUIT");
+}
+
+/// Lines of `merpati mailbox list`: uid, size, date, flags, from, subject.
+fn listing(server: &Server, address: &str, mailbox: &str) -> Vec<String> {
+    let out = server.cli(&["mailbox", "list", address, mailbox]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+const AWAY: &str = r#"require ["vacation", "imap4flags", "variables", "fileinto"];
+if header :matches "list-id" "*<*.lists.test>" { fileinto :create "Lists/${2}"; }
+if header :contains "subject" "urgent" { addflag "\\Flagged"; }
+if header :matches "subject" "*" { set "subject" "${1}"; }
+vacation :days 1 :subject "Away: ${subject}" :addresses ["bob@localhost"]
+  "I am away until Monday.";
+"#;
+
+#[test]
+fn vacation_once_per_sender_flags_and_variables() {
+    let server = server();
+    for user in ["bob", "alice", "carol", "dave"] {
+        server.add_user(&format!("{user}@localhost"), "pw");
+    }
+    let put = server.cli_with_input(&["sieve", "put", "bob@localhost", "away"], AWAY.as_bytes());
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    server.cli_ok(&["sieve", "activate", "bob@localhost", "away"]);
+
+    send_message(
+        &server,
+        "alice@localhost",
+        "bob@localhost",
+        "From: Alice <alice@localhost>\r\nTo: Bob <bob@localhost>\r\nSubject: urgent report\r\nMessage-ID: <m1@client.test>\r\n\r\nplease read\r\n",
+    );
+    // The reply reaches alice: threaded, automatic, from the null sender.
+    assert!(
+        wait_until(Duration::from_secs(30), || listing(
+            &server,
+            "alice@localhost",
+            "INBOX"
+        )
+        .len()
+            == 1),
+        "{}",
+        server.log()
+    );
+    let inbox = listing(&server, "bob@localhost", "INBOX");
+    assert_eq!(inbox.len(), 1);
+    assert!(inbox[0].contains("\\Flagged"), "imap4flags: {inbox:?}");
+    let uid: u32 = listing(&server, "alice@localhost", "INBOX")[0]
+        .split('\t')
+        .next()
+        .and_then(|u| u.parse().ok())
+        .expect("uid");
+    let reply = server.message("alice@localhost", uid);
+    for needle in [
+        "Return-Path: <>",
+        "Subject: Away: urgent report",
+        "Auto-Submitted: auto-replied",
+        "In-Reply-To: <m1@client.test>",
+        "References: <m1@client.test>",
+        "To: <alice@localhost>",
+        "I am away until Monday.",
+    ] {
+        assert!(reply.contains(needle), "{needle} in\n{reply}");
+    }
+
+    // A second message from alice: no second reply within :days.
+    send_message(
+        &server,
+        "alice@localhost",
+        "bob@localhost",
+        "From: <alice@localhost>\r\nTo: <bob@localhost>\r\nSubject: again\r\n\r\nx\r\n",
+    );
+    // A list message: filed by the captured name, never answered.
+    send_message(
+        &server,
+        "carol@localhost",
+        "bob@localhost",
+        "From: <carol@localhost>\r\nTo: <bob@localhost>\r\nList-Id: Dev <dev.lists.test>\r\nSubject: digest\r\n\r\nx\r\n",
+    );
+    // Bob only in Bcc: not answered.
+    send_message(
+        &server,
+        "dave@localhost",
+        "bob@localhost",
+        "From: <dave@localhost>\r\nTo: <team@elsewhere.test>\r\nSubject: fyi\r\n\r\nx\r\n",
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let log = server.log();
+            log.contains("already replied within 86400s")
+                && log.contains("no vacation reply to <carol@localhost>: mailing-list mail")
+                && log.contains(
+                    "no vacation reply to <dave@localhost>: the user is not in To, Cc or Bcc",
+                )
+        }),
+        "{}",
+        server.log()
+    );
+    assert_eq!(listing(&server, "bob@localhost", "Lists/dev").len(), 1);
+    assert_eq!(listing(&server, "alice@localhost", "INBOX").len(), 1);
+    assert!(listing(&server, "carol@localhost", "INBOX").is_empty());
+    assert!(listing(&server, "dave@localhost", "INBOX").is_empty());
+}
+
+#[test]
+fn a_script_that_fails_at_run_time_keeps_the_message() {
+    let server = crate::harness::Builder::default()
+        .tail("[sieve]\nmax_redirects = 2")
+        .start();
+    server.add_user("bob@localhost", "pw");
+    let script =
+        "redirect \"a@localhost\";\nredirect \"b@localhost\";\nredirect \"c@localhost\";\n";
+    let put = server.cli_with_input(
+        &["sieve", "put", "bob@localhost", "loops"],
+        script.as_bytes(),
+    );
+    assert!(put.status.success());
+    server.cli_ok(&["sieve", "activate", "bob@localhost", "loops"]);
+    send(&server, "bob@localhost", "hello");
+    assert!(wait_until(Duration::from_secs(30), || count(
+        &server,
+        "bob@localhost",
+        "INBOX"
+    ) == 1));
+    assert!(
+        server
+            .log()
+            .contains("sieve: bob: more than 2 redirects; the message is kept"),
+        "{}",
+        server.log()
+    );
+}

@@ -25,6 +25,7 @@ fn rcpt(account: &str) -> LocalRecipient {
         special_use: None,
         dedup_key: format!("{account}@example.org"),
         prefix: format!("Delivered-To: {account}@example.org\r\n").into_bytes(),
+        flags: Vec::new(),
     }
 }
 

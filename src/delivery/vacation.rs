@@ -1,0 +1,313 @@
+//! Sieve `vacation` (RFC 5230, RFC 6131 `:seconds`) at delivery: whether
+//! a reply is due, and the reply. Never to the null sender, mailing
+//! lists, bulk or automatic mail, or the user's own addresses; only when
+//! the user is addressed in To/Cc/Bcc; once per sender per period, the
+//! per-sender record kept with the account in the store. The reply leaves
+//! with the null sender through cleanup (so it is DKIM-signed) and
+//! `Auto-Submitted: auto-replied` (RFC 3834), so it cannot start a loop.
+
+use super::sieve::{Prepared, Recipient};
+use crate::config::Sieve as Settings;
+use crate::sieve::compile::Vacation;
+use crate::sieve::matching::addresses;
+use crate::store::MailStore;
+use std::sync::Mutex;
+
+/// A reply to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub to: String,
+    pub message: Vec<u8>,
+}
+
+const RECORDS: &str = "sieve/vacation";
+
+/// Serialises the read-modify-write of a user's records across the
+/// delivery tasks of this process (one process owns a store).
+static RECORDS_LOCK: Mutex<()> = Mutex::new(());
+
+/// The reply `v` asks for, if one is due; why not, in the log otherwise.
+pub fn reply(
+    store: &dyn MailStore,
+    settings: &Settings,
+    r: &Recipient<'_>,
+    message: &Prepared<'_>,
+    v: &Vacation,
+    now: u64,
+) -> Option<Reply> {
+    if let Err(why) = due(r, message, v) {
+        tracing::info!(
+            "sieve: {}: no vacation reply to <{}>: {why}",
+            r.account,
+            r.sender
+        );
+        return None;
+    }
+    let period = period(settings, v.period);
+    if !first_in_period(store, settings, r, v, now, period) {
+        tracing::info!(
+            "sieve: {}: no vacation reply to <{}>: already replied within {period}s",
+            r.account,
+            r.sender
+        );
+        return None;
+    }
+    tracing::info!("sieve: {}: vacation reply to <{}>", r.account, r.sender);
+    Some(Reply {
+        to: r.sender.to_string(),
+        message: build(r, message, v),
+    })
+}
+
+/// RFC 5230 §4.5–4.6 and RFC 3834 §2: the cases that never get a reply.
+fn due(r: &Recipient<'_>, message: &Prepared<'_>, v: &Vacation) -> Result<(), &'static str> {
+    if r.sender.is_empty() {
+        return Err("null sender");
+    }
+    let local = r
+        .sender
+        .rsplit_once('@')
+        .map_or(r.sender, |(l, _)| l)
+        .to_ascii_lowercase();
+    if local == "mailer-daemon"
+        || local == "listserv"
+        || local == "majordomo"
+        || local.starts_with("owner-")
+        || local.ends_with("-request")
+        || local.ends_with("-owner")
+    {
+        return Err("the sender is a list or a mailer");
+    }
+    let header = |name: &'static str| values(message, name);
+    if header("auto-submitted").any(|v| !v.eq_ignore_ascii_case("no")) {
+        return Err("Auto-Submitted");
+    }
+    if header("precedence").any(|v| {
+        ["bulk", "list", "junk"]
+            .iter()
+            .any(|p| v.eq_ignore_ascii_case(p))
+    }) {
+        return Err("Precedence bulk/list/junk");
+    }
+    let list_fields = [
+        "list-id",
+        "list-help",
+        "list-unsubscribe",
+        "list-subscribe",
+        "list-post",
+        "list-owner",
+        "list-archive",
+    ];
+    if list_fields.iter().any(|f| header(f).next().is_some()) {
+        return Err("mailing-list mail");
+    }
+    if header("x-auto-response-suppress").any(|v| {
+        let v = v.to_ascii_lowercase();
+        v.contains("oof") || v.contains("all")
+    }) {
+        return Err("X-Auto-Response-Suppress");
+    }
+    let ours: Vec<String> = std::iter::once(r.address)
+        .chain(v.addresses.iter().map(String::as_str))
+        .map(|a| base(a, r.delimiter))
+        .collect();
+    if ours.contains(&base(r.sender, r.delimiter)) {
+        return Err("the sender is the user");
+    }
+    let addressed = ["to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"]
+        .iter()
+        .flat_map(|f| header(f).flat_map(addresses).collect::<Vec<_>>())
+        .any(|a| ours.contains(&base(&a, r.delimiter)));
+    if !addressed {
+        return Err("the user is not in To, Cc or Bcc");
+    }
+    Ok(())
+}
+
+fn values<'a>(message: &'a Prepared<'_>, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    message
+        .headers()
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+/// An address without its extension, lower-cased, for comparing.
+fn base(address: &str, delimiter: &str) -> String {
+    let address = address.to_ascii_lowercase();
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return address;
+    };
+    let local = match delimiter.chars().next() {
+        Some(sep) => local.split(sep).next().unwrap_or(local),
+        None => local,
+    };
+    format!("{local}@{domain}")
+}
+
+/// The script's period within the configured bounds (RFC 5230 §4.1: the
+/// site may enforce a minimum; RFC 6131 §2: 0 means every time, allowed
+/// only if the minimum is 0).
+fn period(settings: &Settings, asked: Option<u64>) -> u64 {
+    let default = settings.vacation_default_period.0.as_secs();
+    let min = settings.vacation_min_period.0.as_secs();
+    let max = settings.vacation_max_period.0.as_secs().max(min);
+    asked.unwrap_or(default).clamp(min, max)
+}
+
+/// Records the reply to this sender (under this handle) unless one was
+/// sent within `period`; true if this is the first.
+fn first_in_period(
+    store: &dyn MailStore,
+    settings: &Settings,
+    r: &Recipient<'_>,
+    v: &Vacation,
+    now: u64,
+    period: u64,
+) -> bool {
+    let handle = match &v.handle {
+        Some(h) => h.clone(),
+        // §4.2: without :handle, the reply's own arguments identify it.
+        None => format!(
+            "{}\0{}\0{}\0{}",
+            v.reason,
+            v.subject.as_deref().unwrap_or(""),
+            v.from.as_deref().unwrap_or(""),
+            v.mime
+        ),
+    };
+    let key_input = format!("{handle}\0{}", r.sender.to_ascii_lowercase());
+    let digest = ring::digest::digest(&ring::digest::SHA256, key_input.as_bytes());
+    let key: String = digest
+        .as_ref()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let _guard = RECORDS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let stored = match store.account_data(r.account, RECORDS) {
+        Ok(v) => v.unwrap_or_default(),
+        Err(e) => {
+            // Unknown history: no reply rather than a possible repeat.
+            tracing::warn!("sieve: {}: vacation records: {e}", r.account);
+            return false;
+        }
+    };
+    let horizon = settings.vacation_max_period.0.as_secs().max(period);
+    let mut records: Vec<(String, u64)> = String::from_utf8_lossy(&stored)
+        .lines()
+        .filter_map(|l| {
+            let (k, t) = l.split_once(' ')?;
+            Some((k.to_string(), t.parse().ok()?))
+        })
+        .filter(|(_, t)| now.saturating_sub(*t) < horizon)
+        .collect();
+    if records
+        .iter()
+        .any(|(k, t)| *k == key && now.saturating_sub(*t) < period)
+    {
+        return false;
+    }
+    records.retain(|(k, _)| *k != key);
+    records.push((key, now));
+    let excess = records
+        .len()
+        .saturating_sub(settings.vacation_max_senders.max(1));
+    records.drain(..excess);
+    let text: String = records.iter().map(|(k, t)| format!("{k} {t}\n")).collect();
+    if let Err(e) = store.set_account_data(r.account, RECORDS, Some(text.as_bytes())) {
+        tracing::warn!("sieve: {}: vacation records: {e}", r.account);
+        return false;
+    }
+    true
+}
+
+/// The reply: to the sender, from the user (or `:from`), threaded to the
+/// original (RFC 5230 §5). Date and Message-ID come from cleanup.
+fn build(r: &Recipient<'_>, message: &Prepared<'_>, v: &Vacation) -> Vec<u8> {
+    let header = |name: &str| {
+        message
+            .headers()
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let from = v
+        .from
+        .as_deref()
+        .filter(|f| {
+            let a = addresses(f);
+            a.len() == 1 && a.iter().all(|a| crate::address::Address::parse(a).is_ok())
+        })
+        .map(clean)
+        .unwrap_or_else(|| format!("<{}>", r.address));
+    let subject = match &v.subject {
+        Some(s) => clean(s),
+        None => format!("Auto: {}", clean(&header("subject").unwrap_or_default())),
+    };
+    let mut out = format!(
+        "From: {from}\r\nTo: <{}>\r\nSubject: {}\r\nAuto-Submitted: auto-replied (vacation)\r\n",
+        r.sender,
+        encode_word(subject.trim())
+    );
+    // mail-parser gives a Message-ID without its angle brackets.
+    let id = header("message-id")
+        .map(|m| clean(&m))
+        .filter(|m| !m.is_empty() && !m.contains(char::is_whitespace))
+        .map(|m| {
+            if m.starts_with('<') {
+                m
+            } else {
+                format!("<{m}>")
+            }
+        });
+    if let Some(id) = id {
+        let references = header("references")
+            .map(|r| clean(&r))
+            .filter(|r| !r.is_empty());
+        out.push_str(&format!("In-Reply-To: {id}\r\n"));
+        match references {
+            Some(refs) => out.push_str(&format!("References: {refs} {id}\r\n")),
+            None => out.push_str(&format!("References: {id}\r\n")),
+        }
+    }
+    out.push_str("MIME-Version: 1.0\r\n");
+    let reason = crlf(&v.reason);
+    if v.mime {
+        // §4.4: the reason is a MIME entity, its header section included.
+        out.push_str(&reason);
+    } else {
+        out.push_str(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
+        );
+        out.push_str(&reason);
+    }
+    if !out.ends_with("\r\n") {
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+/// A header value with no line breaks or controls (nothing a script or a
+/// sender writes can add a header line).
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(998 - 20)
+        .collect()
+}
+
+fn encode_word(text: &str) -> String {
+    if text.is_ascii() {
+        text.to_string()
+    } else {
+        format!(
+            "=?utf-8?b?{}?=",
+            crate::auth::base64_encode(text.as_bytes())
+        )
+    }
+}
+
+fn crlf(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\n', "\r\n")
+}
