@@ -25,6 +25,15 @@ pub struct Sieve {
     pub vacation_max_period: Span,
     /// Senders remembered per user (the oldest are forgotten first).
     pub vacation_max_senders: usize,
+    /// Scripts `include`d within each other, at most
+    /// (`sieve_include_max_nesting_depth`).
+    pub max_include_depth: usize,
+    /// Where `include :global "name"` finds `name.sieve`; "" for none.
+    pub global_dir: String,
+    /// The administrator's scripts run before every user's own, and after
+    /// it (Pigeonhole's `sieve_before`, `sieve_after`): file paths.
+    pub before: Vec<String>,
+    pub after: Vec<String>,
 }
 
 impl Default for Sieve {
@@ -39,6 +48,10 @@ impl Default for Sieve {
             vacation_min_period: Span::secs(86_400),
             vacation_max_period: Span::secs(90 * 86_400),
             vacation_max_senders: 10_000,
+            max_include_depth: 10,
+            global_dir: String::new(),
+            before: Vec::new(),
+            after: Vec::new(),
         }
     }
 }
@@ -49,6 +62,7 @@ impl Sieve {
             max_redirects: self.max_redirects,
             max_actions: self.max_actions,
             max_steps: self.max_steps,
+            max_include_depth: self.max_include_depth,
         }
     }
 }

@@ -6,8 +6,10 @@
 
 use super::vacation::Reply;
 use crate::config::Sieve as Settings;
+use crate::sieve::compile::{Location, Program};
 use crate::sieve::{Action, Input, eval, scripts};
 use crate::store::{MailStore, SpecialUse};
+use std::sync::Arc;
 
 /// Where one copy goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,9 +78,25 @@ pub fn targets(
         suffix: String::new(),
         flags,
     };
-    let Some(program) = scripts::active_program(store, r.account) else {
-        return vec![keep(Vec::new())];
+    let max_size = settings.max_script_size.0;
+    let admin = |paths: &[String]| -> Vec<Arc<Program>> {
+        paths
+            .iter()
+            .filter_map(|p| crate::sieve::global::load(std::path::Path::new(p), max_size))
+            .collect()
     };
+    let before = admin(&settings.before);
+    let after = admin(&settings.after);
+    let personal = scripts::active_program(store, r.account).map(Arc::new);
+    let programs: Vec<&Program> = before
+        .iter()
+        .chain(personal.iter())
+        .chain(after.iter())
+        .map(|p| p.as_ref())
+        .collect();
+    if programs.is_empty() {
+        return vec![keep(Vec::new())];
+    }
     let input = Input {
         headers: message.headers.clone(),
         size: message.message.len() as u64,
@@ -87,7 +105,13 @@ pub fn targets(
         envelope_to: r.address,
         delimiter: r.delimiter,
     };
-    let actions = match eval::run(&program, &input, settings.limits()) {
+    let loader = Includes {
+        store,
+        account: r.account,
+        global_dir: &settings.global_dir,
+        max_size,
+    };
+    let actions = match eval::run_all(&programs, &input, settings.limits(), &loader) {
         Ok(actions) => actions,
         Err(e) => {
             tracing::warn!("sieve: {}: {e}; the message is kept", r.account);
@@ -136,6 +160,27 @@ pub fn targets(
     }
     tracing::info!("sieve: {}: {} action(s)", r.account, out.len());
     out
+}
+
+/// Where `include` finds scripts: the user's own in the store, the
+/// administrator's in `sieve.global_dir`.
+struct Includes<'a> {
+    store: &'a dyn MailStore,
+    account: &'a str,
+    global_dir: &'a str,
+    max_size: u64,
+}
+
+impl eval::Loader for Includes<'_> {
+    fn load(&self, location: Location, name: &str) -> Option<Arc<Program>> {
+        match location {
+            Location::Personal => scripts::program(self.store, self.account, name).map(Arc::new),
+            Location::Global => crate::sieve::global::load(
+                &crate::sieve::global::in_dir(self.global_dir, name)?,
+                self.max_size,
+            ),
+        }
+    }
 }
 
 /// The flags a script set that IMAP can store: system flags other than

@@ -24,7 +24,18 @@ pub const EXTENSIONS: &[&str] = &[
     "imap4flags",
     "vacation",
     "vacation-seconds",
+    "encoded-character",
+    "include",
 ];
+
+/// RFC 6609 §3.2: where an included script is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Location {
+    /// The user's own scripts.
+    Personal,
+    /// The administrator's (`sieve.global_dir`).
+    Global,
+}
 
 /// A compiled script.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +130,17 @@ pub enum Cmd {
         flags: Vec<String>,
     },
     Vacation(Box<Vacation>),
+    /// RFC 6609 `include`.
+    Include {
+        location: Location,
+        once: bool,
+        optional: bool,
+        name: String,
+    },
+    /// RFC 6609 `return`: back to the including script.
+    Return,
+    /// RFC 6609 `global`: these variables are shared with other scripts.
+    Global(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,7 +282,13 @@ pub fn compile(tree: &[Command]) -> Result<Program, Error> {
         required: Vec::new(),
         budget: MAX_NODES,
     };
-    let cmds = c.block(tree, true)?;
+    let cmds = if super::encoded::required(tree) {
+        let mut decoded = tree.to_vec();
+        super::encoded::decode_tree(&mut decoded)?;
+        c.block(&decoded, true)?
+    } else {
+        c.block(tree, true)?
+    };
     Ok(Program {
         cmds,
         variables: c.has("variables"),
@@ -627,6 +655,40 @@ impl Compiler {
                 }
                 v.reason = args.string()?;
                 Cmd::Vacation(Box::new(v))
+            }
+            "include" => {
+                self.needs("include", line, column)?;
+                let (mut location, mut once, mut optional) = (None, false, false);
+                while let Some(tag) = args.tag() {
+                    match tag {
+                        "personal" if location.is_none() => location = Some(Location::Personal),
+                        "global" if location.is_none() => location = Some(Location::Global),
+                        "once" => once = true,
+                        "optional" => optional = true,
+                        other => return Err(args.error(format!("unexpected tag :{other}"))),
+                    }
+                }
+                let name = args.string()?;
+                super::scripts::check_name(&name).map_err(|e| args.error(e.message))?;
+                Cmd::Include {
+                    location: location.unwrap_or(Location::Personal),
+                    once,
+                    optional,
+                    name,
+                }
+            }
+            "return" => {
+                self.needs("include", line, column)?;
+                Cmd::Return
+            }
+            "global" => {
+                self.needs("include", line, column)?;
+                self.needs("variables", line, column)?;
+                let names = args.strings()?;
+                if let Some(bad) = names.iter().find(|n| !is_identifier(n)) {
+                    return Err(args.error(format!("\"{bad}\" is not a variable name")));
+                }
+                Cmd::Global(names.iter().map(|n| n.to_ascii_lowercase()).collect())
             }
             other => return Err(err(line, column, format!("unknown command \"{other}\""))),
         };

@@ -5,10 +5,29 @@
 //! Bounded by [`Limits`]: tests and commands per run, actions, redirects.
 
 use super::Error;
-use super::compile::{Cmd, Cond, FlagOp, Matcher, Part, Program, Vacation};
+use super::compile::{Cmd, Cond, FlagOp, Location, Matcher, Part, Program, Vacation};
 use super::matching::{addresses, judge};
 use super::variables::{Variables, flag_set, modify};
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Includes one run may make (Pigeonhole's `sieve_include_max_includes`).
+const MAX_INCLUDES: usize = 255;
+
+/// Finds the scripts `include` names (RFC 6609).
+pub trait Loader {
+    fn load(&self, location: Location, name: &str) -> Option<Arc<Program>>;
+}
+
+/// For runs without includes: every include is missing.
+pub struct NoIncludes;
+
+impl Loader for NoIncludes {
+    fn load(&self, _: Location, _: &str) -> Option<Arc<Program>> {
+        None
+    }
+}
 
 /// What one run may do, at most.
 #[derive(Debug, Clone, Copy)]
@@ -17,6 +36,8 @@ pub struct Limits {
     pub max_actions: usize,
     /// Tests and commands evaluated.
     pub max_steps: usize,
+    /// Scripts included within each other, at most.
+    pub max_include_depth: usize,
 }
 
 impl Default for Limits {
@@ -25,6 +46,7 @@ impl Default for Limits {
             max_redirects: 4,
             max_actions: 32,
             max_steps: 100_000,
+            max_include_depth: 10,
         }
     }
 }
@@ -124,8 +146,13 @@ fn unfold(raw: &str) -> String {
 }
 
 struct Run<'a> {
-    program: &'a Program,
     input: &'a Input<'a>,
+    loader: &'a dyn Loader,
+    /// What the script being run required.
+    variables_on: bool,
+    imap4flags_on: bool,
+    /// Some script of the run required imap4flags (for the implicit keep).
+    imap4flags_any: bool,
     limits: Limits,
     actions: Vec<Action>,
     implicit_keep: bool,
@@ -133,7 +160,17 @@ struct Run<'a> {
     /// The decoded body text, once a `body` test needed it.
     text: Option<String>,
     redirects: usize,
+    /// The current script's variables...
     variables: Variables,
+    /// ...the names it declared `global`...
+    declared: HashSet<String>,
+    /// ...and the values of global variables (RFC 6609 §3.3).
+    globals: HashMap<String, String>,
+    /// Scripts being included, innermost last (loops are errors).
+    stack: Vec<(Location, String)>,
+    /// Scripts included so far (`:once`).
+    included: HashSet<(Location, String)>,
+    includes: usize,
     /// RFC 5232's internal flag variable.
     flags: Vec<String>,
 }
@@ -141,14 +178,32 @@ struct Run<'a> {
 enum Flow {
     Next,
     Stop,
+    /// RFC 6609 `return`: ends the current script only.
+    Return,
 }
 
 /// Runs `program`; the actions to carry out. An error (a bound hit) means
 /// the caller keeps the message, as RFC 5228 §2.10.6 asks.
 pub fn run(program: &Program, input: &Input<'_>, limits: Limits) -> Result<Vec<Action>, Error> {
+    run_all(&[program], input, limits, &NoIncludes)
+}
+
+/// Runs `programs` one after the other as one execution (an admin's
+/// scripts before and after the user's, as Pigeonhole's `sieve_before`
+/// and `sieve_after`): the actions add up, the implicit keep is shared,
+/// and `stop` in any of them ends the run.
+pub fn run_all(
+    programs: &[&Program],
+    input: &Input<'_>,
+    limits: Limits,
+    loader: &dyn Loader,
+) -> Result<Vec<Action>, Error> {
     let mut r = Run {
-        program,
         input,
+        loader,
+        variables_on: false,
+        imap4flags_on: false,
+        imap4flags_any: false,
         limits,
         actions: Vec::new(),
         implicit_keep: true,
@@ -156,37 +211,131 @@ pub fn run(program: &Program, input: &Input<'_>, limits: Limits) -> Result<Vec<A
         text: None,
         redirects: 0,
         variables: Variables::default(),
+        declared: HashSet::new(),
+        globals: HashMap::new(),
+        stack: Vec::new(),
+        included: HashSet::new(),
+        includes: 0,
         flags: Vec::new(),
     };
-    r.block(&program.cmds)?;
-    if r.implicit_keep && !r.actions.iter().any(|a| matches!(a, Action::Keep { .. })) {
-        // RFC 5232 §5: the implicit keep takes the internal flags too.
-        let flags = if program.imap4flags {
-            r.flags.clone()
-        } else {
-            Vec::new()
+    for program in programs {
+        if let Flow::Stop = r.enter(program)? {
+            break;
+        }
+    }
+    r.finish()
+}
+
+impl Run<'_> {
+    /// The implicit keep and the rules on combining actions.
+    fn finish(mut self) -> Result<Vec<Action>, Error> {
+        let r = &mut self;
+        if r.implicit_keep && !r.actions.iter().any(|a| matches!(a, Action::Keep { .. })) {
+            // RFC 5232 §5: the implicit keep takes the internal flags too.
+            let flags = if r.imap4flags_any {
+                r.flags.clone()
+            } else {
+                Vec::new()
+            };
+            r.actions.push(Action::Keep { flags });
+        }
+        // `discard` only cancels the implicit keep; with other actions it
+        // is no action of its own.
+        if r.actions.len() > 1 {
+            r.actions.retain(|a| *a != Action::Discard);
+        }
+        // RFC 5429 §2.1: reject does not go with delivering the message.
+        let rejects = r.actions.iter().any(|a| matches!(a, Action::Reject(_)));
+        let delivers = r
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Keep { .. } | Action::FileInto { .. }));
+        if rejects && delivers {
+            return Err(Error::runtime("reject together with keep or fileinto"));
+        }
+        // RFC 5230 §4.7: a vacation reply does not go with a reject.
+        if rejects && r.actions.iter().any(|a| matches!(a, Action::Vacation(_))) {
+            return Err(Error::runtime("vacation together with reject"));
+        }
+        Ok(self.actions)
+    }
+
+    /// Runs one script in its own scope of variables (RFC 6609 §3.3:
+    /// only those it declares `global` are shared); `return` ends it.
+    fn enter(&mut self, program: &Program) -> Result<Flow, Error> {
+        let saved = (
+            std::mem::take(&mut self.variables),
+            std::mem::take(&mut self.declared),
+            self.variables_on,
+            self.imap4flags_on,
+        );
+        self.variables_on = program.variables;
+        self.imap4flags_on = program.imap4flags;
+        self.imap4flags_any |= program.imap4flags;
+        let flow = self.block(&program.cmds);
+        (
+            self.variables,
+            self.declared,
+            self.variables_on,
+            self.imap4flags_on,
+        ) = saved;
+        // Globals the includer declared may have changed meanwhile.
+        for name in self.declared.clone() {
+            let value = self.globals.get(&name).cloned().unwrap_or_default();
+            self.variables.set(&name, value)?;
+        }
+        Ok(match flow? {
+            Flow::Stop => Flow::Stop,
+            Flow::Next | Flow::Return => Flow::Next,
+        })
+    }
+
+    fn include(
+        &mut self,
+        location: Location,
+        once: bool,
+        optional: bool,
+        name: &str,
+    ) -> Result<Flow, Error> {
+        let key = (location, name.to_string());
+        if once && self.included.contains(&key) {
+            return Ok(Flow::Next);
+        }
+        if self.stack.contains(&key) {
+            return Err(Error::runtime(format!("\"{name}\" includes itself")));
+        }
+        if self.stack.len() >= self.limits.max_include_depth {
+            return Err(Error::runtime(format!(
+                "includes nested deeper than {}",
+                self.limits.max_include_depth
+            )));
+        }
+        self.includes += 1;
+        if self.includes > MAX_INCLUDES {
+            return Err(Error::runtime(format!("more than {MAX_INCLUDES} includes")));
+        }
+        let Some(program) = self.loader.load(location, name) else {
+            if optional {
+                return Ok(Flow::Next);
+            }
+            return Err(Error::runtime(format!(
+                "the included script \"{name}\" does not exist"
+            )));
         };
-        r.actions.push(Action::Keep { flags });
+        self.included.insert(key.clone());
+        self.stack.push(key);
+        let flow = self.enter(&program);
+        self.stack.pop();
+        flow
     }
-    // `discard` only cancels the implicit keep; with other actions it is
-    // no action of its own.
-    if r.actions.len() > 1 {
-        r.actions.retain(|a| *a != Action::Discard);
+
+    /// Sets a variable, in the shared store too when it is global here.
+    fn set_var(&mut self, name: &str, value: String) -> Result<(), Error> {
+        if self.declared.contains(name) {
+            self.globals.insert(name.to_string(), value.clone());
+        }
+        self.variables.set(name, value)
     }
-    // RFC 5429 §2.1: reject does not go with delivering the message.
-    let rejects = r.actions.iter().any(|a| matches!(a, Action::Reject(_)));
-    let delivers = r
-        .actions
-        .iter()
-        .any(|a| matches!(a, Action::Keep { .. } | Action::FileInto { .. }));
-    if rejects && delivers {
-        return Err(Error::runtime("reject together with keep or fileinto"));
-    }
-    // RFC 5230 §4.7: a vacation reply does not go with a reject.
-    if rejects && r.actions.iter().any(|a| matches!(a, Action::Vacation(_))) {
-        return Err(Error::runtime("vacation together with reject"));
-    }
-    Ok(r.actions)
 }
 
 impl Run<'_> {
@@ -216,7 +365,7 @@ impl Run<'_> {
     /// A string of the script as the run sees it: expanded when the
     /// script uses variables.
     fn ex<'s>(&self, s: &'s str) -> Cow<'s, str> {
-        if self.program.variables {
+        if self.variables_on {
             self.variables.expand(s)
         } else {
             Cow::Borrowed(s)
@@ -231,7 +380,7 @@ impl Run<'_> {
     fn action_flags(&self, explicit: &Option<Vec<String>>) -> Vec<String> {
         match explicit {
             Some(list) => flag_set(self.ex_all(list).iter().map(|s| s.as_ref())),
-            None if self.program.imap4flags => self.flags.clone(),
+            None if self.imap4flags_on => self.flags.clone(),
             None => Vec::new(),
         }
     }
@@ -239,8 +388,9 @@ impl Run<'_> {
     fn block(&mut self, commands: &[Cmd]) -> Result<Flow, Error> {
         for cmd in commands {
             self.step()?;
-            if let Flow::Stop = self.command(cmd)? {
-                return Ok(Flow::Stop);
+            match self.command(cmd)? {
+                Flow::Next => {}
+                flow => return Ok(flow),
             }
         }
         Ok(Flow::Next)
@@ -316,7 +466,7 @@ impl Run<'_> {
                 modifiers,
             } => {
                 let value = modify(self.ex(value).into_owned(), modifiers);
-                self.variables.set(name, value)?;
+                self.set_var(name, value)?;
             }
             Cmd::Flags {
                 op,
@@ -337,8 +487,22 @@ impl Run<'_> {
                         .collect(),
                 };
                 match variable {
-                    Some(name) => self.variables.set(name, new.join(" "))?,
+                    Some(name) => self.set_var(name, new.join(" "))?,
                     None => self.flags = new,
+                }
+            }
+            Cmd::Include {
+                location,
+                once,
+                optional,
+                name,
+            } => return self.include(*location, *once, *optional, name),
+            Cmd::Return => return Ok(Flow::Return),
+            Cmd::Global(names) => {
+                for name in names {
+                    self.declared.insert(name.clone());
+                    let value = self.globals.get(name).cloned().unwrap_or_default();
+                    self.variables.set(name, value)?;
                 }
             }
             Cmd::Vacation(v) => {
@@ -490,7 +654,7 @@ impl Run<'_> {
     fn judge(&mut self, matcher: &Matcher, values: &[String]) -> bool {
         let keys = self.ex_all(&matcher.keys);
         let values: Vec<&str> = values.iter().map(String::as_str).collect();
-        if !self.program.variables {
+        if !self.variables_on {
             return judge(matcher, &keys, &values, None);
         }
         let mut captured = Vec::new();

@@ -11,7 +11,9 @@
 pub mod admin;
 pub mod codec;
 pub mod compile;
+pub mod encoded;
 pub mod eval;
+pub mod global;
 pub mod lexer;
 pub mod matching;
 pub mod parser;
@@ -268,6 +270,84 @@ mod tests {
         let twice =
             compile("require \"vacation\"; vacation \"a\"; vacation :handle \"b\" \"b\";").unwrap();
         assert!(eval::run(&twice, &empty_input(), eval::Limits::default()).is_err());
+    }
+
+    struct Library(Vec<(compile::Location, &'static str, &'static str)>);
+
+    impl eval::Loader for Library {
+        fn load(
+            &self,
+            location: compile::Location,
+            name: &str,
+        ) -> Option<std::sync::Arc<compile::Program>> {
+            self.0
+                .iter()
+                .find(|(l, n, _)| *l == location && *n == name)
+                .map(|(_, _, text)| std::sync::Arc::new(compile(text).unwrap()))
+        }
+    }
+
+    #[test]
+    fn include_return_and_globals() {
+        use compile::Location::{Global, Personal};
+        let library = Library(vec![
+            (
+                Global,
+                "spam",
+                "require [\"fileinto\", \"include\", \"variables\"]; global \"seen\";\n\
+                 if header :contains \"subject\" \"tomorrow\" { set \"seen\" \"yes\"; return; }\n\
+                 fileinto \"Never\";",
+            ),
+            (
+                Personal,
+                "lists",
+                "require [\"fileinto\", \"variables\"]; set \"seen\" \"local\"; fileinto \"Lists\";",
+            ),
+            (Personal, "loop", "require \"include\"; include \"loop\";"),
+        ]);
+        let user = compile(
+            r#"require ["include", "variables", "fileinto"];
+            global "seen";
+            include :global "spam";
+            include :once "lists";
+            include :once "lists";
+            include :optional "missing";
+            if string :is "${seen}" "yes" { fileinto "Seen-${seen}"; }"#,
+        )
+        .unwrap();
+        let input = Input {
+            headers: Input::headers_of(MESSAGE),
+            size: MESSAGE.len() as u64,
+            envelope_from: "",
+            envelope_to: "",
+            delimiter: "+",
+            message: MESSAGE,
+        };
+        let got = eval::run_all(&[&user], &input, eval::Limits::default(), &library).unwrap();
+        assert_eq!(got, [into("Lists"), into("Seen-yes")]);
+        for script in [
+            "require \"include\"; include \"missing\";",
+            "require \"include\"; include \"loop\";",
+        ] {
+            let p = compile(script).unwrap();
+            assert!(
+                eval::run_all(&[&p], &input, eval::Limits::default(), &library).is_err(),
+                "{script}"
+            );
+        }
+        // Scripts before and after the user's: actions add up, stop ends all.
+        let before =
+            compile("require [\"fileinto\", \"copy\"]; fileinto :copy \"Audit\";").unwrap();
+        let stop = compile("stop;").unwrap();
+        let after = compile("discard;").unwrap();
+        let got = eval::run_all(
+            &[&before, &stop, &after],
+            &input,
+            eval::Limits::default(),
+            &library,
+        )
+        .unwrap();
+        assert_eq!(got, [into("Audit"), Action::keep()]);
     }
 
     #[test]

@@ -280,3 +280,52 @@ fn a_script_that_fails_at_run_time_keeps_the_message() {
         server.log()
     );
 }
+
+#[test]
+fn admin_scripts_before_the_users_and_global_includes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = dir.path().join("before.sieve");
+    std::fs::write(
+        &before,
+        "require [\"fileinto\", \"copy\"];\nif header :contains \"subject\" \"audit\" { fileinto :copy :create \"Audit\"; }\n",
+    )
+    .expect("write");
+    let global = dir.path().join("global");
+    std::fs::create_dir(&global).expect("mkdir");
+    std::fs::write(
+        global.join("common.sieve"),
+        "require \"fileinto\";\nif header :contains \"subject\" \"newsletter\" { fileinto :create \"News\"; stop; }\n",
+    )
+    .expect("write");
+    let server = crate::harness::Builder::default()
+        .tail(&format!(
+            "[sieve]\nbefore = [\"{}\"]\nglobal_dir = \"{}\"",
+            before.display(),
+            global.display()
+        ))
+        .start();
+    server.add_user("bob@localhost", "pw");
+    server.add_user("carol@localhost", "pw");
+    let script = "require \"include\";\ninclude :global \"common\";\n";
+    let put = server.cli_with_input(
+        &["sieve", "put", "bob@localhost", "mine"],
+        script.as_bytes(),
+    );
+    assert!(put.status.success());
+    server.cli_ok(&["sieve", "activate", "bob@localhost", "mine"]);
+    send(&server, "bob@localhost", "audit of the newsletter");
+    send(&server, "bob@localhost", "plain");
+    // Carol has no script of her own: the admin's still runs.
+    send(&server, "carol@localhost", "audit");
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            count(&server, "bob@localhost", "News") == 1
+                && count(&server, "bob@localhost", "INBOX") == 1
+                && count(&server, "carol@localhost", "INBOX") == 1
+                && count(&server, "carol@localhost", "Audit") == 1
+        }),
+        "{}",
+        server.log()
+    );
+    assert_eq!(count(&server, "bob@localhost", "Audit"), 1);
+}
