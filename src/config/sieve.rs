@@ -28,6 +28,8 @@ pub struct Sieve {
     /// Scripts `include`d within each other, at most
     /// (`sieve_include_max_nesting_depth`).
     pub max_include_depth: usize,
+    /// `addheader`/`deleteheader` one run may carry out.
+    pub max_header_edits: usize,
     /// Where `include :global "name"` finds `name.sieve`; "" for none.
     pub global_dir: String,
     /// The administrator's scripts run before every user's own, and after
@@ -49,6 +51,7 @@ impl Default for Sieve {
             vacation_max_period: Span::secs(90 * 86_400),
             vacation_max_senders: 10_000,
             max_include_depth: 10,
+            max_header_edits: 64,
             global_dir: String::new(),
             before: Vec::new(),
             after: Vec::new(),
@@ -63,6 +66,7 @@ impl Sieve {
             max_actions: self.max_actions,
             max_steps: self.max_steps,
             max_include_depth: self.max_include_depth,
+            max_header_edits: self.max_header_edits,
         }
     }
 }

@@ -7,6 +7,7 @@
 use super::vacation::Reply;
 use crate::config::Sieve as Settings;
 use crate::sieve::compile::{Location, Program};
+use crate::sieve::eval::Fields;
 use crate::sieve::{Action, Input, eval, scripts};
 use crate::store::{MailStore, SpecialUse};
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub enum Target {
         suffix: String,
         /// IMAP flags the script gave it (RFC 5232).
         flags: Vec<String>,
+        /// The message as the script edited it (RFC 5293), if it did.
+        edited: Option<Arc<Vec<u8>>>,
     },
     /// `redirect`: to this address, as an alias would send it.
     Redirect(String),
@@ -36,20 +39,20 @@ pub enum Target {
 /// The message as scripts see it, made once per message.
 pub struct Prepared<'a> {
     message: &'a [u8],
-    headers: Vec<(String, String)>,
+    fields: Fields,
 }
 
 impl<'a> Prepared<'a> {
     pub fn new(message: &'a [u8]) -> Prepared<'a> {
         Prepared {
             message,
-            headers: Input::headers_of(message),
+            fields: Fields::of(message),
         }
     }
 
     /// Header fields in order, decoded and unfolded.
     pub fn headers(&self) -> &[(String, String)] {
-        &self.headers
+        &self.fields.headers
     }
 }
 
@@ -72,11 +75,12 @@ pub fn targets(
     message: &Prepared<'_>,
     default: (String, Option<SpecialUse>),
 ) -> Vec<Target> {
-    let keep = |flags: Vec<String>| Target::Mailbox {
+    let plain = |flags: Vec<String>| Target::Mailbox {
         name: default.0.clone(),
         special_use: default.1,
         suffix: String::new(),
         flags,
+        edited: None,
     };
     let max_size = settings.max_script_size.0;
     let admin = |paths: &[String]| -> Vec<Arc<Program>> {
@@ -95,10 +99,11 @@ pub fn targets(
         .map(|p| p.as_ref())
         .collect();
     if programs.is_empty() {
-        return vec![keep(Vec::new())];
+        return vec![plain(Vec::new())];
     }
     let input = Input {
-        headers: message.headers.clone(),
+        headers: &message.fields.headers,
+        starts: &message.fields.starts,
         size: message.message.len() as u64,
         message: message.message,
         envelope_from: r.sender,
@@ -111,18 +116,26 @@ pub fn targets(
         global_dir: &settings.global_dir,
         max_size,
     };
-    let actions = match eval::run_all(&programs, &input, settings.limits(), &loader) {
-        Ok(actions) => actions,
+    let outcome = match eval::run_all(&programs, &input, settings.limits(), &loader) {
+        Ok(outcome) => outcome,
         Err(e) => {
             tracing::warn!("sieve: {}: {e}; the message is kept", r.account);
-            return vec![keep(Vec::new())];
+            return vec![plain(Vec::new())];
         }
+    };
+    let edited = outcome.edited.map(Arc::new);
+    let keep = |flags: Vec<String>| Target::Mailbox {
+        name: default.0.clone(),
+        special_use: default.1,
+        suffix: String::new(),
+        flags,
+        edited: edited.clone(),
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let mut out = Vec::new();
-    for action in actions {
+    for action in outcome.actions {
         match action {
             Action::Keep { flags } => out.push(keep(imap_flags(flags))),
             Action::Discard => out.push(Target::Discard),
@@ -143,6 +156,7 @@ pub fn targets(
                 let account = r.account;
                 out.push(
                     file_into(store, account, &mailbox, create, imap_flags(flags.clone()))
+                        .map(|t| with_edits(t, &edited))
                         .unwrap_or_else(|why| {
                             tracing::warn!(
                                 "sieve: {account}: fileinto \"{mailbox}\": {why}; kept instead"
@@ -202,6 +216,25 @@ fn imap_flags(flags: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+fn with_edits(target: Target, edited: &Option<Arc<Vec<u8>>>) -> Target {
+    match target {
+        Target::Mailbox {
+            name,
+            special_use,
+            suffix,
+            flags,
+            ..
+        } => Target::Mailbox {
+            name,
+            special_use,
+            suffix,
+            flags,
+            edited: edited.clone(),
+        },
+        other => other,
+    }
+}
+
 /// `fileinto`: the mailbox must exist, or be made with `:create`.
 fn file_into(
     store: &dyn MailStore,
@@ -227,5 +260,6 @@ fn file_into(
         special_use: None,
         suffix: format!("\0sieve:{name}"),
         flags,
+        edited: None,
     })
 }

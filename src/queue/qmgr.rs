@@ -93,6 +93,10 @@ impl Final {
     }
 }
 
+/// A local recipient of a message: its index in the queue file, where it
+/// goes, and the copy a Sieve script edited for it, if one did.
+type Local = (usize, LocalRecipient, Option<Arc<Vec<u8>>>);
+
 impl Qmgr {
     /// Runs until `shutdown`; every delivery task is tracked by `tracker`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken, tracker: TaskTracker) {
@@ -302,7 +306,7 @@ impl Qmgr {
         let resolver = self.resolver.get();
         let accounts = StoreAccounts(self.store.clone());
         let mut finals = Vec::new();
-        let mut local: Vec<(usize, LocalRecipient)> = Vec::new();
+        let mut local: Vec<Local> = Vec::new();
         let mut remote: Vec<(usize, Address)> = Vec::new();
         let mut seen = HashSet::new();
         let return_path = &qf.sender;
@@ -374,6 +378,7 @@ impl Qmgr {
                                     special_use,
                                     suffix,
                                     flags,
+                                    edited,
                                 } => local.push((
                                     index,
                                     LocalRecipient {
@@ -387,6 +392,7 @@ impl Qmgr {
                                         prefix: prefix.clone().into_bytes(),
                                         flags,
                                     },
+                                    edited,
                                 )),
                                 sieve::Target::Discard => finals.push(Final::new(
                                     index,
@@ -453,6 +459,7 @@ impl Qmgr {
                                     prefix: prefix.into_bytes(),
                                     flags: Vec::new(),
                                 },
+                                None,
                             ));
                         }
                     }
@@ -611,10 +618,36 @@ impl Qmgr {
         self.mailauth.arc_seal(&qf.body, origin, &domains).await
     }
 
-    async fn deliver_local(
+    /// Local recipients, in one store delivery per body: the message as
+    /// queued for most, and each copy a Sieve script edited (editheader)
+    /// on its own.
+    async fn deliver_local(&self, id: &QueueId, qf: &QueueFile, local: Vec<Local>) -> Vec<Final> {
+        let mut plain = Vec::new();
+        let mut edited: Vec<(Arc<Vec<u8>>, Vec<(usize, LocalRecipient)>)> = Vec::new();
+        for (index, rcpt, body) in local {
+            match body {
+                None => plain.push((index, rcpt)),
+                Some(body) => match edited.iter_mut().find(|(b, _)| Arc::ptr_eq(b, &body)) {
+                    Some((_, list)) => list.push((index, rcpt)),
+                    None => edited.push((body, vec![(index, rcpt)])),
+                },
+            }
+        }
+        let mut finals = Vec::new();
+        if !plain.is_empty() {
+            let body = Arc::new(qf.body.clone());
+            finals.extend(self.deliver_body(id, body, plain).await);
+        }
+        for (body, list) in edited {
+            finals.extend(self.deliver_body(id, body, list).await);
+        }
+        finals
+    }
+
+    async fn deliver_body(
         &self,
         id: &QueueId,
-        qf: &QueueFile,
+        body: Arc<Vec<u8>>,
         local: Vec<(usize, LocalRecipient)>,
     ) -> Vec<Final> {
         let (indexes, recipients): (Vec<usize>, Vec<LocalRecipient>) = local.into_iter().unzip();
@@ -630,7 +663,7 @@ impl Qmgr {
         };
         let delivery = Delivery {
             queue_id: id.to_string(),
-            body: Arc::new(qf.body.clone()),
+            body,
             internal_date: now_unix(),
             recipients: recipients.clone(),
         };

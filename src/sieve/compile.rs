@@ -26,6 +26,7 @@ pub const EXTENSIONS: &[&str] = &[
     "vacation-seconds",
     "encoded-character",
     "include",
+    "editheader",
 ];
 
 /// RFC 6609 §3.2: where an included script is found.
@@ -141,6 +142,19 @@ pub enum Cmd {
     Return,
     /// RFC 6609 `global`: these variables are shared with other scripts.
     Global(Vec<String>),
+    /// RFC 5293 `addheader`.
+    AddHeader {
+        last: bool,
+        name: String,
+        value: String,
+    },
+    /// RFC 5293 `deleteheader`: fields named `name` (the `index`th, from
+    /// the end if `last`) whose value matches (all of them without keys).
+    DeleteHeader {
+        index: Option<(u64, bool)>,
+        name: String,
+        matcher: Option<Matcher>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -655,6 +669,70 @@ impl Compiler {
                 }
                 v.reason = args.string()?;
                 Cmd::Vacation(Box::new(v))
+            }
+            "addheader" => {
+                self.needs("editheader", line, column)?;
+                let last = match args.tag() {
+                    Some("last") => true,
+                    Some(other) => return Err(args.error(format!("unexpected tag :{other}"))),
+                    None => false,
+                };
+                let name = args.string()?;
+                if !super::editheader::valid_name(&name) {
+                    return Err(args.error(format!("\"{name}\" is not a header field name")));
+                }
+                let value = args.string()?;
+                Cmd::AddHeader { last, name, value }
+            }
+            "deleteheader" => {
+                self.needs("editheader", line, column)?;
+                // :index n [:last] among the match tags, taken out first.
+                let mut index = None;
+                let mut last = false;
+                let mut rest: Vec<Arg> = Vec::new();
+                let mut i = 0;
+                while let Some(a) = command.args.get(i) {
+                    match a {
+                        Arg::Tag(t) if t == "index" => {
+                            let Some(Arg::Number(n)) = command.args.get(i + 1) else {
+                                return Err(args.error(":index needs a number"));
+                            };
+                            if *n == 0 {
+                                return Err(args.error(":index counts from 1"));
+                            }
+                            index = Some(*n);
+                            i += 2;
+                            continue;
+                        }
+                        Arg::Tag(t) if t == "last" => last = true,
+                        other => rest.push(other.clone()),
+                    }
+                    i += 1;
+                }
+                if last && index.is_none() {
+                    return Err(args.error(":last needs :index"));
+                }
+                let mut args = Args::new("deleteheader", &rest, line, column);
+                let (_, (match_type, comparator)) = self.tags(&mut args, false)?;
+                let name = args.string()?;
+                if !super::editheader::valid_name(&name) {
+                    return Err(args.error(format!("\"{name}\" is not a header field name")));
+                }
+                let matcher = if args.at < args.args.len() {
+                    Some(Matcher {
+                        match_type,
+                        comparator,
+                        keys: args.strings()?,
+                    })
+                } else {
+                    None
+                };
+                args.done()?;
+                return Ok(Cmd::DeleteHeader {
+                    index: index.map(|n| (n, last)),
+                    name,
+                    matcher,
+                });
             }
             "include" => {
                 self.needs("include", line, column)?;

@@ -38,6 +38,8 @@ pub struct Limits {
     pub max_steps: usize,
     /// Scripts included within each other, at most.
     pub max_include_depth: usize,
+    /// `addheader`/`deleteheader` commands one run may carry out.
+    pub max_header_edits: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +49,7 @@ impl Default for Limits {
             max_actions: 32,
             max_steps: 100_000,
             max_include_depth: 10,
+            max_header_edits: 64,
         }
     }
 }
@@ -90,10 +93,34 @@ impl Action {
     }
 }
 
+/// What a run decided: the actions, and the message as the script
+/// edited it (`editheader`), if it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub actions: Vec<Action>,
+    pub edited: Option<Vec<u8>>,
+}
+
+/// A message's header fields, read once: decoded values, and where each
+/// field starts (for `editheader`).
+pub struct Fields {
+    pub headers: Vec<(String, String)>,
+    pub starts: Vec<usize>,
+}
+
+impl Fields {
+    pub fn of(message: &[u8]) -> Fields {
+        let (headers, starts) = Input::fields_of(message);
+        Fields { headers, starts }
+    }
+}
+
 /// The message and its envelope, as the tests see them.
 pub struct Input<'a> {
     /// Header fields in order: name and decoded, unfolded value.
-    pub headers: Vec<(String, String)>,
+    pub headers: &'a [(String, String)],
+    /// Where each of `headers` starts in `message`.
+    pub starts: &'a [usize],
     pub size: u64,
     pub envelope_from: &'a str,
     pub envelope_to: &'a str,
@@ -112,14 +139,19 @@ impl Input<'_> {
     }
 
     /// The header section of `message`, decoded by mail-parser (RFC 2047
-    /// encoded words, folding).
-    pub fn headers_of(message: &[u8]) -> Vec<(String, String)> {
+    /// encoded words, folding), and where each field starts.
+    pub fn fields_of(message: &[u8]) -> (Vec<(String, String)>, Vec<usize>) {
         let end = crate::rfc5322::scan_headers(message).end;
         let header = message.get(..end).unwrap_or(message);
         let Some(parsed) = mail_parser::MessageParser::new().parse_headers(header) else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
-        parsed
+        let starts = parsed
+            .headers()
+            .iter()
+            .map(|h| h.offset_field as usize)
+            .collect();
+        let headers = parsed
             .headers()
             .iter()
             .map(|h| {
@@ -133,7 +165,8 @@ impl Input<'_> {
                 };
                 (h.name.as_str().to_string(), value)
             })
-            .collect()
+            .collect();
+        (headers, starts)
     }
 }
 
@@ -173,6 +206,9 @@ struct Run<'a> {
     includes: usize,
     /// RFC 5232's internal flag variable.
     flags: Vec<String>,
+    /// The header fields once a script edited them (RFC 5293).
+    fields: Option<Vec<super::editheader::Field>>,
+    header_edits: usize,
 }
 
 enum Flow {
@@ -185,7 +221,7 @@ enum Flow {
 /// Runs `program`; the actions to carry out. An error (a bound hit) means
 /// the caller keeps the message, as RFC 5228 §2.10.6 asks.
 pub fn run(program: &Program, input: &Input<'_>, limits: Limits) -> Result<Vec<Action>, Error> {
-    run_all(&[program], input, limits, &NoIncludes)
+    run_all(&[program], input, limits, &NoIncludes).map(|o| o.actions)
 }
 
 /// Runs `programs` one after the other as one execution (an admin's
@@ -197,7 +233,7 @@ pub fn run_all(
     input: &Input<'_>,
     limits: Limits,
     loader: &dyn Loader,
-) -> Result<Vec<Action>, Error> {
+) -> Result<Outcome, Error> {
     let mut r = Run {
         input,
         loader,
@@ -217,6 +253,8 @@ pub fn run_all(
         included: HashSet::new(),
         includes: 0,
         flags: Vec::new(),
+        fields: None,
+        header_edits: 0,
     };
     for program in programs {
         if let Flow::Stop = r.enter(program)? {
@@ -228,7 +266,7 @@ pub fn run_all(
 
 impl Run<'_> {
     /// The implicit keep and the rules on combining actions.
-    fn finish(mut self) -> Result<Vec<Action>, Error> {
+    fn finish(mut self) -> Result<Outcome, Error> {
         let r = &mut self;
         if r.implicit_keep && !r.actions.iter().any(|a| matches!(a, Action::Keep { .. })) {
             // RFC 5232 §5: the implicit keep takes the internal flags too.
@@ -257,7 +295,30 @@ impl Run<'_> {
         if rejects && r.actions.iter().any(|a| matches!(a, Action::Vacation(_))) {
             return Err(Error::runtime("vacation together with reject"));
         }
-        Ok(self.actions)
+        let edited = self.fields.as_ref().map(|fields| {
+            let end = crate::rfc5322::scan_headers(self.input.message).end;
+            super::editheader::rebuild(self.input.message, fields, end)
+        });
+        Ok(Outcome {
+            actions: self.actions,
+            edited,
+        })
+    }
+
+    /// The header fields, to edit: the message's own until now.
+    fn fields_mut(&mut self) -> Result<&mut Vec<super::editheader::Field>, Error> {
+        self.header_edits += 1;
+        if self.header_edits > self.limits.max_header_edits {
+            return Err(Error::runtime(format!(
+                "more than {} header edits",
+                self.limits.max_header_edits
+            )));
+        }
+        let input = self.input;
+        Ok(self.fields.get_or_insert_with(|| {
+            let end = crate::rfc5322::scan_headers(input.message).end;
+            super::editheader::fields(input.headers, input.starts, end)
+        }))
     }
 
     /// Runs one script in its own scope of variables (RFC 6609 §3.3:
@@ -498,6 +559,67 @@ impl Run<'_> {
                 name,
             } => return self.include(*location, *once, *optional, name),
             Cmd::Return => return Ok(Flow::Return),
+            Cmd::AddHeader { last, name, value } => {
+                if super::editheader::is_protected(name) {
+                    return Ok(Flow::Next);
+                }
+                let field = super::editheader::added(name, &self.ex(value))?;
+                let fields = self.fields_mut()?;
+                if *last {
+                    fields.push(field);
+                } else {
+                    fields.insert(0, field);
+                }
+            }
+            Cmd::DeleteHeader {
+                index,
+                name,
+                matcher,
+            } => {
+                if super::editheader::is_protected(name) {
+                    return Ok(Flow::Next);
+                }
+                let name = self.ex(name).into_owned();
+                let keys: Option<Vec<String>> = matcher.as_ref().map(|m| {
+                    self.ex_all(&m.keys)
+                        .into_iter()
+                        .map(Cow::into_owned)
+                        .collect()
+                });
+                let fields = self.fields_mut()?;
+                let positions: Vec<usize> = fields
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| f.name.eq_ignore_ascii_case(&name))
+                    .map(|(i, _)| i)
+                    .collect();
+                let chosen: Vec<usize> = match index {
+                    None => positions,
+                    Some((n, from_end)) => {
+                        let n = usize::try_from(*n).unwrap_or(usize::MAX);
+                        let at = if *from_end {
+                            positions.len().checked_sub(n)
+                        } else {
+                            n.checked_sub(1)
+                        };
+                        at.and_then(|i| positions.get(i).copied())
+                            .into_iter()
+                            .collect()
+                    }
+                };
+                let doomed: Vec<usize> = chosen
+                    .into_iter()
+                    .filter(|&i| match (matcher, &keys, fields.get(i)) {
+                        (Some(m), Some(keys), Some(f)) => keys.iter().any(|k| {
+                            super::matching::matches(m.match_type, m.comparator, &f.value, k)
+                        }),
+                        _ => true,
+                    })
+                    .collect();
+                for i in doomed.into_iter().rev() {
+                    fields.remove(i);
+                }
+            }
             Cmd::Global(names) => {
                 for name in names {
                     self.declared.insert(name.clone());
@@ -676,12 +798,23 @@ impl Run<'_> {
             .clone()
     }
 
-    fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.input
-            .headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+    fn values<'s>(&'s self, name: &'s str) -> Box<dyn Iterator<Item = &'s str> + 's> {
+        match &self.fields {
+            // RFC 5293 §5: tests after an edit see the edited header.
+            Some(fields) => Box::new(
+                fields
+                    .iter()
+                    .filter(move |f| f.name.eq_ignore_ascii_case(name))
+                    .map(|f| f.value.as_str()),
+            ),
+            None => Box::new(
+                self.input
+                    .headers
+                    .iter()
+                    .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str()),
+            ),
+        }
     }
 
     /// The part of `address` a test looks at; `None` when it has none

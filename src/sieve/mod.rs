@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod codec;
 pub mod compile;
+pub mod editheader;
 pub mod encoded;
 pub mod eval;
 pub mod global;
@@ -83,8 +84,10 @@ mod tests {
 
     fn run(script: &str) -> Vec<Action> {
         let program = compile(script).unwrap_or_else(|e| panic!("{e}"));
+        let fields = eval::Fields::of(MESSAGE);
         let input = Input {
-            headers: Input::headers_of(MESSAGE),
+            headers: &fields.headers,
+            starts: &fields.starts,
             size: MESSAGE.len() as u64,
             envelope_from: "bounce@work.example",
             envelope_to: "me+lists@ours.example",
@@ -97,7 +100,8 @@ mod tests {
     /// No message at all: for scripts whose outcome does not read it.
     fn empty_input() -> Input<'static> {
         Input {
-            headers: Vec::new(),
+            headers: &[],
+            starts: &[],
             size: 0,
             envelope_from: "",
             envelope_to: "",
@@ -315,15 +319,19 @@ mod tests {
             if string :is "${seen}" "yes" { fileinto "Seen-${seen}"; }"#,
         )
         .unwrap();
+        let fields = eval::Fields::of(MESSAGE);
         let input = Input {
-            headers: Input::headers_of(MESSAGE),
+            headers: &fields.headers,
+            starts: &fields.starts,
             size: MESSAGE.len() as u64,
             envelope_from: "",
             envelope_to: "",
             delimiter: "+",
             message: MESSAGE,
         };
-        let got = eval::run_all(&[&user], &input, eval::Limits::default(), &library).unwrap();
+        let got = eval::run_all(&[&user], &input, eval::Limits::default(), &library)
+            .unwrap()
+            .actions;
         assert_eq!(got, [into("Lists"), into("Seen-yes")]);
         for script in [
             "require \"include\"; include \"missing\";",
@@ -346,8 +354,53 @@ mod tests {
             eval::Limits::default(),
             &library,
         )
-        .unwrap();
+        .unwrap()
+        .actions;
         assert_eq!(got, [into("Audit"), Action::keep()]);
+    }
+
+    #[test]
+    fn editheader() {
+        let message = b"Received: from a\r\nX-Tag: one\r\nSubject: hi\r\nX-Tag: two\r\n  folded\r\nX-Tag: three\r\n\r\nbody\r\n";
+        let fields = eval::Fields::of(message);
+        let input = Input {
+            headers: &fields.headers,
+            starts: &fields.starts,
+            size: message.len() as u64,
+            envelope_from: "",
+            envelope_to: "",
+            delimiter: "+",
+            message,
+        };
+        let run = |script: &str| {
+            let p = compile(script).unwrap_or_else(|e| panic!("{e}"));
+            eval::run_all(&[&p], &input, eval::Limits::default(), &eval::NoIncludes)
+        };
+        let out = run(r#"require ["editheader", "fileinto", "variables"];
+            addheader "X-Sieve" "filtered";
+            addheader :last "X-Note" "café";
+            deleteheader :index 2 "x-tag";
+            deleteheader :matches "X-Tag" "th*";
+            deleteheader "received";
+            if header :is "x-sieve" "filtered" { fileinto "Seen"; }"#)
+        .unwrap();
+        assert_eq!(out.actions, [into("Seen")]);
+        assert_eq!(
+            String::from_utf8(out.edited.unwrap()).unwrap(),
+            "X-Sieve: filtered\r\nReceived: from a\r\nX-Tag: one\r\nSubject: hi\r\nX-Note: =?utf-8?b?Y2Fmw6k=?=\r\n\r\nbody\r\n"
+        );
+        let out = run("require \"editheader\"; deleteheader :index 1 :last \"X-Tag\";").unwrap();
+        assert!(
+            !String::from_utf8(out.edited.unwrap())
+                .unwrap()
+                .contains("three")
+        );
+        assert!(run("keep;").unwrap().edited.is_none());
+        let many =
+            "require \"editheader\";\n".to_string() + &"addheader \"X-A\" \"1\";\n".repeat(65);
+        assert!(run(&many).is_err());
+        assert!(compile("require \"editheader\"; addheader \"Bad:Name\" \"x\";").is_err());
+        assert!(compile("require \"editheader\"; deleteheader :last \"x\";").is_err());
     }
 
     #[test]

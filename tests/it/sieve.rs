@@ -329,3 +329,52 @@ fn admin_scripts_before_the_users_and_global_includes() {
     );
     assert_eq!(count(&server, "bob@localhost", "Audit"), 1);
 }
+
+#[test]
+fn editheader_changes_only_that_users_copy() {
+    let server = server();
+    server.add_user("bob@localhost", "pw");
+    server.add_user("carol@localhost", "pw");
+    let script = "require [\"editheader\", \"variables\"];\n\
+        if header :matches \"subject\" \"*\" { set \"s\" \"${1}\"; }\n\
+        addheader \"X-Filtered\" \"by bob's rules (${s})\";\n\
+        deleteheader \"X-Tracking\";\n";
+    let put = server.cli_with_input(
+        &["sieve", "put", "bob@localhost", "edit"],
+        script.as_bytes(),
+    );
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    server.cli_ok(&["sieve", "activate", "bob@localhost", "edit"]);
+    let mut c = server.connect();
+    c.reply();
+    c.cmd("EHLO client.test");
+    let reply = c.send_mail(
+        "alice@localhost",
+        &["bob@localhost", "carol@localhost"],
+        "From: <alice@localhost>\r\nSubject: news\r\nX-Tracking: 1234\r\n\r\nhello\r\n",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(wait_until(Duration::from_secs(30), || {
+        count(&server, "bob@localhost", "INBOX") == 1
+            && count(&server, "carol@localhost", "INBOX") == 1
+    }));
+    let bob = server.message("bob@localhost", server.uids("bob@localhost")[0]);
+    let carol = server.message("carol@localhost", server.uids("carol@localhost")[0]);
+    assert!(
+        bob.contains("X-Filtered: by bob's rules (news)\r\n"),
+        "{bob}"
+    );
+    assert!(!bob.contains("X-Tracking"), "{bob}");
+    assert!(
+        bob.contains("Delivered-To: bob@localhost") && bob.contains("hello"),
+        "{bob}"
+    );
+    assert!(
+        carol.contains("X-Tracking: 1234") && !carol.contains("X-Filtered"),
+        "{carol}"
+    );
+}
