@@ -96,6 +96,8 @@ impl Final {
 /// A local recipient of a message: its index in the queue file, where it
 /// goes, and the copy a Sieve script edited for it, if one did.
 type Local = (usize, LocalRecipient, Option<Arc<Vec<u8>>>);
+/// A local recipient and its index in the queue file.
+type Placed = (usize, LocalRecipient);
 
 impl Qmgr {
     /// Runs until `shutdown`; every delivery task is tracked by `tracker`.
@@ -623,7 +625,7 @@ impl Qmgr {
     /// on its own.
     async fn deliver_local(&self, id: &QueueId, qf: &QueueFile, local: Vec<Local>) -> Vec<Final> {
         let mut plain = Vec::new();
-        let mut edited: Vec<(Arc<Vec<u8>>, Vec<(usize, LocalRecipient)>)> = Vec::new();
+        let mut edited: Vec<(Arc<Vec<u8>>, Vec<Placed>)> = Vec::new();
         for (index, rcpt, body) in local {
             match body {
                 None => plain.push((index, rcpt)),
