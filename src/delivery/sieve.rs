@@ -64,6 +64,11 @@ pub struct Recipient<'a> {
     /// The recipient's address, as delivered to.
     pub address: &'a str,
     pub delimiter: &'a str,
+    /// The spam filter's score and threshold for this recipient, if it
+    /// tested the message.
+    pub spam: Option<(f64, f64)>,
+    /// Our host name (`environment "host"`).
+    pub hostname: &'a str,
 }
 
 /// The targets for `r`; `default` is where the message goes without a
@@ -112,9 +117,10 @@ pub fn targets(
     };
     let loader = Includes {
         store,
-        account: r.account,
+        r,
         global_dir: &settings.global_dir,
         max_size,
+        mailboxes: std::cell::OnceCell::new(),
     };
     let outcome = match eval::run_all(&programs, &input, settings.limits(), &loader) {
         Ok(outcome) => outcome,
@@ -176,23 +182,70 @@ pub fn targets(
     out
 }
 
-/// Where `include` finds scripts: the user's own in the store, the
-/// administrator's in `sieve.global_dir`.
+/// What a run sees of the user's account: scripts for `include` (the
+/// user's own in the store, the administrator's in `sieve.global_dir`),
+/// mailboxes, the spam verdict, the environment.
 struct Includes<'a> {
     store: &'a dyn MailStore,
-    account: &'a str,
+    r: &'a Recipient<'a>,
     global_dir: &'a str,
     max_size: u64,
+    /// The account's mailboxes, read once if a test asks.
+    mailboxes: std::cell::OnceCell<Vec<crate::store::MailboxInfo>>,
 }
 
-impl eval::Loader for Includes<'_> {
+impl Includes<'_> {
+    fn mailboxes(&self) -> &[crate::store::MailboxInfo] {
+        self.mailboxes
+            .get_or_init(|| self.store.mailboxes(self.r.account).unwrap_or_default())
+    }
+}
+
+impl eval::Context for Includes<'_> {
     fn load(&self, location: Location, name: &str) -> Option<Arc<Program>> {
         match location {
-            Location::Personal => scripts::program(self.store, self.account, name).map(Arc::new),
+            Location::Personal => scripts::program(self.store, self.r.account, name).map(Arc::new),
             Location::Global => crate::sieve::global::load(
                 &crate::sieve::global::in_dir(self.global_dir, name)?,
                 self.max_size,
             ),
+        }
+    }
+
+    fn mailbox_exists(&self, name: &str) -> bool {
+        self.mailboxes().iter().any(|m| {
+            m.name == name
+                || (m.name.eq_ignore_ascii_case("INBOX") && name.eq_ignore_ascii_case("INBOX"))
+        })
+    }
+
+    fn special_use(&self, attribute: &str) -> Option<String> {
+        self.mailboxes()
+            .iter()
+            .find(|m| {
+                m.special_use
+                    .is_some_and(|u| u.attribute().eq_ignore_ascii_case(attribute))
+            })
+            .map(|m| m.name.clone())
+    }
+
+    fn has_special_use(&self, mailbox: &str, attribute: &str) -> bool {
+        self.mailboxes().iter().any(|m| {
+            m.name == mailbox
+                && m.special_use
+                    .is_some_and(|u| u.attribute().eq_ignore_ascii_case(attribute))
+        })
+    }
+
+    fn spam(&self) -> Option<(f64, f64)> {
+        self.r.spam
+    }
+
+    fn environment(&self, name: &str) -> Option<String> {
+        match name {
+            "host" => Some(self.r.hostname.to_string()),
+            "domain" => self.r.address.rsplit_once('@').map(|(_, d)| d.to_string()),
+            _ => None,
         }
     }
 }

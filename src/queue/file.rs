@@ -67,6 +67,18 @@ impl SpamMark {
         self.status.starts_with("Yes")
     }
 
+    /// The score and the threshold (`required=`) it was judged against.
+    pub fn score_and_threshold(&self) -> Option<(f64, f64)> {
+        let score = self.score.trim().parse().ok()?;
+        let required = self
+            .status
+            .split([' ', ','])
+            .find_map(|w| w.strip_prefix("required="))?
+            .parse()
+            .ok()?;
+        Some((score, required))
+    }
+
     /// The status folded after commas and spaces so that no line of the
     /// `X-Spam-Status:` field passes 78 characters (RFC 5322 §2.1.1).
     pub fn folded_status(&self) -> String {

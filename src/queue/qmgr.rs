@@ -365,6 +365,8 @@ impl Qmgr {
                             sender: &qf.sender,
                             address: &delivered_to,
                             delimiter: &config.recipient_delimiter,
+                            spam: mark.and_then(|m| m.score_and_threshold()),
+                            hostname: &config.myhostname,
                         };
                         let targets = sieve::targets(
                             self.store.as_ref(),

@@ -27,6 +27,13 @@ pub const EXTENSIONS: &[&str] = &[
     "encoded-character",
     "include",
     "editheader",
+    "mailbox",
+    "special-use",
+    "environment",
+    "spamtest",
+    "spamtestplus",
+    "ihave",
+    "regex",
 ];
 
 /// RFC 6609 §3.2: where an included script is found.
@@ -112,6 +119,9 @@ pub enum Cmd {
         copy: bool,
         create: bool,
         flags: Option<Vec<String>>,
+        /// RFC 8579 `:specialuse`: the mailbox with this attribute, if
+        /// the user has one, else `mailbox`.
+        special_use: Option<String>,
     },
     Redirect {
         address: String,
@@ -142,6 +152,8 @@ pub enum Cmd {
     Return,
     /// RFC 6609 `global`: these variables are shared with other scripts.
     Global(Vec<String>),
+    /// RFC 5463 `error`: ends the run with this message.
+    Error(String),
     /// RFC 5293 `addheader`.
     AddHeader {
         last: bool,
@@ -166,6 +178,9 @@ pub enum MatchType {
     Value(Relation),
     /// RFC 5231 `:count "op"`: the number of values against the keys.
     Count(Relation),
+    /// draft-ietf-sieve-regex `:regex`: POSIX-style extended expressions
+    /// (the regex crate's syntax, linear-time).
+    Regex,
 }
 
 /// RFC 5231's relational operators.
@@ -278,6 +293,23 @@ pub enum Cond {
     /// the internal one) against the keys.
     HasFlag {
         variables: Vec<String>,
+        matcher: Matcher,
+    },
+    /// RFC 5490 `mailboxexists`.
+    MailboxExists(Vec<String>),
+    /// RFC 8579 `specialuse_exists`: a mailbox (or any) with these uses.
+    SpecialUseExists {
+        mailbox: Option<String>,
+        uses: Vec<String>,
+    },
+    /// RFC 5183 `environment`.
+    Environment {
+        name: String,
+        matcher: Matcher,
+    },
+    /// RFC 5235 `spamtest` (`percent`: RFC 5235 spamtestplus).
+    SpamTest {
+        percent: bool,
         matcher: Matcher,
     },
 }
@@ -439,7 +471,7 @@ impl Compiler {
             match command.name.as_str() {
                 "if" => {
                     let cond = self.single_test(command)?;
-                    let body = self.block(command.block.as_deref().unwrap_or_default(), false)?;
+                    let body = self.guarded_block(command, &cond)?;
                     if command.block.is_none() {
                         return Err(err(line, column, "if needs a block"));
                     }
@@ -463,7 +495,10 @@ impl Compiler {
                         }
                         None
                     };
-                    let body = self.block(block, false)?;
+                    let body = match &cond {
+                        Some(c) => self.guarded_block(command, c)?,
+                        None => self.block(block, false)?,
+                    };
                     if let Some(Cmd::If(branches)) = out.last_mut() {
                         branches.push((cond, body));
                     }
@@ -484,6 +519,30 @@ impl Compiler {
             }
         }
         Ok(out)
+    }
+
+    /// The block of an `if`/`elsif`. Under `ihave` (RFC 5463 §3) the
+    /// extensions tested are known here: present, they may be used in the
+    /// block; absent, the block is never run and is not compiled (it may
+    /// use what we do not have).
+    fn guarded_block(&mut self, command: &Command, cond: &Cond) -> Result<Vec<Cmd>, Error> {
+        let block = command.block.as_deref().unwrap_or_default();
+        if let (Cond::False, [test]) = (cond, command.tests.as_slice())
+            && test.name == "ihave"
+        {
+            return Ok(Vec::new());
+        }
+        if let [test] = command.tests.as_slice()
+            && test.name == "ihave"
+        {
+            for a in &test.args {
+                if let Arg::Strings(names) = a {
+                    self.required
+                        .extend(names.iter().map(|n| n.to_ascii_lowercase()));
+                }
+            }
+        }
+        self.block(block, false)
     }
 
     fn require(&mut self, command: &Command) -> Result<(), Error> {
@@ -540,7 +599,7 @@ impl Compiler {
             }
             "fileinto" => {
                 self.needs("fileinto", line, column)?;
-                let (mut copy, mut create, mut flags) = (false, false, None);
+                let (mut copy, mut create, mut flags, mut special_use) = (false, false, None, None);
                 while let Some(tag) = args.tag() {
                     match tag {
                         "copy" => {
@@ -553,6 +612,10 @@ impl Compiler {
                             self.needs("imap4flags", line, column)?;
                             flags = Some(args.strings()?);
                         }
+                        "specialuse" => {
+                            self.needs("special-use", line, column)?;
+                            special_use = Some(args.string()?);
+                        }
                         other => return Err(args.error(format!("unknown tag :{other}"))),
                     }
                 }
@@ -562,6 +625,7 @@ impl Compiler {
                     copy,
                     create,
                     flags,
+                    special_use,
                 }
             }
             "redirect" => {
@@ -670,6 +734,10 @@ impl Compiler {
                 v.reason = args.string()?;
                 Cmd::Vacation(Box::new(v))
             }
+            "error" => {
+                self.needs("ihave", line, column)?;
+                Cmd::Error(args.string()?)
+            }
             "addheader" => {
                 self.needs("editheader", line, column)?;
                 let last = match args.tag() {
@@ -774,7 +842,40 @@ impl Compiler {
         Ok(cmd)
     }
 
+    /// A test, with its `:regex` keys checked (the ones that are not
+    /// built from variables at run time).
     fn test(&mut self, test: &Test) -> Result<Cond, Error> {
+        let cond = self.test_inner(test)?;
+        let matcher = match &cond {
+            Cond::Header { matcher, .. }
+            | Cond::Address { matcher, .. }
+            | Cond::Envelope { matcher, .. }
+            | Cond::Body { matcher, .. }
+            | Cond::String { matcher, .. }
+            | Cond::HasFlag { matcher, .. }
+            | Cond::Environment { matcher, .. }
+            | Cond::SpamTest { matcher, .. } => Some(matcher),
+            _ => None,
+        };
+        if let Some(m) = matcher
+            && m.match_type == MatchType::Regex
+        {
+            let fold = m.comparator == Comparator::AsciiCasemap;
+            for key in &m.keys {
+                let dynamic = self.has("variables") && key.contains("${");
+                if !dynamic && super::matching::regex(key, fold).is_none() {
+                    return Err(err(
+                        test.line,
+                        test.column,
+                        format!("\"{key}\" is not a valid regular expression"),
+                    ));
+                }
+            }
+        }
+        Ok(cond)
+    }
+
+    fn test_inner(&mut self, test: &Test) -> Result<Cond, Error> {
         self.spend(test.line, test.column)?;
         let (line, column) = (test.line, test.column);
         let no_tests = |what: &str| {
@@ -893,6 +994,84 @@ impl Compiler {
                     },
                 }
             }
+            "ihave" => {
+                no_tests("ihave")?;
+                self.needs("ihave", line, column)?;
+                let names = args.strings()?;
+                let all = names
+                    .iter()
+                    .all(|n| EXTENSIONS.contains(&n.to_ascii_lowercase().as_str()));
+                if all { Cond::True } else { Cond::False }
+            }
+            "mailboxexists" => {
+                no_tests("mailboxexists")?;
+                self.needs("mailbox", line, column)?;
+                Cond::MailboxExists(args.strings()?)
+            }
+            "specialuse_exists" => {
+                no_tests("specialuse_exists")?;
+                self.needs("special-use", line, column)?;
+                let first = args.strings()?;
+                if args.at < args.args.len() {
+                    let uses = args.strings()?;
+                    let [mailbox] = first.as_slice() else {
+                        return Err(args.error("expected one mailbox name"));
+                    };
+                    Cond::SpecialUseExists {
+                        mailbox: Some(mailbox.clone()),
+                        uses,
+                    }
+                } else {
+                    Cond::SpecialUseExists {
+                        mailbox: None,
+                        uses: first,
+                    }
+                }
+            }
+            "environment" => {
+                no_tests("environment")?;
+                self.needs("environment", line, column)?;
+                let (_, (match_type, comparator)) = self.tags(&mut args, false)?;
+                let name = args.string()?.to_ascii_lowercase();
+                let keys = args.strings()?;
+                Cond::Environment {
+                    name,
+                    matcher: Matcher {
+                        match_type,
+                        comparator,
+                        keys,
+                    },
+                }
+            }
+            "spamtest" => {
+                no_tests("spamtest")?;
+                if !self.has("spamtest") && !self.has("spamtestplus") {
+                    self.needs("spamtest", line, column)?;
+                }
+                let mut percent = false;
+                let mut rest: Vec<Arg> = Vec::new();
+                for a in &test.args {
+                    match a {
+                        Arg::Tag(t) if t == "percent" => {
+                            self.needs("spamtestplus", line, column)?;
+                            percent = true;
+                        }
+                        other => rest.push(other.clone()),
+                    }
+                }
+                let mut args = Args::new("spamtest", &rest, line, column);
+                let (_, (match_type, comparator)) = self.tags(&mut args, false)?;
+                let keys = args.strings()?;
+                args.done()?;
+                return Ok(Cond::SpamTest {
+                    percent,
+                    matcher: Matcher {
+                        match_type,
+                        comparator,
+                        keys,
+                    },
+                });
+            }
             "hasflag" => {
                 no_tests("hasflag")?;
                 self.needs("imap4flags", line, column)?;
@@ -944,6 +1123,10 @@ impl Compiler {
                     } else {
                         MatchType::Count(relation)
                     });
+                }
+                "regex" if match_type.is_none() => {
+                    self.needs("regex", line, column)?;
+                    match_type = Some(MatchType::Regex);
                 }
                 "is" | "contains" | "matches" if match_type.is_none() => {
                     match_type = Some(match tag {

@@ -15,19 +15,51 @@ use std::sync::Arc;
 /// Includes one run may make (Pigeonhole's `sieve_include_max_includes`).
 const MAX_INCLUDES: usize = 255;
 
-/// Finds the scripts `include` names (RFC 6609).
-pub trait Loader {
-    fn load(&self, location: Location, name: &str) -> Option<Arc<Program>>;
-}
-
-/// For runs without includes: every include is missing.
-pub struct NoIncludes;
-
-impl Loader for NoIncludes {
-    fn load(&self, _: Location, _: &str) -> Option<Arc<Program>> {
+/// What a run may ask of the place it runs in: the defaults are those of
+/// a run detached from any store (tests, benchmarks).
+pub trait Context {
+    /// The script `include` names (RFC 6609).
+    fn load(&self, _location: Location, _name: &str) -> Option<Arc<Program>> {
         None
     }
+    /// RFC 5490 `mailboxexists`.
+    fn mailbox_exists(&self, _name: &str) -> bool {
+        false
+    }
+    /// RFC 8579: the name of the user's mailbox with this special use.
+    fn special_use(&self, _attribute: &str) -> Option<String> {
+        None
+    }
+    /// RFC 8579 `specialuse_exists` with a mailbox: whether it has them.
+    fn has_special_use(&self, _mailbox: &str, _attribute: &str) -> bool {
+        false
+    }
+    /// The spam filter's score and threshold for this recipient, if the
+    /// message was tested (RFC 5235 `spamtest`).
+    fn spam(&self) -> Option<(f64, f64)> {
+        None
+    }
+    /// RFC 5183 `environment` items beyond the fixed ones.
+    fn environment(&self, _name: &str) -> Option<String> {
+        None
+    }
+    /// RFC 7352 `duplicate`: whether `id` was seen under `handle` within
+    /// `seconds`; records it now (or, with `last`, moves its time on).
+    fn duplicate(&self, _handle: &str, _id: &str, _seconds: u64, _last: bool) -> bool {
+        false
+    }
+    /// Seconds since the epoch (`currentdate`).
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
 }
+
+/// A run with nothing around it: no includes, no mailboxes.
+pub struct Detached;
+
+impl Context for Detached {}
 
 /// What one run may do, at most.
 #[derive(Debug, Clone, Copy)]
@@ -180,7 +212,7 @@ fn unfold(raw: &str) -> String {
 
 struct Run<'a> {
     input: &'a Input<'a>,
-    loader: &'a dyn Loader,
+    context: &'a dyn Context,
     /// What the script being run required.
     variables_on: bool,
     imap4flags_on: bool,
@@ -221,7 +253,7 @@ enum Flow {
 /// Runs `program`; the actions to carry out. An error (a bound hit) means
 /// the caller keeps the message, as RFC 5228 §2.10.6 asks.
 pub fn run(program: &Program, input: &Input<'_>, limits: Limits) -> Result<Vec<Action>, Error> {
-    run_all(&[program], input, limits, &NoIncludes).map(|o| o.actions)
+    run_all(&[program], input, limits, &Detached).map(|o| o.actions)
 }
 
 /// Runs `programs` one after the other as one execution (an admin's
@@ -232,11 +264,11 @@ pub fn run_all(
     programs: &[&Program],
     input: &Input<'_>,
     limits: Limits,
-    loader: &dyn Loader,
+    context: &dyn Context,
 ) -> Result<Outcome, Error> {
     let mut r = Run {
         input,
-        loader,
+        context,
         variables_on: false,
         imap4flags_on: false,
         imap4flags_any: false,
@@ -375,7 +407,7 @@ impl Run<'_> {
         if self.includes > MAX_INCLUDES {
             return Err(Error::runtime(format!("more than {MAX_INCLUDES} includes")));
         }
-        let Some(program) = self.loader.load(location, name) else {
+        let Some(program) = self.context.load(location, name) else {
             if optional {
                 return Ok(Flow::Next);
             }
@@ -490,9 +522,14 @@ impl Run<'_> {
                 copy,
                 create,
                 flags,
+                special_use,
             } => {
                 let flags = self.action_flags(flags);
-                let mailbox = self.ex(mailbox).into_owned();
+                // RFC 8579 §4: the mailbox with that use wins over the name.
+                let by_use = special_use
+                    .as_deref()
+                    .and_then(|u| self.context.special_use(&self.ex(u)));
+                let mailbox = by_use.unwrap_or_else(|| self.ex(mailbox).into_owned());
                 self.add(Action::FileInto {
                     mailbox,
                     create: *create,
@@ -559,6 +596,12 @@ impl Run<'_> {
                 name,
             } => return self.include(*location, *once, *optional, name),
             Cmd::Return => return Ok(Flow::Return),
+            Cmd::Error(message) => {
+                return Err(Error::runtime(format!(
+                    "the script ended with an error: {}",
+                    self.ex(message)
+                )));
+            }
             Cmd::AddHeader { last, name, value } => {
                 if super::editheader::is_protected(name) {
                     return Ok(Flow::Next);
@@ -760,6 +803,33 @@ impl Run<'_> {
                 }
                 self.judge(matcher, &values)
             }
+            Cond::MailboxExists(names) => self
+                .ex_all(names)
+                .iter()
+                .all(|n| self.context.mailbox_exists(n)),
+            Cond::SpecialUseExists { mailbox, uses } => {
+                let uses = self.ex_all(uses);
+                match mailbox {
+                    Some(m) => {
+                        let m = self.ex(m);
+                        uses.iter().all(|u| self.context.has_special_use(&m, u))
+                    }
+                    None => uses.iter().all(|u| self.context.special_use(u).is_some()),
+                }
+            }
+            Cond::Environment { name, matcher } => match self.environment(name) {
+                Some(value) => self.judge(matcher, &[value]),
+                None => false,
+            },
+            Cond::SpamTest { percent, matcher } => match self.context.spam() {
+                // RFC 5235 §3.3: untested gives no value with :percent
+                // (`:count "eq" "0"` finds it), "0" without.
+                None if *percent => self.judge(matcher, &[]),
+                spam => {
+                    let value = spamtest_value(spam, *percent);
+                    self.judge(matcher, &[value])
+                }
+            },
             Cond::HasFlag { variables, matcher } => {
                 let flags = if variables.is_empty() {
                     self.flags.clone()
@@ -789,6 +859,17 @@ impl Run<'_> {
             self.variables.set_matched(captured);
         }
         hit
+    }
+
+    /// RFC 5183 §4's items: the fixed ones, then the context's.
+    fn environment(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "location" => "MDA".into(),
+            "phase" => "during".into(),
+            "name" => "Merpati".into(),
+            "version" => env!("CARGO_PKG_VERSION").into(),
+            _ => return self.context.environment(name),
+        })
     }
 
     /// The decoded text of the message's text parts, made on first use.
@@ -851,4 +932,27 @@ fn text_of(message: &[u8]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// RFC 5235 §3.2: `0` for a message not tested, else `1` (surely not
+/// spam) to `10` (surely spam); RFC 5235 spamtestplus `:percent` 0–100.
+/// Our filter's scores run from well below its threshold to well above:
+/// the scale maps 0 to 1 (or 0 %) and twice the threshold or more to 10
+/// (or 100 %), so the threshold itself is 5 (50 %).
+fn spamtest_value(spam: Option<(f64, f64)>, percent: bool) -> String {
+    let Some((score, threshold)) = spam else {
+        return "0".into();
+    };
+    let ratio = if threshold > 0.0 {
+        (score / (2.0 * threshold)).clamp(0.0, 1.0)
+    } else if score > 0.0 {
+        1.0
+    } else {
+        0.0
+    };
+    if percent {
+        format!("{}", (ratio * 100.0).round() as u32)
+    } else {
+        format!("{}", 1 + (ratio * 9.0).floor() as u32)
+    }
 }

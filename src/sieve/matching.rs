@@ -51,15 +51,21 @@ pub fn judge(
             .iter()
             .any(|k| relation.holds(numeric_order(n, numeric(k))));
     }
-    if let (Some(out), MatchType::Matches, false) = (
+    if let (Some(out), MatchType::Matches | MatchType::Regex, false) = (
         captures,
         matcher.match_type,
         matcher.comparator == Comparator::AsciiNumeric,
     ) {
+        let fold = matcher.comparator == Comparator::AsciiCasemap;
+        let regex = matcher.match_type == MatchType::Regex;
         for v in values {
             for key in keys {
-                let fold = matcher.comparator == Comparator::AsciiCasemap;
-                if let Some(found) = glob_captures(v, key, fold) {
+                let found = if regex {
+                    regex_captures(v, key, fold)
+                } else {
+                    glob_captures(v, key, fold)
+                };
+                if let Some(found) = found {
                     *out = found;
                     return true;
                 }
@@ -85,6 +91,10 @@ fn numeric_order(a: Option<u128>, b: Option<u128>) -> std::cmp::Ordering {
 
 /// One value against one key (RFC 5228 §2.7.1, RFC 4790).
 pub fn matches(match_type: MatchType, comparator: Comparator, value: &str, key: &str) -> bool {
+    if match_type == MatchType::Regex {
+        return regex(key, comparator == Comparator::AsciiCasemap)
+            .is_some_and(|re| re.is_match(value));
+    }
     match comparator {
         Comparator::AsciiNumeric => match match_type {
             MatchType::Is => numeric(value) == numeric(key),
@@ -119,7 +129,56 @@ fn compare(match_type: MatchType, value: &str, key: &str) -> bool {
         MatchType::Value(r) => r.holds(value.cmp(key)),
         // Counted in `judge`, never per value.
         MatchType::Count(_) => false,
+        // Matched in `matches`, before any case folding.
+        MatchType::Regex => false,
     }
+}
+
+/// The longest regular expression, compiled (the regex crate's own
+/// bound; matching is linear in the value whatever the pattern).
+const REGEX_SIZE: usize = 1 << 20;
+/// Compiled expressions kept per thread (delivery threads reuse them
+/// across messages).
+const REGEX_CACHE: usize = 64;
+
+thread_local! {
+    static REGEXES: std::cell::RefCell<std::collections::HashMap<(String, bool), Option<regex::Regex>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// `key` compiled (case-insensitive for `i;ascii-casemap`); `None` if it
+/// is not a valid expression.
+pub fn regex(key: &str, fold: bool) -> Option<regex::Regex> {
+    REGEXES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(re) = cache.get(&(key.to_string(), fold)) {
+            return re.clone();
+        }
+        let re = regex::RegexBuilder::new(key)
+            .case_insensitive(fold)
+            .size_limit(REGEX_SIZE)
+            .dfa_size_limit(REGEX_SIZE)
+            .build()
+            .ok();
+        if cache.len() >= REGEX_CACHE {
+            cache.clear();
+        }
+        cache.insert((key.to_string(), fold), re.clone());
+        re
+    })
+}
+
+/// `:regex` with the match variables: `${0}` the whole match, then the
+/// groups (an unmatched group is empty).
+fn regex_captures(value: &str, key: &str, fold: bool) -> Option<Vec<String>> {
+    let re = regex(key, fold)?;
+    let caps = re.captures(value)?;
+    Some(
+        caps.iter()
+            .take(10)
+            .map(|m| m.map_or(String::new(), |m| m.as_str().to_string()))
+            .collect(),
+    )
 }
 
 #[derive(Clone, Copy, PartialEq)]

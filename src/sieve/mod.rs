@@ -278,7 +278,7 @@ mod tests {
 
     struct Library(Vec<(compile::Location, &'static str, &'static str)>);
 
-    impl eval::Loader for Library {
+    impl eval::Context for Library {
         fn load(
             &self,
             location: compile::Location,
@@ -374,7 +374,7 @@ mod tests {
         };
         let run = |script: &str| {
             let p = compile(script).unwrap_or_else(|e| panic!("{e}"));
-            eval::run_all(&[&p], &input, eval::Limits::default(), &eval::NoIncludes)
+            eval::run_all(&[&p], &input, eval::Limits::default(), &eval::Detached)
         };
         let out = run(r#"require ["editheader", "fileinto", "variables"];
             addheader "X-Sieve" "filtered";
@@ -401,6 +401,88 @@ mod tests {
         assert!(run(&many).is_err());
         assert!(compile("require \"editheader\"; addheader \"Bad:Name\" \"x\";").is_err());
         assert!(compile("require \"editheader\"; deleteheader :last \"x\";").is_err());
+    }
+
+    struct Account;
+
+    impl eval::Context for Account {
+        fn mailbox_exists(&self, name: &str) -> bool {
+            name == "INBOX" || name == "Trash"
+        }
+        fn special_use(&self, attribute: &str) -> Option<String> {
+            (attribute == "\\Junk").then(|| "Spam".to_string())
+        }
+        fn has_special_use(&self, mailbox: &str, attribute: &str) -> bool {
+            mailbox == "Spam" && attribute == "\\Junk"
+        }
+        fn spam(&self) -> Option<(f64, f64)> {
+            Some((7.5, 5.0))
+        }
+    }
+
+    fn run_with(script: &str, context: &dyn eval::Context) -> Vec<Action> {
+        let program = compile(script).unwrap_or_else(|e| panic!("{e}"));
+        let fields = eval::Fields::of(MESSAGE);
+        let input = Input {
+            headers: &fields.headers,
+            starts: &fields.starts,
+            size: MESSAGE.len() as u64,
+            envelope_from: "bounce@work.example",
+            envelope_to: "me+lists@ours.example",
+            delimiter: "+",
+            message: MESSAGE,
+        };
+        eval::run_all(&[&program], &input, eval::Limits::default(), context)
+            .unwrap()
+            .actions
+    }
+
+    #[test]
+    fn mailbox_special_use_spamtest_environment() {
+        let script = r#"require ["fileinto", "mailbox", "special-use", "spamtest", "spamtestplus",
+                "relational", "comparator-i;ascii-numeric", "environment"];
+            if mailboxexists ["INBOX", "Trash"] { fileinto "Both"; }
+            if mailboxexists "Nope" { fileinto "Never"; }
+            if specialuse_exists "\\Junk" { fileinto "HasJunk"; }
+            if specialuse_exists "Spam" ["\\Junk"] { fileinto "SpamIsJunk"; }
+            if spamtest :value "ge" :comparator "i;ascii-numeric" "7" { fileinto :specialuse "\\Junk" "Junk"; }
+            if spamtest :percent :value "eq" :comparator "i;ascii-numeric" "75" { fileinto "Pct"; }
+            if environment :is "location" "MDA" { fileinto "Env"; }
+        "#;
+        assert_eq!(
+            run_with(script, &Account),
+            [
+                into("Both"),
+                into("HasJunk"),
+                into("SpamIsJunk"),
+                into("Spam"),
+                into("Pct"),
+                into("Env")
+            ]
+        );
+        // Detached: not tested (spamtest "0", :percent no value).
+        let untested = r#"require ["fileinto", "spamtestplus", "relational", "comparator-i;ascii-numeric"];
+            if spamtest :is "0" { fileinto "Untested"; }
+            if spamtest :percent :count "eq" :comparator "i;ascii-numeric" "0" { fileinto "NoValue"; }"#;
+        assert_eq!(run(untested), [into("Untested"), into("NoValue")]);
+        assert!(compile("require \"spamtest\"; if spamtest :percent \"1\" { keep; }").is_err());
+    }
+
+    #[test]
+    fn ihave_error_and_regex() {
+        let script = r#"require ["ihave", "fileinto", "variables"];
+            if ihave "x-unknown-thing" { xunknowncommand "whatever"; }
+            elsif ihave "regex" {
+                if header :regex "subject" "^(R.)union (to.*)$" { fileinto "${1}-${2}"; }
+            }
+            if not ihave "x-other" { fileinto "NotHave"; }"#;
+        assert_eq!(run(script), [into("Ré-tomorrow"), into("NotHave")]);
+        assert!(
+            compile("require \"regex\"; if header :regex \"subject\" \"(\" { keep; }").is_err()
+        );
+        let p = compile("require \"ihave\"; error \"stop here\";").unwrap();
+        let e = eval::run(&p, &empty_input(), eval::Limits::default()).unwrap_err();
+        assert!(e.message.contains("stop here"), "{e}");
     }
 
     #[test]
