@@ -34,6 +34,8 @@ pub const EXTENSIONS: &[&str] = &[
     "spamtestplus",
     "ihave",
     "regex",
+    "date",
+    "index",
 ];
 
 /// RFC 6609 §3.2: where an included script is found.
@@ -266,10 +268,27 @@ pub enum Cond {
     Header {
         names: Vec<String>,
         matcher: Matcher,
+        /// RFC 5260 `:index n [:last]`: only that field.
+        index: Option<(u64, bool)>,
     },
     Address {
         part: Part,
         names: Vec<String>,
+        matcher: Matcher,
+        index: Option<(u64, bool)>,
+    },
+    /// RFC 5260 `date`: a header field's date, in a zone, one part.
+    Date {
+        zone: super::date::Zone,
+        name: String,
+        part: super::date::DatePart,
+        matcher: Matcher,
+        index: Option<(u64, bool)>,
+    },
+    /// RFC 5260 `currentdate`.
+    CurrentDate {
+        zone: super::date::Zone,
+        part: super::date::DatePart,
         matcher: Matcher,
     },
     Envelope {
@@ -854,7 +873,9 @@ impl Compiler {
             | Cond::String { matcher, .. }
             | Cond::HasFlag { matcher, .. }
             | Cond::Environment { matcher, .. }
-            | Cond::SpamTest { matcher, .. } => Some(matcher),
+            | Cond::SpamTest { matcher, .. }
+            | Cond::Date { matcher, .. }
+            | Cond::CurrentDate { matcher, .. } => Some(matcher),
             _ => None,
         };
         if let Some(m) = matcher
@@ -927,6 +948,12 @@ impl Compiler {
                 if test.name == "envelope" {
                     self.needs("envelope", line, column)?;
                 }
+                let (index, rest) = if test.name == "envelope" {
+                    (None, test.args.clone())
+                } else {
+                    self.take_index(&test.args, line, column)?
+                };
+                let mut args = Args::new(&test.name, &rest, line, column);
                 let (part, matcher_tags) = self.tags(&mut args, test.name != "header")?;
                 let names = args.strings()?;
                 let keys = args.strings()?;
@@ -935,19 +962,90 @@ impl Compiler {
                     comparator: matcher_tags.1,
                     keys,
                 };
-                match test.name.as_str() {
-                    "header" => Cond::Header { names, matcher },
+                args.done()?;
+                return Ok(match test.name.as_str() {
+                    "header" => Cond::Header {
+                        names,
+                        matcher,
+                        index,
+                    },
                     "address" => Cond::Address {
                         part,
                         names,
                         matcher,
+                        index,
                     },
                     _ => Cond::Envelope {
                         part,
                         names,
                         matcher,
                     },
+                });
+            }
+            "date" | "currentdate" => {
+                no_tests(&test.name)?;
+                self.needs("date", line, column)?;
+                let (index, rest) = if test.name == "date" {
+                    self.take_index(&test.args, line, column)?
+                } else {
+                    (None, test.args.clone())
+                };
+                // :zone / :originalzone among the match tags, taken first.
+                let mut zone = super::date::Zone::Local;
+                let mut others: Vec<Arg> = Vec::new();
+                let mut i = 0;
+                while let Some(a) = rest.get(i) {
+                    match a {
+                        Arg::Tag(t) if t == "zone" => {
+                            let Some(Arg::Strings(z)) = rest.get(i + 1) else {
+                                return Err(err(line, column, ":zone needs \"+hhmm\""));
+                            };
+                            zone = z
+                                .first()
+                                .filter(|_| z.len() == 1)
+                                .and_then(|z| super::date::Zone::parse(z))
+                                .ok_or_else(|| err(line, column, ":zone needs \"+hhmm\""))?;
+                            i += 2;
+                            continue;
+                        }
+                        Arg::Tag(t) if t == "originalzone" && test.name == "date" => {
+                            zone = super::date::Zone::Original;
+                        }
+                        other => others.push(other.clone()),
+                    }
+                    i += 1;
                 }
+                let mut args = Args::new(&test.name, &others, line, column);
+                let (_, (match_type, comparator)) = self.tags(&mut args, false)?;
+                let name = if test.name == "date" {
+                    Some(args.string()?)
+                } else {
+                    None
+                };
+                let part_name = args.string()?;
+                let part = super::date::DatePart::parse(&part_name)
+                    .ok_or_else(|| args.error(format!("\"{part_name}\" is not a date part")))?;
+                let keys = args.strings()?;
+                args.done()?;
+                let matcher = Matcher {
+                    match_type,
+                    comparator,
+                    keys,
+                };
+                return Ok(match name {
+                    Some(name) => Cond::Date {
+                        zone,
+                        name,
+                        part,
+                        matcher,
+                        index,
+                    },
+                    None => Cond::CurrentDate {
+                        zone,
+                        part,
+                        matcher,
+                    },
+                });
             }
             "body" => {
                 no_tests("body")?;
@@ -1099,6 +1197,44 @@ impl Compiler {
         };
         args.done()?;
         Ok(cond)
+    }
+
+    /// RFC 5260 §6 `:index n [:last]`, taken out of a test's arguments.
+    fn take_index(
+        &self,
+        args: &[Arg],
+        line: u32,
+        column: u32,
+    ) -> Result<(Option<(u64, bool)>, Vec<Arg>), Error> {
+        let (mut index, mut last) = (None, false);
+        let mut rest = Vec::new();
+        let mut i = 0;
+        while let Some(a) = args.get(i) {
+            match a {
+                Arg::Tag(t) if t == "index" => {
+                    self.needs("index", line, column)?;
+                    let Some(Arg::Number(n)) = args.get(i + 1) else {
+                        return Err(err(line, column, ":index needs a number"));
+                    };
+                    if *n == 0 {
+                        return Err(err(line, column, ":index counts from 1"));
+                    }
+                    index = Some(*n);
+                    i += 2;
+                    continue;
+                }
+                Arg::Tag(t) if t == "last" => {
+                    self.needs("index", line, column)?;
+                    last = true;
+                }
+                other => rest.push(other.clone()),
+            }
+            i += 1;
+        }
+        if last && index.is_none() {
+            return Err(err(line, column, ":last needs :index"));
+        }
+        Ok((index.map(|n| (n, last)), rest))
     }
 
     /// Match type, comparator and (for address tests) address part, in

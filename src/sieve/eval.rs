@@ -737,25 +737,24 @@ impl Run<'_> {
             }
             Cond::SizeOver(n) => self.input.size > *n,
             Cond::SizeUnder(n) => self.input.size < *n,
-            Cond::Header { names, matcher } => {
-                let names = self.ex_all(names);
-                let values: Vec<String> = names
-                    .iter()
-                    .flat_map(|n| self.values(n))
-                    .map(str::to_string)
-                    .collect();
+            Cond::Header {
+                names,
+                matcher,
+                index,
+            } => {
+                let values = self.field_values(names, *index);
                 self.judge(matcher, &values)
             }
             Cond::Address {
                 part,
                 names,
                 matcher,
+                index,
             } => {
-                let names = self.ex_all(names);
-                let found: Vec<String> = names
+                let found: Vec<String> = self
+                    .field_values(names, *index)
                     .iter()
-                    .flat_map(|n| self.values(n))
-                    .flat_map(addresses)
+                    .flat_map(|v| addresses(v))
                     .collect();
                 let values: Vec<String> = found
                     .iter()
@@ -802,6 +801,34 @@ impl Run<'_> {
                     return Ok(self.judge(matcher, &non_empty));
                 }
                 self.judge(matcher, &values)
+            }
+            Cond::Date {
+                zone,
+                name,
+                part,
+                matcher,
+                index,
+            } => {
+                // §4.1: a field that holds no date fails the test.
+                let dates: Vec<String> = self
+                    .field_values(std::slice::from_ref(name), *index)
+                    .iter()
+                    .filter_map(|v| super::date::parse(v))
+                    .map(|d| super::date::part(&d, *zone, *part))
+                    .collect();
+                if dates.is_empty() {
+                    return Ok(false);
+                }
+                self.judge(matcher, &dates)
+            }
+            Cond::CurrentDate {
+                zone,
+                part,
+                matcher,
+            } => {
+                let now = super::date::from_timestamp(self.context.now());
+                let value = super::date::part(&now, *zone, *part);
+                self.judge(matcher, &[value])
             }
             Cond::MailboxExists(names) => self
                 .ex_all(names)
@@ -859,6 +886,29 @@ impl Run<'_> {
             self.variables.set_matched(captured);
         }
         hit
+    }
+
+    /// The values of the fields `names` (expanded), in order; with
+    /// RFC 5260 `:index`, only the nth (from the end with `:last`).
+    fn field_values(&self, names: &[String], index: Option<(u64, bool)>) -> Vec<String> {
+        let names = self.ex_all(names);
+        let all: Vec<String> = names
+            .iter()
+            .flat_map(|n| self.values(n))
+            .map(str::to_string)
+            .collect();
+        match index {
+            None => all,
+            Some((n, last)) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                let at = if last {
+                    all.len().checked_sub(n)
+                } else {
+                    n.checked_sub(1)
+                };
+                at.and_then(|i| all.get(i).cloned()).into_iter().collect()
+            }
+        }
     }
 
     /// RFC 5183 §4's items: the fixed ones, then the context's.

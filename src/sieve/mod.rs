@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod codec;
 pub mod compile;
+pub mod date;
 pub mod editheader;
 pub mod encoded;
 pub mod eval;
@@ -483,6 +484,48 @@ mod tests {
         let p = compile("require \"ihave\"; error \"stop here\";").unwrap();
         let e = eval::run(&p, &empty_input(), eval::Limits::default()).unwrap_err();
         assert!(e.message.contains("stop here"), "{e}");
+    }
+
+    #[test]
+    fn date_currentdate_and_index() {
+        let message = b"Received: from first\r\nReceived: from second\r\nDate: Thu, 3 Dec 2026 23:30:05 -0500\r\nSubject: x\r\n\r\nbody\r\n";
+        let fields = eval::Fields::of(message);
+        let input = Input {
+            headers: &fields.headers,
+            starts: &fields.starts,
+            size: message.len() as u64,
+            envelope_from: "",
+            envelope_to: "",
+            delimiter: "+",
+            message,
+        };
+        let script = r#"require ["date", "index", "fileinto", "relational", "variables"];
+            if date :originalzone "date" "date" "2026-12-03" { fileinto "Orig"; }
+            if date "date" "date" "2026-12-04" { fileinto "Utc"; }
+            if date :zone "+0100" "date" "hour" "05" { fileinto "Plus1"; }
+            if date :value "ge" "date" "year" "2026" { fileinto "Recent"; }
+            if header :index 1 :last :contains "received" "second" { fileinto "LastHop"; }
+            if header :index 2 :contains "received" "first" { fileinto "Never"; }
+            if currentdate :matches "iso8601" "*" { set "now" "${0}"; }
+            if string :matches "${now}" "????-??-??T*" { fileinto "Now"; }
+            if date "x-missing" "year" "2026" { fileinto "Never"; }"#;
+        let p = compile(script).unwrap_or_else(|e| panic!("{e}"));
+        let got = eval::run_all(&[&p], &input, eval::Limits::default(), &eval::Detached)
+            .unwrap()
+            .actions;
+        assert_eq!(
+            got,
+            [
+                into("Orig"),
+                into("Utc"),
+                into("Plus1"),
+                into("Recent"),
+                into("LastHop"),
+                into("Now")
+            ]
+        );
+        assert!(compile("require \"date\"; if date \"date\" \"eon\" \"1\" { keep; }").is_err());
+        assert!(compile("require \"date\"; if header :index 1 \"a\" \"b\" { keep; }").is_err());
     }
 
     #[test]
