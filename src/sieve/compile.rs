@@ -47,6 +47,10 @@ pub enum Location {
     Global,
 }
 
+/// RFC 5260 `:index n [:last]` (`true`: counted from the end) and the
+/// test's other arguments.
+type Indexed = (Option<(u64, bool)>, Vec<Arg>);
+
 /// A compiled script.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Program {
@@ -1205,7 +1209,7 @@ impl Compiler {
         args: &[Arg],
         line: u32,
         column: u32,
-    ) -> Result<(Option<(u64, bool)>, Vec<Arg>), Error> {
+    ) -> Result<Indexed, Error> {
         let (mut index, mut last) = (None, false);
         let mut rest = Vec::new();
         let mut i = 0;

@@ -88,7 +88,7 @@ pub fn from_timestamp(seconds: i64) -> mail_parser::DateTime {
 /// `date` in `zone`, then the part asked for.
 pub fn part(date: &mail_parser::DateTime, zone: Zone, part: DatePart) -> String {
     let d = match zone {
-        Zone::Original => date.clone(),
+        Zone::Original => *date,
         Zone::Local => date.to_timezone(0),
         Zone::Fixed(offset) => date.to_timezone(offset),
     };
