@@ -25,6 +25,11 @@ pub struct Sieve {
     pub vacation_max_period: Span,
     /// Senders remembered per user (the oldest are forgotten first).
     pub vacation_max_senders: usize,
+    /// RFC 7352 `duplicate`: how long an ID is remembered without
+    /// `:seconds`, the longest a script may ask, and IDs kept per user.
+    pub duplicate_default_period: Span,
+    pub duplicate_max_period: Span,
+    pub duplicate_max_entries: usize,
     /// Scripts `include`d within each other, at most
     /// (`sieve_include_max_nesting_depth`).
     pub max_include_depth: usize,
@@ -50,6 +55,9 @@ impl Default for Sieve {
             vacation_min_period: Span::secs(86_400),
             vacation_max_period: Span::secs(90 * 86_400),
             vacation_max_senders: 10_000,
+            duplicate_default_period: Span::secs(7 * 86_400),
+            duplicate_max_period: Span::secs(30 * 86_400),
+            duplicate_max_entries: 10_000,
             max_include_depth: 10,
             max_header_edits: 64,
             global_dir: String::new(),

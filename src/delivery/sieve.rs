@@ -120,6 +120,7 @@ pub fn targets(
         r,
         global_dir: &settings.global_dir,
         max_size,
+        settings,
         mailboxes: std::cell::OnceCell::new(),
     };
     let outcome = match eval::run_all(&programs, &input, settings.limits(), &loader) {
@@ -190,6 +191,7 @@ struct Includes<'a> {
     r: &'a Recipient<'a>,
     global_dir: &'a str,
     max_size: u64,
+    settings: &'a Settings,
     /// The account's mailboxes, read once if a test asks.
     mailboxes: std::cell::OnceCell<Vec<crate::store::MailboxInfo>>,
 }
@@ -239,6 +241,27 @@ impl eval::Context for Includes<'_> {
 
     fn spam(&self) -> Option<(f64, f64)> {
         self.r.spam
+    }
+
+    fn duplicate(&self, handle: &str, id: &str, seconds: u64, last: bool) -> bool {
+        let s = self.settings;
+        let max = s.duplicate_max_period.0.as_secs();
+        let period = match seconds {
+            0 => s.duplicate_default_period.0.as_secs(),
+            n => n,
+        }
+        .min(max);
+        let records = super::records::Records {
+            store: self.store,
+            account: self.r.account,
+            kind: "sieve/duplicate",
+            horizon: max,
+            max: s.duplicate_max_entries,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        records.check(&format!("{handle}\0{id}"), now, period, last) == super::records::Seen::Again
     }
 
     fn environment(&self, name: &str) -> Option<String> {

@@ -6,12 +6,12 @@
 //! with the null sender through cleanup (so it is DKIM-signed) and
 //! `Auto-Submitted: auto-replied` (RFC 3834), so it cannot start a loop.
 
+use super::records::{Records, Seen};
 use super::sieve::{Prepared, Recipient};
 use crate::config::Sieve as Settings;
 use crate::sieve::compile::Vacation;
 use crate::sieve::matching::addresses;
 use crate::store::MailStore;
-use std::sync::Mutex;
 
 /// A reply to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,12 +19,6 @@ pub struct Reply {
     pub to: String,
     pub message: Vec<u8>,
 }
-
-const RECORDS: &str = "sieve/vacation";
-
-/// Serialises the read-modify-write of a user's records across the
-/// delivery tasks of this process (one process owns a store).
-static RECORDS_LOCK: Mutex<()> = Mutex::new(());
 
 /// The reply `v` asks for, if one is due; why not, in the log otherwise.
 pub fn reply(
@@ -176,50 +170,15 @@ fn first_in_period(
             v.mime
         ),
     };
-    let key_input = format!("{handle}\0{}", r.sender.to_ascii_lowercase());
-    let digest = ring::digest::digest(&ring::digest::SHA256, key_input.as_bytes());
-    let key: String = digest
-        .as_ref()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let _guard = RECORDS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let stored = match store.account_data(r.account, RECORDS) {
-        Ok(v) => v.unwrap_or_default(),
-        Err(e) => {
-            // Unknown history: no reply rather than a possible repeat.
-            tracing::warn!("sieve: {}: vacation records: {e}", r.account);
-            return false;
-        }
+    let records = Records {
+        store,
+        account: r.account,
+        kind: "sieve/vacation",
+        horizon: settings.vacation_max_period.0.as_secs(),
+        max: settings.vacation_max_senders,
     };
-    let horizon = settings.vacation_max_period.0.as_secs().max(period);
-    let mut records: Vec<(String, u64)> = String::from_utf8_lossy(&stored)
-        .lines()
-        .filter_map(|l| {
-            let (k, t) = l.split_once(' ')?;
-            Some((k.to_string(), t.parse().ok()?))
-        })
-        .filter(|(_, t)| now.saturating_sub(*t) < horizon)
-        .collect();
-    if records
-        .iter()
-        .any(|(k, t)| *k == key && now.saturating_sub(*t) < period)
-    {
-        return false;
-    }
-    records.retain(|(k, _)| *k != key);
-    records.push((key, now));
-    let excess = records
-        .len()
-        .saturating_sub(settings.vacation_max_senders.max(1));
-    records.drain(..excess);
-    let text: String = records.iter().map(|(k, t)| format!("{k} {t}\n")).collect();
-    if let Err(e) = store.set_account_data(r.account, RECORDS, Some(text.as_bytes())) {
-        tracing::warn!("sieve: {}: vacation records: {e}", r.account);
-        return false;
-    }
-    true
+    let key = format!("{handle}\0{}", r.sender.to_ascii_lowercase());
+    records.check(&key, now, period, false) == Seen::First
 }
 
 /// The reply: to the sender, from the user (or `:from`), threaded to the

@@ -36,6 +36,7 @@ pub const EXTENSIONS: &[&str] = &[
     "regex",
     "date",
     "index",
+    "duplicate",
 ];
 
 /// RFC 6609 §3.2: where an included script is found.
@@ -288,6 +289,15 @@ pub enum Cond {
         part: super::date::DatePart,
         matcher: Matcher,
         index: Option<(u64, bool)>,
+    },
+    /// RFC 7352 `duplicate`: whether this message's ID (a header field's
+    /// value, or `uniqueid`) was seen before under `handle`.
+    Duplicate {
+        handle: String,
+        header: Option<String>,
+        unique_id: Option<String>,
+        seconds: Option<u64>,
+        last: bool,
     },
     /// RFC 5260 `currentdate`.
     CurrentDate {
@@ -986,6 +996,29 @@ impl Compiler {
                     },
                 });
             }
+            "duplicate" => {
+                no_tests("duplicate")?;
+                self.needs("duplicate", line, column)?;
+                let (mut handle, mut header, mut unique_id, mut seconds, mut last) =
+                    (String::new(), None, None, None, false);
+                while let Some(tag) = args.tag() {
+                    match tag {
+                        "handle" => handle = args.string()?,
+                        "header" if unique_id.is_none() => header = Some(args.string()?),
+                        "uniqueid" if header.is_none() => unique_id = Some(args.string()?),
+                        "seconds" => seconds = Some(args.number()?),
+                        "last" => last = true,
+                        other => return Err(args.error(format!("unexpected tag :{other}"))),
+                    }
+                }
+                Cond::Duplicate {
+                    handle,
+                    header,
+                    unique_id,
+                    seconds,
+                    last,
+                }
+            }
             "date" | "currentdate" => {
                 no_tests(&test.name)?;
                 self.needs("date", line, column)?;
@@ -1204,12 +1237,7 @@ impl Compiler {
     }
 
     /// RFC 5260 §6 `:index n [:last]`, taken out of a test's arguments.
-    fn take_index(
-        &self,
-        args: &[Arg],
-        line: u32,
-        column: u32,
-    ) -> Result<Indexed, Error> {
+    fn take_index(&self, args: &[Arg], line: u32, column: u32) -> Result<Indexed, Error> {
         let (mut index, mut last) = (None, false);
         let mut rest = Vec::new();
         let mut i = 0;

@@ -44,7 +44,8 @@ pub trait Context {
         None
     }
     /// RFC 7352 `duplicate`: whether `id` was seen under `handle` within
-    /// `seconds`; records it now (or, with `last`, moves its time on).
+    /// `seconds` (0: the configured default); records it now (with
+    /// `last`, a seen one's time moves on too).
     fn duplicate(&self, _handle: &str, _id: &str, _seconds: u64, _last: bool) -> bool {
         false
     }
@@ -829,6 +830,31 @@ impl Run<'_> {
                 let now = super::date::from_timestamp(self.context.now());
                 let value = super::date::part(&now, *zone, *part);
                 self.judge(matcher, &[value])
+            }
+            Cond::Duplicate {
+                handle,
+                header,
+                unique_id,
+                seconds,
+                last,
+            } => {
+                // §3: the ID is the Message-ID unless told otherwise; a
+                // message without one is never a duplicate.
+                let id = match (unique_id, header) {
+                    (Some(u), _) => Some(self.ex(u).into_owned()),
+                    (None, h) => {
+                        let name = h.as_deref().unwrap_or("message-id");
+                        let name = self.ex(name).into_owned();
+                        self.values(&name).next().map(|v| v.trim().to_string())
+                    }
+                };
+                match id.filter(|i| !i.is_empty()) {
+                    Some(id) => {
+                        self.context
+                            .duplicate(&self.ex(handle), &id, seconds.unwrap_or(0), *last)
+                    }
+                    None => false,
+                }
             }
             Cond::MailboxExists(names) => self
                 .ex_all(names)

@@ -378,3 +378,45 @@ fn editheader_changes_only_that_users_copy() {
         "{carol}"
     );
 }
+
+#[test]
+fn duplicate_files_the_second_copy_of_a_message_id() {
+    let server = server();
+    server.add_user("bob@localhost", "pw");
+    let script =
+        "require [\"duplicate\", \"fileinto\"];\nif duplicate { fileinto :create \"Dups\"; }\n";
+    let put = server.cli_with_input(
+        &["sieve", "put", "bob@localhost", "dups"],
+        script.as_bytes(),
+    );
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    server.cli_ok(&["sieve", "activate", "bob@localhost", "dups"]);
+    let message = "From: <alice@localhost>\r\nTo: <bob@localhost>\r\nMessage-ID: <same@client.test>\r\nSubject: twice\r\n\r\nx\r\n";
+    send_message(&server, "alice@localhost", "bob@localhost", message);
+    assert!(wait_until(Duration::from_secs(30), || count(
+        &server,
+        "bob@localhost",
+        "INBOX"
+    ) == 1));
+    send_message(&server, "alice@localhost", "bob@localhost", message);
+    send_message(
+        &server,
+        "alice@localhost",
+        "bob@localhost",
+        &message.replace("same@", "other@"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || count(
+            &server,
+            "bob@localhost",
+            "Dups"
+        ) == 1
+            && count(&server, "bob@localhost", "INBOX") == 2),
+        "{}",
+        server.log()
+    );
+}
