@@ -2,6 +2,7 @@
 //! outcome per recipient back.
 
 pub mod local;
+pub mod notify;
 pub mod records;
 pub mod relay;
 pub mod sieve;

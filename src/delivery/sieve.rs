@@ -32,7 +32,8 @@ pub enum Target {
     Discard,
     /// `reject`: refused; the sender gets a bounce with this reason.
     Reject(String),
-    /// `vacation`: a reply to queue (besides the message's own targets).
+    /// `vacation` or `notify`: a message to queue (besides the message's
+    /// own targets).
     Vacation(Reply),
 }
 
@@ -171,6 +172,11 @@ pub fn targets(
                             keep(imap_flags(flags))
                         }),
                 );
+            }
+            Action::Notify(n) => {
+                if let Some(reply) = super::notify::notification(r, message, &n) {
+                    out.push(Target::Vacation(reply));
+                }
             }
             Action::Vacation(v) => {
                 if let Some(reply) = super::vacation::reply(store, settings, r, message, &v, now) {

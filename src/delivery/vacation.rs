@@ -9,15 +9,18 @@
 use super::records::{Records, Seen};
 use super::sieve::{Prepared, Recipient};
 use crate::config::Sieve as Settings;
-use crate::sieve::compile::Vacation;
+use crate::sieve::compile::{Fcc, Vacation};
 use crate::sieve::matching::addresses;
 use crate::store::MailStore;
 
-/// A reply to queue.
+/// A message a script sends (a vacation reply, a notification), to
+/// queue from the null sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
-    pub to: String,
+    pub to: Vec<String>,
     pub message: Vec<u8>,
+    /// RFC 8580: a copy for the user's own mailbox.
+    pub fcc: Option<(String, Fcc)>,
 }
 
 /// The reply `v` asks for, if one is due; why not, in the log otherwise.
@@ -48,8 +51,9 @@ pub fn reply(
     }
     tracing::info!("sieve: {}: vacation reply to <{}>", r.account, r.sender);
     Some(Reply {
-        to: r.sender.to_string(),
+        to: vec![r.sender.to_string()],
         message: build(r, message, v),
+        fcc: v.fcc.clone().map(|f| (r.account.to_string(), f)),
     })
 }
 
@@ -205,9 +209,10 @@ fn build(r: &Recipient<'_>, message: &Prepared<'_>, v: &Vacation) -> Vec<u8> {
         None => format!("Auto: {}", clean(&header("subject").unwrap_or_default())),
     };
     let mut out = format!(
-        "From: {from}\r\nTo: <{}>\r\nSubject: {}\r\nAuto-Submitted: auto-replied (vacation)\r\n",
+        "From: {from}\r\nTo: <{}>\r\nSubject: {}\r\nAuto-Submitted: auto-replied (vacation)\r\n{}",
         r.sender,
-        encode_word(subject.trim())
+        encode_word(subject.trim()),
+        date_and_id(r.hostname)
     );
     // mail-parser gives a Message-ID without its angle brackets.
     let id = header("message-id")
@@ -247,16 +252,61 @@ fn build(r: &Recipient<'_>, message: &Prepared<'_>, v: &Vacation) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// `Date:` and `Message-ID:`, made here rather than by cleanup so that
+/// an `:fcc` copy is the message as sent.
+pub fn date_and_id(hostname: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    format!(
+        "Date: {}\r\nMessage-ID: <{:016x}.{now}@{hostname}>\r\n",
+        crate::rfc5322::format_date(now),
+        fastrand::u64(..)
+    )
+}
+
+/// RFC 8580: files `message` (a reply just queued) into the user's
+/// mailbox: the one with `:specialuse` if there is one, else `:fcc`'s,
+/// made with `:create`. A failure is logged; the reply is sent anyway.
+pub fn file_copy(store: &dyn MailStore, account: &str, fcc: &Fcc, message: &[u8]) {
+    let by_use = fcc.special_use.as_deref().and_then(|u| {
+        store.mailboxes(account).ok()?.into_iter().find_map(|m| {
+            m.special_use
+                .filter(|s| s.attribute().eq_ignore_ascii_case(u))
+                .map(|_| m.name)
+        })
+    });
+    let mailbox = by_use.unwrap_or_else(|| fcc.mailbox.clone());
+    let exists = matches!(store.mailbox(account, &mailbox), Ok(Some(_)));
+    if !exists {
+        if !fcc.create {
+            tracing::warn!("sieve: {account}: :fcc \"{mailbox}\": no such mailbox");
+            return;
+        }
+        if let Err(e) = store.create_mailbox(account, &mailbox, None) {
+            tracing::warn!("sieve: {account}: :fcc \"{mailbox}\": {e}");
+            return;
+        }
+    }
+    let flags = fcc.flags.clone().unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if let Err(e) = store.append(account, &mailbox, message, &flags, now) {
+        tracing::warn!("sieve: {account}: :fcc \"{mailbox}\": {e}");
+    }
+}
+
 /// A header value with no line breaks or controls (nothing a script or a
 /// sender writes can add a header line).
-fn clean(s: &str) -> String {
+pub fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(998 - 20)
         .collect()
 }
 
-fn encode_word(text: &str) -> String {
+pub fn encode_word(text: &str) -> String {
     if text.is_ascii() {
         text.to_string()
     } else {
@@ -267,6 +317,6 @@ fn encode_word(text: &str) -> String {
     }
 }
 
-fn crlf(text: &str) -> String {
+pub fn crlf(text: &str) -> String {
     text.replace("\r\n", "\n").replace('\n', "\r\n")
 }

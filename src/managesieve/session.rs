@@ -389,6 +389,8 @@ impl Session {
         } else if let Some(account) = &self.account {
             lines.push(("OWNER", account.clone()));
         }
+        // RFC 5804 §1.7: the enotify methods we have.
+        lines.push(("NOTIFY", "mailto".into()));
         lines.push(("MAXREDIRECTS", self.config.sieve.max_redirects.to_string()));
         lines.push(("UNAUTHENTICATE", String::new()));
         lines.push(("VERSION", "1.0".into()));

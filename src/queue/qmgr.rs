@@ -492,12 +492,25 @@ impl Qmgr {
     /// signed like our own mail. A failure costs the reply, never the
     /// message it answers.
     async fn queue_vacation(&self, id: &QueueId, reply: crate::delivery::vacation::Reply) {
+        let to = reply.to.join(", ");
+        if let Some((account, fcc)) = reply.fcc.clone() {
+            let store = self.store.clone();
+            let message = reply.message.clone();
+            let filed = tokio::task::spawn_blocking(move || {
+                crate::delivery::vacation::file_copy(store.as_ref(), &account, &fcc, &message)
+            });
+            let _ = filed.await;
+        }
         let submission = Submission {
             sender: String::new(),
-            recipients: vec![QueuedRecipient {
-                address: reply.to.clone(),
-                ..Default::default()
-            }],
+            recipients: reply
+                .to
+                .iter()
+                .map(|address| QueuedRecipient {
+                    address: address.clone(),
+                    ..Default::default()
+                })
+                .collect(),
             message: reply.message,
             protocol: "local".into(),
             complete_headers: true,
@@ -505,7 +518,7 @@ impl Qmgr {
         };
         match self.cleanup.submit(submission).await {
             Ok(queued) => {
-                tracing::info!(queue_id = %id, "{id}: sieve vacation reply to <{}>: {queued}", reply.to);
+                tracing::info!(queue_id = %id, "{id}: sieve reply to {to}: {queued}");
             }
             Err(e) => tracing::warn!(queue_id = %id, "{id}: cannot queue the vacation reply: {e}"),
         }

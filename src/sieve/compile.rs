@@ -37,6 +37,8 @@ pub const EXTENSIONS: &[&str] = &[
     "date",
     "index",
     "duplicate",
+    "enotify",
+    "fcc",
 ];
 
 /// RFC 6609 §3.2: where an included script is found.
@@ -51,6 +53,33 @@ pub enum Location {
 /// RFC 5260 `:index n [:last]` (`true`: counted from the end) and the
 /// test's other arguments.
 type Indexed = (Option<(u64, bool)>, Vec<Arg>);
+
+/// `:fcc` and its companions as read, before they are checked together.
+#[derive(Default)]
+struct FccTags {
+    mailbox: Option<String>,
+    create: bool,
+    flags: Option<Vec<String>>,
+    special_use: Option<String>,
+}
+
+impl FccTags {
+    /// RFC 8580 §3: `:create`, `:flags` and `:specialuse` only with `:fcc`.
+    fn finish(self, args: &Args<'_>) -> Result<Option<Fcc>, Error> {
+        match self.mailbox {
+            Some(mailbox) => Ok(Some(Fcc {
+                mailbox,
+                create: self.create,
+                flags: self.flags,
+                special_use: self.special_use,
+            })),
+            None if self.create || self.flags.is_some() || self.special_use.is_some() => {
+                Err(args.error(":create, :flags and :specialuse need :fcc here"))
+            }
+            None => Ok(None),
+        }
+    }
+}
 
 /// A compiled script.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +102,8 @@ pub enum Modifier {
     UpperFirst,
     QuoteWildcard,
     Length,
+    /// RFC 5435 §6 `:encodeurl` (with enotify): percent-encoding for a URI.
+    EncodeUrl,
 }
 
 impl Modifier {
@@ -82,7 +113,7 @@ impl Modifier {
         match self {
             Modifier::Lower | Modifier::Upper => 40,
             Modifier::LowerFirst | Modifier::UpperFirst => 30,
-            Modifier::QuoteWildcard => 20,
+            Modifier::QuoteWildcard | Modifier::EncodeUrl => 15,
             Modifier::Length => 10,
         }
     }
@@ -107,6 +138,28 @@ pub struct Vacation {
     pub mime: bool,
     pub handle: Option<String>,
     pub reason: String,
+    /// RFC 8580 `:fcc`: a copy of the reply into this mailbox.
+    pub fcc: Option<Fcc>,
+}
+
+/// RFC 8580 `:fcc` and the tags that go with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fcc {
+    pub mailbox: String,
+    pub create: bool,
+    pub flags: Option<Vec<String>>,
+    pub special_use: Option<String>,
+}
+
+/// RFC 5435 `notify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notify {
+    pub method: String,
+    pub from: Option<String>,
+    pub importance: Option<String>,
+    pub options: Vec<String>,
+    pub message: Option<String>,
+    pub fcc: Option<Fcc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +201,7 @@ pub enum Cmd {
         flags: Vec<String>,
     },
     Vacation(Box<Vacation>),
+    Notify(Box<Notify>),
     /// RFC 6609 `include`.
     Include {
         location: Location,
@@ -326,6 +380,14 @@ pub enum Cond {
     /// the internal one) against the keys.
     HasFlag {
         variables: Vec<String>,
+        matcher: Matcher,
+    },
+    /// RFC 5435 `valid_notify_method`.
+    ValidNotifyMethod(Vec<String>),
+    /// RFC 5435 `notify_method_capability`.
+    NotifyMethodCapability {
+        uri: String,
+        capability: String,
         matcher: Matcher,
     },
     /// RFC 5490 `mailboxexists`.
@@ -692,6 +754,10 @@ impl Compiler {
                         "upperfirst" => Modifier::UpperFirst,
                         "quotewildcard" => Modifier::QuoteWildcard,
                         "length" => Modifier::Length,
+                        "encodeurl" => {
+                            self.needs("enotify", line, column)?;
+                            Modifier::EncodeUrl
+                        }
                         other => return Err(args.error(format!("unknown modifier :{other}"))),
                     };
                     if modifiers.iter().any(|o| o.precedence() == m.precedence()) {
@@ -746,8 +812,13 @@ impl Compiler {
                     mime: false,
                     handle: None,
                     reason: String::new(),
+                    fcc: None,
                 };
+                let mut fcc = FccTags::default();
                 while let Some(tag) = args.tag() {
+                    if self.fcc_tag(tag, &mut args, &mut fcc)? {
+                        continue;
+                    }
                     match tag {
                         "days" if v.period.is_none() => {
                             v.period = Some(args.number()?.saturating_mul(86_400));
@@ -765,7 +836,48 @@ impl Compiler {
                     }
                 }
                 v.reason = args.string()?;
+                v.fcc = fcc.finish(&args)?;
                 Cmd::Vacation(Box::new(v))
+            }
+            "notify" => {
+                self.needs("enotify", line, column)?;
+                let mut n = Notify {
+                    method: String::new(),
+                    from: None,
+                    importance: None,
+                    options: Vec::new(),
+                    message: None,
+                    fcc: None,
+                };
+                let mut fcc = FccTags::default();
+                while let Some(tag) = args.tag() {
+                    if self.fcc_tag(tag, &mut args, &mut fcc)? {
+                        continue;
+                    }
+                    match tag {
+                        "from" => n.from = Some(args.string()?),
+                        "importance" => {
+                            let i = args.string()?;
+                            if !["1", "2", "3"].contains(&i.as_str()) {
+                                return Err(args.error(":importance is \"1\", \"2\" or \"3\""));
+                            }
+                            n.importance = Some(i);
+                        }
+                        "options" => n.options = args.strings()?,
+                        "message" => n.message = Some(args.string()?),
+                        other => return Err(args.error(format!("unexpected tag :{other}"))),
+                    }
+                }
+                n.method = args.string()?;
+                let expands = self.has("variables") && n.method.contains("${");
+                if !expands && super::notify::Mailto::parse(&n.method).is_err() {
+                    return Err(args.error(format!(
+                        "\"{}\" is not a notification method we support (mailto:)",
+                        n.method
+                    )));
+                }
+                n.fcc = fcc.finish(&args)?;
+                Cmd::Notify(Box::new(n))
             }
             "error" => {
                 self.needs("ihave", line, column)?;
@@ -1138,6 +1250,28 @@ impl Compiler {
                     .all(|n| EXTENSIONS.contains(&n.to_ascii_lowercase().as_str()));
                 if all { Cond::True } else { Cond::False }
             }
+            "valid_notify_method" => {
+                no_tests("valid_notify_method")?;
+                self.needs("enotify", line, column)?;
+                Cond::ValidNotifyMethod(args.strings()?)
+            }
+            "notify_method_capability" => {
+                no_tests("notify_method_capability")?;
+                self.needs("enotify", line, column)?;
+                let (_, (match_type, comparator)) = self.tags(&mut args, false)?;
+                let uri = args.string()?;
+                let capability = args.string()?.to_ascii_lowercase();
+                let keys = args.strings()?;
+                Cond::NotifyMethodCapability {
+                    uri,
+                    capability,
+                    matcher: Matcher {
+                        match_type,
+                        comparator,
+                        keys,
+                    },
+                }
+            }
             "mailboxexists" => {
                 no_tests("mailboxexists")?;
                 self.needs("mailbox", line, column)?;
@@ -1234,6 +1368,28 @@ impl Compiler {
         };
         args.done()?;
         Ok(cond)
+    }
+
+    /// RFC 8580's tags on `vacation` and `notify`; true if `tag` was one.
+    fn fcc_tag(&self, tag: &str, args: &mut Args<'_>, fcc: &mut FccTags) -> Result<bool, Error> {
+        let (line, column) = (args.line, args.column);
+        match tag {
+            "fcc" => {
+                self.needs("fcc", line, column)?;
+                fcc.mailbox = Some(args.string()?);
+            }
+            "create" => fcc.create = true,
+            "flags" => {
+                self.needs("imap4flags", line, column)?;
+                fcc.flags = Some(args.strings()?);
+            }
+            "specialuse" => {
+                self.needs("special-use", line, column)?;
+                fcc.special_use = Some(args.string()?);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     /// RFC 5260 §6 `:index n [:last]`, taken out of a test's arguments.

@@ -5,7 +5,7 @@
 //! Bounded by [`Limits`]: tests and commands per run, actions, redirects.
 
 use super::Error;
-use super::compile::{Cmd, Cond, FlagOp, Location, Matcher, Part, Program, Vacation};
+use super::compile::{Cmd, Cond, Fcc, FlagOp, Location, Matcher, Notify, Part, Program, Vacation};
 use super::matching::{addresses, judge};
 use super::variables::{Variables, flag_set, modify};
 use std::borrow::Cow;
@@ -107,6 +107,9 @@ pub enum Action {
     /// RFC 5230: an auto-reply, if the delivery side finds it due (its
     /// strings expanded).
     Vacation(Box<Vacation>),
+    /// RFC 5435: a notification (its strings expanded, the method a
+    /// valid `mailto:` URI).
+    Notify(Box<Notify>),
 }
 
 impl Action {
@@ -466,6 +469,18 @@ impl Run<'_> {
         }
     }
 
+    fn ex_fcc(&self, fcc: &Option<Fcc>) -> Option<Fcc> {
+        fcc.as_ref().map(|f| Fcc {
+            mailbox: self.ex(&f.mailbox).into_owned(),
+            create: f.create,
+            flags: f
+                .flags
+                .as_ref()
+                .map(|list| flag_set(self.ex_all(list).iter().map(|s| s.as_ref()))),
+            special_use: f.special_use.as_deref().map(|s| self.ex(s).into_owned()),
+        })
+    }
+
     fn ex_all<'s>(&self, list: &'s [String]) -> Vec<Cow<'s, str>> {
         list.iter().map(|s| self.ex(s)).collect()
     }
@@ -590,6 +605,25 @@ impl Run<'_> {
                     None => self.flags = new,
                 }
             }
+            Cmd::Notify(n) => {
+                let method = self.ex(&n.method).into_owned();
+                if let Err(e) = super::notify::Mailto::parse(&method) {
+                    return Err(Error::runtime(format!("notify: {e}")));
+                }
+                let expanded = Notify {
+                    method,
+                    from: n.from.as_deref().map(|s| self.ex(s).into_owned()),
+                    importance: n.importance.clone(),
+                    options: self
+                        .ex_all(&n.options)
+                        .into_iter()
+                        .map(Cow::into_owned)
+                        .collect(),
+                    message: n.message.as_deref().map(|s| self.ex(s).into_owned()),
+                    fcc: self.ex_fcc(&n.fcc),
+                };
+                self.add(Action::Notify(Box::new(expanded)))?;
+            }
             Cmd::Include {
                 location,
                 once,
@@ -703,6 +737,7 @@ impl Run<'_> {
                         ),
                     }),
                     reason: self.ex(&v.reason).into_owned(),
+                    fcc: self.ex_fcc(&v.fcc),
                 };
                 self.add(Action::Vacation(Box::new(expanded)))?;
             }
@@ -855,6 +890,22 @@ impl Run<'_> {
                     }
                     None => false,
                 }
+            }
+            Cond::ValidNotifyMethod(uris) => self
+                .ex_all(uris)
+                .iter()
+                .all(|u| super::notify::Mailto::parse(u).is_ok()),
+            Cond::NotifyMethodCapability {
+                uri,
+                capability,
+                matcher,
+            } => {
+                // RFC 5436 §2.4: whether a mailto recipient is online is
+                // never known.
+                if super::notify::Mailto::parse(&self.ex(uri)).is_err() || capability != "online" {
+                    return Ok(false);
+                }
+                self.judge(matcher, &["maybe".to_string()])
             }
             Cond::MailboxExists(names) => self
                 .ex_all(names)

@@ -18,6 +18,7 @@ pub mod eval;
 pub mod global;
 pub mod lexer;
 pub mod matching;
+pub mod notify;
 pub mod parser;
 pub mod scripts;
 pub mod variables;
@@ -526,6 +527,28 @@ mod tests {
         );
         assert!(compile("require \"date\"; if date \"date\" \"eon\" \"1\" { keep; }").is_err());
         assert!(compile("require \"date\"; if header :index 1 \"a\" \"b\" { keep; }").is_err());
+    }
+
+    #[test]
+    fn enotify_tests_and_encodeurl() {
+        let script = r#"require ["enotify", "variables", "fileinto"];
+            set :encodeurl "s" "a b&c";
+            if valid_notify_method "mailto:x@ours.example?subject=${s}" { fileinto "Valid"; }
+            if valid_notify_method "xmpp:x@ours.example" { fileinto "Never"; }
+            if notify_method_capability "mailto:x@ours.example" "Online" "maybe" { fileinto "Maybe"; }
+            notify :importance "1" :message "hi" "mailto:x@ours.example?subject=${s}";"#;
+        let got = run(script);
+        assert_eq!(got[..2], [into("Valid"), into("Maybe")]);
+        let Action::Notify(n) = &got[2] else {
+            panic!("{got:?}");
+        };
+        assert_eq!(n.method, "mailto:x@ours.example?subject=a%20b%26c");
+        assert!(compile("require \"enotify\"; notify \"xmpp:a@b\";").is_err());
+        assert!(
+            compile("require \"enotify\"; notify :importance \"9\" \"mailto:a@b.example\";")
+                .is_err()
+        );
+        assert!(compile("require [\"vacation\", \"fcc\"]; vacation :create \"x\";").is_err());
     }
 
     #[test]

@@ -126,6 +126,7 @@ pub fn modify(mut value: String, modifiers: &[Modifier]) -> String {
                 out
             }
             Modifier::Length => value.chars().count().to_string(),
+            Modifier::EncodeUrl => super::notify::encode_url(&value),
         };
     }
     value

@@ -248,6 +248,7 @@ fn the_exchanges_clients_rely_on() {
     assert!(greeting.contains("\"SASL\" \"PLAIN LOGIN\""), "{greeting}");
     assert!(greeting.contains("\"STARTTLS\""), "{greeting}");
     assert!(greeting.contains("\"MAXREDIRECTS\" \"3\""), "{greeting}");
+    assert!(greeting.contains("\"NOTIFY\" \"mailto\""), "{greeting}");
     assert!(greeting.contains("\"VERSION\" \"1.0\""), "{greeting}");
     assert!(greeting.contains("fileinto"), "{greeting}");
     assert!(

@@ -420,3 +420,64 @@ fn duplicate_files_the_second_copy_of_a_message_id() {
         server.log()
     );
 }
+
+#[test]
+fn notify_by_mailto_and_fcc_copies() {
+    let server = server();
+    for user in ["bob", "alice", "carol"] {
+        server.add_user(&format!("{user}@localhost"), "pw");
+    }
+    let script = r#"require ["enotify", "fcc", "vacation", "variables", "mailbox"];
+if header :matches "subject" "*" { set "s" "${1}"; }
+notify :message "Mail: ${s}" :fcc "Notices" :create "mailto:carol@localhost?subject=Ping";
+vacation :fcc "Sent" "Away.";
+"#;
+    let put = server.cli_with_input(&["sieve", "put", "bob@localhost", "n"], script.as_bytes());
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    server.cli_ok(&["sieve", "activate", "bob@localhost", "n"]);
+    send_message(
+        &server,
+        "alice@localhost",
+        "bob@localhost",
+        "From: <alice@localhost>\r\nTo: <bob@localhost>\r\nSubject: hello\r\n\r\nx\r\n",
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            count(&server, "carol@localhost", "INBOX") == 1
+                && count(&server, "alice@localhost", "INBOX") == 1
+                && count(&server, "bob@localhost", "Notices") == 1
+                && count(&server, "bob@localhost", "Sent") == 1
+        }),
+        "{}",
+        server.log()
+    );
+    let note = server.message("carol@localhost", server.uids("carol@localhost")[0]);
+    for needle in [
+        "Return-Path: <>",
+        "Subject: Ping",
+        "Auto-Submitted: auto-notified",
+        "Mail: hello",
+    ] {
+        assert!(note.contains(needle), "{needle} in\n{note}");
+    }
+    // A notification is automatic mail: it is never notified about.
+    let script = "require \"enotify\";\nnotify \"mailto:bob@localhost\";\n";
+    let put = server.cli_with_input(&["sieve", "put", "carol@localhost", "n"], script.as_bytes());
+    assert!(put.status.success());
+    server.cli_ok(&["sieve", "activate", "carol@localhost", "n"]);
+    send_message(
+        &server,
+        "alice@localhost",
+        "carol@localhost",
+        "From: <alice@localhost>\r\nTo: <carol@localhost>\r\nAuto-Submitted: auto-generated\r\nSubject: robot\r\n\r\nx\r\n",
+    );
+    assert!(wait_until(Duration::from_secs(30), || server
+        .log()
+        .contains(
+            "sieve: carol: no notification: the message is automatic"
+        )));
+}
