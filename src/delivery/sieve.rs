@@ -149,8 +149,21 @@ pub fn targets(
             Action::Discard => out.push(Target::Discard),
             Action::Reject(reason) => out.push(Target::Reject(reason)),
             Action::Redirect(address) => {
-                if address.eq_ignore_ascii_case(r.address) {
-                    // To oneself: a loop by construction; keep instead.
+                // To oneself, or to an address this message was already
+                // delivered to (its Delivered-To fields, as Postfix's
+                // local(8) checks): a loop; keep instead.
+                let looped = address.eq_ignore_ascii_case(r.address)
+                    || message.headers().iter().any(|(n, v)| {
+                        n.eq_ignore_ascii_case("delivered-to")
+                            && v.trim()
+                                .trim_matches(['<', '>'])
+                                .eq_ignore_ascii_case(&address)
+                    });
+                if looped {
+                    tracing::warn!(
+                        "sieve: {}: redirect to <{address}>: mail forwarding loop; kept instead",
+                        r.account
+                    );
                     out.push(keep(Vec::new()));
                 } else {
                     out.push(Target::Redirect(address));

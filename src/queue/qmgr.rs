@@ -316,7 +316,7 @@ impl Qmgr {
         let mut prepared: Option<sieve::Prepared> = None;
         // Sieve redirects: sent on as an alias would be (remote ones with
         // SRS); the copies they make are not filtered again.
-        let mut redirects: Vec<(usize, String)> = Vec::new();
+        let mut redirects: Vec<(usize, String, String)> = Vec::new();
         // Sieve vacation replies, queued through cleanup once the
         // message's own deliveries are done.
         let mut replies: Vec<crate::delivery::vacation::Reply> = Vec::new();
@@ -422,7 +422,7 @@ impl Qmgr {
                                     ));
                                 }
                                 sieve::Target::Redirect(to) => {
-                                    redirects.push((index, to));
+                                    redirects.push((index, to, delivered_to.clone()));
                                 }
                                 sieve::Target::Vacation(reply) => replies.push(reply),
                             }
@@ -442,7 +442,7 @@ impl Qmgr {
                 }
             }
         }
-        for (index, to) in redirects {
+        for (index, to, by) in redirects {
             let Ok(target) = Address::parse(&to) else {
                 continue;
             };
@@ -450,8 +450,10 @@ impl Qmgr {
                 match route {
                     Ok(Route::Local { account, address }) => {
                         if seen.insert((index, account.clone())) {
+                            // The redirecting user's Delivered-To too, so a
+                            // copy that comes round again is seen as a loop.
                             let prefix = format!(
-                                "Return-Path: <{return_path}>\r\nDelivered-To: {address}\r\n"
+                                "Return-Path: <{return_path}>\r\nDelivered-To: {address}\r\nDelivered-To: {by}\r\n"
                             );
                             local.push((
                                 index,

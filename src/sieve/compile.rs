@@ -93,6 +93,18 @@ pub struct Program {
     pub imap4flags: bool,
 }
 
+/// RFC 5173 §5: what of the body a `body` test sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BodyTransform {
+    /// `:raw`: the body as sent.
+    Raw,
+    /// `:text` (the default): the text parts, decoded.
+    Text,
+    /// `:content`: the decoded leaf parts whose media type matches one of
+    /// these (`"text"`, `"text/html"`; `""` for all).
+    Content(Vec<String>),
+}
+
 /// RFC 5229 §4 modifiers of `set`, in the order they apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Modifier {
@@ -366,9 +378,9 @@ pub enum Cond {
     },
     SizeOver(u64),
     SizeUnder(u64),
-    /// RFC 5173 `body`: the decoded text parts (`raw`: the body as sent).
+    /// RFC 5173 `body`.
     Body {
-        raw: bool,
+        transform: BodyTransform,
         matcher: Matcher,
     },
     /// RFC 5229 `string`: the (expanded) sources against the keys.
@@ -1199,26 +1211,35 @@ impl Compiler {
             "body" => {
                 no_tests("body")?;
                 self.needs("body", line, column)?;
-                let mut raw = false;
+                let mut transform = BodyTransform::Text;
                 // The transform is a tag among the others (RFC 5173 §5):
                 // taken out first, then comparator and match type read.
                 let mut rest: Vec<Arg> = Vec::new();
-                for a in &test.args {
+                let mut i = 0;
+                while let Some(a) = test.args.get(i) {
                     match a {
-                        Arg::Tag(t) if t == "raw" => raw = true,
-                        Arg::Tag(t) if t == "text" => raw = false,
+                        Arg::Tag(t) if t == "raw" => transform = BodyTransform::Raw,
+                        Arg::Tag(t) if t == "text" => transform = BodyTransform::Text,
                         Arg::Tag(t) if t == "content" => {
-                            return Err(err(line, column, "body :content is not supported yet"));
+                            let Some(Arg::Strings(types)) = test.args.get(i + 1) else {
+                                return Err(err(line, column, ":content needs content types"));
+                            };
+                            transform = BodyTransform::Content(
+                                types.iter().map(|t| t.to_ascii_lowercase()).collect(),
+                            );
+                            i += 2;
+                            continue;
                         }
                         other => rest.push(other.clone()),
                     }
+                    i += 1;
                 }
                 let mut args = Args::new("body", &rest, line, column);
                 let (_, (match_type, comparator)) = self.tags(&mut args, false)?;
                 let keys = args.strings()?;
                 args.done()?;
                 return Ok(Cond::Body {
-                    raw,
+                    transform,
                     matcher: Matcher {
                         match_type,
                         comparator,

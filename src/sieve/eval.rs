@@ -5,7 +5,9 @@
 //! Bounded by [`Limits`]: tests and commands per run, actions, redirects.
 
 use super::Error;
-use super::compile::{Cmd, Cond, Fcc, FlagOp, Location, Matcher, Notify, Part, Program, Vacation};
+use super::compile::{
+    BodyTransform, Cmd, Cond, Fcc, FlagOp, Location, Matcher, Notify, Part, Program, Vacation,
+};
 use super::matching::{addresses, judge};
 use super::variables::{Variables, flag_set, modify};
 use std::borrow::Cow;
@@ -816,13 +818,13 @@ impl Run<'_> {
                     .collect();
                 self.judge(matcher, &values)
             }
-            Cond::Body { raw, matcher } => {
-                let text = if *raw {
-                    self.input.raw_body()
-                } else {
-                    self.text_body()
+            Cond::Body { transform, matcher } => {
+                let values = match transform {
+                    BodyTransform::Raw => vec![self.input.raw_body()],
+                    BodyTransform::Text => vec![self.text_body()],
+                    BodyTransform::Content(types) => parts_of(self.input.message, types),
                 };
-                self.judge(matcher, &[text])
+                self.judge(matcher, &values)
             }
             Cond::String { sources, matcher } => {
                 let values: Vec<String> = self
@@ -1082,4 +1084,42 @@ fn spamtest_value(spam: Option<(f64, f64)>, percent: bool) -> String {
     } else {
         format!("{}", 1 + (ratio * 9.0).floor() as u32)
     }
+}
+
+/// RFC 5173 §5.3 `:content`: the decoded leaf parts whose media type is
+/// one of `types` (a bare type matches its subtypes, `""` everything).
+fn parts_of(message: &[u8], types: &[String]) -> Vec<String> {
+    use mail_parser::MimeHeaders;
+    let scanned = message.get(..message.len().min(1 << 20)).unwrap_or(message);
+    let Some(parsed) = mail_parser::MessageParser::new().parse(scanned) else {
+        return Vec::new();
+    };
+    let wanted = |ctype: &str, subtype: &str| {
+        types.iter().any(|t| match t.split_once('/') {
+            _ if t.is_empty() => true,
+            Some((ty, sub)) => ty.eq_ignore_ascii_case(ctype) && sub.eq_ignore_ascii_case(subtype),
+            None => t.eq_ignore_ascii_case(ctype),
+        })
+    };
+    let mut out = Vec::new();
+    for part in &parsed.parts {
+        let (ctype, subtype) = part
+            .content_type()
+            .map(|c| (c.ctype().to_string(), c.subtype().unwrap_or("").to_string()))
+            .unwrap_or_else(|| ("text".to_string(), "plain".to_string()));
+        if !wanted(&ctype, &subtype) {
+            continue;
+        }
+        match &part.body {
+            mail_parser::PartType::Text(t) | mail_parser::PartType::Html(t) => {
+                out.push(t.to_string())
+            }
+            mail_parser::PartType::Binary(b) | mail_parser::PartType::InlineBinary(b) => {
+                out.push(String::from_utf8_lossy(b).into_owned())
+            }
+            // Multiparts and attached messages: their leaves are parts too.
+            _ => {}
+        }
+    }
+    out
 }

@@ -552,6 +552,32 @@ mod tests {
     }
 
     #[test]
+    fn body_content() {
+        let message = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain words\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>html words</p>\r\n--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi1wZGYgYnl0ZXM=\r\n--b--\r\n";
+        let fields = eval::Fields::of(message);
+        let input = Input {
+            headers: &fields.headers,
+            starts: &fields.starts,
+            size: message.len() as u64,
+            envelope_from: "",
+            envelope_to: "",
+            delimiter: "+",
+            message,
+        };
+        let script = r#"require ["body", "fileinto"];
+            if body :content "text/html" :contains "<p>html" { fileinto "Html"; }
+            if body :content "text/html" :contains "plain words" { fileinto "Never"; }
+            if body :content "application" :contains "%PDF-pdf" { fileinto "Pdf"; }
+            if body :content "text" :contains "pdf bytes" { fileinto "Never"; }
+            if body :content "" :contains "plain words" { fileinto "Any"; }"#;
+        let p = compile(script).unwrap_or_else(|e| panic!("{e}"));
+        let got = eval::run_all(&[&p], &input, eval::Limits::default(), &eval::Detached)
+            .unwrap()
+            .actions;
+        assert_eq!(got, [into("Html"), into("Pdf"), into("Any")]);
+    }
+
+    #[test]
     fn compile_errors_name_the_place() {
         for (script, line, what) in [
             ("fileinto \"x\";", 1, "missing require \"fileinto\""),

@@ -481,3 +481,39 @@ vacation :fcc "Sent" "Away.";
             "sieve: carol: no notification: the message is automatic"
         )));
 }
+
+#[test]
+fn redirect_to_an_address_the_message_already_reached_is_a_loop() {
+    let server = server();
+    server.add_user("bob@localhost", "pw");
+    server.add_user("carol@localhost", "pw");
+    let script = "redirect \"carol@localhost\";\n";
+    let put = server.cli_with_input(&["sieve", "put", "bob@localhost", "fwd"], script.as_bytes());
+    assert!(put.status.success());
+    server.cli_ok(&["sieve", "activate", "bob@localhost", "fwd"]);
+    // Came back from carol's side: carol is in its Delivered-To trail.
+    send_message(
+        &server,
+        "alice@localhost",
+        "bob@localhost",
+        "Delivered-To: carol@localhost\r\nFrom: <alice@localhost>\r\nSubject: round\r\n\r\nx\r\n",
+    );
+    send(&server, "bob@localhost", "fresh");
+    assert!(
+        wait_until(Duration::from_secs(30), || count(
+            &server,
+            "bob@localhost",
+            "INBOX"
+        ) == 1
+            && count(&server, "carol@localhost", "INBOX") == 1),
+        "{}",
+        server.log()
+    );
+    assert!(
+        server
+            .log()
+            .contains("redirect to <carol@localhost>: mail forwarding loop; kept instead")
+    );
+    let copy = server.message("carol@localhost", server.uids("carol@localhost")[0]);
+    assert!(copy.contains("Delivered-To: bob@localhost"), "{copy}");
+}
