@@ -30,7 +30,9 @@ MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
 The report is at http://www.reports.example/q4 and http://files.example/x.\r\n"
         .to_vec();
     while m.len() < 4096 {
-        m.extend_from_slice(b"Revenue grew in the fourth quarter; the budget review is on Monday.\r\n");
+        m.extend_from_slice(
+            b"Revenue grew in the fourth quarter; the budget review is on Monday.\r\n",
+        );
     }
     m
 }

@@ -578,6 +578,41 @@ mod tests {
     }
 
     #[test]
+    fn run_limits_hold() {
+        let input = empty_input();
+        let limits = eval::Limits {
+            max_actions: 3,
+            max_steps: 50,
+            max_include_depth: 2,
+            ..eval::Limits::default()
+        };
+        let four = compile(
+            "require \"fileinto\"; fileinto \"a\"; fileinto \"b\"; fileinto \"c\"; fileinto \"d\";",
+        )
+        .unwrap();
+        let e = eval::run(&four, &input, limits).unwrap_err();
+        assert!(e.message.contains("more than 3 actions"), "{e}");
+        let long = compile(&"if true { keep; }\n".repeat(30)).unwrap();
+        let e = eval::run(&long, &input, limits).unwrap_err();
+        assert!(e.message.contains("ran too long"), "{e}");
+        // a includes b includes c: depth 3 > 2.
+        use compile::Location::Personal;
+        let chain = Library(vec![
+            (Personal, "a", "require \"include\"; include \"b\";"),
+            (Personal, "b", "require \"include\"; include \"c\";"),
+            (Personal, "c", "keep;"),
+        ]);
+        let top = compile("require \"include\"; include \"a\";").unwrap();
+        let e = eval::run_all(&[&top], &input, limits, &chain).unwrap_err();
+        assert!(e.message.contains("nested deeper than 2"), "{e}");
+        let ok = eval::Limits {
+            max_include_depth: 3,
+            ..limits
+        };
+        assert!(eval::run_all(&[&top], &input, ok, &chain).is_ok());
+    }
+
+    #[test]
     fn compile_errors_name_the_place() {
         for (script, line, what) in [
             ("fileinto \"x\";", 1, "missing require \"fileinto\""),
