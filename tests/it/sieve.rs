@@ -1,8 +1,12 @@
-//! Sieve at local delivery (issue 10, first part): scripts stored with
+//! Sieve at local delivery (issue 10): scripts stored with
 //! `merpati sieve put` (compiled at upload; errors with line and column),
 //! activated, and run per recipient: fileinto (with :create), a missing
-//! mailbox falling back to INBOX, discard, redirect :copy to another
-//! user, subaddress tests; and the active script cannot be deleted.
+//! mailbox falling back to INBOX, discard, reject, redirect (:copy to
+//! another user, to another instance with SRS, loops refused), vacation
+//! once per sender and never to a list, imap4flags, variables with
+//! :matches captures, editheader, include of a global script and the
+//! administrator's scripts, duplicate, enotify and fcc, and a runtime
+//! error keeping the message.
 
 use crate::harness::{Server, server, wait_until};
 use std::time::Duration;
@@ -516,4 +520,57 @@ fn redirect_to_an_address_the_message_already_reached_is_a_loop() {
     );
     let copy = server.message("carol@localhost", server.uids("carol@localhost")[0]);
     assert!(copy.contains("Delivered-To: bob@localhost"), "{copy}");
+}
+
+#[test]
+fn redirect_to_another_instance_leaves_with_srs() {
+    // D: the other server, where the redirected copy lands.
+    let d = crate::harness::Builder::default()
+        .hostname("mx.dest.test")
+        .top("mydestination = [\"dest.test\", \"localhost\"]")
+        .start();
+    d.add_user("dave@dest.test", "pw");
+    // F: bob's script sends everything on to dave at D.
+    let f = crate::harness::Builder::default()
+        .hostname("mx.fwd.test")
+        .top("mydestination = [\"fwd.test\", \"localhost\"]\nmyorigin = \"fwd.test\"")
+        .tail(&format!(
+            "[relay]\ntls = \"none\"\n[relay.transports]\n\"dest.test\" = \"127.0.0.1:{}\"",
+            d.port
+        ))
+        .start();
+    f.add_user("bob@fwd.test", "pw");
+    let put = f.cli_with_input(
+        &["sieve", "put", "bob@fwd.test", "fwd"],
+        b"redirect \"dave@dest.test\";\n",
+    );
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    f.cli_ok(&["sieve", "activate", "bob@fwd.test", "fwd"]);
+    send_message(
+        &f,
+        "alice@orig.test",
+        "bob@fwd.test",
+        "From: <alice@orig.test>\r\nTo: <bob@fwd.test>\r\nSubject: passing through\r\n\r\nx\r\n",
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || !d
+            .uids("dave@dest.test")
+            .is_empty()),
+        "F:\n{}\nD:\n{}",
+        f.log(),
+        d.log()
+    );
+    let copy = d.message("dave@dest.test", d.uids("dave@dest.test")[0]);
+    let return_path = copy.lines().next().unwrap_or_default();
+    assert!(
+        return_path.starts_with("Return-Path: <SRS0=") && return_path.ends_with("@fwd.test>"),
+        "{copy}"
+    );
+    assert!(copy.contains("Subject: passing through"), "{copy}");
+    // Nothing stayed with bob: the redirect replaced the keep.
+    assert!(f.uids("bob@fwd.test").is_empty());
 }
