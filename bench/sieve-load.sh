@@ -34,6 +34,9 @@ listen = []
 tls_listen = []
 [managesieve]
 listen = []
+[http]
+listen = []
+tls_listen = []
 TOML
 python3 - "$DIR" "$L" <<'PY'
 import sys

@@ -360,6 +360,41 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
             crate::managesieve::refuse,
         ));
     }
+    let http = Arc::new(crate::http::HttpService {
+        config: shared_config.clone(),
+        resolver: resolver.clone(),
+        tls: tls_live.clone(),
+        shutdown: front_stop.clone(),
+    });
+    let limits = Arc::new(Limits {
+        service: "http",
+        total_limit: config.http.max_connections,
+        total: Arc::new(Semaphore::new(config.http.max_connections)),
+        per_client: config.http.max_connections_per_client,
+        anvil: Arc::new(Anvil::default()),
+    });
+    for (addrs, tls) in [
+        (&config.http.listen, false),
+        (&config.http.tls_listen, true),
+    ] {
+        let addrs: Vec<_> = addrs.iter().filter_map(|a| parse_listen(a)).collect();
+        for listener in bind_all(&addrs)? {
+            tracing::info!(
+                "http listening on {}{}",
+                listener.local_addr()?,
+                if tls { " (TLS)" } else { "" }
+            );
+            let svc = http.clone();
+            front.spawn(accept_loop(
+                listener,
+                limits.clone(),
+                front_stop.clone(),
+                front.clone(),
+                move |tcp, admitted| crate::http::serve_connection(svc.clone(), tcp, admitted, tls),
+                crate::http::refuse,
+            ));
+        }
+    }
     // SMTP is bound last: once port 25 answers, every listener is bound
     // (a bound socket queues connections even before its accept loop runs),
     // which is what scripts waiting for port 25 expect.

@@ -9,6 +9,7 @@
 mod anvil;
 mod checks;
 mod greylist;
+pub mod http;
 mod mailauth;
 mod milter;
 pub mod net;
@@ -22,6 +23,7 @@ mod units;
 pub use anvil::Anvil;
 pub use checks::Checks;
 pub use greylist::Greylist;
+pub use http::Http;
 pub use mailauth::{DmarcPolicy, MailAuth, SpfFail, Temperror};
 pub use milter::{DefaultAction as MilterDefaultAction, Milter};
 pub use net::Cidr;
@@ -82,6 +84,7 @@ pub struct Config {
     pub milter: Milter,
     pub sieve: Sieve,
     pub managesieve: ManageSieve,
+    pub http: Http,
     pub store: Store,
     pub log: Log,
 }
@@ -415,6 +418,7 @@ impl Default for Config {
             milter: Milter::default(),
             sieve: Sieve::default(),
             managesieve: ManageSieve::default(),
+            http: Http::default(),
             store: Store::default(),
             log: Log::default(),
         }
@@ -694,6 +698,8 @@ impl Config {
             ("pop3.listen", &self.pop3.listen),
             ("pop3.tls_listen", &self.pop3.tls_listen),
             ("managesieve.listen", &self.managesieve.listen),
+            ("http.listen", &self.http.listen),
+            ("http.tls_listen", &self.http.tls_listen),
         ];
         for (key, addrs) in listens {
             for addr in addrs {
@@ -782,6 +788,11 @@ impl Config {
             (
                 "managesieve.max_userip_connections",
                 self.managesieve.max_userip_connections,
+            ),
+            ("http.max_connections", self.http.max_connections),
+            (
+                "http.max_connections_per_client",
+                self.http.max_connections_per_client,
             ),
         ] {
             if value == 0 {

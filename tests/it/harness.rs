@@ -131,10 +131,12 @@ impl Builder {
             pop3: free_port(),
             pop3s: free_port(),
             managesieve: free_port(),
+            http: free_port(),
+            https: free_port(),
         };
         let config_path = dir.path().join("merpati.toml");
         let text = format!(
-            "data_dir = \"{data}\"\nmyhostname = \"{hostname}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[submission]\nlisten = [\"127.0.0.1:{sub}\"]\ntls_listen = [\"127.0.0.1:{subs}\"]\n{sub_extra}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[managesieve]\nlisten = [\"127.0.0.1:{managesieve}\"]\n{managesieve_extra}\n[queue]\n{queue}\n[dns]\n{dns}\n[mailauth]\n{mailauth}\n{tail}",
+            "data_dir = \"{data}\"\nmyhostname = \"{hostname}\"\nshutdown_timeout = \"5s\"\n{top}\n[smtp]\nlisten = [\"127.0.0.1:{port}\"]\n{smtp}\n[submission]\nlisten = [\"127.0.0.1:{sub}\"]\ntls_listen = [\"127.0.0.1:{subs}\"]\n{sub_extra}\n[imap]\nlisten = [\"127.0.0.1:{imap}\"]\ntls_listen = [\"127.0.0.1:{imaps}\"]\n{imap_extra}\n[pop3]\nlisten = [\"127.0.0.1:{pop3}\"]\ntls_listen = [\"127.0.0.1:{pop3s}\"]\n{pop3_extra}\n[managesieve]\nlisten = [\"127.0.0.1:{managesieve}\"]\n{managesieve_extra}\n[http]\nlisten = [\"127.0.0.1:{http}\"]\ntls_listen = [\"127.0.0.1:{https}\"]\n[queue]\n{queue}\n[dns]\n{dns}\n[mailauth]\n{mailauth}\n{tail}",
             data = dir.path().join("data").display(),
             hostname = self.hostname.as_deref().unwrap_or(HOSTNAME),
             top = self.top,
@@ -150,6 +152,8 @@ impl Builder {
             pop3_extra = self.pop3,
             managesieve = ports.managesieve,
             managesieve_extra = self.managesieve,
+            http = ports.http,
+            https = ports.https,
             queue = self.queue,
             dns = self.dns.as_deref().unwrap_or(UNANSWERED_DNS),
             mailauth = self.mailauth.as_deref().unwrap_or("generate_keys = false"),
@@ -196,6 +200,8 @@ pub struct MailboxPorts {
     pub pop3: u16,
     pub pop3s: u16,
     pub managesieve: u16,
+    pub http: u16,
+    pub https: u16,
 }
 
 pub struct Server {

@@ -2,6 +2,7 @@
 //! real clients (Python's smtplib, swaks) where they exist. One test binary
 //! (build time), one module per area.
 
+mod autoconfig;
 mod config_cli;
 mod content_checks;
 mod crash_safety;

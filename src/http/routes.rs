@@ -1,0 +1,285 @@
+//! Which path answers what. Autoconfig answers only for our own domains
+//! (an unknown one is `404`), so the listener cannot be used to make a
+//! client configure a stranger's mail through us.
+
+use super::HttpService;
+use super::autoconfig::{self, Server};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct Ctx {
+    svc: Arc<HttpService>,
+    tls: bool,
+}
+
+pub fn router(svc: Arc<HttpService>, tls: bool, max_body: usize) -> Router {
+    let ctx = Ctx { svc, tls };
+    Router::new()
+        .route(
+            "/.well-known/autoconfig/mail/config-v1.1.xml",
+            get(thunderbird),
+        )
+        .route("/mail/config-v1.1.xml", get(thunderbird))
+        .route(
+            "/autodiscover/autodiscover.xml",
+            post(outlook).get(outlook_get),
+        )
+        .route(
+            "/Autodiscover/Autodiscover.xml",
+            post(outlook).get(outlook_get),
+        )
+        .route("/autodiscover/autodiscover.json", get(outlook_json_query))
+        .route(
+            "/autodiscover/autodiscover.json/v1.0/{address}",
+            get(outlook_json),
+        )
+        .route(
+            "/Autodiscover/Autodiscover.json/v1.0/{address}",
+            get(outlook_json),
+        )
+        .route("/email.mobileconfig", get(apple))
+        .route("/healthz", get(health))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(ctx)
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn not_found() -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        "text/plain; charset=utf-8",
+        "Not found\n".into(),
+    )
+}
+
+impl Ctx {
+    fn server(&self) -> Server {
+        Server::from_config(&self.svc.config.get())
+    }
+
+    /// Whether mail for `domain` is ours.
+    fn ours(&self, domain: &str) -> bool {
+        !domain.is_empty()
+            && self.svc.resolver.get().classify(domain) != crate::rewrite::DomainClass::Remote
+    }
+
+    /// The domain a request is about: the address's, else the Host
+    /// name without `autoconfig.` / `autodiscover.`.
+    fn domain(&self, address: Option<&str>, headers: &HeaderMap, uri: &Uri) -> Option<String> {
+        let domain = match address {
+            Some(a) => a.rsplit_once('@')?.1.to_ascii_lowercase(),
+            None => {
+                // HTTP/2 carries the host in the :authority, not Host.
+                let host = match headers.get(header::HOST) {
+                    Some(h) => h.to_str().ok()?,
+                    None => uri.host()?,
+                };
+                let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+                    if p.bytes().all(|b| b.is_ascii_digit()) {
+                        h
+                    } else {
+                        host
+                    }
+                });
+                let host = host.to_ascii_lowercase();
+                host.strip_prefix("autoconfig.")
+                    .or_else(|| host.strip_prefix("autodiscover."))
+                    .unwrap_or(&host)
+                    .to_string()
+            }
+        };
+        self.ours(&domain).then_some(domain)
+    }
+}
+
+/// An address as clients send it: `user@domain`, bounded.
+fn address(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    (raw.len() <= 320 && crate::address::Address::parse(raw).is_ok() && raw.contains('@'))
+        .then(|| raw.to_string())
+}
+
+async fn thunderbird(
+    State(ctx): State<Ctx>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let given = query.get("emailaddress").map(|a| address(a));
+    let Some(given) = given.map_or(Some(None), |a| a.map(Some)) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            "Bad address\n".into(),
+        );
+    };
+    match ctx.domain(given.as_deref(), &headers, &uri) {
+        Some(domain) => text(
+            StatusCode::OK,
+            "application/xml; charset=utf-8",
+            autoconfig::thunderbird(&ctx.server(), &domain),
+        ),
+        None => not_found(),
+    }
+}
+
+async fn outlook(State(ctx): State<Ctx>, body: Bytes) -> Response {
+    let request = String::from_utf8_lossy(&body);
+    let Some(address) = autoconfig::pox_address(&request).and_then(|a| address(&a)) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            "No EMailAddress\n".into(),
+        );
+    };
+    let domain = address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase());
+    if !domain.is_some_and(|d| ctx.ours(&d)) {
+        return not_found();
+    }
+    text(
+        StatusCode::OK,
+        "application/xml; charset=utf-8",
+        autoconfig::outlook(&ctx.server(), &address),
+    )
+}
+
+/// Clients probe with GET before POSTing; Exchange answers that with an
+/// error document too, but a plain 405 is what they act on.
+async fn outlook_get() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "POST")],
+        "",
+    )
+        .into_response()
+}
+
+fn json_reply(ctx: &Ctx, raw: &str, protocol: Option<&String>) -> Response {
+    let Some(address) = address(raw) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "application/json",
+            "{\"ErrorCode\":\"InvalidUser\",\"ErrorMessage\":\"The given user is invalid\"}".into(),
+        );
+    };
+    let domain = address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase());
+    if !domain.is_some_and(|d| ctx.ours(&d)) {
+        return not_found();
+    }
+    let hostname = ctx.svc.config.get().myhostname.clone();
+    let (status, body) = autoconfig::outlook_json(&hostname, protocol.map_or("", String::as_str));
+    text(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        "application/json; charset=utf-8",
+        body,
+    )
+}
+
+async fn outlook_json(
+    State(ctx): State<Ctx>,
+    Path(address): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    json_reply(
+        &ctx,
+        &address,
+        query.get("Protocol").or_else(|| query.get("protocol")),
+    )
+}
+
+async fn outlook_json_query(
+    State(ctx): State<Ctx>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let address = query
+        .get("Email")
+        .or_else(|| query.get("email"))
+        .cloned()
+        .unwrap_or_default();
+    json_reply(
+        &ctx,
+        &address,
+        query.get("Protocol").or_else(|| query.get("protocol")),
+    )
+}
+
+async fn apple(State(ctx): State<Ctx>, Query(query): Query<HashMap<String, String>>) -> Response {
+    let Some(address) = query.get("email").and_then(|a| address(a)) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            "Give ?email=ADDRESS\n".into(),
+        );
+    };
+    let domain = address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase());
+    if !domain.is_some_and(|d| ctx.ours(&d)) {
+        return not_found();
+    }
+    match autoconfig::mobileconfig(&ctx.server(), &address) {
+        Some(profile) => {
+            let mut response = text(
+                StatusCode::OK,
+                "application/x-apple-aspen-config; charset=utf-8",
+                profile,
+            );
+            if let Ok(v) =
+                header::HeaderValue::from_str("attachment; filename=\"email.mobileconfig\"")
+            {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_DISPOSITION, v);
+            }
+            response
+        }
+        None => not_found(),
+    }
+}
+
+async fn health() -> Response {
+    text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
+}
+
+/// Everything else: on the plain port a redirect to HTTPS, on HTTPS a 404.
+async fn fallback(State(ctx): State<Ctx>, uri: Uri) -> Response {
+    if ctx.tls {
+        return not_found();
+    }
+    let host = ctx.svc.config.get().myhostname.clone();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("https://{host}{path}");
+    match header::HeaderValue::from_str(&location) {
+        Ok(value) => (
+            StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, value)],
+            "",
+        )
+            .into_response(),
+        Err(_) => not_found(),
+    }
+}
