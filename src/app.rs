@@ -365,6 +365,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         resolver: resolver.clone(),
         tls: tls_live.clone(),
         shutdown: front_stop.clone(),
+        store: store.clone(),
     });
     let limits = Arc::new(Limits {
         service: "http",

@@ -167,6 +167,7 @@ impl Authenticator {
                 // The protocols write the lines fail2ban reads (Postfix's
                 // and Dovecot's wording); this one is for debugging.
                 tracing::debug!(client = %address, "authentication failed for {login:?}");
+                crate::metrics::get().auth_failed();
                 tokio::time::sleep(delay).await;
                 Err(AuthError::Failed)
             }

@@ -232,13 +232,21 @@ impl HickoryResolver {
     }
 }
 
+/// A lookup, timed into the DNS latency histogram.
+async fn timed<T>(kind: &str, lookup: impl std::future::Future<Output = T>) -> T {
+    let start = std::time::Instant::now();
+    let out = lookup.await;
+    crate::metrics::get().dns_lookup(kind, start.elapsed().as_secs_f64());
+    out
+}
+
 impl Resolver for HickoryResolver {
     fn mx<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<MxAnswer, DnsError>> {
-        Box::pin(self.lookup_mx(domain))
+        Box::pin(timed("MX", self.lookup_mx(domain)))
     }
 
     fn addresses<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, DnsError>> {
-        Box::pin(self.lookup_addresses(host))
+        Box::pin(timed("A/AAAA", self.lookup_addresses(host)))
     }
 
     fn reverse(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<String>, DnsError>> {

@@ -22,6 +22,7 @@ pub mod live;
 pub mod logging;
 pub mod mailauth;
 pub mod managesieve;
+pub mod metrics;
 pub mod milter;
 pub mod net;
 pub mod password;

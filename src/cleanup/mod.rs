@@ -145,6 +145,7 @@ impl Cleanup {
 
     /// Queues a message durably; the returned ID may be acknowledged.
     pub async fn submit(&self, submission: Submission) -> Result<QueueId, CleanupError> {
+        let submission_protocol = submission.protocol.clone();
         if submission.recipients.is_empty() {
             return Err(CleanupError::NoRecipients);
         }
@@ -228,6 +229,7 @@ impl Cleanup {
             tracing::info!(queue_id = %id, "{id}: message-id={message_id}");
         });
         self.qmgr.notify_one();
+        crate::metrics::get().received(&protocol_of(&submission_protocol));
         Ok(id)
     }
 }
@@ -390,6 +392,20 @@ fn message_id_of(message: &[u8]) -> String {
                 .then(|| value.trim().to_string())
         })
         .unwrap_or_default()
+}
+
+/// The `with` value as a metrics label: `esmtpsa` and friends folded to
+/// their family, so the label set stays small.
+fn protocol_of(with: &str) -> String {
+    let with = with.to_ascii_lowercase();
+    match with.as_str() {
+        "" => "unknown".into(),
+        w if w.starts_with("esmtp") || w.starts_with("utf8") => "esmtp".into(),
+        w if w.starts_with("smtp") => "smtp".into(),
+        w if w.starts_with("lmtp") => "lmtp".into(),
+        "local" => "local".into(),
+        _ => "other".into(),
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub struct Http {
     /// Largest request body accepted (an autodiscover POST is a few
     /// hundred octets).
     pub max_body: Bytes,
+    /// Who may read `/metrics` besides `mynetworks` (addresses or CIDRs).
+    pub metrics_allow: Vec<String>,
 }
 
 impl Default for Http {
@@ -33,6 +35,7 @@ impl Default for Http {
             header_timeout: Span::secs(30),
             connection_timeout: Span::secs(300),
             max_body: Bytes(64 * 1024),
+            metrics_allow: Vec::new(),
         }
     }
 }

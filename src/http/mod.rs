@@ -28,6 +28,8 @@ pub struct HttpService {
     pub resolver: Arc<Live<Resolver>>,
     pub tls: Arc<Live<Arc<rustls::ServerConfig>>>,
     pub shutdown: CancellationToken,
+    /// For `/metrics`: the store's size.
+    pub store: Arc<dyn crate::store::MailStore>,
 }
 
 /// Serves one connection; `tls` for the HTTPS port.
@@ -39,7 +41,12 @@ pub async fn serve_connection(
 ) {
     let config = svc.config.get();
     let limits = &config.http;
-    let router = routes::router(svc.clone(), tls, limits.max_body.0 as usize);
+    let router = routes::router(
+        svc.clone(),
+        tls,
+        limits.max_body.0 as usize,
+        admitted.peer.ip(),
+    );
     let service = hyper_util::service::TowerToHyperService::new(router);
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -60,8 +67,11 @@ pub async fn serve_connection(
         let mut server_config = rustls::ServerConfig::clone(&svc.tls.get());
         server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
-        let stream = match tokio::time::timeout(limits.header_timeout.0, acceptor.accept(tcp)).await
-        {
+        let handshake = tokio::time::timeout(limits.header_timeout.0, acceptor.accept(tcp)).await;
+        if let Ok(r) = &handshake {
+            crate::metrics::get().tls_handshake(r.is_ok());
+        }
+        let stream = match handshake {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 tracing::debug!("http: TLS handshake with {peer} failed: {e}");

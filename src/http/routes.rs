@@ -17,10 +17,12 @@ use std::sync::Arc;
 struct Ctx {
     svc: Arc<HttpService>,
     tls: bool,
+    /// The client's address (one router per connection).
+    peer: std::net::IpAddr,
 }
 
-pub fn router(svc: Arc<HttpService>, tls: bool, max_body: usize) -> Router {
-    let ctx = Ctx { svc, tls };
+pub fn router(svc: Arc<HttpService>, tls: bool, max_body: usize, peer: std::net::IpAddr) -> Router {
+    let ctx = Ctx { svc, tls, peer };
     Router::new()
         .route(
             "/.well-known/autoconfig/mail/config-v1.1.xml",
@@ -46,6 +48,7 @@ pub fn router(svc: Arc<HttpService>, tls: bool, max_body: usize) -> Router {
         )
         .route("/email.mobileconfig", get(apple))
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(ctx)
@@ -259,6 +262,61 @@ async fn apple(State(ctx): State<Ctx>, Query(query): Query<HashMap<String, Strin
         }
         None => not_found(),
     }
+}
+
+/// Prometheus text format, for `mynetworks` and `http.metrics_allow`
+/// only (`403` for everyone else: the figures describe the server).
+async fn metrics(State(ctx): State<Ctx>) -> Response {
+    let config = ctx.svc.config.get();
+    let ip = ctx.peer.to_canonical();
+    let allowed = config
+        .mynetworks
+        .iter()
+        .chain(&config.http.metrics_allow)
+        .filter_map(|c| c.parse::<crate::config::Cidr>().ok())
+        .any(|c| c.contains(ip));
+    if !allowed {
+        return text(
+            StatusCode::FORBIDDEN,
+            "text/plain; charset=utf-8",
+            "Forbidden\n".into(),
+        );
+    }
+    let queue_dir = config.queue_dir();
+    let store = ctx.svc.store.clone();
+    let gathered = tokio::task::spawn_blocking(move || {
+        let queues: Vec<(&str, i64)> = crate::queue::spool::QueueName::ALL
+            .iter()
+            .map(|q| {
+                let name = q.dir_name();
+                let n = std::fs::read_dir(queue_dir.join(name)).map_or(0, |entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                        .count() as i64
+                });
+                (name, n)
+            })
+            .collect();
+        let bytes: u64 = store
+            .accounts()
+            .map(|list| list.iter().map(|a| a.used_bytes).sum())
+            .unwrap_or(0);
+        (queues, i64::try_from(bytes).unwrap_or(i64::MAX))
+    })
+    .await;
+    let Ok((queues, bytes)) = gathered else {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            "Error\n".into(),
+        );
+    };
+    text(
+        StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        crate::metrics::get().render(&queues, bytes),
+    )
 }
 
 async fn health() -> Response {

@@ -54,6 +54,23 @@ pub struct Admitted {
     pub local: SocketAddr,
     _permit: OwnedSemaphorePermit,
     _slot: Slot,
+    _open: Open,
+}
+
+/// Counts the session in the metrics while it lasts.
+struct Open(&'static str);
+
+impl Open {
+    fn new(service: &'static str) -> Open {
+        crate::metrics::get().session_opened(service);
+        Open(service)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        crate::metrics::get().session_closed(self.0);
+    }
 }
 
 /// Refusal reasons, answered by the protocol in its own words.
@@ -111,6 +128,7 @@ pub async fn accept_loop<S, SF, R, RF>(
                 peer.ip(),
                 limits.service
             );
+            crate::metrics::get().refused(limits.service);
             tracker.spawn(refuse(stream, Refusal::TooManyConnections));
             continue;
         };
@@ -121,6 +139,7 @@ pub async fn accept_loop<S, SF, R, RF>(
                 peer.ip(),
                 limits.service
             );
+            crate::metrics::get().refused(limits.service);
             tracker.spawn(refuse(stream, Refusal::TooManyFromClient));
             continue;
         };
@@ -129,6 +148,7 @@ pub async fn accept_loop<S, SF, R, RF>(
             local,
             _permit: permit,
             _slot: slot,
+            _open: Open::new(limits.service),
         };
         tracker.spawn(serve(stream, admitted));
     }

@@ -24,8 +24,9 @@ impl MaybeTls {
     pub async fn upgrade(&mut self, acceptor: tokio_rustls::TlsAcceptor) -> io::Result<()> {
         match std::mem::replace(self, MaybeTls::Gone) {
             MaybeTls::Plain(tcp) => {
-                let tls = acceptor.accept(tcp).await?;
-                *self = MaybeTls::Tls(Box::new(tls));
+                let tls = acceptor.accept(tcp).await;
+                crate::metrics::get().tls_handshake(tls.is_ok());
+                *self = MaybeTls::Tls(Box::new(tls?));
                 Ok(())
             }
             other => {

@@ -726,6 +726,13 @@ impl Qmgr {
                 Outcome::Deferred(t) => ("deferred", t.clone()),
                 Outcome::Bounced(t) => ("bounced", t.clone()),
             };
+            let age = (status != "deferred").then_some(delay as f64);
+            // The relay names a host for SMTP: the label is the transport.
+            let transport = match f.relay.as_str() {
+                "local" | "none" => f.relay.as_str(),
+                _ => "smtp",
+            };
+            crate::metrics::get().delivery(transport, status, age);
             // Logged as the delivery agent that did the work, as Postfix's
             // local(8) and smtp(8) do (pflogsumm counts these lines).
             let agent = if f.relay == "local" {

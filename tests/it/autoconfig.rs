@@ -153,3 +153,39 @@ fn clients_find_their_settings() {
     ]);
     assert_eq!(code, 413);
 }
+
+#[test]
+fn metrics_for_our_networks_only() {
+    let server = crate::harness::server();
+    server.add_user("bob@localhost", "pw");
+    let mut c = server.connect();
+    c.reply();
+    c.cmd("EHLO client.test");
+    let reply = c.send_mail(
+        "alice@localhost",
+        &["bob@localhost"],
+        "Subject: m\r\n\r\nx\r\n",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    c.cmd("QUIT");
+    server.wait_for_mail("bob@localhost", 1);
+    let (code, body) = curl(&[&url(&server, true, "/metrics")]);
+    assert_eq!(code, 200, "{body}");
+    for needle in [
+        "merpati_sessions_total{service=\"smtpd\"}",
+        "merpati_messages_received_total{protocol=\"esmtp\"} 1",
+        "merpati_deliveries_total{transport=\"local\",result=\"sent\"} 1",
+        "merpati_delivery_seconds_count 1",
+        "merpati_queue_messages{queue=\"deferred\"} 0",
+        "merpati_tls_handshakes_total{result=\"ok\"}",
+        "merpati_store_bytes ",
+    ] {
+        assert!(body.contains(needle), "{needle}\n{body}");
+    }
+    // Outside mynetworks (and metrics_allow): refused.
+    let closed = Builder::default()
+        .top("mynetworks = [\"192.0.2.0/24\"]")
+        .start();
+    let (code, _) = curl(&[&url(&closed, false, "/metrics")]);
+    assert_eq!(code, 403);
+}
