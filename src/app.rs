@@ -446,6 +446,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     .context("cannot open the postdrop socket")?;
     write_pid(&config.run_dir())?;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    spawn_watchdog(store.clone(), &front, front_stop.clone());
     tracing::info!(
         "merpati started on {} (data in {})",
         config.myhostname,
@@ -489,6 +490,46 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
 }
 
 /// Every second, make the queue files durable and retire journal segments.
+/// systemd's watchdog (`WatchdogSec=` in the unit): `WATCHDOG=1` every
+/// half period, but only while the daemon is alive in the ways that
+/// matter: the runtime schedules this task, and the mail store answers a
+/// read within the half period. A wedged store or runtime stops the pings
+/// and systemd restarts the service (`Restart=on-failure`).
+fn spawn_watchdog(store: Arc<dyn MailStore>, tasks: &TaskTracker, stop: CancellationToken) {
+    // As libsystemd's sd_watchdog_enabled(3): WATCHDOG_USEC, for us unless
+    // WATCHDOG_PID names another process.
+    let usec: u64 = std::env::var("WATCHDOG_USEC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let for_us = std::env::var("WATCHDOG_PID")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .is_none_or(|pid| pid == std::process::id());
+    if usec == 0 || !for_us {
+        return;
+    }
+    let half = std::time::Duration::from_micros(usec / 2);
+    tracing::info!("systemd watchdog: a ping every {half:?}");
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(half);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            let store = store.clone();
+            let probe = tokio::task::spawn_blocking(move || store.account("postmaster").is_ok());
+            match tokio::time::timeout(half, probe).await {
+                Ok(Ok(true)) => {
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                }
+                _ => tracing::warn!("systemd watchdog: the mail store did not answer; no ping"),
+            }
+        }
+    });
+}
+
 async fn checkpoints(journal: Arc<Journal>, spool: Arc<Spool>, stop: CancellationToken) {
     loop {
         tokio::select! {

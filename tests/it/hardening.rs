@@ -343,3 +343,35 @@ fn stray_files_in_the_queue_are_logged() {
     );
     assert!(stray.exists());
 }
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): READY=1 once the
+/// listeners are bound, then WATCHDOG=1 every half period while the store
+/// answers, on the socket systemd names in NOTIFY_SOCKET.
+#[test]
+fn systemd_ready_and_watchdog_pings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let _server = crate::harness::Builder::default()
+        .env("NOTIFY_SOCKET", path.to_str().expect("path"))
+        .env("WATCHDOG_USEC", "400000")
+        .start();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 512];
+    while seen
+        .iter()
+        .filter(|m: &&String| m.contains("WATCHDOG=1"))
+        .count()
+        < 2
+    {
+        let n = socket.recv(&mut buf).expect("a notification within 10 s");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(
+        seen.first().is_some_and(|m| m.contains("READY=1")),
+        "{seen:?}"
+    );
+}

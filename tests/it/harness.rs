@@ -39,6 +39,8 @@ pub struct Builder {
     mailauth: Option<String>,
     /// `myhostname` instead of [`HOSTNAME`] (a second server in a test).
     hostname: Option<String>,
+    /// Environment variables for the daemon (NOTIFY_SOCKET...).
+    env: Vec<(String, String)>,
 }
 
 impl Builder {
@@ -114,6 +116,12 @@ impl Builder {
         self
     }
 
+    /// An environment variable for the daemon process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
     /// The `[mailauth]` table's keys (replacing `generate_keys = false`).
     pub fn mailauth(mut self, toml: &str) -> Self {
         self.mailauth = Some(toml.to_string());
@@ -184,6 +192,7 @@ impl Builder {
             config_path,
             child: None,
             mount,
+            env: self.env,
         };
         server.spawn();
         server
@@ -213,6 +222,7 @@ pub struct Server {
     child: Option<Child>,
     /// A tmpfs to unmount when done.
     mount: Option<PathBuf>,
+    env: Vec<(String, String)>,
 }
 
 pub fn server() -> Server {
@@ -260,6 +270,7 @@ impl Server {
             .arg("--config")
             .arg(&self.config_path)
             .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
