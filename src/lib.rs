@@ -15,6 +15,7 @@ pub mod control;
 pub mod delivery;
 pub mod diskspace;
 pub mod dns;
+pub mod doctor;
 pub mod html;
 pub mod http;
 pub mod imap;

@@ -31,6 +31,14 @@ enum Command {
     Serve,
     /// Check the configuration and report every problem.
     CheckConfig,
+    /// Check what receivers and mail clients look up in DNS for DOMAIN
+    /// (else every local domain): each item OK or the record to publish.
+    Doctor {
+        domain: Option<String>,
+        /// One JSON object per item, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -314,6 +322,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(merpati::app::serve(path, config))
         }
         Command::CheckConfig => Ok(()),
+        Command::Doctor { domain, json } => doctor(&config, domain.as_deref(), json),
         Command::User(cmd) => user(&config, cmd),
         Command::Mailbox(cmd) => mailbox(&config, cmd),
         Command::Queue(cmd) => match cmd {
@@ -334,6 +343,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Newaliases => admin::newaliases(&config),
         Command::Mailq => admin::queue_list(&config),
     }
+}
+
+/// `merpati doctor`: exits non-zero if any check failed.
+fn doctor(config: &Config, domain: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let items = runtime.block_on(async {
+        let nameservers: Vec<_> = config
+            .dns
+            .nameservers
+            .iter()
+            .filter_map(|n| merpati::config::parse_listen(n))
+            .collect();
+        let dns = merpati::dns::HickoryResolver::new(&nameservers, config.dns.timeout.0)
+            .map_err(|e| anyhow!("cannot set up the DNS resolver: {e}"))?;
+        anyhow::Ok(merpati::doctor::check(config, &dns, domain).await)
+    })?;
+    if json {
+        print!("{}", merpati::doctor::json(&items));
+    } else {
+        print!("{}", merpati::doctor::text(&items));
+    }
+    let failed = items
+        .iter()
+        .filter(|i| i.status == merpati::doctor::Status::Fail)
+        .count();
+    if failed > 0 {
+        anyhow::bail!("{failed} check(s) failed");
+    }
+    Ok(())
 }
 
 fn parse_size(text: &str) -> anyhow::Result<u64> {

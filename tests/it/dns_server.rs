@@ -6,7 +6,7 @@
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Header, Metadata, ResponseCode};
-use hickory_server::proto::rr::rdata::{A, AAAA, MX, SOA, TXT};
+use hickory_server::proto::rr::rdata::{A, AAAA, MX, PTR, SOA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
@@ -25,6 +25,8 @@ pub enum Rr {
     /// `name TXT "..."`: one record, split into 255-byte character-strings
     /// as a zone file would (DKIM keys are longer than one string).
     Txt(String, String),
+    /// `name PTR target` (reverse DNS, in an `in-addr.arpa.` zone).
+    Ptr(&'static str, &'static str),
     /// Every question for this name is answered SERVFAIL (a broken
     /// authoritative server): a temporary error for the resolver.
     ServFail(&'static str),
@@ -102,6 +104,9 @@ fn record(rr: &Rr) -> Record {
         Rr::Aaaa(owner, ip) => Record::from_rdata(name(owner), 60, RData::AAAA(AAAA(*ip))),
         Rr::Txt(owner, text) => {
             Record::from_rdata(name(owner), 60, RData::TXT(TXT::new(txt_strings(text))))
+        }
+        Rr::Ptr(owner, target) => {
+            Record::from_rdata(name(owner), 60, RData::PTR(PTR(name(target))))
         }
         Rr::ServFail(_) => unreachable!("not a record"),
     }

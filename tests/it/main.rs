@@ -8,6 +8,7 @@ mod content_checks;
 mod crash_safety;
 mod disk_full;
 mod dns_server;
+mod doctor;
 mod greylisting;
 mod hardening;
 mod harness;
