@@ -53,6 +53,57 @@ pub fn run_sieve_op(config: &Config, op: &crate::sieve::admin::SieveOp) -> anyho
         .map_err(|e| anyhow!(e))
 }
 
+/// `merpati import mbox FILE ADDRESS [MAILBOX]`: each message through
+/// the daemon (or the store when it is stopped), progress on a terminal,
+/// a summary at the end.
+pub fn import_mbox(
+    config: &Config,
+    file: &std::path::Path,
+    address: &str,
+    mailbox: &str,
+) -> anyhow::Result<()> {
+    let account = account_of(config, address)?;
+    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let messages = crate::import::mbox::split(&data);
+    let total = messages.len();
+    let terminal = std::io::stderr().is_terminal();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (mut imported, mut skipped, mut failed) = (0, 0, 0);
+    for (i, m) in messages.into_iter().enumerate() {
+        let op = StoreOp::Import {
+            account: account.clone(),
+            mailbox: mailbox.to_string(),
+            flags: m.flags,
+            internal_date: m.internal_date.unwrap_or(now),
+            message: m.body,
+        };
+        match run_store_op(config, &op) {
+            Ok(out) if out.starts_with(b"skipped") => skipped += 1,
+            Ok(_) => imported += 1,
+            Err(e) => {
+                failed += 1;
+                eprintln!("message {}: {e}", i + 1);
+            }
+        }
+        if terminal {
+            eprint!("\r{}/{total}", i + 1);
+        }
+    }
+    if terminal {
+        eprintln!();
+    }
+    println!(
+        "{}: {imported} imported, {skipped} already there, {failed} failed (of {total})",
+        file.display()
+    );
+    if failed > 0 {
+        bail!("{failed} message(s) could not be imported");
+    }
+    Ok(())
+}
+
 fn resolver(config: &Config) -> Resolver {
     Resolver::new(config, Aliases::default())
 }

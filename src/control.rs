@@ -27,9 +27,10 @@ use tokio_util::task::TaskTracker;
 pub const SOCKET: &str = "control.sock";
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Largest request accepted: a few names and a password hash, or a Sieve
-/// script (`sieve.max_script_size` is at most 1 MiB).
-const MAX_REQUEST: u64 = 2 << 20;
+/// Largest request accepted: a few names and a password hash, a Sieve
+/// script (`sieve.max_script_size` is at most 1 MiB), or one imported
+/// message in base64.
+const MAX_REQUEST: u64 = 96 << 20;
 
 /// A store operation, already resolved to account names by the CLI.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +61,15 @@ pub enum StoreOp {
         mailbox: String,
         uid: u32,
     },
+    /// One message of `merpati import`: appended unless already imported
+    /// (see `crate::import::once_key`); the mailbox is made if missing.
+    Import {
+        account: String,
+        mailbox: String,
+        flags: Vec<String>,
+        internal_date: i64,
+        message: Vec<u8>,
+    },
 }
 
 impl StoreOp {
@@ -86,6 +96,21 @@ impl StoreOp {
                 mailbox,
                 uid,
             } => w(&["cat", account, mailbox, &uid.to_string()]),
+            StoreOp::Import {
+                account,
+                mailbox,
+                flags,
+                internal_date,
+                message,
+            } => w(&[
+                "import",
+                account,
+                mailbox,
+                &flags.join(" "),
+                &internal_date.to_string(),
+                // Words are text; a message is octets.
+                &crate::auth::base64_encode(message),
+            ]),
         }
     }
 
@@ -116,6 +141,13 @@ impl StoreOp {
                 account: s(1)?,
                 mailbox: s(2)?,
                 uid: u32::try_from(n(3)?).ok()?,
+            },
+            "import" => StoreOp::Import {
+                account: s(1)?,
+                mailbox: s(2)?,
+                flags: s(3)?.split_whitespace().map(str::to_string).collect(),
+                internal_date: words.get(4)?.parse().ok()?,
+                message: crate::auth::base64_decode(words.get(5)?)?,
             },
             _ => return None,
         })
@@ -188,6 +220,30 @@ impl StoreOp {
                     ));
                 }
                 Ok(out.into_bytes())
+            }
+            StoreOp::Import {
+                account,
+                mailbox,
+                flags,
+                internal_date,
+                message,
+            } => {
+                let key = crate::import::once_key(mailbox, message);
+                if store.account_data(account, &key).map_err(err)?.is_some() {
+                    return Ok(b"skipped\n".to_vec());
+                }
+                if store.mailbox(account, mailbox).map_err(err)?.is_none() {
+                    store.create_mailbox(account, mailbox, None).map_err(err)?;
+                }
+                store
+                    .append(account, mailbox, message, flags, *internal_date)
+                    .map_err(err)?;
+                // After the append: a crash between the two imports the
+                // message again on the next run, never loses it.
+                store
+                    .set_account_data(account, &key, Some(b"1"))
+                    .map_err(err)?;
+                Ok(b"imported\n".to_vec())
             }
             StoreOp::Cat {
                 account,

@@ -19,6 +19,7 @@ pub mod doctor;
 pub mod html;
 pub mod http;
 pub mod imap;
+pub mod import;
 pub mod live;
 pub mod logging;
 pub mod mailauth;

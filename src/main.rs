@@ -45,6 +45,9 @@ enum Command {
     /// Look into mailboxes.
     #[command(subcommand)]
     Mailbox(MailboxCommand),
+    /// Bring mail in from another server's files.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Inspect and manage the mail queue.
     #[command(subcommand)]
     Queue(QueueCommand),
@@ -179,6 +182,18 @@ enum UserCommand {
         address: String,
         /// Bytes, or with a unit: 500MiB, 2GiB, 1GB; 0 = unlimited.
         size: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// The messages of an mbox file (mboxo/mboxrd) into ADDRESS's
+    /// MAILBOX (INBOX by default, made if missing); running it again
+    /// imports nothing twice.
+    Mbox {
+        file: PathBuf,
+        address: String,
+        mailbox: Option<String>,
     },
 }
 
@@ -325,6 +340,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor { domain, json } => doctor(&config, domain.as_deref(), json),
         Command::User(cmd) => user(&config, cmd),
         Command::Mailbox(cmd) => mailbox(&config, cmd),
+        Command::Import(ImportCommand::Mbox {
+            file,
+            address,
+            mailbox,
+        }) => admin::import_mbox(
+            &config,
+            &file,
+            &address,
+            mailbox.as_deref().unwrap_or("INBOX"),
+        ),
         Command::Queue(cmd) => match cmd {
             QueueCommand::List => admin::queue_list(&config),
             QueueCommand::Flush => admin::queue_flush(&config),

@@ -781,7 +781,11 @@ fn mutt_copies_inbox_over_imap_to_mbox() {
     );
     let server = server_with_user();
     deliver(&server, "for mutt one", "first body for mutt");
-    deliver(&server, "for mutt two", "second body for mutt");
+    deliver(
+        &server,
+        "for mutt two",
+        "second body for mutt\r\nFrom the start, a line mbox must quote",
+    );
     server.wait_for_mail(USER, 2);
     let dir = tempfile::tempdir().expect("tempdir");
     let mbox = dir.path().join("saved.mbox");
@@ -822,9 +826,44 @@ push \"<tag-pattern>~A<enter><tag-prefix><copy-message>{}<enter><exit>\"\n",
         text(&out),
         server.log()
     );
+    // Two separator lines (mutt leaves a body line "From the..." as it
+    // is: readers must tell it from a separator by its date).
     assert_eq!(
-        saved.matches("\nFrom ").count() + usize::from(saved.starts_with("From ")),
-        2
+        saved.matches("\nFrom bob@example.com ").count()
+            + usize::from(saved.starts_with("From bob@example.com ")),
+        2,
+        "{saved}"
+    );
+
+    // What mutt wrote comes back in with `merpati import mbox`, once.
+    server.add_user("carol@localhost", "pw");
+    let file = mbox.to_str().expect("path");
+    let first = server.cli_ok(&["import", "mbox", file, "carol@localhost", "Archive"]);
+    assert!(
+        first.contains("2 imported, 0 already there, 0 failed (of 2)"),
+        "{first}"
+    );
+    let again = server.cli_ok(&["import", "mbox", file, "carol@localhost", "Archive"]);
+    assert!(again.contains("0 imported, 2 already there"), "{again}");
+    let uids = server.cli_ok(&["mailbox", "list", "carol@localhost", "Archive"]);
+    assert_eq!(uids.lines().count(), 2, "{uids}");
+    let second: u32 = uids
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split('\t').next())
+        .and_then(|u| u.parse().ok())
+        .expect("uid");
+    let body = server.cli_ok(&[
+        "mailbox",
+        "cat",
+        "carol@localhost",
+        &second.to_string(),
+        "Archive",
+    ]);
+    assert!(body.contains("Subject: for mutt two"), "{body}");
+    assert!(
+        body.contains("\r\nFrom the start, a line mbox must quote\r\n"),
+        "{body}"
     );
 }
 

@@ -1,0 +1,23 @@
+//! Bringing mail in from other servers' files: `merpati import mbox`.
+//! Each message goes through the store's APPEND (so quota, UIDs and
+//! change events are the usual ones), once: a record per message, keyed
+//! by a digest of its mailbox and content, makes a second run skip what
+//! the first imported.
+
+pub mod mbox;
+
+/// The account-data key that marks `message` as imported into `mailbox`.
+pub fn once_key(mailbox: &str, message: &[u8]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(mailbox.as_bytes());
+    ctx.update(b"\0");
+    ctx.update(message);
+    let hex: String = ctx
+        .finish()
+        .as_ref()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("import/{hex}")
+}
