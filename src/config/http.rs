@@ -23,6 +23,30 @@ pub struct Http {
     pub max_body: Bytes,
     /// Who may read `/metrics` besides `mynetworks` (addresses or CIDRs).
     pub metrics_allow: Vec<String>,
+    /// RFC 8461 MTA-STS policy served at
+    /// `https://mta-sts.DOMAIN/.well-known/mta-sts.txt`: "none",
+    /// "testing" or "enforce".
+    pub mta_sts_mode: MtaStsMode,
+    /// The policy's `max_age`.
+    pub mta_sts_max_age: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MtaStsMode {
+    None,
+    Testing,
+    Enforce,
+}
+
+impl MtaStsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MtaStsMode::None => "none",
+            MtaStsMode::Testing => "testing",
+            MtaStsMode::Enforce => "enforce",
+        }
+    }
 }
 
 impl Default for Http {
@@ -36,6 +60,8 @@ impl Default for Http {
             connection_timeout: Span::secs(300),
             max_body: Bytes(64 * 1024),
             metrics_allow: Vec::new(),
+            mta_sts_mode: MtaStsMode::Testing,
+            mta_sts_max_age: Span::secs(7 * 86_400),
         }
     }
 }

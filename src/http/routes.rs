@@ -47,6 +47,7 @@ pub fn router(svc: Arc<HttpService>, tls: bool, max_body: usize, peer: std::net:
             get(outlook_json),
         )
         .route("/email.mobileconfig", get(apple))
+        .route("/.well-known/mta-sts.txt", get(mta_sts))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .fallback(fallback)
@@ -317,6 +318,34 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
         crate::metrics::get().render(&queues, bytes),
     )
+}
+
+/// RFC 8461 §3.2: the policy, on `mta-sts.DOMAIN` over HTTPS only, for
+/// our domains; our one MX is this host.
+async fn mta_sts(State(ctx): State<Ctx>, headers: HeaderMap, uri: Uri) -> Response {
+    let host = match headers.get(header::HOST) {
+        Some(h) => h.to_str().unwrap_or_default().to_string(),
+        None => uri.host().unwrap_or_default().to_string(),
+    };
+    let host = host
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let Some(domain) = host.strip_prefix("mta-sts.") else {
+        return not_found();
+    };
+    if !ctx.tls || !ctx.ours(domain) {
+        return not_found();
+    }
+    let config = ctx.svc.config.get();
+    let policy = format!(
+        "version: STSv1\r\nmode: {}\r\nmx: {}\r\nmax_age: {}\r\n",
+        config.http.mta_sts_mode.as_str(),
+        config.myhostname,
+        config.http.mta_sts_max_age.0.as_secs()
+    );
+    text(StatusCode::OK, "text/plain; charset=utf-8", policy)
 }
 
 async fn health() -> Response {

@@ -127,6 +127,26 @@ fn clients_find_their_settings() {
         "{body}"
     );
 
+    // The MTA-STS policy, on mta-sts.DOMAIN over HTTPS only.
+    let (code, body) = curl(&[
+        "-H",
+        "Host: mta-sts.example.test",
+        &url(s, true, "/.well-known/mta-sts.txt"),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains(
+            "version: STSv1\r\nmode: testing\r\nmx: mail.merpati.test\r\nmax_age: 604800\r\n"
+        ),
+        "{body}"
+    );
+    let (code, _) = curl(&[
+        "-H",
+        "Host: mta-sts.elsewhere.test",
+        &url(s, true, "/.well-known/mta-sts.txt"),
+    ]);
+    assert_eq!(code, 404);
+
     // Health over HTTP/2 (ALPN on the TLS port) and HTTP/1.1.
     let (code, body) = curl(&["--http2", &url(s, true, "/healthz")]);
     assert_eq!(code, 200, "{body}");
