@@ -64,22 +64,81 @@ pub fn import_mbox(
 ) -> anyhow::Result<()> {
     let account = account_of(config, address)?;
     let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let messages = crate::import::mbox::split(&data);
-    let total = messages.len();
-    let terminal = std::io::stderr().is_terminal();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
+    let ops: Vec<ImportStep> = crate::import::mbox::split(&data)
+        .into_iter()
+        .map(|m| {
+            let account = account.clone();
+            let mailbox = mailbox.to_string();
+            Box::new(move || {
+                Ok(StoreOp::Import {
+                    account,
+                    mailbox,
+                    flags: m.flags,
+                    internal_date: m.internal_date.unwrap_or(now),
+                    message: m.body,
+                })
+            }) as ImportStep
+        })
+        .collect();
+    import_all(config, &file.display().to_string(), ops)
+}
+
+/// `merpati import maildir PATH ADDRESS`: every folder of the tree.
+pub fn import_maildir(
+    config: &Config,
+    root: &std::path::Path,
+    address: &str,
+) -> anyhow::Result<()> {
+    let account = account_of(config, address)?;
+    let entries = crate::import::maildir::scan(root)
+        .with_context(|| format!("cannot read {}", root.display()))?;
+    let ops: Vec<ImportStep> = entries
+        .into_iter()
+        .map(|e| {
+            let account = account.clone();
+            // One file read at a time, when its turn comes.
+            Box::new(move || {
+                let message = std::fs::read(&e.path)
+                    .with_context(|| format!("cannot read {}", e.path.display()))?;
+                Ok(StoreOp::Import {
+                    account,
+                    mailbox: e.mailbox,
+                    flags: e.flags,
+                    internal_date: e.internal_date,
+                    message: crlf(message),
+                })
+            }) as ImportStep
+        })
+        .collect();
+    import_all(config, &root.display().to_string(), ops)
+}
+
+/// One message of an import, made when its turn comes.
+type ImportStep = Box<dyn FnOnce() -> anyhow::Result<StoreOp>>;
+
+/// Maildir files often end lines with a bare LF; the store keeps CRLF.
+fn crlf(message: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 32);
+    let mut prev = 0u8;
+    for b in message {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+fn import_all(config: &Config, what: &str, ops: Vec<ImportStep>) -> anyhow::Result<()> {
+    let total = ops.len();
+    let terminal = std::io::stderr().is_terminal();
     let (mut imported, mut skipped, mut failed) = (0, 0, 0);
-    for (i, m) in messages.into_iter().enumerate() {
-        let op = StoreOp::Import {
-            account: account.clone(),
-            mailbox: mailbox.to_string(),
-            flags: m.flags,
-            internal_date: m.internal_date.unwrap_or(now),
-            message: m.body,
-        };
-        match run_store_op(config, &op) {
+    for (i, make) in ops.into_iter().enumerate() {
+        match make().and_then(|op| run_store_op(config, &op)) {
             Ok(out) if out.starts_with(b"skipped") => skipped += 1,
             Ok(_) => imported += 1,
             Err(e) => {
@@ -94,10 +153,7 @@ pub fn import_mbox(
     if terminal {
         eprintln!();
     }
-    println!(
-        "{}: {imported} imported, {skipped} already there, {failed} failed (of {total})",
-        file.display()
-    );
+    println!("{what}: {imported} imported, {skipped} already there, {failed} failed (of {total})");
     if failed > 0 {
         bail!("{failed} message(s) could not be imported");
     }

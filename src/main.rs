@@ -195,6 +195,10 @@ enum ImportCommand {
         address: String,
         mailbox: Option<String>,
     },
+    /// A Maildir (or Maildir++) tree into ADDRESS's mailboxes: the root
+    /// is INBOX, folders keep their names; running it again imports
+    /// nothing twice.
+    Maildir { path: PathBuf, address: String },
 }
 
 #[derive(Subcommand)]
@@ -350,6 +354,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             &address,
             mailbox.as_deref().unwrap_or("INBOX"),
         ),
+        Command::Import(ImportCommand::Maildir { path, address }) => {
+            admin::import_maildir(&config, &path, &address)
+        }
         Command::Queue(cmd) => match cmd {
             QueueCommand::List => admin::queue_list(&config),
             QueueCommand::Flush => admin::queue_flush(&config),

@@ -4,6 +4,7 @@
 //! by a digest of its mailbox and content, makes a second run skip what
 //! the first imported.
 
+pub mod maildir;
 pub mod mbox;
 
 /// The account-data key that marks `message` as imported into `mailbox`.

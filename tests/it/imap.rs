@@ -934,6 +934,24 @@ SyncState *\n",
         assert!(maildir.join(folder).join("cur").is_dir(), "{folder}");
     }
 
+    // The Maildir mbsync wrote comes in with `merpati import maildir`,
+    // folders and all, once.
+    server.add_user("carol@localhost", "pw");
+    let md = maildir.to_str().expect("path");
+    let first = server.cli_ok(&["import", "maildir", md, "carol@localhost"]);
+    assert!(
+        first.contains("2 imported, 0 already there, 0 failed (of 2)"),
+        "{first}"
+    );
+    let again = server.cli_ok(&["import", "maildir", md, "carol@localhost"]);
+    assert!(again.contains("0 imported, 2 already there"), "{again}");
+    let listed = server.cli_ok(&["mailbox", "list", "carol@localhost"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.contains("sync me one") && listed.contains("sync me two"),
+        "{listed}"
+    );
+
     // 2. Maildir -> server: a new local message is APPENDed.
     let new = inbox.join("new").join("1700000000.merpati-test.localhost");
     std::fs::write(
