@@ -137,8 +137,23 @@ fn import_all(config: &Config, what: &str, ops: Vec<ImportStep>) -> anyhow::Resu
     let total = ops.len();
     let terminal = std::io::stderr().is_terminal();
     let (mut imported, mut skipped, mut failed) = (0, 0, 0);
+    // Through the daemon while it runs; else the store, opened once.
+    let socket = config.run_dir().join(control::SOCKET);
+    let mut local: Option<std::sync::Arc<dyn crate::store::MailStore>> = None;
+    let mut run = |op: StoreOp| -> anyhow::Result<Vec<u8>> {
+        if local.is_none()
+            && let Some(answer) = control::request(&socket, &op).context("control socket")?
+        {
+            return answer.map_err(|e| anyhow!(e));
+        }
+        let store = match &local {
+            Some(store) => store.clone(),
+            None => local.insert(app::open_store(config)?).clone(),
+        };
+        op.execute(store.as_ref()).map_err(|e| anyhow!(e))
+    };
     for (i, make) in ops.into_iter().enumerate() {
-        match make().and_then(|op| run_store_op(config, &op)) {
+        match make().and_then(&mut run) {
             Ok(out) if out.starts_with(b"skipped") => skipped += 1,
             Ok(_) => imported += 1,
             Err(e) => {
