@@ -250,7 +250,7 @@ impl Resolver for HickoryResolver {
     }
 
     fn reverse(&self, ip: IpAddr) -> BoxFuture<'_, Result<Vec<String>, DnsError>> {
-        Box::pin(async move {
+        Box::pin(timed("PTR", async move {
             match self.inner.reverse_lookup(ip).await {
                 Ok(lookup) => Ok(lookup
                     .answers()
@@ -262,11 +262,11 @@ impl Resolver for HickoryResolver {
                     .collect()),
                 Err(e) => absent_or_temporary(&e),
             }
-        })
+        }))
     }
 
     fn ipv4<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<Ipv4Addr>, DnsError>> {
-        Box::pin(async move {
+        Box::pin(timed("A", async move {
             let Ok(fq) = fqdn(name) else {
                 return Ok(Vec::new());
             };
@@ -281,11 +281,11 @@ impl Resolver for HickoryResolver {
                     .collect()),
                 Err(e) => absent_or_temporary(&e),
             }
-        })
+        }))
     }
 
     fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, DnsError>> {
-        Box::pin(async move {
+        Box::pin(timed("TXT", async move {
             let Ok(fq) = fqdn(name) else {
                 return Ok(Vec::new());
             };
@@ -305,7 +305,7 @@ impl Resolver for HickoryResolver {
                     .collect()),
                 Err(e) => absent_or_temporary(&e),
             }
-        })
+        }))
     }
 }
 
