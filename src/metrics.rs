@@ -26,6 +26,7 @@ pub struct Metrics {
     dns_seconds: Family<Labels, Histogram>,
     queue: Family<Labels, Gauge>,
     store_bytes: Gauge,
+    http: Family<Labels, Counter>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -51,6 +52,7 @@ pub fn get() -> &'static Metrics {
             dns_seconds: Family::new_with_constructor(dns_histogram),
             queue: Family::default(),
             store_bytes: Gauge::default(),
+            http: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -104,6 +106,11 @@ pub fn get() -> &'static Metrics {
             "Bytes stored in all mailboxes",
             m.store_bytes.clone(),
         );
+        registry.register(
+            "http_requests",
+            "HTTP requests, by status class",
+            m.http.clone(),
+        );
         Metrics { registry, ..m }
     })
 }
@@ -156,6 +163,13 @@ impl Metrics {
         if let Some(age) = age {
             self.delivery_seconds.observe(age.max(0.0));
         }
+    }
+
+    /// One HTTP response, counted by its class (`2xx`, `4xx`...).
+    pub fn http_response(&self, status: u16) {
+        self.http
+            .get_or_create(&vec![("class", format!("{}xx", status / 100))])
+            .inc();
     }
 
     pub fn dns_lookup(&self, kind: &str, seconds: f64) {

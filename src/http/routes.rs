@@ -52,7 +52,15 @@ pub fn router(svc: Arc<HttpService>, tls: bool, max_body: usize, peer: std::net:
         .route("/metrics", get(metrics))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(count))
         .with_state(ctx)
+}
+
+/// Counts every response in the metrics.
+async fn count(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    crate::metrics::get().http_response(response.status().as_u16());
+    response
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {

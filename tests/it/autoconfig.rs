@@ -189,6 +189,7 @@ fn metrics_for_our_networks_only() {
     assert!(reply.starts_with("250"), "{reply}");
     c.cmd("QUIT");
     server.wait_for_mail("bob@localhost", 1);
+    assert_eq!(curl(&[&url(&server, true, "/healthz")]).0, 200);
     let (code, body) = curl(&[&url(&server, true, "/metrics")]);
     assert_eq!(code, 200, "{body}");
     for needle in [
@@ -199,6 +200,7 @@ fn metrics_for_our_networks_only() {
         "merpati_queue_messages{queue=\"deferred\"} 0",
         "merpati_tls_handshakes_total{result=\"ok\"}",
         "merpati_store_bytes ",
+        "merpati_http_requests_total{class=\"2xx\"}",
     ] {
         assert!(body.contains(needle), "{needle}\n{body}");
     }
