@@ -1,7 +1,8 @@
 //! Maildir (and Maildir++) folders, as Dovecot, Courier and mbsync write
 //! them: the messages of `cur/` and `new/` (never `tmp/`), flags from
 //! the `:2,` info (`S` seen, `R` answered, `F` flagged, `T` deleted, `D`
-//! draft, `a`–`z` keywords named by Dovecot's `dovecot-keywords`), the
+//! draft, `a`–`z` keywords named by Dovecot's `dovecot-keywords`, also
+//! on files Dovecot left in `new/`), the
 //! arrival time from the file name's leading seconds (else its mtime).
 //! Folders: the root is INBOX; `.A.B` (Maildir++) is `A/B`; a plain
 //! subdirectory holding `cur`/`new` (mbsync's "Verbatim") is its path;
@@ -123,11 +124,8 @@ fn messages(dir: &Path, mailbox: &str, out: &mut Vec<Entry>) -> std::io::Result<
             if name.starts_with('.') {
                 continue;
             }
-            let flags = if sub == "cur" {
-                flags_of(&name, &keywords)
-            } else {
-                Vec::new()
-            };
+            // Dovecot keeps flags on files still in new/ too.
+            let flags = flags_of(&name, &keywords);
             let internal_date = name
                 .split('.')
                 .next()

@@ -17,6 +17,7 @@ mod imap_client;
 mod imap_conformance;
 mod imap_sort;
 mod imap_utf8;
+mod import_dovecot;
 mod log_tools;
 mod mailauth_forward;
 mod mailauth_inbound;
