@@ -64,9 +64,7 @@ pub fn import_mbox(
 ) -> anyhow::Result<()> {
     let account = account_of(config, address)?;
     let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::rfc5322::now_unix();
     let ops: Vec<ImportStep> = crate::import::mbox::split(&data)
         .into_iter()
         .map(|m| {
@@ -108,7 +106,8 @@ pub fn import_maildir(
                     mailbox: e.mailbox,
                     flags: e.flags,
                     internal_date: e.internal_date,
-                    message: crlf(message),
+                    // Maildir files often end lines with a bare LF; the store keeps CRLF.
+                    message: crate::rfc5322::to_crlf(&message, false),
                 })
             }) as ImportStep
         })
@@ -118,20 +117,6 @@ pub fn import_maildir(
 
 /// One message of an import, made when its turn comes.
 type ImportStep = Box<dyn FnOnce() -> anyhow::Result<StoreOp>>;
-
-/// Maildir files often end lines with a bare LF; the store keeps CRLF.
-fn crlf(message: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 32);
-    let mut prev = 0u8;
-    for b in message {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    out
-}
 
 fn import_all(config: &Config, what: &str, ops: Vec<ImportStep>) -> anyhow::Result<()> {
     let total = ops.len();

@@ -366,6 +366,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         tls: tls_live.clone(),
         shutdown: front_stop.clone(),
         store: store.clone(),
+        alpn: Default::default(),
     });
     let limits = Arc::new(Limits {
         service: "http",
@@ -379,6 +380,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         (&config.http.tls_listen, true),
     ] {
         let addrs: Vec<_> = addrs.iter().filter_map(|a| parse_listen(a)).collect();
+        let router = crate::http::router(http.clone(), tls, config.http.max_body.0 as usize);
         for listener in bind_all(&addrs)? {
             tracing::info!(
                 "http listening on {}{}",
@@ -386,12 +388,15 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
                 if tls { " (TLS)" } else { "" }
             );
             let svc = http.clone();
+            let router = router.clone();
             front.spawn(accept_loop(
                 listener,
                 limits.clone(),
                 front_stop.clone(),
                 front.clone(),
-                move |tcp, admitted| crate::http::serve_connection(svc.clone(), tcp, admitted, tls),
+                move |tcp, admitted| {
+                    crate::http::serve_connection(svc.clone(), router.clone(), tcp, admitted, tls)
+                },
                 crate::http::refuse,
             ));
         }

@@ -304,6 +304,78 @@ enum Turn {
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0YvVZ2m1k8Vd9yQyY5s8Yx3pQm0yE5nJmM1dQm9hCkA";
 
+/// A server-side SASL exchange for PLAIN (RFC 4616) or LOGIN, sans-IO:
+/// it says which challenge to send next and what the responses added up
+/// to; each protocol sends and reads them in its own framing (POP3's
+/// `+ `, ManageSieve's strings) and handles cancels and bad base64.
+pub struct SaslExchange {
+    login: bool,
+    /// LOGIN: the user name, once given.
+    username: Option<Vec<u8>>,
+}
+
+/// What comes next in a [`SaslExchange`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaslStep {
+    /// Send this challenge (not yet base64-encoded) and respond with what
+    /// comes back.
+    Challenge(&'static [u8]),
+    /// The exchange gave a login and a password to check.
+    Credentials { login: String, password: String },
+    /// Malformed credentials: a failed login.
+    Failed,
+}
+
+impl SaslExchange {
+    /// `None` for a mechanism we do not offer.
+    pub fn new(mechanism: &str) -> Option<SaslExchange> {
+        let login = match mechanism.to_ascii_uppercase().as_str() {
+            "PLAIN" => false,
+            "LOGIN" => true,
+            _ => return None,
+        };
+        Some(SaslExchange {
+            login,
+            username: None,
+        })
+    }
+
+    /// The mechanism, for log lines.
+    pub fn method(&self) -> &'static str {
+        if self.login { "LOGIN" } else { "PLAIN" }
+    }
+
+    /// The first step, with the client's initial response if it sent one
+    /// (for LOGIN, the user name).
+    pub fn start(&mut self, initial: Option<Vec<u8>>) -> SaslStep {
+        match initial {
+            Some(data) => self.respond(data),
+            None if self.login => SaslStep::Challenge(b"Username:"),
+            None => SaslStep::Challenge(b""),
+        }
+    }
+
+    /// The client's (decoded) response to the last challenge.
+    pub fn respond(&mut self, data: Vec<u8>) -> SaslStep {
+        if !self.login {
+            return match decode_plain(&data) {
+                Some((login, password)) => SaslStep::Credentials { login, password },
+                None => SaslStep::Failed,
+            };
+        }
+        let Some(username) = self.username.take() else {
+            self.username = Some(data);
+            return SaslStep::Challenge(b"Password:");
+        };
+        match (String::from_utf8(username), String::from_utf8(data)) {
+            (Ok(login), Ok(password)) if !login.is_empty() => {
+                SaslStep::Credentials { login, password }
+            }
+            _ => SaslStep::Failed,
+        }
+    }
+}
+
 /// SASL PLAIN (RFC 4616) message, base64-decoded: `authzid\0authcid\0passwd`.
 /// Returns (login, password); an authzid other than empty or the login
 /// itself is refused (no proxy logins).
@@ -319,6 +391,16 @@ pub fn decode_plain(decoded: &[u8]) -> Option<(String, String)> {
         return None;
     }
     Some((authcid.to_string(), password.to_string()))
+}
+
+/// Lower-case hex of `bytes` (digests in keys and identifiers).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// Standard base64 (RFC 4648 §4) decoding, tolerant of missing padding;
@@ -379,6 +461,42 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sasl_exchanges() {
+        let mut plain = SaslExchange::new("plain").unwrap();
+        assert_eq!(plain.start(None), SaslStep::Challenge(b""));
+        assert_eq!(
+            plain.respond(b"\0bob\0pw".to_vec()),
+            SaslStep::Credentials {
+                login: "bob".into(),
+                password: "pw".into()
+            }
+        );
+        let mut login = SaslExchange::new("LOGIN").unwrap();
+        assert_eq!(
+            login.start(Some(b"bob".to_vec())),
+            SaslStep::Challenge(b"Password:")
+        );
+        assert_eq!(
+            login.respond(b"pw".to_vec()),
+            SaslStep::Credentials {
+                login: "bob".into(),
+                password: "pw".into()
+            }
+        );
+        let mut login = SaslExchange::new("LOGIN").unwrap();
+        assert_eq!(login.start(None), SaslStep::Challenge(b"Username:"));
+        assert_eq!(login.respond(Vec::new()), SaslStep::Challenge(b"Password:"));
+        assert_eq!(login.respond(b"pw".to_vec()), SaslStep::Failed);
+        assert!(SaslExchange::new("CRAM-MD5").is_none());
+        assert_eq!(
+            SaslExchange::new("PLAIN")
+                .unwrap()
+                .start(Some(b"junk".to_vec())),
+            SaslStep::Failed
+        );
+    }
 
     #[test]
     fn ipv6_clients_count_by_their_64() {

@@ -268,27 +268,33 @@ impl Checker<'_> {
         }
     }
 
+    /// The RFC 6186/8314 records for the endpoints clients are offered
+    /// (the same list autoconfig gives them).
     fn srv_records(&self, domain: &str) -> Vec<String> {
-        let host = &self.config.myhostname;
-        let port =
-            |list: &[String]| -> Option<u16> { list.first()?.rsplit_once(':')?.1.parse().ok() };
-        let c = self.config;
-        let services: [(&str, Option<u16>); 6] = [
-            ("_submissions", port(&c.submission.tls_listen)),
-            ("_submission", port(&c.submission.listen)),
-            ("_imaps", port(&c.imap.tls_listen)),
-            ("_imap", port(&c.imap.listen)),
-            ("_pop3s", port(&c.pop3.tls_listen)),
-            ("_pop3", port(&c.pop3.listen)),
-        ];
-        services
-            .iter()
-            .map(|(name, port)| match port {
-                Some(p) => format!("{name}._tcp.{domain}. IN SRV 0 1 {p} {host}."),
+        use crate::http::autoconfig::{Kind, Security, Server};
+        let server = Server::from_config(self.config);
+        let host = &server.hostname;
+        [
+            ("_submissions", Kind::Smtp, Security::Implicit),
+            ("_submission", Kind::Smtp, Security::StartTls),
+            ("_imaps", Kind::Imap, Security::Implicit),
+            ("_imap", Kind::Imap, Security::StartTls),
+            ("_pop3s", Kind::Pop3, Security::Implicit),
+            ("_pop3", Kind::Pop3, Security::StartTls),
+        ]
+        .iter()
+        .map(|(name, kind, security)| {
+            let offered = server
+                .endpoints
+                .iter()
+                .find(|e| e.kind == *kind && e.security == *security);
+            match offered {
+                Some(e) => format!("{name}._tcp.{domain}. IN SRV 0 1 {} {host}.", e.port),
                 // RFC 6186 §4: "." says the service is not offered.
                 None => format!("{name}._tcp.{domain}. IN SRV 0 0 0 ."),
-            })
-            .collect()
+            }
+        })
+        .collect()
     }
 
     /// The server's own name: addresses, and reverse DNS that names it.
@@ -365,20 +371,7 @@ pub fn text(items: &[Item]) -> String {
 
 /// The report for scripts (`--json`).
 pub fn json(items: &[Item]) -> String {
-    let esc = |s: &str| {
-        let mut out = String::new();
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                c if (c as u32) < 0x20 => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-                c => out.push(c),
-            }
-        }
-        out
-    };
+    let esc = crate::escape::json;
     let rows: Vec<String> = items
         .iter()
         .map(|i| {

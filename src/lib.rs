@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod diskspace;
 pub mod dns;
 pub mod doctor;
+pub mod escape;
 pub mod html;
 pub mod http;
 pub mod imap;

@@ -1,5 +1,6 @@
-//! Small RFC 5322 helpers: the date format, and a scan of a message's header
-//! section that never panics on malformed input.
+//! Small RFC 5322 helpers: the date format, line ends, RFC 2047 words for
+//! header values we write, and a scan of a message's header section that
+//! never panics on malformed input.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,6 +9,35 @@ pub fn now_unix() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// LF or CRLF input to CRLF lines (a last line without one gets one);
+/// with `dot_ends`, a line of one dot ends the input (sendmail without
+/// `-i`).
+pub fn to_crlf(input: &[u8], dot_ends: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + input.len() / 32);
+    for line in input.split_inclusive(|&b| b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        if dot_ends && body == b"." {
+            break;
+        }
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A header value as one RFC 2047 encoded word when it is not ASCII.
+pub fn encode_word(text: &str) -> String {
+    if text.is_ascii() {
+        text.to_string()
+    } else {
+        format!(
+            "=?utf-8?b?{}?=",
+            crate::auth::base64_encode(text.as_bytes())
+        )
+    }
 }
 
 /// `Sun, 22 Nov 2026 07:54:10 +0000` (RFC 5322 §3.3), always in UTC.

@@ -16,7 +16,7 @@ use crate::queue::file::{QueueFile, QueuedRecipient};
 use crate::queue::spool::Spool;
 use crate::queue::{self, postdrop};
 use crate::rewrite::{Aliases, Resolver, Route};
-use crate::rfc5322::{now_unix, scan_headers};
+use crate::rfc5322::{now_unix, scan_headers, to_crlf};
 use crate::smtp::proto::command::{Command, Notify, parse_command};
 use crate::smtp::proto::data::{BareLf, DataDecoder};
 use crate::smtp::proto::reply::Reply;
@@ -509,21 +509,6 @@ fn login_name() -> String {
         }
     }
     format!("uid{}", unsafe { libc::getuid() })
-}
-
-/// LF or CRLF input to CRLF; without `-i` a line of one dot ends input.
-fn to_crlf(input: &[u8], dot_ends: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len() + input.len() / 32);
-    for line in input.split_inclusive(|&b| b == b'\n') {
-        let body = line.strip_suffix(b"\n").unwrap_or(line);
-        let body = body.strip_suffix(b"\r").unwrap_or(body);
-        if dot_ends && body == b"." {
-            break;
-        }
-        out.extend_from_slice(body);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 /// `-t`: addresses in To, Cc and Bcc; Bcc is removed from the message.

@@ -5,7 +5,8 @@
 //! notified about (§2.7), so two notifying users cannot start a loop.
 
 use super::sieve::{Prepared, Recipient};
-use super::vacation::{Reply, clean, crlf, date_and_id, encode_word};
+use super::vacation::{Reply, clean, date_and_id};
+use crate::rfc5322::{encode_word, to_crlf};
 use crate::sieve::compile::Notify;
 use crate::sieve::notify::Mailto;
 
@@ -77,7 +78,7 @@ pub fn notification(r: &Recipient<'_>, message: &Prepared<'_>, n: &Notify) -> Op
         .or_else(|| n.message.clone())
         .unwrap_or(summary);
     out.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
-    out.push_str(&crlf(&body));
+    out.push_str(&String::from_utf8_lossy(&to_crlf(body.as_bytes(), false)));
     if !out.ends_with("\r\n") {
         out.push_str("\r\n");
     }

@@ -37,12 +37,7 @@ impl Records<'_> {
     /// second reply rather than a possible repeat).
     pub fn check(&self, key: &str, now: u64, period: u64, refresh: bool) -> Seen {
         let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-        let key: String = digest
-            .as_ref()
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let key = crate::auth::hex(digest.as_ref().get(..12).unwrap_or_default());
         let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let stored = match self.store.account_data(self.account, self.kind) {
             Ok(v) => v.unwrap_or_default(),

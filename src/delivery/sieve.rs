@@ -34,7 +34,7 @@ pub enum Target {
     Reject(String),
     /// `vacation` or `notify`: a message to queue (besides the message's
     /// own targets).
-    Vacation(Reply),
+    Reply(Reply),
 }
 
 /// The message as scripts see it, made once per message.
@@ -139,9 +139,7 @@ pub fn targets(
         flags,
         edited: edited.clone(),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::rfc5322::now_unix().max(0) as u64;
     let mut out = Vec::new();
     for action in outcome.actions {
         match action {
@@ -188,12 +186,12 @@ pub fn targets(
             }
             Action::Notify(n) => {
                 if let Some(reply) = super::notify::notification(r, message, &n) {
-                    out.push(Target::Vacation(reply));
+                    out.push(Target::Reply(reply));
                 }
             }
             Action::Vacation(v) => {
                 if let Some(reply) = super::vacation::reply(store, settings, r, message, &v, now) {
-                    out.push(Target::Vacation(reply));
+                    out.push(Target::Reply(reply));
                 }
             }
         }
@@ -277,9 +275,7 @@ impl eval::Context for Includes<'_> {
             horizon: max,
             max: s.duplicate_max_entries,
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = crate::rfc5322::now_unix().max(0) as u64;
         records.check(&format!("{handle}\0{id}"), now, period, last) == super::records::Seen::Again
     }
 

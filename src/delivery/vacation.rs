@@ -9,6 +9,7 @@
 use super::records::{Records, Seen};
 use super::sieve::{Prepared, Recipient};
 use crate::config::Sieve as Settings;
+use crate::rfc5322::{encode_word, to_crlf};
 use crate::sieve::compile::{Fcc, Vacation};
 use crate::sieve::matching::addresses;
 use crate::store::MailStore;
@@ -163,17 +164,7 @@ fn first_in_period(
     now: u64,
     period: u64,
 ) -> bool {
-    let handle = match &v.handle {
-        Some(h) => h.clone(),
-        // §4.2: without :handle, the reply's own arguments identify it.
-        None => format!(
-            "{}\0{}\0{}\0{}",
-            v.reason,
-            v.subject.as_deref().unwrap_or(""),
-            v.from.as_deref().unwrap_or(""),
-            v.mime
-        ),
-    };
+    let handle = v.handle.clone().unwrap_or_else(|| v.default_handle());
     let records = Records {
         store,
         account: r.account,
@@ -236,7 +227,7 @@ fn build(r: &Recipient<'_>, message: &Prepared<'_>, v: &Vacation) -> Vec<u8> {
         }
     }
     out.push_str("MIME-Version: 1.0\r\n");
-    let reason = crlf(&v.reason);
+    let reason = String::from_utf8_lossy(&to_crlf(v.reason.as_bytes(), false)).into_owned();
     if v.mime {
         // §4.4: the reason is a MIME entity, its header section included.
         out.push_str(&reason);
@@ -255,9 +246,7 @@ fn build(r: &Recipient<'_>, message: &Prepared<'_>, v: &Vacation) -> Vec<u8> {
 /// `Date:` and `Message-ID:`, made here rather than by cleanup so that
 /// an `:fcc` copy is the message as sent.
 pub fn date_and_id(hostname: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::rfc5322::now_unix();
     format!(
         "Date: {}\r\nMessage-ID: <{:016x}.{now}@{hostname}>\r\n",
         crate::rfc5322::format_date(now),
@@ -289,9 +278,7 @@ pub fn file_copy(store: &dyn MailStore, account: &str, fcc: &Fcc, message: &[u8]
         }
     }
     let flags = fcc.flags.clone().unwrap_or_default();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::rfc5322::now_unix();
     if let Err(e) = store.append(account, &mailbox, message, &flags, now) {
         tracing::warn!("sieve: {account}: :fcc \"{mailbox}\": {e}");
     }
@@ -304,19 +291,4 @@ pub fn clean(s: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(998 - 20)
         .collect()
-}
-
-pub fn encode_word(text: &str) -> String {
-    if text.is_ascii() {
-        text.to_string()
-    } else {
-        format!(
-            "=?utf-8?b?{}?=",
-            crate::auth::base64_encode(text.as_bytes())
-        )
-    }
-}
-
-pub fn crlf(text: &str) -> String {
-    text.replace("\r\n", "\n").replace('\n', "\r\n")
 }

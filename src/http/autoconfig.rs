@@ -5,6 +5,8 @@
 //! ports the daemon really listens on: a service without a listener is
 //! left out, so nothing offered fails to connect.
 
+use crate::escape::{json, xml};
+
 /// How a client reaches one service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Security {
@@ -73,23 +75,6 @@ impl Server {
     fn of(&self, kind: Kind) -> impl Iterator<Item = &Endpoint> {
         self.endpoints.iter().filter(move |e| e.kind == kind)
     }
-}
-
-/// XML text and attribute escaping.
-pub fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Thunderbird's autoconfig v1.1 for `domain`.
@@ -183,21 +168,10 @@ pub fn outlook_json(hostname: &str, protocol: &str) -> (u16, String) {
     )
 }
 
-fn json(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// An unsigned Apple configuration profile with one mail account (IMAP,
-/// else POP3, and SMTP submission) for `address`.
+/// else POP3, and SMTP submission) for `address`. Apple's "UseSSL"
+/// covers STARTTLS as well, so it is always on (implicit TLS comes first
+/// in the endpoint list anyway).
 pub fn mobileconfig(server: &Server, address: &str) -> Option<String> {
     let incoming = server
         .of(Kind::Imap)
@@ -215,32 +189,20 @@ pub fn mobileconfig(server: &Server, address: &str) -> Option<String> {
         &ring::digest::SHA256,
         address.to_ascii_lowercase().as_bytes(),
     );
-    let hex: String = digest
-        .as_ref()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = crate::auth::hex(digest.as_ref().get(..16).unwrap_or_default());
     let uuid = |salt: &str| {
         let h = ring::digest::digest(&ring::digest::SHA256, format!("{salt}{hex}").as_bytes());
-        let b: Vec<String> = h
-            .as_ref()
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02X}"))
-            .collect();
+        let u = crate::auth::hex(h.as_ref().get(..16).unwrap_or_default()).to_ascii_uppercase();
+        let part = |r: std::ops::Range<usize>| u.get(r).unwrap_or_default().to_string();
         format!(
             "{}-{}-{}-{}-{}",
-            b[..4].concat(),
-            b[4..6].concat(),
-            b[6..8].concat(),
-            b[8..10].concat(),
-            b[10..16].concat()
+            part(0..8),
+            part(8..12),
+            part(12..16),
+            part(16..20),
+            part(20..32)
         )
     };
-    // Apple's "UseSSL" covers STARTTLS as well; implicit TLS comes first
-    // in the endpoint list anyway.
-    let ssl = |_: &Endpoint| "<true/>";
     Some(format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
@@ -256,12 +218,12 @@ pub fn mobileconfig(server: &Server, address: &str) -> Option<String> {
       <key>IncomingMailServerAuthentication</key><string>EmailAuthPassword</string>
       <key>IncomingMailServerHostName</key><string>{host}</string>
       <key>IncomingMailServerPortNumber</key><integer>{in_port}</integer>
-      <key>IncomingMailServerUseSSL</key>{in_ssl}
+      <key>IncomingMailServerUseSSL</key><true/>
       <key>IncomingMailServerUsername</key><string>{a}</string>
       <key>OutgoingMailServerAuthentication</key><string>EmailAuthPassword</string>
       <key>OutgoingMailServerHostName</key><string>{host}</string>
       <key>OutgoingMailServerPortNumber</key><integer>{out_port}</integer>
-      <key>OutgoingMailServerUseSSL</key>{out_ssl}
+      <key>OutgoingMailServerUseSSL</key><true/>
       <key>OutgoingMailServerUsername</key><string>{a}</string>
       <key>OutgoingPasswordSameAsIncomingPassword</key><true/>
       <key>PayloadDisplayName</key><string>{a}</string>
@@ -284,9 +246,7 @@ pub fn mobileconfig(server: &Server, address: &str) -> Option<String> {
 "#,
         incoming_type = incoming.0,
         in_port = incoming.1.port,
-        in_ssl = ssl(incoming.1),
         out_port = outgoing.port,
-        out_ssl = ssl(outgoing),
         account_uuid = uuid("account"),
         profile_uuid = uuid("profile"),
     ))

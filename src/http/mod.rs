@@ -12,6 +12,8 @@
 pub mod autoconfig;
 mod routes;
 
+pub use routes::router;
+
 use crate::config::Config;
 use crate::live::Live;
 use crate::net::listener::{Admitted, Refusal};
@@ -30,22 +32,54 @@ pub struct HttpService {
     pub shutdown: CancellationToken,
     /// For `/metrics`: the store's size.
     pub store: Arc<dyn crate::store::MailStore>,
+    /// The certificate's config with ALPN for h2, made once per
+    /// certificate (the base it was made from, and it).
+    pub alpn: std::sync::Mutex<Option<TlsPair>>,
 }
 
-/// Serves one connection; `tls` for the HTTPS port.
+/// A TLS config and the same with HTTP's ALPN protocols.
+pub type TlsPair = (Arc<rustls::ServerConfig>, Arc<rustls::ServerConfig>);
+
+/// The client's address, on every request of its connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::IpAddr);
+
+impl HttpService {
+    /// The server config for HTTPS: the daemon's, with ALPN `h2` and
+    /// `http/1.1`; made again only when the certificate changes.
+    fn alpn_config(&self) -> Arc<rustls::ServerConfig> {
+        let base: Arc<rustls::ServerConfig> = self.tls.get().as_ref().clone();
+        let mut cached = self.alpn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((from, with_alpn)) = cached.as_ref()
+            && Arc::ptr_eq(from, &base)
+        {
+            return with_alpn.clone();
+        }
+        let mut config = rustls::ServerConfig::clone(&base);
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let config = Arc::new(config);
+        *cached = Some((base, config.clone()));
+        config
+    }
+}
+
+/// Serves one connection with `router` (one per listener, made at start).
 pub async fn serve_connection(
     svc: Arc<HttpService>,
+    router: axum::Router,
     tcp: TcpStream,
     admitted: Admitted,
     tls: bool,
 ) {
+    use tower::ServiceExt;
     let config = svc.config.get();
     let limits = &config.http;
-    let router = routes::router(
-        svc.clone(),
-        tls,
-        limits.max_body.0 as usize,
-        admitted.peer.ip(),
+    let peer = Peer(admitted.peer.ip());
+    let router = router.map_request(
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(peer);
+            request
+        },
     );
     let service = hyper_util::service::TowerToHyperService::new(router);
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -64,9 +98,7 @@ pub async fn serve_connection(
     let peer = admitted.peer;
     let result = if tls {
         // ALPN offers h2 besides HTTP/1.1 on this port only.
-        let mut server_config = rustls::ServerConfig::clone(&svc.tls.get());
-        server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let acceptor = tokio_rustls::TlsAcceptor::from(svc.alpn_config());
         let handshake = tokio::time::timeout(limits.header_timeout.0, acceptor.accept(tcp)).await;
         if let Ok(r) = &handshake {
             crate::metrics::get().tls_handshake(r.is_ok());

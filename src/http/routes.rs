@@ -17,12 +17,12 @@ use std::sync::Arc;
 struct Ctx {
     svc: Arc<HttpService>,
     tls: bool,
-    /// The client's address (one router per connection).
-    peer: std::net::IpAddr,
 }
 
-pub fn router(svc: Arc<HttpService>, tls: bool, max_body: usize, peer: std::net::IpAddr) -> Router {
-    let ctx = Ctx { svc, tls, peer };
+/// The routes of one listener (`tls`: the HTTPS one), made at start;
+/// `max_body` bounds every request body.
+pub fn router(svc: Arc<HttpService>, tls: bool, max_body: usize) -> Router {
+    let ctx = Ctx { svc, tls };
     Router::new()
         .route(
             "/.well-known/autoconfig/mail/config-v1.1.xml",
@@ -275,9 +275,16 @@ async fn apple(State(ctx): State<Ctx>, Query(query): Query<HashMap<String, Strin
 
 /// Prometheus text format, for `mynetworks` and `http.metrics_allow`
 /// only (`403` for everyone else: the figures describe the server).
-async fn metrics(State(ctx): State<Ctx>) -> Response {
+async fn metrics(State(ctx): State<Ctx>, peer: Option<axum::Extension<super::Peer>>) -> Response {
     let config = ctx.svc.config.get();
-    let ip = ctx.peer.to_canonical();
+    let Some(axum::Extension(super::Peer(ip))) = peer else {
+        return text(
+            StatusCode::FORBIDDEN,
+            "text/plain; charset=utf-8",
+            "Forbidden\n".into(),
+        );
+    };
+    let ip = ip.to_canonical();
     let allowed = config
         .mynetworks
         .iter()

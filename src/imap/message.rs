@@ -613,18 +613,9 @@ fn envelope_addresses(value: &mail_parser::Address<'_>) -> Vec<EnvelopeAddress> 
     }
 }
 
-/// mail-parser decodes encoded words; ENVELOPE strings are 7-bit, so
-/// non-ASCII names go back into an RFC 2047 encoded word.
-fn encode_word(text: &str) -> String {
-    if text.is_ascii() {
-        text.to_string()
-    } else {
-        format!(
-            "=?utf-8?b?{}?=",
-            crate::auth::base64_encode(text.as_bytes())
-        )
-    }
-}
+// mail-parser decodes encoded words; ENVELOPE strings are 7-bit, so
+// non-ASCII names go back into an RFC 2047 encoded word.
+use crate::rfc5322::encode_word;
 
 fn write_address_list(out: &mut Vec<u8>, list: Option<&[EnvelopeAddress]>) {
     let Some(list) = list else {

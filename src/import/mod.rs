@@ -13,12 +13,9 @@ pub fn once_key(mailbox: &str, message: &[u8]) -> String {
     ctx.update(mailbox.as_bytes());
     ctx.update(b"\0");
     ctx.update(message);
-    let hex: String = ctx
-        .finish()
-        .as_ref()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("import/{hex}")
+    let digest = ctx.finish();
+    format!(
+        "import/{}",
+        crate::auth::hex(digest.as_ref().get(..16).unwrap_or_default())
+    )
 }

@@ -438,20 +438,14 @@ impl Session {
         if self.account.is_some() {
             return self.bad(no("Already authenticated"));
         }
-        let (Some(mechanism), initial) = (
-            args.first().and_then(Arg::text),
-            args.get(1).map(|a| a.text().unwrap_or("\u{0}")),
-        ) else {
-            return self.bad(no("Syntax: AUTHENTICATE mechanism [initial-response]"));
+        let usage = "Syntax: AUTHENTICATE mechanism [initial-response]";
+        let (Some(mechanism), true) = (args.first().and_then(Arg::text), args.len() <= 2) else {
+            return self.bad(no(usage));
         };
-        if args.len() > 2 {
-            return self.bad(no("Syntax: AUTHENTICATE mechanism [initial-response]"));
-        }
-        let mechanism = mechanism.to_ascii_uppercase();
-        if mechanism != "PLAIN" && mechanism != "LOGIN" {
+        let Some(mut exchange) = crate::auth::SaslExchange::new(mechanism) else {
             self.reply(no("Unsupported authentication mechanism"));
             return Ok(());
-        }
+        };
         if !self.plaintext_ok() {
             self.reply(no_code(
                 "ENCRYPT-NEEDED",
@@ -459,49 +453,38 @@ impl Session {
             ));
             return Ok(());
         }
-        let initial = match initial.map(crate::auth::base64_decode) {
+        // The initial response, base64 in a string (not an atom).
+        let initial = match args.get(1) {
             None => None,
-            Some(Some(data)) => Some(data),
-            Some(None) => {
-                self.reply(no("Invalid base64 data in the initial response"));
-                return Ok(());
-            }
-        };
-        if mechanism == "PLAIN" {
-            let message = match initial {
-                Some(data) => data,
-                None => match self.sasl_step("").await? {
-                    Some(data) => data,
-                    None => return Ok(()),
-                },
-            };
-            let Some((login, password)) = crate::auth::decode_plain(&message) else {
-                return self.auth_failed();
-            };
-            return self.login(login, password, "PLAIN").await;
-        }
-        let login = match initial {
-            Some(data) => data,
-            None => match self.sasl_step("Username:").await? {
-                Some(data) => data,
-                None => return Ok(()),
+            Some(arg) => match arg.text().and_then(crate::auth::base64_decode) {
+                Some(data) => Some(data),
+                None => {
+                    self.reply(no("Invalid base64 data in the initial response"));
+                    return Ok(());
+                }
             },
         };
-        let Some(password) = self.sasl_step("Password:").await? else {
-            return Ok(());
-        };
-        match (String::from_utf8(login), String::from_utf8(password)) {
-            (Ok(login), Ok(password)) if !login.is_empty() => {
-                self.login(login, password, "LOGIN").await
+        let mut step = exchange.start(initial);
+        loop {
+            match step {
+                crate::auth::SaslStep::Credentials { login, password } => {
+                    return self.login(login, password, exchange.method()).await;
+                }
+                crate::auth::SaslStep::Failed => return self.auth_failed(),
+                crate::auth::SaslStep::Challenge(challenge) => {
+                    let Some(data) = self.sasl_step(challenge).await? else {
+                        return Ok(());
+                    };
+                    step = exchange.respond(data);
+                }
             }
-            _ => self.auth_failed(),
         }
     }
 
     /// Sends a challenge (base64 in a string) and reads the response;
     /// `None` after answering a cancel or a malformed response.
-    async fn sasl_step(&mut self, challenge: &str) -> Result<Option<Vec<u8>>, End> {
-        let encoded = crate::auth::base64_encode(challenge.as_bytes());
+    async fn sasl_step(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, End> {
+        let encoded = crate::auth::base64_encode(challenge);
         write_string(&mut self.out, encoded.as_bytes());
         self.out.extend_from_slice(b"\r\n");
         let response = match self.next(true).await? {

@@ -610,10 +610,10 @@ impl Session {
             write_end(&mut self.out);
             return Ok(());
         };
-        if mechanism != "PLAIN" && mechanism != "LOGIN" {
+        let Some(mut exchange) = crate::auth::SaslExchange::new(&mechanism) else {
             self.reply(Reply::err("Unsupported authentication mechanism"));
             return Ok(());
-        }
+        };
         if !self.plaintext_ok() {
             self.reply(Self::plaintext_refusal());
             return Ok(());
@@ -634,44 +634,29 @@ impl Session {
                 return Ok(());
             }
         };
-        if mechanism == "PLAIN" {
-            let message = match initial {
-                Some(data) => data,
-                None => match self.sasl_step("").await? {
-                    Some(data) => data,
-                    None => return Ok(()),
-                },
-            };
-            let Some((login, password)) = crate::auth::decode_plain(&message) else {
-                return self.auth_failed();
-            };
-            return self.login(login, password, "PLAIN").await;
-        }
-        // LOGIN: "Username:" and "Password:" challenges; the initial
-        // response, if any, is the user name.
-        let login = match initial {
-            Some(data) => data,
-            None => match self.sasl_step("VXNlcm5hbWU6").await? {
-                Some(data) => data,
-                None => return Ok(()),
-            },
-        };
-        let Some(password) = self.sasl_step("UGFzc3dvcmQ6").await? else {
-            return Ok(());
-        };
-        match (String::from_utf8(login), String::from_utf8(password)) {
-            (Ok(login), Ok(password)) if !login.is_empty() => {
-                self.login(login, password, "LOGIN").await
+        let mut step = exchange.start(initial);
+        loop {
+            match step {
+                crate::auth::SaslStep::Credentials { login, password } => {
+                    return self.login(login, password, exchange.method()).await;
+                }
+                crate::auth::SaslStep::Failed => return self.auth_failed(),
+                crate::auth::SaslStep::Challenge(challenge) => {
+                    let Some(data) = self.sasl_step(challenge).await? else {
+                        return Ok(());
+                    };
+                    step = exchange.respond(data);
+                }
             }
-            _ => self.auth_failed(),
         }
     }
 
-    /// Sends a challenge and reads the client's response; `None` after
-    /// answering a cancel or a malformed response.
-    async fn sasl_step(&mut self, challenge: &str) -> Result<Option<Vec<u8>>, End> {
+    /// Sends a challenge (base64-encoded here) and reads the client's
+    /// response; `None` after answering a cancel or a malformed response.
+    async fn sasl_step(&mut self, challenge: &[u8]) -> Result<Option<Vec<u8>>, End> {
         self.out.extend_from_slice(b"+ ");
-        self.out.extend_from_slice(challenge.as_bytes());
+        self.out
+            .extend_from_slice(crate::auth::base64_encode(challenge).as_bytes());
         self.out.extend_from_slice(b"\r\n");
         let line = match self.next_line().await? {
             Ok(line) => line,

@@ -317,8 +317,8 @@ impl Qmgr {
         // Sieve redirects: sent on as an alias would be (remote ones with
         // SRS); the copies they make are not filtered again.
         let mut redirects: Vec<(usize, String, String)> = Vec::new();
-        // Sieve vacation replies, queued through cleanup once the
-        // message's own deliveries are done.
+        // Messages Sieve scripts send (vacation, notify), queued through
+        // cleanup once the message's own deliveries are done.
         let mut replies: Vec<crate::delivery::vacation::Reply> = Vec::new();
         for (index, rcpt) in qf.recipients.iter().enumerate() {
             let Ok(address) = Address::parse(&rcpt.address) else {
@@ -424,7 +424,7 @@ impl Qmgr {
                                 sieve::Target::Redirect(to) => {
                                     redirects.push((index, to, delivered_to.clone()));
                                 }
-                                sieve::Target::Vacation(reply) => replies.push(reply),
+                                sieve::Target::Reply(reply) => replies.push(reply),
                             }
                         }
                     }
@@ -485,15 +485,16 @@ impl Qmgr {
             finals.extend(self.deliver_remote(qf, remote).await);
         }
         for reply in replies {
-            self.queue_vacation(id, reply).await;
+            self.queue_reply(id, reply).await;
         }
         finals
     }
 
-    /// Queues a Sieve vacation reply: the null sender (RFC 5230 §4.3), and
+    /// Queues a message a Sieve script sends (a vacation reply, a notice):
+    /// the null sender (RFC 5230 §4.3, RFC 5436 §2.7), and
     /// signed like our own mail. A failure costs the reply, never the
     /// message it answers.
-    async fn queue_vacation(&self, id: &QueueId, reply: crate::delivery::vacation::Reply) {
+    async fn queue_reply(&self, id: &QueueId, reply: crate::delivery::vacation::Reply) {
         let to = reply.to.join(", ");
         if let Some((account, fcc)) = reply.fcc.clone() {
             let store = self.store.clone();

@@ -154,6 +154,21 @@ pub struct Vacation {
     pub fcc: Option<Fcc>,
 }
 
+impl Vacation {
+    /// RFC 5230 §4.2: without `:handle` the reply's own arguments identify
+    /// it, as written (unexpanded), so one rule answers a sender once
+    /// whatever the subject of the mail was.
+    pub fn default_handle(&self) -> String {
+        format!(
+            "{}\0{}\0{}\0{}",
+            self.reason,
+            self.subject.as_deref().unwrap_or(""),
+            self.from.as_deref().unwrap_or(""),
+            self.mime
+        )
+    }
+}
+
 /// RFC 8580 `:fcc` and the tags that go with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fcc {
@@ -911,32 +926,9 @@ impl Compiler {
             }
             "deleteheader" => {
                 self.needs("editheader", line, column)?;
-                // :index n [:last] among the match tags, taken out first.
-                let mut index = None;
-                let mut last = false;
-                let mut rest: Vec<Arg> = Vec::new();
-                let mut i = 0;
-                while let Some(a) = command.args.get(i) {
-                    match a {
-                        Arg::Tag(t) if t == "index" => {
-                            let Some(Arg::Number(n)) = command.args.get(i + 1) else {
-                                return Err(args.error(":index needs a number"));
-                            };
-                            if *n == 0 {
-                                return Err(args.error(":index counts from 1"));
-                            }
-                            index = Some(*n);
-                            i += 2;
-                            continue;
-                        }
-                        Arg::Tag(t) if t == "last" => last = true,
-                        other => rest.push(other.clone()),
-                    }
-                    i += 1;
-                }
-                if last && index.is_none() {
-                    return Err(args.error(":last needs :index"));
-                }
+                // RFC 5293 §5 has its own :index n [:last] (without
+                // requiring "index").
+                let (index, rest) = self.take_index(&command.args, "editheader", line, column)?;
                 let mut args = Args::new("deleteheader", &rest, line, column);
                 let (_, (match_type, comparator)) = self.tags(&mut args, false)?;
                 let name = args.string()?;
@@ -954,7 +946,7 @@ impl Compiler {
                 };
                 args.done()?;
                 return Ok(Cmd::DeleteHeader {
-                    index: index.map(|n| (n, last)),
+                    index,
                     name,
                     matcher,
                 });
@@ -1089,7 +1081,7 @@ impl Compiler {
                 let (index, rest) = if test.name == "envelope" {
                     (None, test.args.clone())
                 } else {
-                    self.take_index(&test.args, line, column)?
+                    self.take_index(&test.args, "index", line, column)?
                 };
                 let mut args = Args::new(&test.name, &rest, line, column);
                 let (part, matcher_tags) = self.tags(&mut args, test.name != "header")?;
@@ -1147,7 +1139,7 @@ impl Compiler {
                 no_tests(&test.name)?;
                 self.needs("date", line, column)?;
                 let (index, rest) = if test.name == "date" {
-                    self.take_index(&test.args, line, column)?
+                    self.take_index(&test.args, "index", line, column)?
                 } else {
                     (None, test.args.clone())
                 };
@@ -1413,15 +1405,22 @@ impl Compiler {
         Ok(true)
     }
 
-    /// RFC 5260 §6 `:index n [:last]`, taken out of a test's arguments.
-    fn take_index(&self, args: &[Arg], line: u32, column: u32) -> Result<Indexed, Error> {
+    /// `:index n [:last]` (RFC 5260 §6, RFC 5293 §5), taken out of the
+    /// arguments; `extension` is the one that must be required for it.
+    fn take_index(
+        &self,
+        args: &[Arg],
+        extension: &str,
+        line: u32,
+        column: u32,
+    ) -> Result<Indexed, Error> {
         let (mut index, mut last) = (None, false);
         let mut rest = Vec::new();
         let mut i = 0;
         while let Some(a) = args.get(i) {
             match a {
                 Arg::Tag(t) if t == "index" => {
-                    self.needs("index", line, column)?;
+                    self.needs(extension, line, column)?;
                     let Some(Arg::Number(n)) = args.get(i + 1) else {
                         return Err(err(line, column, ":index needs a number"));
                     };
@@ -1433,7 +1432,7 @@ impl Compiler {
                     continue;
                 }
                 Arg::Tag(t) if t == "last" => {
-                    self.needs("index", line, column)?;
+                    self.needs(extension, line, column)?;
                     last = true;
                 }
                 other => rest.push(other.clone()),

@@ -64,14 +64,7 @@ pub fn added(name: &str, value: &str) -> Result<Field, Error> {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let encoded = if clean.is_ascii() {
-        clean.clone()
-    } else {
-        format!(
-            "=?utf-8?b?{}?=",
-            crate::auth::base64_encode(clean.as_bytes())
-        )
-    };
+    let encoded = crate::rfc5322::encode_word(&clean);
     let line = format!("{name}: {encoded}\r\n");
     if line.len() > MAX_FIELD + 2 {
         return Err(Error::runtime(format!(

@@ -53,9 +53,7 @@ pub trait Context {
     }
     /// Seconds since the epoch (`currentdate`).
     fn now(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
+        crate::rfc5322::now_unix()
     }
 }
 
@@ -725,18 +723,10 @@ impl Run<'_> {
                         .map(Cow::into_owned)
                         .collect(),
                     mime: v.mime,
-                    // RFC 5230 §4.2: without :handle the reply's arguments
-                    // identify it, as written (unexpanded), so one rule
-                    // answers a sender once whatever the subject was.
+                    // The default is made before expansion (see there).
                     handle: Some(match &v.handle {
                         Some(h) => self.ex(h).into_owned(),
-                        None => format!(
-                            "{}\0{}\0{}\0{}",
-                            v.reason,
-                            v.subject.as_deref().unwrap_or(""),
-                            v.from.as_deref().unwrap_or(""),
-                            v.mime
-                        ),
+                        None => v.default_handle(),
                     }),
                     reason: self.ex(&v.reason).into_owned(),
                     fcc: self.ex_fcc(&v.fcc),
