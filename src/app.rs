@@ -360,6 +360,15 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
             crate::managesieve::refuse,
         ));
     }
+    let acme_challenges = Arc::new(crate::acme::Challenges::default());
+    let acme_wake = Arc::new(Notify::new());
+    back.spawn(crate::acme::run(
+        shared_config.clone(),
+        tls_live.clone(),
+        acme_challenges.clone(),
+        acme_wake.clone(),
+        back_stop.clone(),
+    ));
     let http = Arc::new(crate::http::HttpService {
         config: shared_config.clone(),
         resolver: resolver.clone(),
@@ -367,6 +376,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         shutdown: front_stop.clone(),
         store: store.clone(),
         alpn: Default::default(),
+        acme: acme_challenges.clone(),
     });
     let limits = Arc::new(Limits {
         service: "http",
@@ -464,7 +474,10 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(config_path.as_deref(), &shared_config, &resolver, &tls_live, &policy, &content_checks),
+            _ = hup.recv() => {
+                reload(config_path.as_deref(), &shared_config, &resolver, &tls_live, &policy, &content_checks);
+                acme_wake.notify_one();
+            }
             _ = usr1.recv() => {
                 triggers.flush.notify_one();
                 pickup_wake.notify_one();

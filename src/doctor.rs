@@ -48,6 +48,8 @@ struct Checker<'a> {
     config: &'a Config,
     dns: &'a dyn Resolver,
     items: Vec<Item>,
+    /// The certificate the TLS ports serve (DER), once read.
+    served: Option<Vec<u8>>,
 }
 
 impl Checker<'_> {
@@ -333,16 +335,159 @@ impl Checker<'_> {
     }
 }
 
+/// Days left under which the certificate is worth a warning (ACME renews
+/// at 30).
+const CERT_WARN_DAYS: i64 = 14;
+
+/// Documentation addresses (RFC 5737, RFC 3849): outside any sane
+/// `mynetworks`.
+const PROBE_CLIENTS: [&str; 2] = ["192.0.2.1", "2001:db8::1"];
+
+impl Checker<'_> {
+    /// The certificate the TLS ports serve: readable, for myhostname, not
+    /// expired or about to, and from an authority rather than self-signed.
+    fn certificate(&mut self) {
+        let host = self.config.myhostname.clone();
+        let (path, _) = crate::tls::cert_paths(self.config);
+        let Some(der) = crate::tls::leaf_certificate(&path) else {
+            let detail = format!(
+                "cannot read {} (run doctor as the daemon's user or root)",
+                path.display()
+            );
+            self.add(&host, "certificate", Status::Warn, detail, vec![]);
+            return;
+        };
+        let Some(validity) = crate::tls::x509::validity(&der) else {
+            let detail = format!("{}: unreadable validity", path.display());
+            self.add(&host, "certificate", Status::Fail, detail, vec![]);
+            return;
+        };
+        let days = (validity.not_after - crate::rfc5322::now_unix()).div_euclid(86_400);
+        let until = crate::rfc5322::format_date(validity.not_after);
+        let covers = |name: &str| covers(&der, name);
+        let (status, detail) = if days < 0 {
+            (Status::Fail, format!("expired on {until}"))
+        } else if !covers(&host) {
+            (
+                Status::Fail,
+                format!("does not name {host}; clients will refuse it"),
+            )
+        } else if crate::tls::x509::self_issued(&der) == Some(true) {
+            (
+                Status::Warn,
+                format!(
+                    "self-signed (clients warn; set [acme] directory = \"letsencrypt\"), until {until}"
+                ),
+            )
+        } else if days < CERT_WARN_DAYS {
+            (Status::Warn, format!("ends in {days} days ({until})"))
+        } else {
+            (Status::Ok, format!("valid until {until} ({days} days)"))
+        };
+        self.add(&host, "certificate", status, detail, vec![]);
+        self.served = Some(der.to_vec());
+    }
+
+    /// Senders fetch the MTA-STS policy from `https://mta-sts.DOMAIN/`
+    /// and believe it only with a valid certificate for that name.
+    fn mta_sts_certificate(&mut self, domain: &str) {
+        if self.config.http.mta_sts_mode == crate::config::http::MtaStsMode::None {
+            return;
+        }
+        let Some(der) = &self.served else {
+            return;
+        };
+        let name = format!("mta-sts.{domain}");
+        if !covers(der, &name) {
+            let detail = format!(
+                "the certificate does not name {name}: senders cannot fetch the MTA-STS policy (add it to acme.names)"
+            );
+            self.add(domain, "MTA-STS cert", Status::Warn, detail, vec![]);
+        }
+    }
+
+    /// Whether the restrictions refuse relaying for an outside client that
+    /// has not logged in.
+    async fn open_relay(&mut self) {
+        let host = self.config.myhostname.clone();
+        let rules = match crate::policy::Rules::from_config(self.config) {
+            Ok(rules) => rules,
+            Err(problems) => {
+                let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+                self.add(&host, "open relay", Status::Fail, text.join("; "), vec![]);
+                return;
+            }
+        };
+        let networks: Vec<crate::config::Cidr> = self
+            .config
+            .mynetworks
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        for client in PROBE_CLIENTS {
+            let Ok(ip) = client.parse::<std::net::IpAddr>() else {
+                continue;
+            };
+            let trusted = networks.iter().any(|n| n.contains(ip));
+            let refusal = crate::policy::relay_probe(
+                &rules,
+                self.dns,
+                ip,
+                trusted,
+                "probe@relay-probe.example",
+            )
+            .await;
+            let (status, detail) = match refusal {
+                Some(reply) => (
+                    Status::Ok,
+                    format!("{client} may not relay: {}", reply.first_line()),
+                ),
+                None if trusted => (
+                    Status::Fail,
+                    format!(
+                        "mynetworks includes {client}: everyone there may relay (keep it to your own networks)"
+                    ),
+                ),
+                None => (
+                    Status::Fail,
+                    format!(
+                        "{client} may relay to any domain: add reject_unauth_destination to restrictions.smtpd_relay_restrictions"
+                    ),
+                ),
+            };
+            self.add(&host, "open relay", status, detail, vec![]);
+        }
+    }
+}
+
+/// Whether a DER certificate is valid for `name` (wildcards as TLS clients
+/// match them).
+fn covers(der: &[u8], name: &str) -> bool {
+    let cert = rustls::pki_types::CertificateDer::from(der);
+    let Ok(cert) = webpki::EndEntityCert::try_from(&cert) else {
+        return false;
+    };
+    let Ok(name) = rustls::pki_types::ServerName::try_from(name) else {
+        return false;
+    };
+    cert.verify_is_valid_for_subject_name(&name).is_ok()
+}
+
 /// Runs every check; the items in order.
 pub async fn check(config: &Config, dns: &dyn Resolver, asked: Option<&str>) -> Vec<Item> {
     let mut c = Checker {
         config,
         dns,
         items: Vec::new(),
+        served: None,
     };
+    let domains = domains(config, asked);
     c.host().await;
-    for domain in domains(config, asked) {
-        c.domain(&domain).await;
+    c.certificate();
+    c.open_relay().await;
+    for domain in &domains {
+        c.domain(domain).await;
+        c.mta_sts_certificate(domain);
     }
     c.items
 }

@@ -3,6 +3,7 @@
 //! See `docs/architecture.md` for how the modules below hand work to each
 //! other (smtpd -> cleanup -> qmgr -> local delivery -> store).
 
+pub mod acme;
 pub mod address;
 pub mod admin;
 pub mod app;

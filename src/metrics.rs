@@ -27,6 +27,8 @@ pub struct Metrics {
     queue: Family<Labels, Gauge>,
     store_bytes: Gauge,
     http: Family<Labels, Counter>,
+    acme_orders: Family<Labels, Counter>,
+    certificate_expiry: Gauge,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -53,6 +55,8 @@ pub fn get() -> &'static Metrics {
             queue: Family::default(),
             store_bytes: Gauge::default(),
             http: Family::default(),
+            acme_orders: Family::default(),
+            certificate_expiry: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -111,6 +115,16 @@ pub fn get() -> &'static Metrics {
             "HTTP requests, by status class",
             m.http.clone(),
         );
+        registry.register(
+            "acme_orders",
+            "ACME certificate orders, by result",
+            m.acme_orders.clone(),
+        );
+        registry.register(
+            "tls_certificate_expiry_seconds",
+            "End of the served certificate's validity (Unix time)",
+            m.certificate_expiry.clone(),
+        );
         Metrics { registry, ..m }
     })
 }
@@ -139,6 +153,18 @@ impl Metrics {
         self.tls
             .get_or_create(&vec![("result", result.to_string())])
             .inc();
+    }
+
+    pub fn acme_result(&self, ok: bool) {
+        let result = if ok { "issued" } else { "failed" };
+        self.acme_orders
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc();
+    }
+
+    /// The certificate in service now ends at `unix`.
+    pub fn certificate_expiry(&self, unix: i64) {
+        self.certificate_expiry.set(unix);
     }
 
     pub fn auth_failed(&self) {

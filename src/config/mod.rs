@@ -6,6 +6,7 @@
 //! main.cf; [`Config::load`] expands them once, so the rest of the server
 //! only sees final values.
 
+pub mod acme;
 mod anvil;
 mod checks;
 mod greylist;
@@ -20,6 +21,7 @@ mod sieve;
 mod spam;
 mod units;
 
+pub use acme::Acme;
 pub use anvil::Anvil;
 pub use checks::Checks;
 pub use greylist::Greylist;
@@ -67,6 +69,7 @@ pub struct Config {
     pub shutdown_timeout: Span,
     pub virtual_alias: VirtualAlias,
     pub tls: Tls,
+    pub acme: Acme,
     pub smtp: Smtp,
     pub submission: Submission,
     pub imap: Imap,
@@ -401,6 +404,7 @@ impl Default for Config {
             shutdown_timeout: Span::secs(30),
             virtual_alias: VirtualAlias::default(),
             tls: Tls::default(),
+            acme: Acme::default(),
             smtp: Smtp::default(),
             submission: Submission::default(),
             imap: Imap::default(),
@@ -707,6 +711,9 @@ impl Config {
                     bad(key, format!("`{addr}` is not host:port"));
                 }
             }
+        }
+        for (key, message) in self.acme.problems(self) {
+            bad(key, message);
         }
         if !(1..=50).contains(&self.mailauth.max_dkim_signatures) {
             bad(

@@ -35,6 +35,8 @@ pub struct HttpService {
     /// The certificate's config with ALPN for h2, made once per
     /// certificate (the base it was made from, and it).
     pub alpn: std::sync::Mutex<Option<TlsPair>>,
+    /// ACME validation answers (HTTP-01 tokens, TLS-ALPN-01 certificates).
+    pub acme: Arc<crate::acme::Challenges>,
 }
 
 /// A TLS config and the same with HTTP's ALPN protocols.
@@ -97,14 +99,14 @@ pub async fn serve_connection(
     let shutdown = svc.shutdown.clone();
     let peer = admitted.peer;
     let result = if tls {
-        // ALPN offers h2 besides HTTP/1.1 on this port only.
-        let acceptor = tokio_rustls::TlsAcceptor::from(svc.alpn_config());
-        let handshake = tokio::time::timeout(limits.header_timeout.0, acceptor.accept(tcp)).await;
+        let handshake = tokio::time::timeout(limits.header_timeout.0, handshake(&svc, tcp)).await;
         if let Ok(r) = &handshake {
             crate::metrics::get().tls_handshake(r.is_ok());
         }
         let stream = match handshake {
-            Ok(Ok(stream)) => stream,
+            Ok(Ok(Some(stream))) => stream,
+            // A TLS-ALPN-01 validation: the handshake was all it wanted.
+            Ok(Ok(None)) => return,
             Ok(Err(e)) => {
                 tracing::debug!("http: TLS handshake with {peer} failed: {e}");
                 return;
@@ -127,6 +129,34 @@ pub async fn serve_connection(
         tracing::debug!("http: connection from {peer}: {e}");
     }
     drop(admitted);
+}
+
+/// The TLS handshake of the HTTPS port: ALPN offers h2 besides HTTP/1.1
+/// (on this port only), and a ClientHello asking for `acme-tls/1` gets the
+/// TLS-ALPN-01 validation certificate while an order is open (`None`:
+/// nothing more to serve on that connection).
+async fn handshake(
+    svc: &HttpService,
+    tcp: TcpStream,
+) -> std::io::Result<Option<tokio_rustls::server::TlsStream<TcpStream>>> {
+    let start =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+    let hello = start.client_hello();
+    let wants_acme = hello.alpn().is_some_and(|mut protocols| {
+        protocols.any(|p| p == crate::acme::challenges::ACME_TLS_ALPN)
+    });
+    if wants_acme {
+        let config = svc.acme.tls_alpn_config(hello.server_name());
+        return match config {
+            Some(config) => {
+                let mut stream = start.into_stream(config).await?;
+                let _ = stream.shutdown().await;
+                Ok(None)
+            }
+            None => Err(std::io::Error::other("acme-tls/1 with no order open")),
+        };
+    }
+    start.into_stream(svc.alpn_config()).await.map(Some)
 }
 
 /// Answers a connection refused by the accept loop's limits.

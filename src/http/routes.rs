@@ -49,6 +49,7 @@ pub fn router(svc: Arc<HttpService>, tls: bool, max_body: usize) -> Router {
         .route("/email.mobileconfig", get(apple))
         .route("/.well-known/mta-sts.txt", get(mta_sts))
         .route("/healthz", get(health))
+        .route("/.well-known/acme-challenge/{token}", get(acme_challenge))
         .route("/metrics", get(metrics))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
@@ -361,6 +362,17 @@ async fn mta_sts(State(ctx): State<Ctx>, headers: HeaderMap, uri: Uri) -> Respon
         config.http.mta_sts_max_age.0.as_secs()
     );
     text(StatusCode::OK, "text/plain; charset=utf-8", policy)
+}
+
+/// RFC 8555 §8.3: the key authorization for a token of an open order.
+async fn acme_challenge(
+    State(ctx): State<Ctx>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    match ctx.svc.acme.http_answer(&token) {
+        Some(answer) => text(StatusCode::OK, "application/octet-stream", answer),
+        None => not_found(),
+    }
 }
 
 async fn health() -> Response {

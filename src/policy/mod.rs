@@ -300,3 +300,40 @@ impl Policy {
             .await
     }
 }
+
+/// `merpati doctor`'s open-relay probe: how the configured restrictions
+/// answer `client`, not logged in, asking at RCPT to relay to
+/// `recipient` in a domain that is not ours. `None`: they would relay.
+pub async fn relay_probe(
+    rules: &Rules,
+    dns: &dyn Resolver,
+    client: IpAddr,
+    trusted: bool,
+    recipient: &str,
+) -> Option<Reply> {
+    let names = PeerNames {
+        name: peer::UNKNOWN.to_string(),
+        reverse: peer::UNKNOWN.to_string(),
+        tempfail: false,
+    };
+    let facts = Facts {
+        stage: Stage::Rcpt,
+        client_ip: client,
+        names: &names,
+        helo: "relay-probe.example",
+        protocol: "ESMTP",
+        sender: Some("doctor@relay-probe.example"),
+        recipient: Some(recipient),
+        recipient_is_local: false,
+        recipient_count: 0,
+        sasl_username: "",
+        trusted,
+        unauth_pipelining: false,
+        size: 0,
+        tls: false,
+    };
+    eval::Evaluation::new(rules, dns, &facts)
+        .run()
+        .await
+        .refusal
+}

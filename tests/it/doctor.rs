@@ -58,6 +58,10 @@ fn good_and_broken_zones() {
         "publish: _imaps._tcp.good.test. IN SRV 0 1",
         "publish: _submissions._tcp.good.test. IN SRV 0 1",
         "WARN MTA-STS",
+        "WARN certificate  self-signed",
+        "WARN MTA-STS cert the certificate does not name mta-sts.good.test",
+        "OK   open relay   192.0.2.1 may not relay: 454 4.7.1 <probe@relay-probe.example>: Relay access denied",
+        "OK   open relay   2001:db8::1 may not relay: 454 4.7.1",
     ] {
         assert!(out.contains(needle), "{needle}\n{out}");
     }
@@ -81,5 +85,60 @@ fn good_and_broken_zones() {
     assert!(
         out.contains("{\"domain\":\"bad.test\",\"check\":\"DMARC\",\"status\":\"fail\",\"detail\":\"no DMARC record\""),
         "{out}"
+    );
+
+    // A careless config: everyone in mynetworks, and a CA-issued
+    // certificate for another name that ends in five days.
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca = rcgen::CertificateParams::new(vec![]).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Doctor Test CA");
+    let issuer = rcgen::Issuer::new(ca, rcgen::KeyPair::generate().unwrap());
+    let mut leaf = rcgen::CertificateParams::new(vec!["other.test".into()]).unwrap();
+    let days = |d: i64| {
+        let today = merpati::rfc5322::now_unix().div_euclid(86_400);
+        let (y, m, d) = merpati::rfc5322::civil_from_days(today + d);
+        rcgen::date_time_ymd(y as i32, m as u8, d as u8)
+    };
+    leaf.not_after = days(5);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.path().join("c.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("k.pem"), key.serialize_pem()).unwrap();
+    let careless = std::fs::read_to_string(&server.config_path)
+        .unwrap()
+        .replacen(
+            "mydestination = ",
+            "mynetworks = [\"0.0.0.0/0\", \"::/0\"]\nmydestination = ",
+            1,
+        )
+        + &format!(
+            "\n[tls]\ncert = \"{d}/c.pem\"\nkey = \"{d}/k.pem\"\n",
+            d = dir.path().display()
+        );
+    let path = dir.path().join("careless.toml");
+    std::fs::write(&path, careless).unwrap();
+    let out = run_cli(&path, &["doctor", "good.test"], b"");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{report}");
+    for needle in [
+        "FAIL certificate  does not name mail.merpati.test",
+        "FAIL open relay   mynetworks includes 192.0.2.1",
+        "FAIL open relay   mynetworks includes 2001:db8::1",
+    ] {
+        assert!(report.contains(needle), "{needle}\n{report}");
+    }
+    // The right name, from a CA, ending soon: a warning.
+    let mut leaf = rcgen::CertificateParams::new(vec!["mail.merpati.test".into()]).unwrap();
+    leaf.not_after = days(5);
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.path().join("c.pem"), cert.pem()).unwrap();
+    let out = run_cli(&path, &["doctor", "good.test"], b"");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("WARN certificate  ends in 4 days"),
+        "{report}"
     );
 }

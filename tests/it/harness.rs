@@ -41,6 +41,9 @@ pub struct Builder {
     hostname: Option<String>,
     /// Environment variables for the daemon (NOTIFY_SOCKET...).
     env: Vec<(String, String)>,
+    /// Fixed web ports (plain, TLS) instead of fresh ones: an ACME test
+    /// server must know them before the daemon starts.
+    http_ports: Option<(u16, u16)>,
 }
 
 impl Builder {
@@ -122,6 +125,12 @@ impl Builder {
         self
     }
 
+    /// Listens for HTTP and HTTPS on these ports (from `free_port`).
+    pub fn http_ports(mut self, http: u16, https: u16) -> Self {
+        self.http_ports = Some((http, https));
+        self
+    }
+
     /// The `[mailauth]` table's keys (replacing `generate_keys = false`).
     pub fn mailauth(mut self, toml: &str) -> Self {
         self.mailauth = Some(toml.to_string());
@@ -139,8 +148,8 @@ impl Builder {
             pop3: free_port(),
             pop3s: free_port(),
             managesieve: free_port(),
-            http: free_port(),
-            https: free_port(),
+            http: self.http_ports.map_or_else(free_port, |p| p.0),
+            https: self.http_ports.map_or_else(free_port, |p| p.1),
         };
         let config_path = dir.path().join("merpati.toml");
         let text = format!(

@@ -3,6 +3,7 @@
 //! (build time), one module per area.
 
 mod autoconfig;
+mod certificates;
 mod config_cli;
 mod content_checks;
 mod crash_safety;

@@ -52,10 +52,6 @@ impl Reply {
         self
     }
 
-    /// Renders the reply for the wire, CRLF-terminated.
-    ///
-    /// CR and LF inside a text line are replaced by spaces: reply text can
-    /// echo client input, and a stray line break would let it forge replies.
     /// The reply's first line without CRLF, as a log line quotes it.
     pub fn first_line(&self) -> String {
         let mut line = self.code.to_string();
@@ -69,6 +65,10 @@ impl Reply {
         line
     }
 
+    /// Renders the reply for the wire, CRLF-terminated.
+    ///
+    /// CR and LF inside a text line are replaced by spaces: reply text can
+    /// echo client input, and a stray line break would let it forge replies.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.lines.iter().map(|l| l.len() + 16).sum());
         let last = self.lines.len().saturating_sub(1);

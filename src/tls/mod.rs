@@ -1,7 +1,10 @@
 //! Certificates and rustls configs. When no certificate is configured, a
 //! self-signed one for `myhostname` is generated at first start under
 //! `<data_dir>/tls`, so STARTTLS works without any set-up. Only TLS 1.2 and
-//! 1.3 are enabled.
+//! 1.3 are enabled. With `[acme]`, the authority's certificate replaces the
+//! self-signed one once it is issued (see `crate::acme`).
+
+pub mod x509;
 
 use crate::config::Config;
 use rustls::ServerConfig;
@@ -25,17 +28,30 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-/// Paths of the certificate and key in use: configured, or generated.
+/// Paths of the certificate and key in use: configured, issued by ACME,
+/// or generated (until ACME has issued one, too).
 pub fn cert_paths(config: &Config) -> (PathBuf, PathBuf) {
     if config.tls.cert.is_empty() {
-        let dir = config.data_dir.join("tls");
-        (dir.join("cert.pem"), dir.join("key.pem"))
+        if config.acme.enabled() {
+            let issued = crate::acme::certificate_path(&config.data_dir);
+            if issued.exists() {
+                // One file holds the chain and the key, so that a renewal
+                // replaces both in one rename.
+                return (issued.clone(), issued);
+            }
+        }
+        self_signed_paths(config)
     } else {
         (
             PathBuf::from(&config.tls.cert),
             PathBuf::from(&config.tls.key),
         )
     }
+}
+
+fn self_signed_paths(config: &Config) -> (PathBuf, PathBuf) {
+    let dir = config.data_dir.join("tls");
+    (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
 /// Checks that a configured certificate and key load and fit together
@@ -54,10 +70,19 @@ pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>, TlsError> {
     if config.tls.cert.is_empty() && !cert_path.exists() {
         generate_self_signed(&config.myhostname, &cert_path, &key_path)?;
     }
-    load_pair(&cert_path, &key_path)
+    let server = load_pair(&cert_path, &key_path)?;
+    if let Some(validity) = leaf_certificate(&cert_path).and_then(|der| x509::validity(&der)) {
+        crate::metrics::get().certificate_expiry(validity.not_after);
+    }
+    Ok(server)
 }
 
-fn load_pair(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+/// The first certificate of a PEM chain file, DER.
+pub fn leaf_certificate(path: &Path) -> Option<CertificateDer<'static>> {
+    CertificateDer::pem_file_iter(path).ok()?.next()?.ok()
+}
+
+pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let cert_path = cert_path.to_path_buf();
     let key_path = key_path.to_path_buf();
     let certs = CertificateDer::pem_file_iter(&cert_path)
