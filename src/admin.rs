@@ -53,6 +53,64 @@ pub fn run_sieve_op(config: &Config, op: &crate::sieve::admin::SieveOp) -> anyho
         .map_err(|e| anyhow!(e))
 }
 
+/// An absolute form of a path the user typed (the daemon's working
+/// directory is not theirs).
+fn absolute(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    std::path::absolute(dir).with_context(|| format!("{}", dir.display()))
+}
+
+/// `merpati backup DIR`: by the daemon when it runs (it holds the store),
+/// else here.
+pub fn backup(config: &Config, dir: &std::path::Path) -> anyhow::Result<()> {
+    let dir = absolute(dir)?;
+    let socket = config.run_dir().join(control::SOCKET);
+    let words = crate::backup::backup_words(&dir);
+    let summary = match control::request_words(&socket, &words).context("control socket")? {
+        Some(answer) => answer.map_err(|e| anyhow!(e))?,
+        None => {
+            let store = app::open_store(config)?;
+            let spool = Spool::open(&config.queue_dir()).context("cannot open the queue")?;
+            crate::backup::backup(config, store.as_ref(), &spool, &dir)
+                .map_err(|e| anyhow!(e))?
+                .into_bytes()
+        }
+    };
+    println!("{}", String::from_utf8_lossy(&summary));
+    Ok(())
+}
+
+/// `merpati restore DIR`, with the daemon stopped.
+pub fn restore(config: &Config, dir: &std::path::Path) -> anyhow::Result<()> {
+    let summary = crate::backup::restore(config, &absolute(dir)?).map_err(|e| anyhow!(e))?;
+    // The store opens: the copy is whole.
+    let store = app::open_store(config)?;
+    let accounts = store.accounts()?.len();
+    println!(
+        "{summary}
+{accounts} accounts; start the daemon now"
+    );
+    Ok(())
+}
+
+/// `merpati export ADDRESS DIR`.
+pub fn export(config: &Config, address: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let dir = absolute(dir)?;
+    let account = account_of(config, address)?;
+    let socket = config.run_dir().join(control::SOCKET);
+    let words = crate::backup::export_words(&account, &dir);
+    let summary = match control::request_words(&socket, &words).context("control socket")? {
+        Some(answer) => answer.map_err(|e| anyhow!(e))?,
+        None => {
+            let store = app::open_store(config)?;
+            crate::backup::export(store.as_ref(), &account, &dir)
+                .map_err(|e| anyhow!(e))?
+                .into_bytes()
+        }
+    };
+    println!("{}", String::from_utf8_lossy(&summary));
+    Ok(())
+}
+
 /// `merpati import mbox FILE ADDRESS [MAILBOX]`: each message through
 /// the daemon (or the store when it is stopped), progress on a terminal,
 /// a summary at the end.

@@ -341,6 +341,19 @@ impl Context {
         if let Some(request) = QueueRequest::from_words(words) {
             return request.execute(&self.spool, &self.active);
         }
+        match words {
+            [verb, dir] if verb == "backup" => {
+                let config = self.config.get();
+                let dir = Path::new(dir);
+                return crate::backup::backup(&config, self.store.as_ref(), &self.spool, dir)
+                    .map(String::into_bytes);
+            }
+            [verb, account, dir] if verb == "export" => {
+                return crate::backup::export(self.store.as_ref(), account, Path::new(dir))
+                    .map(String::into_bytes);
+            }
+            _ => {}
+        }
         if let Some(op) = crate::sieve::admin::SieveOp::from_words(words) {
             let settings = self.config.get().sieve.clone();
             return op.execute(self.store.as_ref(), &settings);

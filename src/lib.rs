@@ -8,6 +8,7 @@ pub mod address;
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod bounce;
 pub mod checks;
 pub mod cleanup;

@@ -48,6 +48,17 @@ enum Command {
     /// Bring mail in from another server's files.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Write ADDRESS's mailboxes as a Maildir++ tree (Dovecot, mutt).
+    Export {
+        address: String,
+        dir: std::path::PathBuf,
+    },
+    /// A consistent copy of store, queue, keys and certificates into DIR
+    /// (new or empty), taken while the daemon runs.
+    Backup { dir: std::path::PathBuf },
+    /// Restore a backup into the configured data_dir, which must be empty
+    /// (the daemon stopped).
+    Restore { dir: std::path::PathBuf },
     /// Inspect and manage the mail queue.
     #[command(subcommand)]
     Queue(QueueCommand),
@@ -342,6 +353,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig => Ok(()),
         Command::Doctor { domain, json } => doctor(&config, domain.as_deref(), json),
+        Command::Backup { dir } => merpati::admin::backup(&config, &dir),
+        Command::Restore { dir } => merpati::admin::restore(&config, &dir),
+        Command::Export { address, dir } => merpati::admin::export(&config, &address, &dir),
         Command::User(cmd) => user(&config, cmd),
         Command::Mailbox(cmd) => mailbox(&config, cmd),
         Command::Import(ImportCommand::Mbox {

@@ -65,6 +65,10 @@ pub struct Spool {
     root: PathBuf,
     /// Indexed by `QueueName as usize`, in the order of `QueueName::ALL`.
     dirs: [QueueDir; 6],
+    /// Moves and removals hold it shared; a backup holds it alone while it
+    /// copies the queue, so no message slips between two directories (or
+    /// out to the store) unseen.
+    gate: std::sync::RwLock<()>,
 }
 
 /// A file found in a queue directory.
@@ -92,6 +96,7 @@ impl Spool {
         Ok(Spool {
             root: root.to_path_buf(),
             dirs,
+            gate: std::sync::RwLock::new(()),
         })
     }
 
@@ -165,6 +170,7 @@ impl Spool {
         to: QueueName,
         durable: bool,
     ) -> io::Result<()> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         fs::rename(self.path(from, id), self.path(to, id))?;
         if durable {
             self.dir(to).sync.sync()?;
@@ -173,7 +179,14 @@ impl Spool {
     }
 
     pub fn remove(&self, queue: QueueName, id: &QueueId) -> io::Result<()> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         fs::remove_file(self.path(queue, id))
+    }
+
+    /// Stops every move and removal until the guard is dropped (new files
+    /// may still arrive): the queue holds still for a backup's copy.
+    pub fn freeze(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sets a deferred file's next-attempt time (kept in its mtime, as

@@ -28,6 +28,9 @@ const WRITER_THREADS: usize = 16;
 
 pub(crate) struct BlobStore {
     root: PathBuf,
+    /// While a backup copies blob files, deletions wait here (a message
+    /// expunged meanwhile is still in the backup's snapshot).
+    held: std::sync::Mutex<Option<Vec<u64>>>,
 }
 
 impl BlobStore {
@@ -46,6 +49,7 @@ impl BlobStore {
         }
         Ok(BlobStore {
             root: root.to_owned(),
+            held: Default::default(),
         })
     }
 
@@ -113,11 +117,49 @@ impl BlobStore {
     /// Best-effort delete: a failure only leaks disk space, so it is
     /// logged rather than failing the (already committed) operation.
     pub fn delete_all(&self, ids: &[u64]) {
+        if let Some(held) = self.lock_held().as_mut() {
+            held.extend_from_slice(ids);
+            return;
+        }
+        self.delete_now(ids);
+    }
+
+    fn delete_now(&self, ids: &[u64]) {
         for &id in ids {
             if let Err(e) = self.delete(id) {
                 tracing::warn!(blob = id, error = %e, "could not delete blob file");
             }
         }
+    }
+}
+
+impl BlobStore {
+    fn lock_held(&self) -> std::sync::MutexGuard<'_, Option<Vec<u64>>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps every deletion from now on until [`BlobStore::release`].
+    pub fn hold(&self) {
+        self.lock_held().get_or_insert_with(Vec::new);
+    }
+
+    /// Ends a [`BlobStore::hold`], deleting what waited.
+    pub fn release(&self) {
+        let held = self.lock_held().take();
+        if let Some(ids) = held {
+            self.delete_now(&ids);
+        }
+    }
+
+    /// Copies blob `id` to the same place under `root` (a backup).
+    pub fn copy_to(&self, id: u64, root: &Path) -> io::Result<u64> {
+        let relative = self.path(id);
+        let relative = relative.strip_prefix(&self.root).unwrap_or(&relative);
+        let target = root.join(relative);
+        if let Some(dir) = target.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        fs::copy(self.path(id), target)
     }
 }
 

@@ -127,6 +127,16 @@ pub struct MessageMeta {
     pub save_date: Option<i64>,
 }
 
+/// What [`MailStore::backup`] copied.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BackupCounts {
+    pub accounts: u64,
+    pub messages: u64,
+    /// Body files (bodies over the inline size) and their octets.
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
 /// One message of an APPEND.
 #[derive(Clone, Copy, Debug)]
 pub struct NewMessage<'a> {
@@ -241,6 +251,10 @@ pub enum StoreError {
 /// the hierarchy separator; `INBOX` is case-insensitive, every other name is
 /// case-sensitive.
 pub trait MailStore: Send + Sync {
+    /// Writes a consistent copy of the whole store into `dir` (new or
+    /// empty) while the store keeps serving: what `open(dir)` reads back
+    /// as this store was at one instant (`merpati backup`).
+    fn backup(&self, dir: &std::path::Path) -> Result<BackupCounts, StoreError>;
     /// Creates the account with INBOX, Drafts, Sent, Trash, Junk and Archive
     /// (the latter five with their special use), all subscribed.
     fn create_account(&self, name: &str, password_hash: Option<&str>) -> Result<(), StoreError>;

@@ -1063,6 +1063,10 @@ fn sorted_uids(uids: &[Uid]) -> Vec<Uid> {
 }
 
 impl MailStore for RedbStore {
+    fn backup(&self, dir: &Path) -> Result<super::BackupCounts> {
+        self.backup_into(dir)
+    }
+
     fn create_account(&self, name: &str, password_hash: Option<&str>) -> Result<()> {
         let name = names::account_key(name)?;
         self.write(|tx| tx.create_account(&name, password_hash))
@@ -1604,6 +1608,8 @@ macro_rules! db_error_from {
 }
 
 db_error_from!(redb::TransactionError, redb::TableError, redb::CommitError);
+
+mod backup;
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@
 use crate::harness::*;
 use std::process::Command;
 
-fn run(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+pub fn run(cmd: &mut Command, input: &[u8]) -> std::process::Output {
     use std::io::Write;
     let mut child = cmd
         .stdin(std::process::Stdio::piped())
@@ -24,51 +24,69 @@ fn run(cmd: &mut Command, input: &[u8]) -> std::process::Output {
     child.wait_with_output().expect("wait")
 }
 
+/// A private Dovecot (no protocols: only its auth and mail processes)
+/// with one static user, `tester`, whose Maildir is `home/Maildir`;
+/// stopped on drop.
+pub struct PrivateDovecot {
+    pub home: std::path::PathBuf,
+    pub conf: String,
+}
+
+impl PrivateDovecot {
+    pub fn start(d: &std::path::Path) -> PrivateDovecot {
+        let home = d.join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        // Dovecot will not deliver as root: the mail belongs to nobody.
+        let chown = Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(&home)
+            .status();
+        assert!(
+            chown.is_ok_and(|s| s.success()),
+            "chown (the tests run as root)"
+        );
+        let _ = Command::new("chmod").arg("755").arg(d).status();
+        let conf = d.join("dovecot.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "protocols =\nbase_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nssl = no\n\
+    first_valid_uid = 0\ndefault_internal_user = root\ndefault_login_user = root\n\
+    mail_location = maildir:{h}/Maildir\nnamespace inbox {{\n  inbox = yes\n  separator = .\n}}\n\
+    userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={h}\n}}\n\
+    passdb {{\n  driver = static\n  args = nopassword=y\n}}\n",
+                d = d.display(),
+                h = home.display()
+            ),
+        )
+        .expect("conf");
+        let c = conf.to_str().expect("path");
+        let start = Command::new("dovecot").args(["-c", c]).status();
+        assert!(
+            start.is_ok_and(|s| s.success()),
+            "dovecot (dovecot-core) must start"
+        );
+        PrivateDovecot {
+            home: home.clone(),
+            conf: c.to_string(),
+        }
+    }
+}
+
+impl Drop for PrivateDovecot {
+    fn drop(&mut self) {
+        let _ = Command::new("doveadm")
+            .args(["-c", &self.conf, "stop"])
+            .status();
+    }
+}
+
 #[test]
 fn a_maildir_dovecot_wrote() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let home = d.join("home");
-    std::fs::create_dir_all(&home).expect("home");
-    // Dovecot will not deliver as root: the mail belongs to nobody.
-    let chown = Command::new("chown")
-        .args(["-R", "nobody:nogroup"])
-        .arg(&home)
-        .status();
-    assert!(
-        chown.is_ok_and(|s| s.success()),
-        "chown (the tests run as root)"
-    );
-    let _ = Command::new("chmod").arg("755").arg(d).status();
-    let conf = d.join("dovecot.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "protocols =\nbase_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nssl = no\n\
-first_valid_uid = 0\ndefault_internal_user = root\ndefault_login_user = root\n\
-mail_location = maildir:{h}/Maildir\nnamespace inbox {{\n  inbox = yes\n  separator = .\n}}\n\
-userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={h}\n}}\n\
-passdb {{\n  driver = static\n  args = nopassword=y\n}}\n",
-            d = d.display(),
-            h = home.display()
-        ),
-    )
-    .expect("conf");
-    let c = conf.to_str().expect("path");
-    let start = Command::new("dovecot").args(["-c", c]).status();
-    assert!(
-        start.is_ok_and(|s| s.success()),
-        "dovecot (dovecot-core) must start"
-    );
-    struct Stop(String);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = Command::new("doveadm")
-                .args(["-c", &self.0, "stop"])
-                .status();
-        }
-    }
-    let _stop = Stop(c.to_string());
+    let dovecot = PrivateDovecot::start(d);
+    let (home, c) = (dovecot.home.clone(), dovecot.conf.as_str());
     let lda = run(
         Command::new("/usr/lib/dovecot/dovecot-lda")
             .args(["-c", c, "-d", "tester", "-f", "a@x.test"]),

@@ -3,6 +3,7 @@
 //! (build time), one module per area.
 
 mod autoconfig;
+mod backup;
 mod certificates;
 mod config_cli;
 mod content_checks;
