@@ -135,6 +135,7 @@ pub fn import_mbox(
                     flags: m.flags,
                     internal_date: m.internal_date.unwrap_or(now),
                     message: m.body,
+                    uid: None,
                 })
             }) as ImportStep
         })
@@ -166,6 +167,7 @@ pub fn import_maildir(
                     internal_date: e.internal_date,
                     // Maildir files often end lines with a bare LF; the store keeps CRLF.
                     message: crate::rfc5322::to_crlf(&message, false),
+                    uid: e.uid,
                 })
             }) as ImportStep
         })

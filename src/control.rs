@@ -69,6 +69,8 @@ pub enum StoreOp {
         flags: Vec<String>,
         internal_date: i64,
         message: Vec<u8>,
+        /// (UIDVALIDITY, UID) to keep, from Dovecot's `dovecot-uidlist`.
+        uid: Option<(u32, u32)>,
     },
 }
 
@@ -102,6 +104,7 @@ impl StoreOp {
                 flags,
                 internal_date,
                 message,
+                uid,
             } => w(&[
                 "import",
                 account,
@@ -110,6 +113,7 @@ impl StoreOp {
                 &internal_date.to_string(),
                 // Words are text; a message is octets.
                 &crate::auth::base64_encode(message),
+                &uid.map(|(v, u)| format!("{v}:{u}")).unwrap_or_default(),
             ]),
         }
     }
@@ -148,6 +152,10 @@ impl StoreOp {
                 flags: s(3)?.split_whitespace().map(str::to_string).collect(),
                 internal_date: words.get(4)?.parse().ok()?,
                 message: crate::auth::base64_decode(words.get(5)?)?,
+                uid: words.get(6).and_then(|w| {
+                    let (v, u) = w.split_once(':')?;
+                    Some((v.parse().ok()?, u.parse().ok()?))
+                }),
             },
             _ => return None,
         })
@@ -227,6 +235,7 @@ impl StoreOp {
                 flags,
                 internal_date,
                 message,
+                uid,
             } => {
                 let key = crate::import::once_key(mailbox, message);
                 if store.account_data(account, &key).map_err(err)?.is_some() {
@@ -234,6 +243,13 @@ impl StoreOp {
                 }
                 if store.mailbox(account, mailbox).map_err(err)?.is_none() {
                     store.create_mailbox(account, mailbox, None).map_err(err)?;
+                }
+                if let Some((validity, uid)) = uid {
+                    // Kept when the mailbox allows it (fresh, or the same
+                    // UIDVALIDITY and the UID still ahead); else a new UID.
+                    store
+                        .reserve_uid(account, mailbox, *validity, Uid(*uid))
+                        .map_err(err)?;
                 }
                 store
                     .append(account, mailbox, message, flags, *internal_date)

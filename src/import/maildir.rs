@@ -16,6 +16,8 @@ pub struct Entry {
     pub path: PathBuf,
     pub flags: Vec<String>,
     pub internal_date: i64,
+    /// (UIDVALIDITY, UID) from the folder's `dovecot-uidlist`, to keep.
+    pub uid: Option<(u32, u32)>,
 }
 
 /// Folders below the root, at most this deep (a bound on odd trees).
@@ -105,8 +107,39 @@ fn keywords(dir: &Path) -> Vec<(char, String)> {
         .collect()
 }
 
+/// Dovecot's `dovecot-uidlist` (version 3: `3 V<uidvalidity> N<next>
+/// ...` then `<uid> [fields] :<base name>`; version 1: `1 <uidvalidity>
+/// <next>` then `<uid> <base name>`): UIDVALIDITY and each base name's UID.
+fn uidlist(dir: &Path) -> Option<(u32, std::collections::HashMap<String, u32>)> {
+    let text = std::fs::read_to_string(dir.join("dovecot-uidlist")).ok()?;
+    let mut lines = text.lines();
+    let mut header = lines.next()?.split_whitespace();
+    let validity: u32 = match header.next()? {
+        "3" => header.find_map(|f| f.strip_prefix('V'))?.parse().ok()?,
+        "1" => header.next()?.parse().ok()?,
+        _ => return None,
+    };
+    let mut uids = std::collections::HashMap::new();
+    for line in lines {
+        let Some((uid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(uid) = uid.parse::<u32>() else {
+            continue;
+        };
+        let name = match rest.split_once(':') {
+            Some((_, name)) => name,
+            None => rest,
+        };
+        uids.insert(name.trim().to_string(), uid);
+    }
+    Some((validity, uids))
+}
+
 fn messages(dir: &Path, mailbox: &str, out: &mut Vec<Entry>) -> std::io::Result<()> {
     let keywords = keywords(dir);
+    let uidlist = uidlist(dir);
+    let first = out.len();
     for sub in ["cur", "new"] {
         let Ok(read) = std::fs::read_dir(dir.join(sub)) else {
             continue;
@@ -141,13 +174,23 @@ fn messages(dir: &Path, mailbox: &str, out: &mut Vec<Entry>) -> std::io::Result<
                     )
                 })
                 .unwrap_or(0);
+            let base = name.split(':').next().unwrap_or(&name);
+            let uid = uidlist
+                .as_ref()
+                .and_then(|(validity, uids)| Some((*validity, *uids.get(base)?)));
             out.push(Entry {
                 mailbox: mailbox.to_string(),
                 path,
                 flags,
                 internal_date,
+                uid,
             });
         }
+    }
+    // Kept UIDs must be stored in ascending order; files Dovecot had not
+    // numbered yet come after them.
+    if let Some(folder) = out.get_mut(first..) {
+        folder.sort_by_key(|e| e.uid.map_or(u32::MAX, |(_, uid)| uid));
     }
     Ok(())
 }

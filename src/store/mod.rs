@@ -322,6 +322,18 @@ pub trait MailStore: Send + Sync {
     fn recent_count(&self, mailbox: MailboxId) -> Result<u32, StoreError>;
     /// The full message: per-recipient prefix followed by the blob.
     fn message(&self, mailbox: MailboxId, uid: Uid) -> Result<Vec<u8>, StoreError>;
+    /// Makes the next append to the mailbox get `uid` under
+    /// `uid_validity` (an import keeping Dovecot's UIDs): allowed when the
+    /// mailbox has never held a message (its UIDVALIDITY becomes the given
+    /// one) or has that UIDVALIDITY with `uid` not behind its next UID.
+    /// `Ok(false)` when not allowed (the append then takes a new UID).
+    fn reserve_uid(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uid_validity: u32,
+        uid: Uid,
+    ) -> Result<bool, StoreError>;
     /// Local delivery of a batch in one transaction (one fsync). Returns one
     /// `Vec<RecipientOutcome>` per [`Delivery`], in order, one outcome per
     /// recipient. An `Err` means nothing of the batch was stored.

@@ -1436,6 +1436,33 @@ impl MailStore for RedbStore {
         Ok(outcomes)
     }
 
+    fn reserve_uid(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uid_validity: u32,
+        uid: Uid,
+    ) -> Result<bool> {
+        let account = existing_account(account)?;
+        let name = existing_mailbox(mailbox)?;
+        self.write(|tx| {
+            let id = tx
+                .resolve(&account, &name)?
+                .ok_or(StoreError::NoSuchMailbox)?;
+            let mb = tx.require_mailbox(id)?;
+            let fresh = mb.uid_next == 1 && mb.messages == 0;
+            if uid.0 == 0 || (mb.uid_validity != uid_validity && !fresh) || uid.0 < mb.uid_next {
+                return Ok(false);
+            }
+            mb.uid_validity = uid_validity;
+            mb.uid_next = uid.0;
+            // A cached SELECT scan is keyed by the modseq: it must not
+            // outlive this change.
+            mb.highest_modseq += 1;
+            Ok(true)
+        })
+    }
+
     fn append_batch(
         &self,
         account: &str,

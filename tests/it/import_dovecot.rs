@@ -93,6 +93,45 @@ fn a_maildir_dovecot_wrote() {
         b"From: a@x.test\nSubject: from dovecot one\nMessage-ID: <1@x.test>\n\nhello\n",
     );
     assert_success(&lda, "dovecot-lda");
+    // Two more, and the middle one of the three expunged: INBOX holds
+    // UIDs 1 and 3, which the import must keep.
+    for n in ["two-a", "two-b"] {
+        let more = run(
+            Command::new("/usr/lib/dovecot/dovecot-lda")
+                .args(["-c", c, "-d", "tester", "-f", "a@x.test"]),
+            format!("From: a@x.test\nSubject: inbox {n}\n\nhello\n").as_bytes(),
+        );
+        assert_success(&more, "dovecot-lda");
+    }
+    let expunge = run(
+        Command::new("doveadm").args([
+            "-c", c, "expunge", "-u", "tester", "mailbox", "INBOX", "uid", "2",
+        ]),
+        b"",
+    );
+    assert_success(&expunge, "doveadm expunge");
+    let status = run(
+        Command::new("doveadm").args([
+            "-c",
+            c,
+            "-f",
+            "flow",
+            "mailbox",
+            "status",
+            "-u",
+            "tester",
+            "uidvalidity",
+            "INBOX",
+        ]),
+        b"",
+    );
+    assert_success(&status, "doveadm mailbox status");
+    let validity = String::from_utf8_lossy(&status.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let create = run(
         Command::new("doveadm").args(["-c", c, "mailbox", "create", "-u", "tester", "Lists.dev"]),
         b"",
@@ -130,7 +169,7 @@ fn a_maildir_dovecot_wrote() {
         "fauzan@localhost",
     ]);
     assert!(
-        out.contains("2 imported, 0 already there, 0 failed (of 2)"),
+        out.contains("3 imported, 0 already there, 0 failed (of 3)"),
         "{out}"
     );
     let inbox = server.cli_ok(&["mailbox", "list", "fauzan@localhost"]);
@@ -142,4 +181,18 @@ fn a_maildir_dovecot_wrote() {
     let lists = server.cli_ok(&["mailbox", "list", "fauzan@localhost", "Lists/dev"]);
     assert!(lists.contains("from dovecot two"), "{lists}");
     assert!(!lists.contains("\\Seen"), "{lists}");
+    // Dovecot's UIDVALIDITY and UIDs, so clients' caches stay valid.
+    let mut imap = crate::imap_client::Imap::login_as(server.ports.imap, "fauzan@localhost", "pw");
+    let status = imap.cmd("STATUS INBOX (UIDVALIDITY UIDNEXT)");
+    assert!(
+        status.contains(&format!("UIDVALIDITY {validity} UIDNEXT 4")),
+        "Dovecot's UIDVALIDITY is {validity}: {status}"
+    );
+    imap.cmd("SELECT INBOX");
+    let uids = imap.cmd("UID FETCH 1:* (UID)");
+    assert!(
+        uids.contains("* 1 FETCH (UID 1)") && uids.contains("* 2 FETCH (UID 3)"),
+        "{uids}"
+    );
+    imap.cmd("LOGOUT");
 }
