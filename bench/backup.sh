@@ -12,7 +12,8 @@ N=${1:-100000}; L=${2:-2048}
 cargo build --release -q
 BIN=$PWD/target/release/merpati
 DIR=$(mktemp -d /tmp/merpati-backup.XXXXXX)
-trap 'kill ${PID:-0} 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
+# Not `kill ${PID:-0}`: with PID empty that is kill 0, the whole group.
+trap '[ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
 config() { # data dir, http port
 cat <<TOML
 data_dir = "$1"

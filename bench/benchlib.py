@@ -39,6 +39,11 @@ max_connections_per_client = {per_client}
 [pop3]
 listen = []
 tls_listen = []
+[managesieve]
+listen = []
+[http]
+listen = []
+tls_listen = []
 """)
     return path
 

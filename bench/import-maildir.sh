@@ -12,7 +12,8 @@ N=${1:-10000}; L=${2:-4096}
 cargo build --release -q
 BIN=$PWD/target/release/merpati
 DIR=$(mktemp -d /tmp/merpati-import.XXXXXX)
-trap 'kill ${PID:-0} 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
+# Not `kill ${PID:-0}`: with PID empty that is kill 0, the whole group.
+trap '[ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
 cat > "$DIR/merpati.toml" <<TOML
 data_dir = "$DIR/data"
 myhostname = "bench.merpati.test"

@@ -60,7 +60,6 @@ fn main() {
         Input {
             headers: &fields.headers,
             starts: &fields.starts,
-            size: message.len() as u64,
             envelope_from: "sender@sender.example",
             envelope_to: "user@example.org",
             delimiter: "+",

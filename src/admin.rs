@@ -123,7 +123,19 @@ pub fn import_mbox(
     let account = account_of(config, address)?;
     let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let now = crate::rfc5322::now_unix();
-    let ops: Vec<ImportStep> = crate::import::mbox::split(&data)
+    let messages = crate::import::mbox::split(&data);
+    let blank = data.trim_ascii().is_empty();
+    // The messages are copies: the file need not stay in memory too.
+    drop(data);
+    if messages.is_empty() && !blank {
+        // Not an mbox, or separators we cannot read: say so rather than
+        // report "0 imported" as if the file were empty.
+        bail!(
+            "{}: no mbox separator line (\"From sender date\") found",
+            file.display()
+        );
+    }
+    let ops: Vec<ImportStep> = messages
         .into_iter()
         .map(|m| {
             let account = account.clone();

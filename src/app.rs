@@ -14,7 +14,6 @@ use crate::imap::ImapService;
 use crate::live::Live;
 use crate::mailauth::MailAuth;
 use crate::mailauth::sign::Signer;
-use crate::net::anvil::Anvil;
 use crate::net::listener::{Limits, accept_loop, bind_all};
 use crate::pop3::Pop3Service;
 use crate::queue::journal::Journal;
@@ -29,7 +28,7 @@ use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -294,13 +293,8 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     ];
     for (name, addrs, total, per_client, implicit_tls) in mailbox_listeners {
         let addrs: Vec<_> = addrs.iter().filter_map(|a| parse_listen(a)).collect();
-        let limits = Arc::new(Limits {
-            service: if name == "imapd" { "imap" } else { "pop3" },
-            total_limit: total,
-            total: Arc::new(Semaphore::new(total)),
-            per_client,
-            anvil: Arc::new(Anvil::default()),
-        });
+        let service = if name == "imapd" { "imap" } else { "pop3" };
+        let limits = Limits::new(service, total, per_client);
         for listener in bind_all(&addrs)? {
             tracing::info!(
                 "{name} listening on {}{}",
@@ -341,13 +335,11 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         .iter()
         .filter_map(|a| parse_listen(a))
         .collect();
-    let limits = Arc::new(Limits {
-        service: "managesieve",
-        total_limit: config.managesieve.max_connections,
-        total: Arc::new(Semaphore::new(config.managesieve.max_connections)),
-        per_client: config.managesieve.max_connections_per_client,
-        anvil: Arc::new(Anvil::default()),
-    });
+    let limits = Limits::new(
+        "managesieve",
+        config.managesieve.max_connections,
+        config.managesieve.max_connections_per_client,
+    );
     for listener in bind_all(&addrs)? {
         tracing::info!("managesieve listening on {}", listener.local_addr()?);
         let svc = managesieve.clone();
@@ -378,13 +370,11 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         alpn: Default::default(),
         acme: acme_challenges.clone(),
     });
-    let limits = Arc::new(Limits {
-        service: "http",
-        total_limit: config.http.max_connections,
-        total: Arc::new(Semaphore::new(config.http.max_connections)),
-        per_client: config.http.max_connections_per_client,
-        anvil: Arc::new(Anvil::default()),
-    });
+    let limits = Limits::new(
+        "http",
+        config.http.max_connections,
+        config.http.max_connections_per_client,
+    );
     for (addrs, tls) in [
         (&config.http.listen, false),
         (&config.http.tls_listen, true),
@@ -415,13 +405,11 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     // (a bound socket queues connections even before its accept loop runs),
     // which is what scripts waiting for port 25 expect.
     // Port 25 and submission share the SMTP connection limits.
-    let limits = Arc::new(Limits {
-        service: "smtpd",
-        total_limit: config.smtp.max_connections,
-        total: Arc::new(Semaphore::new(config.smtp.max_connections)),
-        per_client: config.smtp.max_connections_per_client,
-        anvil: Arc::new(Anvil::default()),
-    });
+    let limits = Limits::new(
+        "smtpd",
+        config.smtp.max_connections,
+        config.smtp.max_connections_per_client,
+    );
     let smtp_listeners = [
         (&config.smtp.listen, Mode::Mx),
         (
@@ -507,7 +495,6 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     Ok(())
 }
 
-/// Every second, make the queue files durable and retire journal segments.
 /// systemd's watchdog (`WatchdogSec=` in the unit): `WATCHDOG=1` every
 /// half period, but only while the daemon is alive in the ways that
 /// matter: the runtime schedules this task, and the mail store answers a
@@ -548,6 +535,7 @@ fn spawn_watchdog(store: Arc<dyn MailStore>, tasks: &TaskTracker, stop: Cancella
     });
 }
 
+/// Every second, make the queue files durable and retire journal segments.
 async fn checkpoints(journal: Arc<Journal>, spool: Arc<Spool>, stop: CancellationToken) {
     loop {
         tokio::select! {

@@ -408,6 +408,11 @@ pub fn hex(bytes: &[u8]) -> String {
 /// beats a dependency.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let text = text.trim_end_matches('=');
+    // One character of a group carries only 6 bits: never a whole text
+    // (a cut one, say).
+    if text.len() % 4 == 1 {
+        return None;
+    }
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let mut acc: u32 = 0;
     let mut bits = 0;

@@ -5,9 +5,9 @@
 //! by the daemon itself) or while it is stopped, and is consistent in the
 //! sense that matters: every message acknowledged before it began is in
 //! it, either as a queue file or in the store. To make that hold, the
-//! queue is copied first with every move and removal held back
-//! ([`Spool::freeze`]); the store is copied after, from one read
-//! transaction. A message that leaves the queue after the queue copy is
+//! queue is snapshotted first — a hard link to every queue file while
+//! every move and removal is held back ([`Spool::freeze`]), then copied —
+//! and the store after, from one read transaction. A message that leaves the queue after the queue copy is
 //! in the store before the store copy starts. Keys, certificates and
 //! secrets (everything else under `data_dir` but the sockets) are copied
 //! last. The layout: `DIR/queue/<queue>/<id>`, `DIR/store/`, `DIR/data/`,
@@ -46,11 +46,18 @@ pub fn backup(
     dest: &Path,
 ) -> Result<String, String> {
     fresh_directory(dest)?;
+    if let (Ok(dest), Ok(data)) = (dest.canonicalize(), config.data_dir.canonicalize())
+        && dest.starts_with(&data)
+    {
+        return Err(format!(
+            "{} is inside data_dir {}: the backup would copy itself",
+            dest.display(),
+            data.display()
+        ));
+    }
     let started = std::time::Instant::now();
-    let queued = {
-        let _frozen = spool.freeze();
-        copy_queue(spool, &dest.join("queue")).map_err(|e| format!("copying the queue: {e}"))?
-    };
+    let queued =
+        copy_queue(spool, &dest.join("queue")).map_err(|e| format!("copying the queue: {e}"))?;
     let counts = store
         .backup(&dest.join("store"))
         .map_err(|e| format!("copying the store: {e}"))?;
@@ -120,24 +127,45 @@ fn fresh_directory(dir: &Path) -> Result<(), String> {
 }
 
 /// Copies every queue file, keeping its mtime (a deferred file's next
-/// attempt); returns how many.
+/// attempt); returns how many. While the queue is frozen each file only
+/// gets a hard link in a staging directory beside the queues (same
+/// filesystem, microseconds a file), so deliveries wait for the links,
+/// not for the copy.
 fn copy_queue(spool: &Spool, dest: &Path) -> io::Result<u64> {
-    let mut copied = 0;
-    for queue in QueueName::ALL {
-        let target = dest.join(queue.dir_name());
-        fs::create_dir_all(&target)?;
-        for entry in spool.list(queue)? {
-            let from = spool.path(queue, &entry.id);
-            match copy_file(&from, &target.join(entry.id.as_str())) {
-                Ok(()) => copied += 1,
-                // Not moved or removed (frozen): only a file that was
-                // never complete can vanish, and it was not acknowledged.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+    struct Staging(std::path::PathBuf);
+    impl Drop for Staging {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let staging = Staging(
+        spool
+            .root()
+            .join(format!(".backup-{}-{nanos}", std::process::id())),
+    );
+    let mut linked = 0;
+    {
+        let _frozen = spool.freeze();
+        for queue in QueueName::ALL {
+            let target = staging.0.join(queue.dir_name());
+            fs::create_dir_all(&target)?;
+            for entry in spool.list(queue)? {
+                let from = spool.path(queue, &entry.id);
+                match fs::hard_link(&from, target.join(entry.id.as_str())) {
+                    Ok(()) => linked += 1,
+                    // Not moved or removed (frozen): only a file that was
+                    // never complete can vanish, and it was not acknowledged.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
-    Ok(copied)
+    copy_tree(&staging.0, dest, &[])?;
+    Ok(linked)
 }
 
 /// A file's bytes, mode and mtime.

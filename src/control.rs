@@ -414,9 +414,19 @@ pub fn serve(
             let context = context.clone();
             inner.spawn(async move {
                 let mut request = Vec::new();
-                let mut limited = (&mut conn).take(MAX_REQUEST);
+                // One octet more than allowed tells a request cut at the
+                // limit from a whole one: a cut message must not be stored.
+                let mut limited = (&mut conn).take(MAX_REQUEST + 1);
                 let read = limited.read_to_end(&mut request);
                 if !matches!(tokio::time::timeout(REQUEST_TIMEOUT, read).await, Ok(Ok(_))) {
+                    return;
+                }
+                if request.len() as u64 > MAX_REQUEST {
+                    let refusal = format!(
+                        "1request over the control socket's {} MiB",
+                        MAX_REQUEST >> 20
+                    );
+                    let _ = conn.write_all(refusal.as_bytes()).await;
                     return;
                 }
                 let words: Vec<String> = String::from_utf8_lossy(&request)
@@ -454,7 +464,17 @@ pub fn request_words(
     path: &Path,
     words: &[String],
 ) -> std::io::Result<Option<Result<Vec<u8>, String>>> {
-    exchange(path, words.join("\0").as_bytes())
+    let request = words.join("\0");
+    if request.len() as u64 > MAX_REQUEST {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "request over the control socket's {} MiB",
+                MAX_REQUEST >> 20
+            ),
+        ));
+    }
+    exchange(path, request.as_bytes())
 }
 
 /// One request and its answer over a daemon's local socket, in the shape

@@ -132,19 +132,14 @@ impl Checker<'_> {
         }
         // DMARC.
         let dmarc = format!("_dmarc.{domain}");
-        match self.txt(&dmarc).await {
-            Ok(records)
-                if records
-                    .iter()
-                    .any(|r| r.to_ascii_uppercase().starts_with("V=DMARC1")) =>
-            {
-                let r = records
-                    .iter()
-                    .find(|r| r.to_ascii_uppercase().starts_with("V=DMARC1"))
-                    .cloned();
-                self.add(domain, "DMARC", Status::Ok, r.unwrap_or_default(), vec![]);
-            }
-            Ok(_) => self.add(
+        let found = self.txt(&dmarc).await.map(|records| {
+            records
+                .into_iter()
+                .find(|r| r.to_ascii_uppercase().starts_with("V=DMARC1"))
+        });
+        match found {
+            Ok(Some(record)) => self.add(domain, "DMARC", Status::Ok, record, vec![]),
+            Ok(None) => self.add(
                 domain,
                 "DMARC",
                 Status::Fail,
@@ -418,12 +413,7 @@ impl Checker<'_> {
                 return;
             }
         };
-        let networks: Vec<crate::config::Cidr> = self
-            .config
-            .mynetworks
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .collect();
+        let networks = self.config.networks();
         for client in PROBE_CLIENTS {
             let Ok(ip) = client.parse::<std::net::IpAddr>() else {
                 continue;

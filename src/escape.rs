@@ -1,5 +1,22 @@
 //! Escaping text for the formats we write by hand (XML documents, JSON
-//! strings), small enough not to need a serializer.
+//! strings), small enough not to need a serializer, and `%XX` decoding.
+
+/// `%XX` decoding (RFC 3986 §2.1) to UTF-8: the queue file's fields and
+/// `mailto:` URIs. `None` for a bad escape or bytes that are not UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = char::from(bytes.next()?).to_digit(16)?;
+            let lo = char::from(bytes.next()?).to_digit(16)?;
+            out.push((hi * 16 + lo) as u8);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
 
 /// XML text and attribute content; control characters are dropped (XML
 /// 1.0 cannot carry them).

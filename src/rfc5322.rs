@@ -28,6 +28,24 @@ pub fn to_crlf(input: &[u8], dot_ends: bool) -> Vec<u8> {
     out
 }
 
+/// Text made one line: control characters (CR and LF among them) become
+/// spaces, at most `max` characters kept — for header values and reasons
+/// that come from a script or a sender, which must not add a line.
+pub fn one_line(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect()
+}
+
+/// RFC 5322 §3.6.8 `field-name`: printable ASCII but `:`, at most `max`
+/// octets.
+pub fn is_field_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+}
+
 /// A header value as one RFC 2047 encoded word when it is not ASCII.
 pub fn encode_word(text: &str) -> String {
     if text.is_ascii() {

@@ -25,7 +25,6 @@ fuzz_target!(|data: &[u8]| {
     let input = Input {
         headers: &fields.headers,
         starts: &fields.starts,
-        size: MESSAGE.len() as u64,
         envelope_from: "a@b.example",
         envelope_to: "c+x@d.example",
         delimiter: "+",

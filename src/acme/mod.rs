@@ -68,7 +68,7 @@ pub fn renewal_due(config: &Config) -> Option<i64> {
 }
 
 /// The validity of the stored ACME certificate.
-pub fn stored_validity(data_dir: &Path) -> Option<crate::tls::x509::Validity> {
+fn stored_validity(data_dir: &Path) -> Option<crate::tls::x509::Validity> {
     let der = crate::tls::leaf_certificate(&certificate_path(data_dir))?;
     crate::tls::x509::validity(&der)
 }
@@ -178,17 +178,26 @@ fn install(
         pem.push('\n');
     }
     pem.push_str(&issued.key_pem);
-    let write = |p: &Path| {
-        crate::perms::write_private_file(p, pem.as_bytes(), 0o600)
-            .map_err(|e| format!("{}: {e}", p.display()))
+    crate::perms::write_private_file(&candidate, pem.as_bytes(), 0o600)
+        .map_err(|e| format!("{}: {e}", candidate.display()))?;
+    let checked = crate::tls::load_pair(&candidate, &candidate)
+        .map_err(|e| format!("issued chain: {e}"))
+        .and_then(|_| {
+            crate::tls::leaf_certificate(&candidate)
+                .and_then(|der| crate::tls::x509::validity(&der))
+                .map(|v| v.not_after)
+                .ok_or_else(|| "the issued certificate has no readable validity".to_string())
+        });
+    let until = match checked {
+        Ok(until) => until,
+        Err(e) => {
+            let _ = std::fs::remove_file(&candidate);
+            return Err(e);
+        }
     };
-    write(&candidate)?;
-    crate::tls::load_pair(&candidate, &candidate).map_err(|e| format!("issued chain: {e}"))?;
-    let until = crate::tls::leaf_certificate(&candidate)
-        .and_then(|der| crate::tls::x509::validity(&der))
-        .map(|v| v.not_after)
-        .ok_or("the issued certificate has no readable validity")?;
-    let _ = std::fs::remove_file(&candidate);
+    std::fs::rename(&candidate, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // After the certificate: a crash between the two leaves the old list,
+    // which makes the next start order once more, nothing worse.
     let names_file = names_path(&config.data_dir);
     crate::perms::write_private_file(
         &names_file,
@@ -196,7 +205,6 @@ fn install(
         0o600,
     )
     .map_err(|e| format!("{}: {e}", names_file.display()))?;
-    write(&path)?;
     let server = crate::tls::server_config(config).map_err(|e| e.to_string())?;
     tls.set(server);
     Ok(until)

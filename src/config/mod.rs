@@ -612,9 +612,14 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             bad("data_dir", "must not be empty".into());
         }
-        for net in &self.mynetworks {
-            if let Err(e) = net.parse::<Cidr>() {
-                bad("mynetworks", e);
+        for (key, list) in [
+            ("mynetworks", &self.mynetworks),
+            ("http.metrics_allow", &self.http.metrics_allow),
+        ] {
+            for net in list {
+                if let Err(e) = net.parse::<Cidr>() {
+                    bad(key, e);
+                }
             }
         }
         for net in &self.anvil.smtpd_client_event_limit_exceptions {

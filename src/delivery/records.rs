@@ -33,18 +33,16 @@ pub enum Seen {
 impl Records<'_> {
     /// Whether `key` was recorded within `period` seconds of `now`. A new
     /// (or expired) key is recorded; with `refresh` a seen key's time is
-    /// moved to `now` as well. An unreadable store reads as seen (no
-    /// second reply rather than a possible repeat).
-    pub fn check(&self, key: &str, now: u64, period: u64, refresh: bool) -> Seen {
+    /// moved to `now` as well. A store that cannot be read or written is
+    /// an error: each caller decides what is safe (vacation sends no reply,
+    /// `duplicate` keeps the message).
+    pub fn check(&self, key: &str, now: u64, period: u64, refresh: bool) -> Result<Seen, String> {
         let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
         let key = crate::auth::hex(digest.as_ref().get(..12).unwrap_or_default());
         let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let stored = match self.store.account_data(self.account, self.kind) {
             Ok(v) => v.unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!("sieve: {}: {}: {e}", self.account, self.kind);
-                return Seen::Again;
-            }
+            Err(e) => return Err(format!("{}: {e}", self.kind)),
         };
         let horizon = self.horizon.max(period);
         let mut records: Vec<(String, u64)> = String::from_utf8_lossy(&stored)
@@ -59,20 +57,16 @@ impl Records<'_> {
             .iter()
             .any(|(k, t)| *k == key && now.saturating_sub(*t) < period);
         if seen && !refresh {
-            return Seen::Again;
+            return Ok(Seen::Again);
         }
         records.retain(|(k, _)| *k != key);
         records.push((key, now));
         let excess = records.len().saturating_sub(self.max.max(1));
         records.drain(..excess);
         let text: String = records.iter().map(|(k, t)| format!("{k} {t}\n")).collect();
-        if let Err(e) = self
-            .store
+        self.store
             .set_account_data(self.account, self.kind, Some(text.as_bytes()))
-        {
-            tracing::warn!("sieve: {}: {}: {e}", self.account, self.kind);
-            return Seen::Again;
-        }
-        if seen { Seen::Again } else { Seen::First }
+            .map_err(|e| format!("{}: {e}", self.kind))?;
+        Ok(if seen { Seen::Again } else { Seen::First })
     }
 }

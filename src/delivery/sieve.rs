@@ -110,7 +110,6 @@ pub fn targets(
     let input = Input {
         headers: &message.fields.headers,
         starts: &message.fields.starts,
-        size: message.message.len() as u64,
         message: message.message,
         envelope_from: r.sender,
         envelope_to: r.address,
@@ -260,7 +259,7 @@ impl eval::Context for Includes<'_> {
         self.r.spam
     }
 
-    fn duplicate(&self, handle: &str, id: &str, seconds: u64, last: bool) -> bool {
+    fn duplicate(&self, handle: &str, id: &str, seconds: u64, last: bool) -> Result<bool, String> {
         let s = self.settings;
         let max = s.duplicate_max_period.0.as_secs();
         let period = match seconds {
@@ -276,7 +275,9 @@ impl eval::Context for Includes<'_> {
             max: s.duplicate_max_entries,
         };
         let now = crate::rfc5322::now_unix().max(0) as u64;
-        records.check(&format!("{handle}\0{id}"), now, period, last) == super::records::Seen::Again
+        records
+            .check(&format!("{handle}\0{id}"), now, period, last)
+            .map(|seen| seen == super::records::Seen::Again)
     }
 
     fn environment(&self, name: &str) -> Option<String> {
@@ -288,21 +289,13 @@ impl eval::Context for Includes<'_> {
     }
 }
 
-/// The flags a script set that IMAP can store: system flags other than
-/// `\Recent`, and keywords that are IMAP atoms (RFC 3501 §9); at most 32.
+/// The flags a script set that IMAP can store — the store's own rule
+/// (system flags but `\Recent`, in any case; keywords that are atoms) —
+/// within what one script may set: at most 32, each at most 64 octets.
 fn imap_flags(flags: Vec<String>) -> Vec<String> {
-    const SYSTEM: [&str; 5] = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"];
-    flags
+    crate::store::flags::normalize(&flags)
         .into_iter()
-        .filter(|f| {
-            if f.starts_with('\\') {
-                return SYSTEM.contains(&f.as_str());
-            }
-            !f.is_empty()
-                && f.len() <= 64
-                && f.bytes()
-                    .all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b))
-        })
+        .filter(|f| f.len() <= 64)
         .take(32)
         .collect()
 }

@@ -131,17 +131,17 @@ fn values<'a>(message: &'a Prepared<'_>, name: &'a str) -> impl Iterator<Item = 
         .map(|(_, v)| v.trim())
 }
 
-/// An address without its extension, lower-cased, for comparing.
+/// An address without its extension, lower-cased, for comparing (the
+/// same `local_base` routing uses).
 fn base(address: &str, delimiter: &str) -> String {
-    let address = address.to_ascii_lowercase();
-    let Some((local, domain)) = address.rsplit_once('@') else {
-        return address;
-    };
-    let local = match delimiter.chars().next() {
-        Some(sep) => local.split(sep).next().unwrap_or(local),
-        None => local,
-    };
-    format!("{local}@{domain}")
+    match crate::address::Address::parse(address) {
+        Ok(a) => match a.domain() {
+            Some(domain) => format!("{}@{domain}", a.local_base(delimiter)),
+            None => a.local_base(delimiter).to_string(),
+        }
+        .to_lowercase(),
+        Err(_) => address.to_lowercase(),
+    }
 }
 
 /// The script's period within the configured bounds (RFC 5230 §4.1: the
@@ -173,7 +173,14 @@ fn first_in_period(
         max: settings.vacation_max_senders,
     };
     let key = format!("{handle}\0{}", r.sender.to_ascii_lowercase());
-    records.check(&key, now, period, false) == Seen::First
+    match records.check(&key, now, period, false) {
+        Ok(seen) => seen == Seen::First,
+        // No second reply rather than a possible repeat.
+        Err(e) => {
+            tracing::warn!("sieve: {}: {e}; no vacation reply", r.account);
+            false
+        }
+    }
 }
 
 /// The reply: to the sender, from the user (or `:from`), threaded to the
@@ -287,8 +294,5 @@ pub fn file_copy(store: &dyn MailStore, account: &str, fcc: &Fcc, message: &[u8]
 /// A header value with no line breaks or controls (nothing a script or a
 /// sender writes can add a header line).
 pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(998 - 20)
-        .collect()
+    crate::rfc5322::one_line(s, 998 - 20)
 }

@@ -44,7 +44,8 @@ impl Server {
     pub fn from_config(config: &crate::config::Config) -> Server {
         let port = |list: &[String]| {
             list.first()
-                .and_then(|a| a.rsplit_once(':')?.1.parse().ok())
+                .and_then(|a| crate::config::parse_listen(a))
+                .map(|a| a.port())
         };
         let mut endpoints = Vec::new();
         let mut add = |kind, list: &[String], security| {

@@ -96,25 +96,20 @@ impl Ctx {
             && self.svc.resolver.get().classify(domain) != crate::rewrite::DomainClass::Remote
     }
 
+    /// Whether `address` is in one of our domains.
+    fn address_is_ours(&self, address: &str) -> bool {
+        address
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| self.ours(&d.to_ascii_lowercase()))
+    }
+
     /// The domain a request is about: the address's, else the Host
     /// name without `autoconfig.` / `autodiscover.`.
     fn domain(&self, address: Option<&str>, headers: &HeaderMap, uri: &Uri) -> Option<String> {
         let domain = match address {
             Some(a) => a.rsplit_once('@')?.1.to_ascii_lowercase(),
             None => {
-                // HTTP/2 carries the host in the :authority, not Host.
-                let host = match headers.get(header::HOST) {
-                    Some(h) => h.to_str().ok()?,
-                    None => uri.host()?,
-                };
-                let host = host.rsplit_once(':').map_or(host, |(h, p)| {
-                    if p.bytes().all(|b| b.is_ascii_digit()) {
-                        h
-                    } else {
-                        host
-                    }
-                });
-                let host = host.to_ascii_lowercase();
+                let host = request_host(headers, uri)?;
                 host.strip_prefix("autoconfig.")
                     .or_else(|| host.strip_prefix("autodiscover."))
                     .unwrap_or(&host)
@@ -123,6 +118,23 @@ impl Ctx {
         };
         self.ours(&domain).then_some(domain)
     }
+}
+
+/// The host a request names, lower-cased, without a port: Host, or for
+/// HTTP/2 the `:authority`.
+fn request_host(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    let host = match headers.get(header::HOST) {
+        Some(h) => h.to_str().ok()?,
+        None => uri.host()?,
+    };
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    Some(host.to_ascii_lowercase())
 }
 
 /// An address as clients send it: `user@domain`, bounded.
@@ -165,10 +177,7 @@ async fn outlook(State(ctx): State<Ctx>, body: Bytes) -> Response {
             "No EMailAddress\n".into(),
         );
     };
-    let domain = address
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_ascii_lowercase());
-    if !domain.is_some_and(|d| ctx.ours(&d)) {
+    if !ctx.address_is_ours(&address) {
         return not_found();
     }
     text(
@@ -197,10 +206,7 @@ fn json_reply(ctx: &Ctx, raw: &str, protocol: Option<&String>) -> Response {
             "{\"ErrorCode\":\"InvalidUser\",\"ErrorMessage\":\"The given user is invalid\"}".into(),
         );
     };
-    let domain = address
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_ascii_lowercase());
-    if !domain.is_some_and(|d| ctx.ours(&d)) {
+    if !ctx.address_is_ours(&address) {
         return not_found();
     }
     let hostname = ctx.svc.config.get().myhostname.clone();
@@ -248,10 +254,7 @@ async fn apple(State(ctx): State<Ctx>, Query(query): Query<HashMap<String, Strin
             "Give ?email=ADDRESS\n".into(),
         );
     };
-    let domain = address
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_ascii_lowercase());
-    if !domain.is_some_and(|d| ctx.ours(&d)) {
+    if !ctx.address_is_ours(&address) {
         return not_found();
     }
     match autoconfig::mobileconfig(&ctx.server(), &address) {
@@ -339,15 +342,7 @@ async fn metrics(State(ctx): State<Ctx>, peer: Option<axum::Extension<super::Pee
 /// RFC 8461 §3.2: the policy, on `mta-sts.DOMAIN` over HTTPS only, for
 /// our domains; our one MX is this host.
 async fn mta_sts(State(ctx): State<Ctx>, headers: HeaderMap, uri: Uri) -> Response {
-    let host = match headers.get(header::HOST) {
-        Some(h) => h.to_str().unwrap_or_default().to_string(),
-        None => uri.host().unwrap_or_default().to_string(),
-    };
-    let host = host
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let host = request_host(&headers, &uri).unwrap_or_default();
     let Some(domain) = host.strip_prefix("mta-sts.") else {
         return not_found();
     };

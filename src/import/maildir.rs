@@ -74,7 +74,12 @@ fn folders(
         if let Some(plus) = name.strip_prefix('.') {
             // Maildir++: only at the root, dots are the hierarchy.
             if dir == root && !plus.is_empty() && is_maildir(&child) {
-                let mailbox = plus.split('.').map(our_name).collect::<Vec<_>>().join("/");
+                // Only a top-level folder is a special one ("Sent Items"
+                // under Archive stays what it is), as for plain folders.
+                let mailbox = match plus.split_once('.') {
+                    Some((top, rest)) => format!("{}/{}", our_name(top), rest.replace('.', "/")),
+                    None => our_name(plus),
+                };
                 messages(&child, &mailbox, out)?;
             }
             continue;

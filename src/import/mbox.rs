@@ -25,12 +25,16 @@ pub fn split(data: &[u8]) -> Vec<Message> {
         // A separator is `From ` with a sender and an asctime date; a body
         // line that merely starts with "From " (mboxo writers such as mutt
         // do not always quote it) is text.
-        let separator = content.starts_with(b"From ") && separator_date(content).is_some();
-        if separator {
+        let separator = if content.starts_with(b"From ") {
+            separator_date(content)
+        } else {
+            None
+        };
+        if let Some(date) = separator {
             if let Some((date, body)) = current.take() {
                 out.push(finish(date, body));
             }
-            current = Some((separator_date(content), Vec::new()));
+            current = Some((Some(date), Vec::new()));
             continue;
         }
         let Some((_, body)) = current.as_mut() else {
@@ -96,24 +100,33 @@ fn flags_of(message: &[u8]) -> Vec<String> {
 }
 
 /// `From sender Thu Dec  3 12:00:00 2026` → seconds since the epoch (UTC).
+/// Also the forms other writers use: a zone before the year (`... 00:00:00
+/// +0000 2024`, Gmail's Takeout), and words after it (`remote from host`,
+/// UUCP).
 fn separator_date(line: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(line).ok()?;
-    let words: Vec<&str> = text.split_whitespace().collect();
-    // From, sender, then weekday month day time year (the last five).
-    let tail = words.get(words.len().checked_sub(5)?..)?;
-    let month = [
+    const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| tail.get(1).is_some_and(|t| t.eq_ignore_ascii_case(m)))?;
-    let day: u8 = tail.get(2)?.parse().ok()?;
-    let mut time = tail.get(3)?.split(':').map(|p| p.parse::<u8>().ok());
+    ];
+    let text = std::str::from_utf8(line).ok()?;
+    // From, the sender, then [weekday] month day time [zone] year.
+    let words: Vec<&str> = text.split_whitespace().skip(2).collect();
+    let (at, month) = words.iter().enumerate().find_map(|(i, w)| {
+        let m = MONTHS.iter().position(|m| w.eq_ignore_ascii_case(m))?;
+        Some((i, m))
+    })?;
+    let mut rest = words.get(at + 1..)?.iter();
+    let day: u8 = rest.next()?.parse().ok()?;
+    let mut time = rest.next()?.split(':').map(|p| p.parse::<u8>().ok());
     let (hour, minute, second) = (
         time.next()??,
         time.next()??,
         time.next().flatten().unwrap_or(0),
     );
-    let year: u16 = tail.get(4)?.parse().ok()?;
+    let mut year_word = rest.next()?;
+    if year_word.starts_with(['+', '-']) {
+        year_word = rest.next()?;
+    }
+    let year: u16 = year_word.parse().ok()?;
     let dt = mail_parser::DateTime {
         year,
         month: u8::try_from(month + 1).ok()?,
@@ -146,5 +159,15 @@ mod tests {
         assert_eq!(got[1].body, b"Subject: two\r\n\r\nsecond\r\n");
         assert!(got[1].flags.is_empty());
         assert!(split(b"no separator at all\n").is_empty());
+    }
+
+    #[test]
+    fn reads_the_separators_other_writers_make() {
+        let mbox = b"From 1234567890@xxx Mon Jan 01 00:00:00 +0000 2024\nSubject: takeout\n\none\nFrom uucp!bob Tue Jan  2 10:00:00 2024 remote from gate\nSubject: uucp\n\ntwo\n";
+        let got = split(mbox);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].internal_date, Some(1_704_067_200));
+        assert_eq!(got[1].internal_date, Some(1_704_189_600));
+        assert_eq!(got[1].body, b"Subject: uucp\r\n\r\ntwo\r\n");
     }
 }

@@ -69,6 +69,13 @@ pub struct Reader {
     /// literal's announced length): saves reparsing a large literal for
     /// every chunk that arrives.
     need: usize,
+    /// Buffered bytes a parse found incomplete for want of more line (and
+    /// how many of them are literal data): a command ends with CRLF, so
+    /// no parse is tried again until one arrives past them — a client
+    /// trickling the line after a large literal does not make us parse
+    /// (and copy) the literal again for every octet.
+    scanned: usize,
+    scanned_literal: usize,
     /// Literal bytes still to be thrown away, and then the rest of that
     /// command's line.
     skipping: Option<u64>,
@@ -95,6 +102,8 @@ impl Reader {
         Reader {
             buf: Vec::new(),
             need: 0,
+            scanned: 0,
+            scanned_literal: 0,
             skipping: None,
             skipped_literal: 0,
             max_line,
@@ -115,6 +124,7 @@ impl Reader {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.need = 0;
+        self.scanned = 0;
         self.skipping = None;
     }
 
@@ -161,6 +171,18 @@ impl Reader {
         if self.buf.len() < self.need {
             return None;
         }
+        if self.scanned > 0 {
+            let new = self.buf.get(self.scanned - 1..).unwrap_or_default();
+            if find_crlf(new).is_none() {
+                if self.buf.len().saturating_sub(self.scanned_literal) > self.max_line {
+                    self.scanned = 0;
+                    self.discard_line();
+                    return Some(Err(Malformed::LineTooLong));
+                }
+                return None;
+            }
+        }
+        self.scanned = 0;
         match parse(&self.buf, self.max_line, self.max_literal) {
             Parse::Done(command, used) => {
                 self.buf.drain(..used);
@@ -169,7 +191,12 @@ impl Reader {
             }
             Parse::Incomplete(need, literal) => {
                 self.need = need;
+                if need == 0 {
+                    self.scanned = self.buf.len();
+                    self.scanned_literal = literal;
+                }
                 if self.buf.len().saturating_sub(literal) > self.max_line {
+                    self.scanned = 0;
                     self.discard_line();
                     return Some(Err(Malformed::LineTooLong));
                 }
@@ -298,7 +325,10 @@ fn parse_arg(buf: &[u8], at: usize, max_literal: u64, literal: usize) -> ArgPars
             Ok(Some((len, body))) => {
                 let end = usize::try_from(len).ok().and_then(|l| body.checked_add(l));
                 match end {
-                    Some(end) if len <= max_literal => match buf.get(body..end) {
+                    // The bound is on all literals of the command together.
+                    Some(end) if (literal as u64).saturating_add(len) <= max_literal => match buf
+                        .get(body..end)
+                    {
                         Some(bytes) => {
                             ArgParse::Got(Arg::String(bytes.to_vec()), end, literal + end - body)
                         }
@@ -504,6 +534,24 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0], Err(Malformed::LiteralTooLarge(20)));
         assert_eq!(got[1].as_ref().map(|c| c.name.as_str()), Ok("NOOP"));
+    }
+
+    #[test]
+    fn the_literal_bound_is_on_the_whole_command() {
+        // Each literal fits in 10 octets; together they do not.
+        let got = all(b"PUTSCRIPT {6+}\r\nabcdef {6+}\r\nghijkl\r\nNOOP\r\n", 10);
+        assert_eq!(got.first(), Some(&Err(Malformed::LiteralTooLarge(6))));
+        assert_eq!(got.last().map(|c| c.is_ok()), Some(true));
+        // A line trickled after a literal still ends at its bound.
+        let long = [
+            b"PUTSCRIPT {3+}\r\nabc ".as_slice(),
+            &[b'a'; 300],
+            b"\r\nNOOP\r\n",
+        ]
+        .concat();
+        let got = all(&long, 10);
+        assert!(got.contains(&Err(Malformed::LineTooLong)), "{got:?}");
+        assert_eq!(got.last().map(|c| c.is_ok()), Some(true));
     }
 
     #[test]

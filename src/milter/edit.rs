@@ -111,9 +111,7 @@ fn folded(text: &str) -> String {
 
 /// A field name a filter may add: printable ASCII without `:` or space.
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 256
-        && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+    crate::rfc5322::is_field_name(name, 256)
 }
 
 /// The envelope a filter may change.

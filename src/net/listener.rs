@@ -89,6 +89,20 @@ pub struct Limits {
     pub anvil: Arc<Anvil>,
 }
 
+impl Limits {
+    /// A listener group's limits: `total` connections at once, `per_client`
+    /// from one address.
+    pub fn new(service: &'static str, total: usize, per_client: usize) -> Arc<Limits> {
+        Arc::new(Limits {
+            service,
+            total: Arc::new(Semaphore::new(total)),
+            total_limit: total,
+            per_client,
+            anvil: Arc::new(Anvil::default()),
+        })
+    }
+}
+
 /// Accepts until `shutdown`. `serve` runs each admitted connection;
 /// `refuse` writes the protocol's "too busy" line on refused ones.
 pub async fn accept_loop<S, SF, R, RF>(

@@ -128,9 +128,7 @@ fn or(text: &str, default: &str) -> String {
 
 fn looks_like_header(text: &str) -> bool {
     match text.split_once(':') {
-        Some((name, _)) => {
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
-        }
+        Some((name, _)) => crate::rfc5322::is_field_name(name, usize::MAX),
         None => false,
     }
 }

@@ -215,17 +215,17 @@ impl QueueFile {
             match key {
                 "arrival" => qf.arrival = value.parse().map_err(|_| bad())?,
                 "attempts" => qf.attempts = value.parse().map_err(|_| bad())?,
-                "sender" => qf.sender = unescape(value).ok_or_else(bad)?,
-                "client" => qf.client = unescape(value).ok_or_else(bad)?,
-                "helo" => qf.helo = unescape(value).ok_or_else(bad)?,
-                "protocol" => qf.protocol = unescape(value).ok_or_else(bad)?,
-                "envid" => qf.envid = unescape(value).ok_or_else(bad)?,
-                "ret" => qf.ret = unescape(value).ok_or_else(bad)?,
+                "sender" => qf.sender = crate::escape::percent_decode(value).ok_or_else(bad)?,
+                "client" => qf.client = crate::escape::percent_decode(value).ok_or_else(bad)?,
+                "helo" => qf.helo = crate::escape::percent_decode(value).ok_or_else(bad)?,
+                "protocol" => qf.protocol = crate::escape::percent_decode(value).ok_or_else(bad)?,
+                "envid" => qf.envid = crate::escape::percent_decode(value).ok_or_else(bad)?,
+                "ret" => qf.ret = crate::escape::percent_decode(value).ok_or_else(bad)?,
                 "smtputf8" => qf.smtputf8 = value == "1",
                 "warned" => qf.warned = value == "1",
                 "quarantine" => qf.quarantine = value == "1",
-                "hold" => qf.hold = unescape(value).ok_or_else(bad)?,
-                "held" => qf.held = unescape(value).ok_or_else(bad)?,
+                "hold" => qf.hold = crate::escape::percent_decode(value).ok_or_else(bad)?,
+                "held" => qf.held = crate::escape::percent_decode(value).ok_or_else(bad)?,
                 "rcpt" => qf.recipients.push(parse_recipient(value).ok_or_else(bad)?),
                 "spam" => qf.spam.push(parse_spam(value).ok_or_else(bad)?),
                 "body" => {
@@ -258,25 +258,25 @@ impl QueueFile {
 
 fn parse_recipient(value: &str) -> Option<QueuedRecipient> {
     let mut parts = value.split('\t');
-    let address = unescape(parts.next()?)?;
+    let address = crate::escape::percent_decode(parts.next()?)?;
     if address.is_empty() {
         return None;
     }
     Some(QueuedRecipient {
         address,
-        orcpt: unescape(parts.next().unwrap_or(""))?,
-        notify: unescape(parts.next().unwrap_or(""))?,
-        last_reply: unescape(parts.next().unwrap_or(""))?,
-        original: unescape(parts.next().unwrap_or(""))?,
+        orcpt: crate::escape::percent_decode(parts.next().unwrap_or(""))?,
+        notify: crate::escape::percent_decode(parts.next().unwrap_or(""))?,
+        last_reply: crate::escape::percent_decode(parts.next().unwrap_or(""))?,
+        original: crate::escape::percent_decode(parts.next().unwrap_or(""))?,
     })
 }
 
 fn parse_spam(value: &str) -> Option<SpamMark> {
     let mut parts = value.split('\t');
     Some(SpamMark {
-        recipient: unescape(parts.next()?)?,
-        score: unescape(parts.next()?)?,
-        status: unescape(parts.next()?)?,
+        recipient: crate::escape::percent_decode(parts.next()?)?,
+        score: crate::escape::percent_decode(parts.next()?)?,
+        status: crate::escape::percent_decode(parts.next()?)?,
     })
 }
 
@@ -308,21 +308,6 @@ fn escape(value: &str) -> String {
         }
     }
     out
-}
-
-fn unescape(value: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(value.len());
-    let mut bytes = value.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hi = (bytes.next()? as char).to_digit(16)?;
-            let lo = (bytes.next()? as char).to_digit(16)?;
-            out.push((hi * 16 + lo) as u8);
-        } else {
-            out.push(b);
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -316,7 +316,9 @@ impl Qmgr {
         let mut prepared: Option<sieve::Prepared> = None;
         // Sieve redirects: sent on as an alias would be (remote ones with
         // SRS); the copies they make are not filtered again.
-        let mut redirects: Vec<(usize, String, String)> = Vec::new();
+        // (recipient index, target, the redirecting address, and where
+        // the message stays if the target cannot be routed).
+        let mut redirects: Vec<(usize, String, String, LocalRecipient)> = Vec::new();
         // Messages Sieve scripts send (vacation, notify), queued through
         // cleanup once the message's own deliveries are done.
         let mut replies: Vec<crate::delivery::vacation::Reply> = Vec::new();
@@ -368,13 +370,15 @@ impl Qmgr {
                             spam: mark.and_then(|m| m.score_and_threshold()),
                             hostname: &config.myhostname,
                         };
-                        let targets = sieve::targets(
-                            self.store.as_ref(),
-                            &config.sieve,
-                            &recipient,
-                            prepared,
-                            default,
-                        );
+                        let targets = off_the_runtime(|| {
+                            sieve::targets(
+                                self.store.as_ref(),
+                                &config.sieve,
+                                &recipient,
+                                prepared,
+                                default,
+                            )
+                        });
                         for target in targets {
                             match target {
                                 sieve::Target::Mailbox {
@@ -407,11 +411,7 @@ impl Qmgr {
                                     "local",
                                 )),
                                 sieve::Target::Reject(reason) => {
-                                    let reason: String = reason
-                                        .chars()
-                                        .map(|c| if c.is_control() { ' ' } else { c })
-                                        .take(500)
-                                        .collect();
+                                    let reason = crate::rfc5322::one_line(&reason, 500);
                                     finals.push(Final::new(
                                         index,
                                         address.to_string(),
@@ -422,7 +422,20 @@ impl Qmgr {
                                     ));
                                 }
                                 sieve::Target::Redirect(to) => {
-                                    redirects.push((index, to, delivered_to.clone()));
+                                    // RFC 5228 §2.10.6: a redirect that
+                                    // fails is an implicit keep.
+                                    let keep = LocalRecipient {
+                                        account: account.clone(),
+                                        mailbox: INBOX.into(),
+                                        special_use: None,
+                                        dedup_key: format!(
+                                            "{}\0redirect-failed",
+                                            rcpt.original().to_lowercase()
+                                        ),
+                                        prefix: prefix.clone().into_bytes(),
+                                        flags: Vec::new(),
+                                    };
+                                    redirects.push((index, to, delivered_to.clone(), keep));
                                 }
                                 sieve::Target::Reply(reply) => replies.push(reply),
                             }
@@ -442,10 +455,13 @@ impl Qmgr {
                 }
             }
         }
-        for (index, to, by) in redirects {
+        for (index, to, by, keep) in redirects {
             let Ok(target) = Address::parse(&to) else {
+                tracing::warn!(queue_id = %id, "{id}: sieve redirect to <{to}>: not an address; kept");
+                local.push((index, keep, None));
                 continue;
             };
+            let mut kept = false;
             for route in resolver.expand(&target, &accounts) {
                 match route {
                     Ok(Route::Local { account, address }) => {
@@ -474,7 +490,13 @@ impl Qmgr {
                             remote.push((index, address));
                         }
                     }
-                    Err(e) => tracing::warn!(queue_id = %id, "{id}: sieve redirect to <{to}>: {e}"),
+                    Err(e) => {
+                        tracing::warn!(queue_id = %id, "{id}: sieve redirect to <{to}>: {e}; kept");
+                        if !kept {
+                            local.push((index, keep.clone(), None));
+                            kept = true;
+                        }
+                    }
                 }
             }
         }
@@ -1038,6 +1060,18 @@ pub fn backoff(attempts: u32, min: Duration, max: Duration) -> Duration {
 fn client_ip(client: &str) -> Option<std::net::IpAddr> {
     let inner = client.rsplit_once('[')?.1.strip_suffix(']')?;
     inner.parse().ok()
+}
+
+/// Runs blocking work (Sieve: store reads and writes, file checks, up to
+/// `sieve.max_steps` of evaluation) without holding up the other tasks of
+/// a runtime worker: `block_in_place` hands them to another thread. On a
+/// current-thread runtime, where that is not possible, it runs inline.
+fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 #[cfg(test)]

@@ -35,9 +35,7 @@ pub fn is_protected(name: &str) -> bool {
 
 /// RFC 5322 §3.6.8 field name: printable ASCII but `:`.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+    crate::rfc5322::is_field_name(name, 128)
 }
 
 /// The message's fields: `headers` decoded, `starts` where each begins in
@@ -60,10 +58,7 @@ pub fn fields(headers: &[(String, String)], starts: &[usize], end: usize) -> Vec
 
 /// A new field; its value is one line, RFC 2047-encoded if not ASCII.
 pub fn added(name: &str, value: &str) -> Result<Field, Error> {
-    let clean: String = value
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let clean = crate::rfc5322::one_line(value, usize::MAX);
     let encoded = crate::rfc5322::encode_word(&clean);
     let line = format!("{name}: {encoded}\r\n");
     if line.len() > MAX_FIELD + 2 {

@@ -47,9 +47,17 @@ pub trait Context {
     }
     /// RFC 7352 `duplicate`: whether `id` was seen under `handle` within
     /// `seconds` (0: the configured default); records it now (with
-    /// `last`, a seen one's time moves on too).
-    fn duplicate(&self, _handle: &str, _id: &str, _seconds: u64, _last: bool) -> bool {
-        false
+    /// `last`, a seen one's time moves on too). An error (the records
+    /// cannot be read) fails the run, so that the message is kept rather
+    /// than discarded as a duplicate.
+    fn duplicate(
+        &self,
+        _handle: &str,
+        _id: &str,
+        _seconds: u64,
+        _last: bool,
+    ) -> Result<bool, String> {
+        Ok(false)
     }
     /// Seconds since the epoch (`currentdate`).
     fn now(&self) -> i64 {
@@ -157,7 +165,6 @@ pub struct Input<'a> {
     pub headers: &'a [(String, String)],
     /// Where each of `headers` starts in `message`.
     pub starts: &'a [usize],
-    pub size: u64,
     pub envelope_from: &'a str,
     pub envelope_to: &'a str,
     /// The address extension separator (`+`) for :user and :detail.
@@ -226,8 +233,8 @@ struct Run<'a> {
     actions: Vec<Action>,
     implicit_keep: bool,
     steps: usize,
-    /// The decoded body text, once a `body` test needed it.
-    text: Option<String>,
+    /// The body in the forms `body` tests read, each made on first use.
+    bodies: Bodies,
     redirects: usize,
     /// The current script's variables...
     variables: Variables,
@@ -280,7 +287,7 @@ pub fn run_all(
         actions: Vec::new(),
         implicit_keep: true,
         steps: 0,
-        text: None,
+        bodies: Bodies::default(),
         redirects: 0,
         variables: Variables::default(),
         declared: HashSet::new(),
@@ -763,8 +770,8 @@ impl Run<'_> {
                 let names = self.ex_all(names);
                 names.iter().all(|n| self.values(n).next().is_some())
             }
-            Cond::SizeOver(n) => self.input.size > *n,
-            Cond::SizeUnder(n) => self.input.size < *n,
+            Cond::SizeOver(n) => self.input.message.len() as u64 > *n,
+            Cond::SizeUnder(n) => (self.input.message.len() as u64) < *n,
             Cond::Header {
                 names,
                 matcher,
@@ -809,12 +816,28 @@ impl Run<'_> {
                 self.judge(matcher, &values)
             }
             Cond::Body { transform, matcher } => {
-                let values = match transform {
-                    BodyTransform::Raw => vec![self.input.raw_body()],
-                    BodyTransform::Text => vec![self.text_body()],
-                    BodyTransform::Content(types) => parts_of(self.input.message, types),
+                // Out of `self` while judged (which borrows it mutably);
+                // each form is made once per run however many tests use it.
+                let mut bodies = std::mem::take(&mut self.bodies);
+                let message = self.input.message;
+                let values: Vec<&str> = match transform {
+                    BodyTransform::Raw => {
+                        vec![bodies.raw.get_or_insert_with(|| self.input.raw_body())]
+                    }
+                    BodyTransform::Text => {
+                        vec![bodies.text.get_or_insert_with(|| text_of(message))]
+                    }
+                    BodyTransform::Content(types) => bodies
+                        .parts
+                        .get_or_insert_with(|| leaf_parts(message))
+                        .iter()
+                        .filter(|leaf| leaf.wanted(types))
+                        .map(|leaf| leaf.text.as_str())
+                        .collect(),
                 };
-                self.judge(matcher, &values)
+                let hit = self.judge(matcher, &values);
+                self.bodies = bodies;
+                hit
             }
             Cond::String { sources, matcher } => {
                 let values: Vec<String> = self
@@ -876,10 +899,10 @@ impl Run<'_> {
                     }
                 };
                 match id.filter(|i| !i.is_empty()) {
-                    Some(id) => {
-                        self.context
-                            .duplicate(&self.ex(handle), &id, seconds.unwrap_or(0), *last)
-                    }
+                    Some(id) => self
+                        .context
+                        .duplicate(&self.ex(handle), &id, seconds.unwrap_or(0), *last)
+                        .map_err(|e| Error::runtime(format!("duplicate: {e}")))?,
                     None => false,
                 }
             }
@@ -920,7 +943,7 @@ impl Run<'_> {
             Cond::SpamTest { percent, matcher } => match self.context.spam() {
                 // RFC 5235 §3.3: untested gives no value with :percent
                 // (`:count "eq" "0"` finds it), "0" without.
-                None if *percent => self.judge(matcher, &[]),
+                None if *percent => self.judge::<&str>(matcher, &[]),
                 spam => {
                     let value = spamtest_value(spam, *percent);
                     self.judge(matcher, &[value])
@@ -939,9 +962,9 @@ impl Run<'_> {
 
     /// Values against the matcher's keys; a successful `:matches` sets
     /// the match variables when the script uses variables.
-    fn judge(&mut self, matcher: &Matcher, values: &[String]) -> bool {
+    fn judge<S: AsRef<str>>(&mut self, matcher: &Matcher, values: &[S]) -> bool {
         let keys = self.ex_all(&matcher.keys);
-        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let values: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
         if !self.variables_on {
             return judge(matcher, &keys, &values, None);
         }
@@ -989,13 +1012,6 @@ impl Run<'_> {
             "version" => env!("CARGO_PKG_VERSION").into(),
             _ => return self.context.environment(name),
         })
-    }
-
-    /// The decoded text of the message's text parts, made on first use.
-    fn text_body(&mut self) -> String {
-        self.text
-            .get_or_insert_with(|| text_of(self.input.message))
-            .clone()
     }
 
     fn values<'s>(&'s self, name: &'s str) -> Box<dyn Iterator<Item = &'s str> + 's> {
@@ -1076,20 +1092,42 @@ fn spamtest_value(spam: Option<(f64, f64)>, percent: bool) -> String {
     }
 }
 
-/// RFC 5173 §5.3 `:content`: the decoded leaf parts whose media type is
-/// one of `types` (a bare type matches its subtypes, `""` everything).
-fn parts_of(message: &[u8], types: &[String]) -> Vec<String> {
+/// The forms of the body `body` tests read, made once per run.
+#[derive(Default)]
+struct Bodies {
+    raw: Option<String>,
+    text: Option<String>,
+    parts: Option<Vec<Leaf>>,
+}
+
+/// One decoded leaf part of the message, with its media type.
+struct Leaf {
+    ctype: String,
+    subtype: String,
+    text: String,
+}
+
+impl Leaf {
+    /// RFC 5173 §5.3 `:content`: a bare type matches its subtypes, `""`
+    /// everything.
+    fn wanted(&self, types: &[String]) -> bool {
+        types.iter().any(|t| match t.split_once('/') {
+            _ if t.is_empty() => true,
+            Some((ty, sub)) => {
+                ty.eq_ignore_ascii_case(&self.ctype) && sub.eq_ignore_ascii_case(&self.subtype)
+            }
+            None => t.eq_ignore_ascii_case(&self.ctype),
+        })
+    }
+}
+
+/// The decoded leaf parts of the message (multiparts and attached
+/// messages are not leaves; their parts are).
+fn leaf_parts(message: &[u8]) -> Vec<Leaf> {
     use mail_parser::MimeHeaders;
     let scanned = message.get(..message.len().min(1 << 20)).unwrap_or(message);
     let Some(parsed) = mail_parser::MessageParser::new().parse(scanned) else {
         return Vec::new();
-    };
-    let wanted = |ctype: &str, subtype: &str| {
-        types.iter().any(|t| match t.split_once('/') {
-            _ if t.is_empty() => true,
-            Some((ty, sub)) => ty.eq_ignore_ascii_case(ctype) && sub.eq_ignore_ascii_case(subtype),
-            None => t.eq_ignore_ascii_case(ctype),
-        })
     };
     let mut out = Vec::new();
     for part in &parsed.parts {
@@ -1097,19 +1135,18 @@ fn parts_of(message: &[u8], types: &[String]) -> Vec<String> {
             .content_type()
             .map(|c| (c.ctype().to_string(), c.subtype().unwrap_or("").to_string()))
             .unwrap_or_else(|| ("text".to_string(), "plain".to_string()));
-        if !wanted(&ctype, &subtype) {
-            continue;
-        }
-        match &part.body {
-            mail_parser::PartType::Text(t) | mail_parser::PartType::Html(t) => {
-                out.push(t.to_string())
-            }
+        let text = match &part.body {
+            mail_parser::PartType::Text(t) | mail_parser::PartType::Html(t) => t.to_string(),
             mail_parser::PartType::Binary(b) | mail_parser::PartType::InlineBinary(b) => {
-                out.push(String::from_utf8_lossy(b).into_owned())
+                String::from_utf8_lossy(b).into_owned()
             }
-            // Multiparts and attached messages: their leaves are parts too.
-            _ => {}
-        }
+            _ => continue,
+        };
+        out.push(Leaf {
+            ctype,
+            subtype,
+            text,
+        });
     }
     out
 }

@@ -21,14 +21,17 @@ const MAX_FILES: usize = 1024;
 pub fn load(path: &Path, max_size: u64) -> Option<Arc<Program>> {
     let meta = std::fs::metadata(path).ok()?;
     let stamp = (meta.modified().ok(), meta.len());
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    let map = cache.get_or_insert_with(HashMap::new);
-    if let Some((modified, len, program)) = map.get(path)
+    let lock = || CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((modified, len, program)) = lock().as_ref().and_then(|map| map.get(path))
         && (*modified, *len) == stamp
     {
         return program.clone();
     }
+    // Compiled without the lock: deliveries using other scripts (or this
+    // one, already cached) do not wait for it.
     let program = compile_file(path, max_size);
+    let mut cache = lock();
+    let map = cache.get_or_insert_with(HashMap::new);
     if map.len() >= MAX_FILES {
         map.clear();
     }

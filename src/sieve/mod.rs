@@ -90,7 +90,6 @@ mod tests {
         let input = Input {
             headers: &fields.headers,
             starts: &fields.starts,
-            size: MESSAGE.len() as u64,
             envelope_from: "bounce@work.example",
             envelope_to: "me+lists@ours.example",
             delimiter: "+",
@@ -104,7 +103,6 @@ mod tests {
         Input {
             headers: &[],
             starts: &[],
-            size: 0,
             envelope_from: "",
             envelope_to: "",
             delimiter: "+",
@@ -325,7 +323,6 @@ mod tests {
         let input = Input {
             headers: &fields.headers,
             starts: &fields.starts,
-            size: MESSAGE.len() as u64,
             envelope_from: "",
             envelope_to: "",
             delimiter: "+",
@@ -368,7 +365,6 @@ mod tests {
         let input = Input {
             headers: &fields.headers,
             starts: &fields.starts,
-            size: message.len() as u64,
             envelope_from: "",
             envelope_to: "",
             delimiter: "+",
@@ -428,7 +424,6 @@ mod tests {
         let input = Input {
             headers: &fields.headers,
             starts: &fields.starts,
-            size: MESSAGE.len() as u64,
             envelope_from: "bounce@work.example",
             envelope_to: "me+lists@ours.example",
             delimiter: "+",
@@ -494,7 +489,6 @@ mod tests {
         let input = Input {
             headers: &fields.headers,
             starts: &fields.starts,
-            size: message.len() as u64,
             envelope_from: "",
             envelope_to: "",
             delimiter: "+",
@@ -558,7 +552,6 @@ mod tests {
         let input = Input {
             headers: &fields.headers,
             starts: &fields.starts,
-            size: message.len() as u64,
             envelope_from: "",
             envelope_to: "",
             delimiter: "+",

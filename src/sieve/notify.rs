@@ -73,33 +73,13 @@ fn addresses(list: &str) -> Result<Vec<String>, String> {
 }
 
 fn clean(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(900)
-        .collect()
+    crate::rfc5322::one_line(value, 900)
 }
 
 /// `%XX` decoding (RFC 3986 §2.1), to UTF-8.
 fn decode(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or("bad %-escape in a URI")?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "a URI that is not UTF-8".to_string())
+    crate::escape::percent_decode(text)
+        .ok_or_else(|| "a bad %-escape or not UTF-8 in a URI".to_string())
 }
 
 /// RFC 5435 §6 `:encodeurl`: everything but RFC 3986's unreserved

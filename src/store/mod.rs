@@ -18,7 +18,7 @@ mod blob;
 mod codec;
 pub mod damage;
 mod events;
-mod flags;
+pub(crate) mod flags;
 mod names;
 mod redb_store;
 

@@ -53,7 +53,10 @@ fn a_backup_taken_under_load_restores_every_acknowledged_message() {
             }
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(wait_until(Duration::from_secs(10), || !acknowledged
+        .lock()
+        .unwrap()
+        .is_empty()));
     let before: Vec<usize> = acknowledged.lock().unwrap().clone();
     let backup_dir = tempfile::tempdir().unwrap();
     let target = backup_dir.path().join("b1");

@@ -137,8 +137,10 @@ fn good_and_broken_zones() {
     std::fs::write(dir.path().join("c.pem"), cert.pem()).unwrap();
     let out = run_cli(&path, &["doctor", "good.test"], b"");
     let report = String::from_utf8_lossy(&out.stdout);
+    // 4 days and some hours, or 3 when the test runs across midnight UTC.
     assert!(
-        report.contains("WARN certificate  ends in 4 days"),
+        report.contains("WARN certificate  ends in 4 days")
+            || report.contains("WARN certificate  ends in 3 days"),
         "{report}"
     );
 }

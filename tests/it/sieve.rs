@@ -250,6 +250,14 @@ fn vacation_once_per_sender_flags_and_variables() {
         "{}",
         server.log()
     );
+    // A reply wrongly sent would be queued or delivered by now: the
+    // emptiness below is then a finding, not a race.
+    assert!(
+        wait_until(Duration::from_secs(30), || server.queue_list()
+            == "Mail queue is empty\n"),
+        "{}",
+        server.queue_list()
+    );
     assert_eq!(listing(&server, "bob@localhost", "Lists/dev").len(), 1);
     assert_eq!(listing(&server, "alice@localhost", "INBOX").len(), 1);
     assert!(listing(&server, "carol@localhost", "INBOX").is_empty());
@@ -283,6 +291,38 @@ fn a_script_that_fails_at_run_time_keeps_the_message() {
         "{}",
         server.log()
     );
+}
+
+/// RFC 5228 §2.10.6: a redirect to an address that cannot be routed (no
+/// such user in our domain) is an implicit keep, not a lost message.
+#[test]
+fn a_redirect_that_cannot_be_routed_keeps_the_message() {
+    let server = server();
+    server.add_user("bob@localhost", "pw");
+    let put = server.cli_with_input(
+        &["sieve", "put", "bob@localhost", "away"],
+        b"redirect \"nobody-here@localhost\";\n",
+    );
+    assert!(put.status.success());
+    server.cli_ok(&["sieve", "activate", "bob@localhost", "away"]);
+    send(&server, "bob@localhost", "hello");
+    assert!(
+        wait_until(Duration::from_secs(30), || count(
+            &server,
+            "bob@localhost",
+            "INBOX"
+        ) == 1),
+        "{}",
+        server.log()
+    );
+    assert!(
+        server
+            .log()
+            .contains("sieve redirect to <nobody-here@localhost>"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(server.queue_list(), "Mail queue is empty\n");
 }
 
 #[test]

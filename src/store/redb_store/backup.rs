@@ -11,7 +11,7 @@ use redb::{Key, Value};
 impl RedbStore {
     /// Writes `dir/mail.redb` and `dir/blobs/` (`dir` new or empty), a
     /// store [`RedbStore::open`] reads as this one was at one instant.
-    pub fn backup_into(&self, dir: &Path) -> Result<BackupCounts> {
+    pub(super) fn backup_into(&self, dir: &Path) -> Result<BackupCounts> {
         self.blobs.hold();
         let result = self.copy(dir);
         self.blobs.release();
