@@ -7,7 +7,7 @@
 use crate::address::Address;
 use crate::app;
 use crate::config::Config;
-use crate::control::{self, StoreOp};
+use crate::control::{self, ImportItem, StoreOp};
 use crate::queue::id::QueueId;
 use crate::queue::spool::{QueueName, Spool};
 use crate::queue::{self, AdminOp};
@@ -138,11 +138,9 @@ pub fn import_mbox(
     let ops: Vec<ImportStep> = messages
         .into_iter()
         .map(|m| {
-            let account = account.clone();
             let mailbox = mailbox.to_string();
             Box::new(move || {
-                Ok(StoreOp::Import {
-                    account,
+                Ok(ImportItem {
                     mailbox,
                     flags: m.flags,
                     internal_date: m.internal_date.unwrap_or(now),
@@ -152,7 +150,7 @@ pub fn import_mbox(
             }) as ImportStep
         })
         .collect();
-    import_all(config, &file.display().to_string(), ops)
+    import_all(config, &account, &file.display().to_string(), ops)
 }
 
 /// `merpati import maildir PATH ADDRESS`: every folder of the tree.
@@ -167,13 +165,11 @@ pub fn import_maildir(
     let ops: Vec<ImportStep> = entries
         .into_iter()
         .map(|e| {
-            let account = account.clone();
             // One file read at a time, when its turn comes.
             Box::new(move || {
                 let message = std::fs::read(&e.path)
                     .with_context(|| format!("cannot read {}", e.path.display()))?;
-                Ok(StoreOp::Import {
-                    account,
+                Ok(ImportItem {
                     mailbox: e.mailbox,
                     flags: e.flags,
                     internal_date: e.internal_date,
@@ -184,52 +180,144 @@ pub fn import_maildir(
             }) as ImportStep
         })
         .collect();
-    import_all(config, &root.display().to_string(), ops)
+    import_all(config, &account, &root.display().to_string(), ops)
 }
 
 /// One message of an import, made when its turn comes.
-type ImportStep = Box<dyn FnOnce() -> anyhow::Result<StoreOp>>;
+type ImportStep = Box<dyn FnOnce() -> anyhow::Result<ImportItem>>;
 
-fn import_all(config: &Config, what: &str, ops: Vec<ImportStep>) -> anyhow::Result<()> {
+/// An import batch is sent when it holds this many messages, or before
+/// a message would take it past [`IMPORT_BATCH_BYTES`]: one transaction
+/// (one fsync) for many messages, and a control request far below its
+/// bound (a message bigger than the bytes goes alone).
+const IMPORT_BATCH_MESSAGES: usize = 256;
+const IMPORT_BATCH_BYTES: usize = 16 << 20;
+
+#[derive(Default)]
+struct ImportTally {
+    imported: usize,
+    skipped: usize,
+    failed: usize,
+}
+
+fn import_all(
+    config: &Config,
+    account: &str,
+    what: &str,
+    ops: Vec<ImportStep>,
+) -> anyhow::Result<()> {
     let total = ops.len();
     let terminal = std::io::stderr().is_terminal();
-    let (mut imported, mut skipped, mut failed) = (0, 0, 0);
-    // Through the daemon while it runs; else the store, opened once.
-    let socket = config.run_dir().join(control::SOCKET);
-    let mut local: Option<std::sync::Arc<dyn crate::store::MailStore>> = None;
-    let mut run = |op: StoreOp| -> anyhow::Result<Vec<u8>> {
-        if local.is_none()
-            && let Some(answer) = control::request(&socket, &op).context("control socket")?
-        {
-            return answer.map_err(|e| anyhow!(e));
-        }
-        let store = match &local {
-            Some(store) => store.clone(),
-            None => local.insert(app::open_store(config)?).clone(),
-        };
-        op.execute(store.as_ref()).map_err(|e| anyhow!(e))
-    };
+    let mut tally = ImportTally::default();
+    let mut sink = ImportSink::new(config, account);
+    let mut batch: Vec<(usize, ImportItem)> = Vec::new();
+    let mut bytes = 0;
     for (i, make) in ops.into_iter().enumerate() {
-        match make().and_then(&mut run) {
-            Ok(out) if out.starts_with(b"skipped") => skipped += 1,
-            Ok(_) => imported += 1,
+        match make() {
+            Ok(item) => {
+                if !batch.is_empty()
+                    && (batch.len() == IMPORT_BATCH_MESSAGES
+                        || bytes + item.message.len() > IMPORT_BATCH_BYTES)
+                {
+                    sink.send(std::mem::take(&mut batch), &mut tally);
+                    bytes = 0;
+                }
+                bytes += item.message.len();
+                batch.push((i + 1, item));
+            }
             Err(e) => {
-                failed += 1;
+                tally.failed += 1;
                 eprintln!("message {}: {e}", i + 1);
             }
         }
-        if terminal {
+        if terminal && (i + 1) % 64 == 0 {
             eprint!("\r{}/{total}", i + 1);
         }
     }
+    sink.send(batch, &mut tally);
     if terminal {
-        eprintln!();
+        eprintln!("\r{total}/{total}");
     }
+    let ImportTally {
+        imported,
+        skipped,
+        failed,
+    } = tally;
     println!("{what}: {imported} imported, {skipped} already there, {failed} failed (of {total})");
     if failed > 0 {
         bail!("{failed} message(s) could not be imported");
     }
     Ok(())
+}
+
+/// Where import batches go: the daemon while it runs, else the store,
+/// opened once.
+struct ImportSink<'c> {
+    config: &'c Config,
+    account: String,
+    socket: std::path::PathBuf,
+    local: Option<std::sync::Arc<dyn crate::store::MailStore>>,
+}
+
+impl<'c> ImportSink<'c> {
+    fn new(config: &'c Config, account: &str) -> Self {
+        ImportSink {
+            config,
+            account: account.to_string(),
+            socket: config.run_dir().join(control::SOCKET),
+            local: None,
+        }
+    }
+
+    /// Sends one batch (numbered messages) and counts what became of each.
+    fn send(&mut self, batch: Vec<(usize, ImportItem)>, tally: &mut ImportTally) {
+        if batch.is_empty() {
+            return;
+        }
+        let (numbers, messages): (Vec<usize>, Vec<ImportItem>) = batch.into_iter().unzip();
+        let op = StoreOp::Import {
+            account: self.account.clone(),
+            messages,
+        };
+        let answer = self
+            .run(&op)
+            .map(|out| String::from_utf8_lossy(&out).into_owned());
+        let lines: Vec<String> = match &answer {
+            Ok(text) => text.lines().map(str::to_string).collect(),
+            Err(_) => Vec::new(),
+        };
+        for (k, number) in numbers.iter().enumerate() {
+            match (lines.get(k), &answer) {
+                (Some(line), _) if line.starts_with("imported") => tally.imported += 1,
+                (Some(line), _) if line.starts_with("skipped") => tally.skipped += 1,
+                (Some(line), _) => {
+                    tally.failed += 1;
+                    eprintln!("message {number}: {line}");
+                }
+                (None, Err(e)) => {
+                    tally.failed += 1;
+                    eprintln!("message {number}: {e}");
+                }
+                (None, Ok(_)) => {
+                    tally.failed += 1;
+                    eprintln!("message {number}: no answer for it");
+                }
+            }
+        }
+    }
+
+    fn run(&mut self, op: &StoreOp) -> anyhow::Result<Vec<u8>> {
+        if self.local.is_none()
+            && let Some(answer) = control::request(&self.socket, op).context("control socket")?
+        {
+            return answer.map_err(|e| anyhow!(e));
+        }
+        let store = match &self.local {
+            Some(store) => store.clone(),
+            None => self.local.insert(app::open_store(self.config)?).clone(),
+        };
+        op.execute(store.as_ref()).map_err(|e| anyhow!(e))
+    }
 }
 
 fn resolver(config: &Config) -> Resolver {

@@ -15,7 +15,7 @@ use crate::queue::active::ActiveSet;
 use crate::queue::id::QueueId;
 use crate::queue::spool::Spool;
 use crate::queue::{ActiveGuard, AdminOp};
-use crate::store::{MailStore, StoreError, Uid};
+use crate::store::{ImportMessage, ImportOutcome, MailStore, StoreError, Uid};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,8 +28,9 @@ pub const SOCKET: &str = "control.sock";
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Largest request accepted: a few names and a password hash, a Sieve
-/// script (`sieve.max_script_size` is at most 1 MiB), or one imported
-/// message in base64.
+/// script (`sieve.max_script_size` is at most 1 MiB), or an import batch
+/// in base64 (`merpati import` sends at most 16 MiB of messages at once,
+/// or one bigger message alone).
 const MAX_REQUEST: u64 = 96 << 20;
 
 /// A store operation, already resolved to account names by the CLI.
@@ -61,18 +62,27 @@ pub enum StoreOp {
         mailbox: String,
         uid: u32,
     },
-    /// One message of `merpati import`: appended unless already imported
-    /// (see `crate::import::once_key`); the mailbox is made if missing.
+    /// A batch of `merpati import`: each message appended unless already
+    /// imported (see `crate::import::once_key`); mailboxes made if missing.
     Import {
         account: String,
-        mailbox: String,
-        flags: Vec<String>,
-        internal_date: i64,
-        message: Vec<u8>,
-        /// (UIDVALIDITY, UID) to keep, from Dovecot's `dovecot-uidlist`.
-        uid: Option<(u32, u32)>,
+        messages: Vec<ImportItem>,
     },
 }
+
+/// One message of [`StoreOp::Import`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportItem {
+    pub mailbox: String,
+    pub flags: Vec<String>,
+    pub internal_date: i64,
+    pub message: Vec<u8>,
+    /// (UIDVALIDITY, UID) to keep, from Dovecot's `dovecot-uidlist`.
+    pub uid: Option<(u32, u32)>,
+}
+
+/// Words per message in the `import` request.
+const IMPORT_WORDS: usize = 5;
 
 impl StoreOp {
     pub fn to_words(&self) -> Vec<String> {
@@ -98,23 +108,20 @@ impl StoreOp {
                 mailbox,
                 uid,
             } => w(&["cat", account, mailbox, &uid.to_string()]),
-            StoreOp::Import {
-                account,
-                mailbox,
-                flags,
-                internal_date,
-                message,
-                uid,
-            } => w(&[
-                "import",
-                account,
-                mailbox,
-                &flags.join(" "),
-                &internal_date.to_string(),
-                // Words are text; a message is octets.
-                &crate::auth::base64_encode(message),
-                &uid.map(|(v, u)| format!("{v}:{u}")).unwrap_or_default(),
-            ]),
+            StoreOp::Import { account, messages } => {
+                let mut words = w(&["import", account]);
+                for m in messages {
+                    words.extend([
+                        m.mailbox.clone(),
+                        m.flags.join(" "),
+                        m.internal_date.to_string(),
+                        // Words are text; a message is octets.
+                        crate::auth::base64_encode(&m.message),
+                        m.uid.map(|(v, u)| format!("{v}:{u}")).unwrap_or_default(),
+                    ]);
+                }
+                words
+            }
         }
     }
 
@@ -146,17 +153,19 @@ impl StoreOp {
                 mailbox: s(2)?,
                 uid: u32::try_from(n(3)?).ok()?,
             },
-            "import" => StoreOp::Import {
-                account: s(1)?,
-                mailbox: s(2)?,
-                flags: s(3)?.split_whitespace().map(str::to_string).collect(),
-                internal_date: words.get(4)?.parse().ok()?,
-                message: crate::auth::base64_decode(words.get(5)?)?,
-                uid: words.get(6).and_then(|w| {
-                    let (v, u) = w.split_once(':')?;
-                    Some((v.parse().ok()?, u.parse().ok()?))
-                }),
-            },
+            "import" => {
+                let items = words.get(2..)?;
+                if items.len() % IMPORT_WORDS != 0 {
+                    return None;
+                }
+                StoreOp::Import {
+                    account: s(1)?,
+                    messages: items
+                        .chunks(IMPORT_WORDS)
+                        .map(import_item)
+                        .collect::<Option<_>>()?,
+                }
+            }
             _ => return None,
         })
     }
@@ -229,38 +238,7 @@ impl StoreOp {
                 }
                 Ok(out.into_bytes())
             }
-            StoreOp::Import {
-                account,
-                mailbox,
-                flags,
-                internal_date,
-                message,
-                uid,
-            } => {
-                let key = crate::import::once_key(mailbox, message);
-                if store.account_data(account, &key).map_err(err)?.is_some() {
-                    return Ok(b"skipped\n".to_vec());
-                }
-                if store.mailbox(account, mailbox).map_err(err)?.is_none() {
-                    store.create_mailbox(account, mailbox, None).map_err(err)?;
-                }
-                if let Some((validity, uid)) = uid {
-                    // Kept when the mailbox allows it (fresh, or the same
-                    // UIDVALIDITY and the UID still ahead); else a new UID.
-                    store
-                        .reserve_uid(account, mailbox, *validity, Uid(*uid))
-                        .map_err(err)?;
-                }
-                store
-                    .append(account, mailbox, message, flags, *internal_date)
-                    .map_err(err)?;
-                // After the append: a crash between the two imports the
-                // message again on the next run, never loses it.
-                store
-                    .set_account_data(account, &key, Some(b"1"))
-                    .map_err(err)?;
-                Ok(b"imported\n".to_vec())
-            }
+            StoreOp::Import { account, messages } => import(store, account, messages),
             StoreOp::Cat {
                 account,
                 mailbox,
@@ -274,6 +252,56 @@ impl StoreOp {
             }
         }
     }
+}
+
+fn import_item(words: &[String]) -> Option<ImportItem> {
+    let [mailbox, flags, date, message, uid] = words else {
+        return None;
+    };
+    Some(ImportItem {
+        mailbox: mailbox.clone(),
+        flags: flags.split_whitespace().map(str::to_string).collect(),
+        internal_date: date.parse().ok()?,
+        message: crate::auth::base64_decode(message)?,
+        uid: match uid.split_once(':') {
+            Some((v, u)) => Some((v.parse().ok()?, u.parse().ok()?)),
+            None if uid.is_empty() => None,
+            None => return None,
+        },
+    })
+}
+
+/// Runs an import batch; one line per message: `imported UID`,
+/// `skipped` or `failed: why`.
+fn import(store: &dyn MailStore, account: &str, items: &[ImportItem]) -> Result<Vec<u8>, String> {
+    let keys: Vec<String> = items
+        .iter()
+        .map(|m| crate::import::once_key(&m.mailbox, &m.message))
+        .collect();
+    let messages: Vec<ImportMessage<'_>> = items
+        .iter()
+        .zip(&keys)
+        .map(|(m, key)| ImportMessage {
+            mailbox: &m.mailbox,
+            body: &m.message,
+            flags: &m.flags,
+            internal_date: m.internal_date,
+            uid: m.uid.map(|(v, u)| (v, Uid(u))),
+            once_key: key,
+        })
+        .collect();
+    let outcomes = store
+        .import_batch(account, &messages)
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    for outcome in outcomes {
+        match outcome {
+            ImportOutcome::Imported(uid) => out.push_str(&format!("imported {}\n", uid.0)),
+            ImportOutcome::Skipped => out.push_str("skipped\n"),
+            ImportOutcome::Failed(why) => out.push_str(&format!("failed: {why}\n")),
+        }
+    }
+    Ok(out.into_bytes())
 }
 
 /// From and Subject, decoded (RFC 2047) by mail-parser.

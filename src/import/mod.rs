@@ -1,5 +1,6 @@
-//! Bringing mail in from other servers' files: `merpati import mbox`.
-//! Each message goes through the store's APPEND (so quota, UIDs and
+//! Bringing mail in from other servers' files: `merpati import mbox` and
+//! `merpati import maildir`. Messages go to the store in batches (one
+//! transaction each, see `MailStore::import_batch`; quota, UIDs and
 //! change events are the usual ones), once: a record per message, keyed
 //! by a digest of its mailbox and content, makes a second run skip what
 //! the first imported.

@@ -145,6 +145,31 @@ pub struct NewMessage<'a> {
     pub internal_date: i64,
 }
 
+/// One message of `merpati import` (see [`MailStore::import_batch`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ImportMessage<'a> {
+    pub mailbox: &'a str,
+    pub body: &'a [u8],
+    pub flags: &'a [String],
+    pub internal_date: i64,
+    /// (UIDVALIDITY, UID) to keep, from Dovecot's `dovecot-uidlist`, when
+    /// the mailbox allows it (see [`MailStore::reserve_uid`]).
+    pub uid: Option<(u32, Uid)>,
+    /// Account-data key that marks the message imported: written with
+    /// it, and a message whose key exists is skipped.
+    pub once_key: &'a str,
+}
+
+/// What became of one [`ImportMessage`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Imported(Uid),
+    /// Its once-key was there: imported by an earlier run.
+    Skipped,
+    /// Refused alone (over quota); the rest of the batch went on.
+    Failed(String),
+}
+
 /// A mailbox as SELECT reports it (see [`MailStore::snapshot`]).
 #[derive(Clone, Debug)]
 pub struct MailboxSnapshot {
@@ -334,6 +359,42 @@ pub trait MailStore: Send + Sync {
         uid_validity: u32,
         uid: Uid,
     ) -> Result<bool, StoreError>;
+    /// `merpati import` of a batch of messages of one account: each one
+    /// not yet imported (by its once-key) is appended, with its key, to
+    /// its mailbox (made when missing), keeping the wanted UID where
+    /// allowed. This default goes message by message; a backend that can
+    /// should do the batch in one transaction, so that a message and its
+    /// key are stored together and one commit serves many messages.
+    fn import_batch(
+        &self,
+        account: &str,
+        messages: &[ImportMessage<'_>],
+    ) -> Result<Vec<ImportOutcome>, StoreError> {
+        create_missing_mailboxes(self, account, messages)?;
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for m in messages {
+            if self.account_data(account, m.once_key)?.is_some() {
+                outcomes.push(ImportOutcome::Skipped);
+                continue;
+            }
+            if let Some((validity, uid)) = m.uid {
+                self.reserve_uid(account, m.mailbox, validity, uid)?;
+            }
+            match self.append(account, m.mailbox, m.body, m.flags, m.internal_date) {
+                Ok((_, _, uid)) => {
+                    // After the append: a crash between the two imports
+                    // the message again on the next run, never loses it.
+                    self.set_account_data(account, m.once_key, Some(b"1"))?;
+                    outcomes.push(ImportOutcome::Imported(uid));
+                }
+                Err(StoreError::OverQuota) => {
+                    outcomes.push(ImportOutcome::Failed(StoreError::OverQuota.to_string()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(outcomes)
+    }
     /// Local delivery of a batch in one transaction (one fsync). Returns one
     /// `Vec<RecipientOutcome>` per [`Delivery`], in order, one outcome per
     /// recipient. An `Err` means nothing of the batch was stored.
@@ -400,6 +461,27 @@ pub trait MailStore: Send + Sync {
     /// Forgets delivery records (the redelivery guard) older than
     /// `older_than` (unix secs); returns how many were removed.
     fn prune_delivered(&self, older_than: i64) -> Result<u64, StoreError>;
+}
+
+/// Creates the mailboxes an import batch names that the account lacks
+/// (one that appears meanwhile is as good).
+fn create_missing_mailboxes<S: MailStore + ?Sized>(
+    store: &S,
+    account: &str,
+    messages: &[ImportMessage<'_>],
+) -> Result<(), StoreError> {
+    let mut names: Vec<&str> = messages.iter().map(|m| m.mailbox).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        if store.mailbox(account, name)?.is_none() {
+            match store.create_mailbox(account, name, None) {
+                Ok(_) | Err(StoreError::MailboxExists) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Current time in unix seconds (0 if the clock is before 1970).

@@ -696,6 +696,21 @@ impl<'t> Tx<'t> {
         read_message(&self.t.messages, mailbox, uid)
     }
 
+    /// See [`MailStore::reserve_uid`].
+    fn reserve_uid(&mut self, id: MailboxId, uid_validity: u32, uid: Uid) -> Result<bool> {
+        let mb = self.require_mailbox(id)?;
+        let fresh = mb.uid_next == 1 && mb.messages == 0;
+        if uid.0 == 0 || (mb.uid_validity != uid_validity && !fresh) || uid.0 < mb.uid_next {
+            return Ok(false);
+        }
+        mb.uid_validity = uid_validity;
+        mb.uid_next = uid.0;
+        // A cached SELECT scan is keyed by the modseq: it must not
+        // outlive this change.
+        mb.highest_modseq += 1;
+        Ok(true)
+    }
+
     /// Stores `rec` under the mailbox's next UID with a fresh modseq;
     /// updates counters, quota usage and the blob's reference count.
     fn add_message(&mut self, mailbox: MailboxId, mut rec: MessageRecord) -> Result<Uid> {
@@ -1449,18 +1464,16 @@ impl MailStore for RedbStore {
             let id = tx
                 .resolve(&account, &name)?
                 .ok_or(StoreError::NoSuchMailbox)?;
-            let mb = tx.require_mailbox(id)?;
-            let fresh = mb.uid_next == 1 && mb.messages == 0;
-            if uid.0 == 0 || (mb.uid_validity != uid_validity && !fresh) || uid.0 < mb.uid_next {
-                return Ok(false);
-            }
-            mb.uid_validity = uid_validity;
-            mb.uid_next = uid.0;
-            // A cached SELECT scan is keyed by the modseq: it must not
-            // outlive this change.
-            mb.highest_modseq += 1;
-            Ok(true)
+            tx.reserve_uid(id, uid_validity, uid)
         })
+    }
+
+    fn import_batch(
+        &self,
+        account: &str,
+        messages: &[super::ImportMessage<'_>],
+    ) -> Result<Vec<super::ImportOutcome>> {
+        self.import_into(account, messages)
     }
 
     fn append_batch(
@@ -1637,6 +1650,7 @@ macro_rules! db_error_from {
 db_error_from!(redb::TransactionError, redb::TableError, redb::CommitError);
 
 mod backup;
+mod import;
 
 #[cfg(test)]
 mod tests;

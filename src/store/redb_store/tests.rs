@@ -848,3 +848,69 @@ fn account_data_is_kept_per_account_and_goes_with_it() {
         .unwrap();
     assert_eq!(store.account_data("albert", "spam.tokens").unwrap(), None);
 }
+
+fn import_of<'a>(
+    mailbox: &'a str,
+    body: &'a [u8],
+    key: &'a str,
+) -> super::super::ImportMessage<'a> {
+    super::super::ImportMessage {
+        mailbox,
+        body,
+        flags: &[],
+        internal_date: 1_700_000_000,
+        uid: None,
+        once_key: key,
+    }
+}
+
+#[test]
+fn an_import_batch_stores_each_message_once_with_its_key() {
+    use super::super::ImportOutcome;
+    let (dir, store) = with_accounts(&["alice"]);
+    store.set_quota("alice", 300_000).unwrap();
+    let big = vec![b'x'; 200 * 1024]; // a blob file, not inline
+    let huge = vec![b'y'; 250 * 1024]; // does not fit after `big`
+    let mut kept = import_of("Archive/2019", b"kept uid\r\n", "k1");
+    kept.uid = Some((4242, Uid(17)));
+    let batch = [
+        kept,
+        import_of("Archive/2019", b"second\r\n", "k2"),
+        import_of("Archive/2019", b"second again\r\n", "k2"),
+        import_of("INBOX", &big, "k3"),
+        import_of("INBOX", &huge, "k4"),
+    ];
+    let out = store.import_batch("alice", &batch).unwrap();
+    assert_eq!(out[0], ImportOutcome::Imported(Uid(17)));
+    assert_eq!(out[1], ImportOutcome::Imported(Uid(18)));
+    assert_eq!(out[2], ImportOutcome::Skipped, "same key within the batch");
+    assert!(matches!(out[3], ImportOutcome::Imported(_)));
+    assert!(matches!(out[4], ImportOutcome::Failed(_)), "{out:?}");
+    let archive = store.mailbox("alice", "Archive/2019").unwrap().unwrap();
+    assert_eq!(archive.uid_validity, 4242);
+    assert_eq!(store.message(archive.id, Uid(18)).unwrap(), b"second\r\n");
+    assert_eq!(store.account_data("alice", "k4").unwrap(), None);
+    // The refused message's blob file went again: one file, `big`'s.
+    let files = walk_files(&dir.path().join("blobs"));
+    assert_eq!(files, 1, "blob files");
+    // A second run skips all, writing nothing.
+    let again = store.import_batch("alice", &batch[..4]).unwrap();
+    assert!(
+        again.iter().all(|o| *o == ImportOutcome::Skipped),
+        "{again:?}"
+    );
+    assert_eq!(walk_files(&dir.path().join("blobs")), 1);
+}
+
+fn walk_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() { walk_files(&path) } else { 1 }
+        })
+        .sum()
+}
