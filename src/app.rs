@@ -243,7 +243,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         tls: tls_live.clone(),
         shutdown: front_stop.clone(),
         user_ip: Default::default(),
-        spam,
+        spam: spam.clone(),
     });
     let managesieve = Arc::new(crate::managesieve::ManageSieveService {
         config: shared_config.clone(),
@@ -256,7 +256,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
     let pop3 = Arc::new(Pop3Service {
         config: shared_config.clone(),
         store: store.clone(),
-        auth,
+        auth: auth.clone(),
         tls: tls_live.clone(),
         shutdown: front_stop.clone(),
         user_ip: Default::default(),
@@ -369,6 +369,16 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         store: store.clone(),
         alpn: Default::default(),
         acme: acme_challenges.clone(),
+        webmail: config.webmail.enabled.then(|| {
+            Arc::new(crate::webmail::Webmail::new(
+                shared_config.clone(),
+                resolver.clone(),
+                store.clone(),
+                auth.clone(),
+                cleanup.clone(),
+                spam.clone(),
+            ))
+        }),
     });
     let limits = Limits::new(
         "http",

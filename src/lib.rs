@@ -44,3 +44,4 @@ pub mod spam;
 pub mod store;
 pub mod tables;
 pub mod tls;
+pub mod webmail;

@@ -20,6 +20,7 @@ mod restrictions;
 mod sieve;
 mod spam;
 mod units;
+pub mod webmail;
 
 pub use acme::Acme;
 pub use anvil::Anvil;
@@ -34,6 +35,7 @@ pub use restrictions::Restrictions;
 pub use sieve::{ManageSieve, Sieve};
 pub use spam::Spam;
 pub use units::{Bytes, Span};
+pub use webmail::Webmail;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -88,6 +90,7 @@ pub struct Config {
     pub sieve: Sieve,
     pub managesieve: ManageSieve,
     pub http: Http,
+    pub webmail: Webmail,
     pub store: Store,
     pub log: Log,
 }
@@ -423,6 +426,7 @@ impl Default for Config {
             sieve: Sieve::default(),
             managesieve: ManageSieve::default(),
             http: Http::default(),
+            webmail: Webmail::default(),
             store: Store::default(),
             log: Log::default(),
         }

@@ -37,6 +37,8 @@ pub struct HttpService {
     pub alpn: std::sync::Mutex<Option<TlsPair>>,
     /// ACME validation answers (HTTP-01 tokens, TLS-ALPN-01 certificates).
     pub acme: Arc<crate::acme::Challenges>,
+    /// The webmail, mounted on the HTTPS listener when enabled.
+    pub webmail: Option<Arc<crate::webmail::Webmail>>,
 }
 
 /// A TLS config and the same with HTTP's ALPN protocols.

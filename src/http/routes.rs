@@ -22,8 +22,9 @@ struct Ctx {
 /// The routes of one listener (`tls`: the HTTPS one), made at start;
 /// `max_body` bounds every request body.
 pub fn router(svc: Arc<HttpService>, tls: bool, max_body: usize) -> Router {
+    let webmail = svc.webmail.clone().filter(|_| tls);
     let ctx = Ctx { svc, tls };
-    Router::new()
+    let router: Router = Router::new()
         .route(
             "/.well-known/autoconfig/mail/config-v1.1.xml",
             get(thunderbird),
@@ -52,9 +53,15 @@ pub fn router(svc: Arc<HttpService>, tls: bool, max_body: usize) -> Router {
         .route("/.well-known/acme-challenge/{token}", get(acme_challenge))
         .route("/metrics", get(metrics))
         .fallback(fallback)
+        .with_state(ctx);
+    // The webmail's routes (HTTPS only) keep their own state and limits.
+    let router = match webmail {
+        Some(webmail) => router.merge(crate::webmail::router(webmail)),
+        None => router,
+    };
+    router
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(count))
-        .with_state(ctx)
 }
 
 /// Counts every response in the metrics.

@@ -15,7 +15,7 @@ fn is_junk(mailbox: &MailboxInfo) -> bool {
 
 /// What a copy from `source` to `dest` teaches: `Some(true)` spam,
 /// `Some(false)` ham, `None` nothing.
-pub(super) fn lesson(source: Option<&MailboxInfo>, dest: &MailboxInfo) -> Option<bool> {
+pub(crate) fn lesson(source: Option<&MailboxInfo>, dest: &MailboxInfo) -> Option<bool> {
     let from_junk = source.is_some_and(is_junk);
     match (from_junk, is_junk(dest)) {
         (false, true) => Some(true),
@@ -24,16 +24,30 @@ pub(super) fn lesson(source: Option<&MailboxInfo>, dest: &MailboxInfo) -> Option
     }
 }
 
-/// Learns the copies `uids` in `mailbox` as spam or ham, in the background.
-pub(super) fn learn_in_background(
+/// What a move teaches: the copies `uids` in `mailbox` of `account` are
+/// spam (or ham); `via` names the door for the log (IMAP, webmail).
+pub(crate) struct Lesson {
+    pub account: String,
+    pub mailbox: MailboxId,
+    pub uids: Vec<Uid>,
+    pub spam: bool,
+    pub via: &'static str,
+}
+
+/// Learns a [`Lesson`], in the background.
+pub(crate) fn learn_in_background(
     store: Arc<dyn MailStore>,
     filter: Arc<SpamFilter>,
     settings: crate::config::Spam,
-    account: String,
-    mailbox: MailboxId,
-    uids: Vec<Uid>,
-    spam: bool,
+    lesson: Lesson,
 ) {
+    let Lesson {
+        account,
+        mailbox,
+        uids,
+        spam,
+        via,
+    } = lesson;
     let asked = uids.len();
     tokio::task::spawn_blocking(move || {
         let messages = uids.into_iter().take(MAX_PER_COMMAND).filter_map(|uid| {
@@ -48,7 +62,7 @@ pub(super) fn learn_in_background(
         let kind = if spam { "spam" } else { "ham" };
         match filter.learn_many(&settings, &account, messages, spam) {
             Ok(counts) => tracing::info!(
-                "spam: learnt {} message(s) as {kind} for {account} (IMAP)",
+                "spam: learnt {} message(s) as {kind} for {account} ({via})",
                 counts.new + counts.moved
             ),
             Err(e) => tracing::warn!("spam: cannot store what {account} taught: {e}"),

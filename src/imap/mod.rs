@@ -20,7 +20,7 @@
 mod compress;
 mod fetch;
 mod idle;
-mod learn;
+pub(crate) mod learn;
 mod mailbox;
 mod message;
 pub mod mutf7;

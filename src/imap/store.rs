@@ -171,10 +171,13 @@ impl Session {
                 self.svc.store.clone(),
                 self.svc.spam.clone(),
                 self.config.spam.clone(),
-                owner,
-                dest_id,
-                pairs.iter().map(|(_, to)| *to).collect(),
-                spam,
+                super::learn::Lesson {
+                    account: owner,
+                    mailbox: dest_id,
+                    uids: pairs.iter().map(|(_, to)| *to).collect(),
+                    spam,
+                    via: "IMAP",
+                },
             );
         }
         let from: Vec<u32> = pairs.iter().map(|(f, _)| f.0).collect();

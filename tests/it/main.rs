@@ -40,3 +40,4 @@ mod smtp_protocol;
 mod smtp_session;
 mod spam_filter;
 mod submission;
+mod webmail;

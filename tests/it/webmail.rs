@@ -1,0 +1,264 @@
+//! The webmail over real HTTPS: curl for the security properties (cookie
+//! attributes, CSRF, CSP, session end, no open redirect, hostile mail HTML
+//! sanitised, downloads), and headless Chromium driven by Selenium for a
+//! user's day (log in, read, reply, attach, download, Junk and back).
+
+use crate::harness::{Builder, Server, assert_success, system_python};
+use std::process::Command;
+
+/// A curl session with its own cookie jar.
+struct Browser {
+    jar: std::path::PathBuf,
+    base: String,
+}
+
+impl Browser {
+    fn new(server: &Server, name: &str) -> Browser {
+        Browser {
+            jar: server.dir.path().join(format!("{name}.cookies")),
+            base: format!("https://127.0.0.1:{}", server.ports.https),
+        }
+    }
+
+    /// (status, headers and body) of a request; extra curl arguments.
+    fn request(&self, path: &str, args: &[&str]) -> (u16, String) {
+        let jar = self.jar.to_str().expect("path");
+        let out = Command::new("curl")
+            .args(["-s", "-k", "-i", "--max-time", "20", "-b", jar, "-c", jar])
+            .args(["-w", "\n%{http_code}"])
+            .args(args)
+            .arg(format!("{}{path}", self.base))
+            .output()
+            .unwrap_or_else(|e| panic!("curl is required: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.request(path, &[])
+    }
+
+    fn post(&self, path: &str, form: &str) -> (u16, String) {
+        self.request(path, &["--data", form])
+    }
+
+    fn login(&self, user: &str, password: &str) -> (u16, String) {
+        let (_, page) = self.get("/login");
+        let csrf = csrf(&page);
+        self.post(
+            "/login",
+            &format!("user={user}&password={password}&csrf={csrf}"),
+        )
+    }
+}
+
+/// The CSRF token of the first form on a page.
+fn csrf(page: &str) -> String {
+    let start = page.find("name=\"csrf\" value=\"").map(|i| i + 19);
+    start
+        .and_then(|s| page.get(s..).and_then(|rest| rest.split('"').next()))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn header<'a>(response: &'a str, name: &str) -> Vec<&'a str> {
+    response
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+const HOSTILE: &str = "From: mallory@evil.test\r\nTo: alice@localhost\r\nSubject: hostile\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+<html><head><meta http-equiv=\"refresh\" content=\"0;url=https://evil.test/\"><base href=\"https://evil.test/\"><style>body{background:url(https://evil.test/css.png)}</style></head>\
+<body onload=\"alert(1)\"><script>alert(2)</script><p>Dear user</p><img src=x onerror=\"alert(3)\">\
+<a href=\"javascript:alert(4)\">click</a><svg><script>alert(5)</script></svg>\
+<div style=\"width:expression(alert(6))\">x</div><img src=\"https://evil.test/track.gif\">\
+<iframe src=\"https://evil.test/\"></iframe><form action=\"https://evil.test/\"><input name=p></form>\
+<<script>script>alert(7)<</script>/script></body></html>\r\n";
+
+#[test]
+fn the_webmail_is_safe_by_construction() {
+    let server = Builder::default().start();
+    server.add_user("alice@localhost", "alice-pw");
+    server.add_user("bob@localhost", "bob-pw");
+    server.submit("mallory@evil.test", &["alice@localhost"], HOSTILE);
+    server.wait_for_mail("alice@localhost", 1);
+    let alice = Browser::new(&server, "alice");
+
+    // The login page: a login CSRF cookie with every safe attribute, a
+    // strict CSP with no script at all.
+    let (code, page) = alice.get("/login");
+    assert_eq!(code, 200, "{page}");
+    let cookie = header(&page, "set-cookie").join("\n");
+    for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    let csp = header(&page, "content-security-policy").join(" ");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("script-src") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert_eq!(header(&page, "x-content-type-options"), ["nosniff"]);
+
+    // A login without the form's token is refused; a wrong password is 401.
+    let (code, _) = alice.post(
+        "/login",
+        "user=alice@localhost&password=alice-pw&csrf=forged",
+    );
+    assert_eq!(code, 403);
+    let (code, page) = alice.login("alice@localhost", "wrong");
+    assert_eq!(code, 401, "{page}");
+    assert!(page.contains("Wrong address or password"));
+    assert!(server.wait_for_log(
+        "webmail: auth failed, user=<alice@localhost>, rip=127.0.0.1",
+        1
+    ));
+
+    let (code, page) = alice.login("alice@localhost", "alice-pw");
+    assert_eq!(code, 303, "{page}");
+    let session = header(&page, "set-cookie").join("\n");
+    assert!(
+        session.contains("__Host-merpati=")
+            && session.contains("HttpOnly")
+            && session.contains("Secure"),
+        "{session}"
+    );
+    let (code, list) = alice.get("/mail?box=INBOX");
+    assert_eq!(code, 200, "{list}");
+    assert!(list.contains(">hostile<"), "{list}");
+    let token = csrf(&list);
+
+    // The hostile message: the page frames it sandboxed; the frame's HTML
+    // has nothing that runs or loads, and its own CSP forbids both.
+    let (code, view) = alice.get("/message?box=INBOX&uid=1");
+    assert_eq!(code, 200, "{view}");
+    assert!(view.contains("<iframe class=\"html\" sandbox"), "{view}");
+    assert!(view.contains("Remote images are blocked"), "{view}");
+    let (code, frame) = alice.get("/message/html?box=INBOX&uid=1");
+    assert_eq!(code, 200);
+    let body = frame.to_ascii_lowercase();
+    // What the message gave: the frame's own <head> aside.
+    let body = body.split_once("<body>").map_or(body.as_str(), |(_, b)| b);
+    assert!(body.contains("dear user"), "{body}");
+    for bad in [
+        "<script",
+        "onload",
+        "onerror",
+        "javascript:",
+        "expression(",
+        "<meta",
+        "evil.test",
+        "<iframe",
+        "<form",
+    ] {
+        assert!(!body.contains(bad), "{bad} in {body}");
+    }
+    let frame_csp = header(&frame, "content-security-policy").join(" ");
+    assert!(
+        frame_csp.contains("default-src 'none'") && frame_csp.contains("sandbox"),
+        "{frame_csp}"
+    );
+    assert!(!frame_csp.contains("script"), "{frame_csp}");
+
+    // State changes need the session's CSRF token.
+    let (code, _) = alice.post("/mail/bulk", "box=INBOX&uid=1&action=delete&csrf=forged");
+    assert_eq!(code, 403);
+    assert_eq!(server.uids("alice@localhost"), vec![1], "nothing deleted");
+    // After a form, only our own paths: no open redirect.
+    let (code, page) = alice.post(
+        "/mail/bulk",
+        &format!("box=INBOX&uid=1&action=flag&csrf={token}&back=//evil.test/x"),
+    );
+    assert_eq!(code, 303);
+    assert!(
+        header(&page, "location")
+            .iter()
+            .all(|l| l.starts_with("/mail?box=INBOX")),
+        "{page}"
+    );
+
+    // Another user's session cannot read alice's mail by guessing.
+    let bob = Browser::new(&server, "bob");
+    assert_eq!(bob.login("bob@localhost", "bob-pw").0, 303);
+    let (_, bobs) = bob.get("/mail?box=INBOX");
+    assert!(!bobs.contains("hostile"));
+
+    // Logout ends the session on the server: the old cookie is dead.
+    let stolen = std::fs::read_to_string(&alice.jar).expect("jar");
+    let (code, _) = alice.post("/logout", &format!("csrf={token}"));
+    assert_eq!(code, 303);
+    std::fs::write(&alice.jar, stolen).expect("restore jar");
+    let (code, page) = alice.get("/mail?box=INBOX");
+    assert_eq!(code, 303, "{page}");
+    assert_eq!(header(&page, "location"), ["/login"]);
+
+    // The plain port sends the webmail to HTTPS.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+        ])
+        .arg(format!("http://127.0.0.1:{}/login", server.ports.http))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("301 https://"), "{text}");
+}
+
+#[test]
+fn a_user_reads_and_writes_in_chromium() {
+    let server = Builder::default().start();
+    server.add_user("alice@localhost", "alice-pw");
+    server.add_user("bob@localhost", "bob-pw");
+    server.submit(
+        "bob@localhost",
+        &["alice@localhost"],
+        "From: Bob <bob@localhost>\r\nTo: alice@localhost\r\nSubject: Lunch on Friday?\r\nMessage-ID: <lunch@localhost>\r\n\r\nShall we meet at noon?\r\n",
+    );
+    server.submit("spammer@junk.test", &["alice@localhost"], "From: spammer@junk.test\r\nTo: alice@localhost\r\nSubject: Cheap watches\r\n\r\nBuy now.\r\n");
+    server.submit("mallory@evil.test", &["alice@localhost"], HOSTILE);
+    server.wait_for_mail("alice@localhost", 3);
+    let shots = server.dir.path().join("screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshots dir");
+    let upload = server.dir.path().join("report.bin");
+    let bytes: Vec<u8> = (0..50_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&upload, &bytes).expect("upload file");
+    let out = system_python(
+        include_str!("webmail_browser.py"),
+        &[
+            &format!("https://127.0.0.1:{}", server.ports.https),
+            shots.to_str().expect("path"),
+            upload.to_str().expect("path"),
+        ],
+        b"",
+    );
+    assert_success(&out, "the Selenium session");
+    // The reply reached bob, threaded, and so did the attachment, whole.
+    let uids = server.wait_for_mail("bob@localhost", 2);
+    let reply = server.message("bob@localhost", uids[0]);
+    assert!(reply.contains("Subject: Re: Lunch on Friday?"), "{reply}");
+    assert!(reply.contains("In-Reply-To: <lunch@localhost>"), "{reply}");
+    assert!(reply.contains("Noon is good."), "{reply}");
+    let with_file = server.message("bob@localhost", uids[1]);
+    assert!(with_file.contains("filename=\"report.bin\""), "{with_file}");
+    // Alice keeps copies in Sent; Cheap watches went to Junk and back.
+    let sent = server.cli_ok(&["mailbox", "list", "alice@localhost", "Sent"]);
+    assert_eq!(sent.lines().count(), 2, "{sent}");
+    assert!(server.wait_for_log("spam: learnt 1 message(s) as spam for alice", 1));
+    assert!(server.wait_for_log("spam: learnt 1 message(s) as ham for alice", 1));
+    let pngs = std::fs::read_dir(&shots).expect("shots").count();
+    assert!(pngs >= 4, "{pngs} screenshots");
+}
