@@ -262,3 +262,82 @@ fn a_user_reads_and_writes_in_chromium() {
     let pngs = std::fs::read_dir(&shots).expect("shots").count();
     assert!(pngs >= 4, "{pngs} screenshots");
 }
+
+#[test]
+fn settings_write_the_users_sieve_script_and_change_the_password() {
+    let server = Builder::default().start();
+    server.add_user("alice@localhost", "alice-pw");
+    server.add_user("bob@localhost", "bob-pw");
+    let alice = Browser::new(&server, "alice");
+    assert_eq!(alice.login("alice@localhost", "alice-pw").0, 303);
+    let (code, page) = alice.get("/settings");
+    assert_eq!(code, 200, "{page}");
+    let token = csrf(&page);
+    let (code, page) = alice.post(
+        "/settings/filters",
+        &format!("csrf={token}&action=vacation&vacation=on&vacation_subject=Away&vacation_body=Back+on+Monday.&vacation_days=7"),
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("Saved"), "{page}");
+    let (code, page) = alice.post(
+        "/settings/filters",
+        &format!("csrf={token}&action=add&field=subject&contains=%5Bnews%5D&rule_action=move&folder=Archive"),
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("fileinto &quot;Archive&quot;"), "{page}");
+    // What ManageSieve sees is what the page wrote, and it is active.
+    let scripts = server.cli_ok(&["sieve", "list", "alice@localhost"]);
+    assert!(
+        scripts.contains("webmail ACTIVE"),
+        "{scripts}"
+    );
+
+    server.submit(
+        "bob@localhost",
+        &["alice@localhost"],
+        "From: bob@localhost\r\nTo: alice@localhost\r\nSubject: [news] weekly\r\n\r\nNews.\r\n",
+    );
+    server.submit("bob@localhost", &["alice@localhost"], "From: bob@localhost\r\nTo: alice@localhost\r\nSubject: Hello\r\nMessage-ID: <hello@localhost>\r\n\r\nAre you there?\r\n");
+    let replies = server.wait_for_mail("bob@localhost", 1);
+    let reply = server.message("bob@localhost", replies[0]);
+    assert!(
+        reply.contains("Subject: Away") && reply.contains("Back on Monday."),
+        "{reply}"
+    );
+    let archive = server.cli_ok(&["mailbox", "list", "alice@localhost", "Archive"]);
+    assert!(archive.contains("[news] weekly"), "{archive}");
+    let inbox = server.cli_ok(&["mailbox", "list", "alice@localhost", "INBOX"]);
+    assert!(
+        inbox.contains("Hello") && !inbox.contains("[news]"),
+        "{inbox}"
+    );
+
+    // A script edited by hand is compiled; an error is shown, with its place.
+    let (code, page) = alice.post(
+        "/settings/sieve",
+        &format!("csrf={token}&script=if+true+%7B%0Akeep%3B"),
+    );
+    assert_eq!(code, 400, "{page}");
+    assert!(
+        page.contains("The script has an error") && page.contains("line"),
+        "{page}"
+    );
+
+    // The password: the current one is asked for; then only the new works.
+    let (code, page) = alice.post(
+        "/settings/password",
+        &format!("csrf={token}&current=wrong&new=new-secret-1&again=new-secret-1"),
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("The current password is wrong"), "{page}");
+    let (code, _) = alice.post(
+        "/settings/password",
+        &format!("csrf={token}&current=alice-pw&new=new-secret-1&again=new-secret-1"),
+    );
+    assert_eq!(code, 303);
+    let (code, _) = alice.get("/settings");
+    assert_eq!(code, 200, "this session goes on");
+    let other = Browser::new(&server, "other");
+    assert_eq!(other.login("alice@localhost", "alice-pw").0, 401);
+    assert_eq!(other.login("alice@localhost", "new-secret-1").0, 303);
+}
