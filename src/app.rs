@@ -361,6 +361,15 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
         acme_wake.clone(),
         back_stop.clone(),
     ));
+    // The status page's history: a sample of the counters each minute.
+    let history = Arc::new(crate::webmail::status::History::default());
+    if config.webmail.enabled {
+        back.spawn(
+            history
+                .clone()
+                .run(spool.clone(), store.clone(), back_stop.clone()),
+        );
+    }
     let http = Arc::new(crate::http::HttpService {
         config: shared_config.clone(),
         resolver: resolver.clone(),
@@ -377,6 +386,12 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config) -> anyhow::Resu
                 auth.clone(),
                 cleanup.clone(),
                 spam.clone(),
+                Some(crate::webmail::admin::QueueAccess {
+                    spool: spool.clone(),
+                    active: active_set.clone(),
+                    triggers: triggers.clone(),
+                    history: history.clone(),
+                }),
             ))
         }),
     });

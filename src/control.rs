@@ -53,6 +53,11 @@ pub enum StoreOp {
         quota: u64,
     },
     ListUsers,
+    /// The web administration flag (see [`ADMIN_KEY`]).
+    SetAdmin {
+        account: String,
+        admin: bool,
+    },
     ListMessages {
         account: String,
         mailbox: String,
@@ -81,6 +86,16 @@ pub struct ImportItem {
     pub uid: Option<(u32, u32)>,
 }
 
+/// The account-data key that lets an account use `/admin`.
+pub const ADMIN_KEY: &str = "admin";
+
+/// Whether the account may use the web administration.
+pub fn is_admin(store: &dyn MailStore, account: &str) -> Result<bool, StoreError> {
+    Ok(store
+        .account_data(account, ADMIN_KEY)?
+        .is_some_and(|v| v == b"1"))
+}
+
 /// Words per message in the `import` request.
 const IMPORT_WORDS: usize = 5;
 
@@ -102,6 +117,9 @@ impl StoreOp {
             StoreOp::SetPassword { account, hash } => w(&["set-password", account, hash]),
             StoreOp::SetQuota { account, quota } => w(&["set-quota", account, &quota.to_string()]),
             StoreOp::ListUsers => w(&["list-users"]),
+            StoreOp::SetAdmin { account, admin } => {
+                w(&["set-admin", account, if *admin { "on" } else { "off" }])
+            }
             StoreOp::ListMessages { account, mailbox } => w(&["list-messages", account, mailbox]),
             StoreOp::Cat {
                 account,
@@ -144,6 +162,14 @@ impl StoreOp {
                 quota: n(2)?,
             },
             "list-users" => StoreOp::ListUsers,
+            "set-admin" => StoreOp::SetAdmin {
+                account: s(1)?,
+                admin: match s(2)?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return None,
+                },
+            },
             "list-messages" => StoreOp::ListMessages {
                 account: s(1)?,
                 mailbox: s(2)?,
@@ -199,6 +225,17 @@ impl StoreOp {
                 store.set_quota(account, *quota).map_err(err)?;
                 Ok(format!("quota of {account} is now {quota} bytes\n").into_bytes())
             }
+            StoreOp::SetAdmin { account, admin } => {
+                if store.account(account).map_err(err)?.is_none() {
+                    return Err(format!("no account {account}"));
+                }
+                let value = admin.then_some(b"1".as_slice());
+                store
+                    .set_account_data(account, ADMIN_KEY, value)
+                    .map_err(err)?;
+                let now = if *admin { "may" } else { "may no longer" };
+                Ok(format!("{account} {now} use the web administration\n").into_bytes())
+            }
             StoreOp::ListUsers => {
                 let mut out = String::new();
                 for a in store.accounts().map_err(err)? {
@@ -207,11 +244,15 @@ impl StoreOp {
                     } else {
                         a.quota_bytes.to_string()
                     };
-                    let login = if a.password_hash.is_some() {
+                    let mut login = if a.password_hash.is_some() {
                         ""
                     } else {
                         " (no password)"
-                    };
+                    }
+                    .to_string();
+                    if is_admin(store, &a.name).map_err(err)? {
+                        login.push_str(" (admin)");
+                    }
                     out.push_str(&format!(
                         "{}\tused={}\tquota={quota}{login}\n",
                         a.name, a.used_bytes

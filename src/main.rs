@@ -187,6 +187,13 @@ enum UserCommand {
     },
     /// List accounts.
     List,
+    /// Let the account use the web administration (`/admin`), or with
+    /// `--off` no longer.
+    Admin {
+        address: String,
+        #[arg(long)]
+        off: bool,
+    },
     /// Set an account's quota (0 = unlimited).
     Quota {
         /// The account's address.
@@ -453,6 +460,10 @@ fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
             StoreOp::SetPassword { account, hash }
         }
         UserCommand::List => StoreOp::ListUsers,
+        UserCommand::Admin { address, off } => StoreOp::SetAdmin {
+            account: admin::account_of(config, &address)?,
+            admin: !off,
+        },
         UserCommand::Quota { address, size } => StoreOp::SetQuota {
             account: admin::account_of(config, &address)?,
             quota: parse_size(&size)?,

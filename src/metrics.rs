@@ -29,6 +29,31 @@ pub struct Metrics {
     http: Family<Labels, Counter>,
     acme_orders: Family<Labels, Counter>,
     certificate_expiry: Gauge,
+    /// Plain totals for the webmail's status charts (the families above
+    /// are for Prometheus and cannot be summed cheaply).
+    pub totals: Totals,
+}
+
+/// Running totals since start, read by the status page's sampler.
+#[derive(Default)]
+pub struct Totals {
+    pub received: std::sync::atomic::AtomicU64,
+    pub delivered: std::sync::atomic::AtomicU64,
+    pub deferred: std::sync::atomic::AtomicU64,
+    pub bounced: std::sync::atomic::AtomicU64,
+    /// Open sessions per service.
+    pub open: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
+}
+
+impl Totals {
+    fn bump(counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn open_delta(&self, service: &str, delta: i64) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        *open.entry(service.to_string()).or_default() += delta;
+    }
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -57,6 +82,7 @@ pub fn get() -> &'static Metrics {
             http: Family::default(),
             acme_orders: Family::default(),
             certificate_expiry: Gauge::default(),
+            totals: Totals::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -134,12 +160,14 @@ impl Metrics {
         let labels = vec![("service", service.to_string())];
         self.sessions_total.get_or_create(&labels).inc();
         self.sessions.get_or_create(&labels).inc();
+        self.totals.open_delta(service, 1);
     }
 
     pub fn session_closed(&self, service: &str) {
         self.sessions
             .get_or_create(&vec![("service", service.to_string())])
             .dec();
+        self.totals.open_delta(service, -1);
     }
 
     pub fn refused(&self, service: &str) {
@@ -175,6 +203,7 @@ impl Metrics {
         self.received
             .get_or_create(&vec![("protocol", protocol.to_ascii_lowercase())])
             .inc();
+        Totals::bump(&self.totals.received);
     }
 
     /// One final or deferred result; `age` (seconds since arrival) for
@@ -188,6 +217,12 @@ impl Metrics {
             .inc();
         if let Some(age) = age {
             self.delivery_seconds.observe(age.max(0.0));
+        }
+        match result {
+            "sent" => Totals::bump(&self.totals.delivered),
+            "deferred" => Totals::bump(&self.totals.deferred),
+            "bounced" => Totals::bump(&self.totals.bounced),
+            _ => {}
         }
     }
 

@@ -9,10 +9,12 @@
 //! - `sanitize`: mail HTML made harmless (ammonia).
 //! - `compose`: writing, replying, forwarding; sending through cleanup.
 //! - `settings`: password, vacation, filter rules and their Sieve script.
+//! - `admin`, `status`: the postmaster's pages and the charts' samples.
 //!
 //! Every page works without JavaScript; the pages carry a strict
 //! Content-Security-Policy, every state-changing request a CSRF token.
 
+pub mod admin;
 mod compose;
 mod login;
 mod mailbox;
@@ -21,6 +23,7 @@ mod read;
 mod sanitize;
 pub mod session;
 mod settings;
+pub mod status;
 
 use crate::auth::Authenticator;
 use crate::cleanup::Cleanup;
@@ -46,6 +49,8 @@ pub struct Webmail {
     pub cleanup: Arc<Cleanup>,
     pub spam: Arc<SpamFilter>,
     pub sessions: Sessions,
+    /// The queue, for `/admin` (absent where there is none to reach).
+    pub queue: Option<admin::QueueAccess>,
     pages: pages::Pages,
 }
 
@@ -59,6 +64,7 @@ impl Webmail {
         auth: Arc<Authenticator>,
         cleanup: Arc<Cleanup>,
         spam: Arc<SpamFilter>,
+        queue: Option<admin::QueueAccess>,
     ) -> Webmail {
         let settings = config.get().webmail.clone();
         Webmail {
@@ -73,6 +79,7 @@ impl Webmail {
                 settings.session_lifetime.0,
                 settings.max_sessions,
             ),
+            queue,
             pages: pages::Pages::new(),
         }
     }
@@ -102,6 +109,17 @@ pub fn router(webmail: Shared) -> Router {
         .route("/settings/filters", post(settings::filters))
         .route("/settings/sieve", post(settings::sieve))
         .route("/settings/password", post(settings::password))
+        .route("/admin", get(admin::status_page))
+        .route(
+            "/admin/accounts",
+            get(admin::accounts).post(admin::account_action),
+        )
+        .route(
+            "/admin/queue",
+            get(admin::queue_page).post(admin::queue_action),
+        )
+        .route("/admin/queue/message", get(admin::queue_message))
+        .route("/admin/dns", get(admin::dns))
         .route("/static/style.css", get(pages::style))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(webmail)

@@ -17,6 +17,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("message.html", include_str!("templates/message.html")),
     ("compose.html", include_str!("templates/compose.html")),
     ("settings.html", include_str!("templates/settings.html")),
+    ("admin.html", include_str!("templates/admin.html")),
 ];
 
 const STYLE: &str = include_str!("static/style.css");

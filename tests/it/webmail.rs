@@ -287,10 +287,7 @@ fn settings_write_the_users_sieve_script_and_change_the_password() {
     assert!(page.contains("fileinto &quot;Archive&quot;"), "{page}");
     // What ManageSieve sees is what the page wrote, and it is active.
     let scripts = server.cli_ok(&["sieve", "list", "alice@localhost"]);
-    assert!(
-        scripts.contains("webmail ACTIVE"),
-        "{scripts}"
-    );
+    assert!(scripts.contains("webmail ACTIVE"), "{scripts}");
 
     server.submit(
         "bob@localhost",
@@ -340,4 +337,122 @@ fn settings_write_the_users_sieve_script_and_change_the_password() {
     let other = Browser::new(&server, "other");
     assert_eq!(other.login("alice@localhost", "alice-pw").0, 401);
     assert_eq!(other.login("alice@localhost", "new-secret-1").0, 303);
+}
+
+#[test]
+fn the_postmaster_manages_accounts_and_the_queue_from_admin() {
+    let server = Builder::default()
+        .queue("min_backoff = \"1h\"\nmax_backoff = \"2h\"")
+        .start();
+    server.add_user("alice@localhost", "alice-pw");
+    server.add_user("bob@localhost", "bob-pw");
+    let made = server.cli_ok(&["user", "admin", "alice@localhost"]);
+    assert!(made.contains("may use the web administration"), "{made}");
+    assert!(
+        server
+            .cli_ok(&["user", "list"])
+            .contains("alice\tused=0\tquota=unlimited (admin)")
+    );
+
+    // Not for other users.
+    let bob = Browser::new(&server, "bob");
+    assert_eq!(bob.login("bob@localhost", "bob-pw").0, 303);
+    for path in ["/admin", "/admin/accounts", "/admin/queue", "/admin/dns"] {
+        assert_eq!(bob.get(path).0, 403, "{path}");
+    }
+
+    let alice = Browser::new(&server, "alice");
+    assert_eq!(alice.login("alice@localhost", "alice-pw").0, 303);
+    let (code, page) = alice.get("/admin");
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("<svg class=\"chart\"") && page.contains("Messages per minute"),
+        "{page}"
+    );
+    let token = csrf(&page);
+
+    // Accounts: add carol, who can log in; bob's password changed.
+    let (code, page) = alice.post(
+        "/admin/accounts",
+        &format!(
+            "csrf={token}&action=add&address=carol%40localhost&password=carol-pw-1&quota=10MiB"
+        ),
+    );
+    assert_eq!(code, 303, "{page}");
+    let (_, page) = alice.get("/admin/accounts");
+    assert!(
+        page.contains("<td>carol</td>") && page.contains("10.0 MB"),
+        "{page}"
+    );
+    assert_eq!(
+        Browser::new(&server, "carol")
+            .login("carol@localhost", "carol-pw-1")
+            .0,
+        303
+    );
+    let (code, _) = alice.post(
+        "/admin/accounts",
+        &format!("csrf={token}&action=password&address=bob%40localhost&password=bob-new-pw"),
+    );
+    assert_eq!(code, 303);
+    assert_eq!(bob.get("/mail?box=INBOX").0, 303, "bob's sessions ended");
+    assert_eq!(
+        Browser::new(&server, "bob2")
+            .login("bob@localhost", "bob-new-pw")
+            .0,
+        303
+    );
+    // Without the token nothing happens.
+    let (code, _) = alice.post(
+        "/admin/accounts",
+        "csrf=forged&action=delete&address=carol%40localhost",
+    );
+    assert_eq!(code, 403);
+
+    // The queue: a deferred message held, looked at, released, deleted.
+    let id = server.submit(
+        "alice@localhost",
+        &["someone@example.com"],
+        "From: alice@localhost\r\nTo: someone@example.com\r\nSubject: stuck\r\n\r\nWaiting for DNS.\r\n",
+    );
+    assert!(crate::harness::wait_until(
+        std::time::Duration::from_secs(30),
+        || { server.queues_holding(&id) == ["deferred"] }
+    ));
+    let (_, page) = alice.get("/admin/queue");
+    assert!(
+        page.contains(&id) && page.contains("someone@example.com"),
+        "{page}"
+    );
+    let (code, _) = alice.post("/admin/queue", &format!("csrf={token}&action=hold&id={id}"));
+    assert_eq!(code, 303);
+    assert_eq!(server.queues_holding(&id), ["hold"]);
+    let (code, page) = alice.get(&format!("/admin/queue/message?id={id}"));
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("Waiting for DNS.") && page.contains("In hold"),
+        "{page}"
+    );
+    let (code, _) = alice.post(
+        "/admin/queue",
+        &format!("csrf={token}&action=release&id={id}"),
+    );
+    assert_eq!(code, 303);
+    // Released means tried again at once: deferred a second time.
+    assert!(server.wait_for_log("status=deferred", 2));
+    assert!(crate::harness::wait_until(
+        std::time::Duration::from_secs(30),
+        || server.queues_holding(&id) == ["deferred"]
+    ));
+    let (code, _) = alice.post(
+        "/admin/queue",
+        &format!("csrf={token}&action=delete&id={id}"),
+    );
+    assert_eq!(code, 303);
+    assert!(crate::harness::wait_until(
+        std::time::Duration::from_secs(30),
+        || { server.queues_holding(&id).is_empty() }
+    ));
+    let (code, page) = alice.get("/admin/dns");
+    assert_eq!(code, 200, "{page}");
 }
