@@ -107,7 +107,11 @@ fn page(
     error: &str,
 ) -> Result<Response, WebError> {
     let frame = Frame::new(web.store.as_ref(), user, &d.forward_box)?;
+    let book = super::contacts::load(web.store.as_ref(), user.account())?;
+    let mut offered: Vec<String> = super::contacts::groups(&book);
+    offered.extend(book.iter().map(|c| c.mailbox()));
     let ctx = frame.with(context! {
+        contacts => offered,
         title,
         identities => vec![user.session.address.clone()],
         from => d.from.clone(),
@@ -340,9 +344,10 @@ fn deliver(
     if !owns(web, user.account(), &from) {
         return Err(Refusal(format!("{from} is not one of your addresses.")));
     }
-    let to = parse_list(&d.to)?;
-    let cc = parse_list(&d.cc)?;
-    let bcc = parse_list(&d.bcc)?;
+    let book = super::contacts::load(store, user.account())?;
+    let to = parse_list(&d.to, &book)?;
+    let cc = parse_list(&d.cc, &book)?;
+    let bcc = parse_list(&d.bcc, &book)?;
     let limit = config.smtp.max_recipients.max(1);
     if to.len() + cc.len() + bcc.len() > limit {
         return Err(Refusal(format!("At most {limit} recipients.")));
@@ -441,14 +446,24 @@ fn owns(web: &Shared, account: &str, address: &Address) -> bool {
         .any(|route| matches!(route, Ok(Route::Local { account: a, .. }) if a == account))
 }
 
-/// `a@x, Name <b@y>; c@z` → the addresses.
-fn parse_list(text: &str) -> Result<Vec<Address>, Refusal> {
+/// `a@x, Name <b@y>; c@z` → the addresses; the name of a contact group
+/// stands for its members.
+fn parse_list(text: &str, book: &[super::contacts::Contact]) -> Result<Vec<Address>, Refusal> {
     let mut out = Vec::new();
     for item in text
         .split([',', ';'])
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
+        let in_group = |c: &&super::contacts::Contact| c.groups.iter().any(|g| g == item);
+        if !item.contains('@') && book.iter().any(|c| in_group(&c)) {
+            out.extend(
+                book.iter()
+                    .filter(in_group)
+                    .filter_map(|m| Address::parse(&m.email).ok()),
+            );
+            continue;
+        }
         let spec = match (item.rfind('<'), item.rfind('>')) {
             (Some(a), Some(b)) if a < b => item.get(a + 1..b).unwrap_or_default(),
             _ => item,

@@ -9,6 +9,7 @@
 //! - `sanitize`: mail HTML made harmless (ammonia).
 //! - `compose`: writing, replying, forwarding; sending through cleanup.
 //! - `settings`: password, vacation, filter rules and their Sieve script.
+//! - `contacts`: the address book, vCard in and out.
 //! - `admin`, `status`: the postmaster's pages and the charts' samples.
 //!
 //! Every page works without JavaScript; the pages carry a strict
@@ -16,6 +17,7 @@
 
 pub mod admin;
 mod compose;
+mod contacts;
 mod login;
 mod mailbox;
 mod pages;
@@ -109,6 +111,13 @@ pub fn router(webmail: Shared) -> Router {
         .route("/settings/filters", post(settings::filters))
         .route("/settings/sieve", post(settings::sieve))
         .route("/settings/password", post(settings::password))
+        .route(
+            "/contacts",
+            get(contacts::page)
+                .post(contacts::action)
+                .layer(DefaultBodyLimit::max(upload)),
+        )
+        .route("/contacts/export.vcf", get(contacts::export))
         .route("/admin", get(admin::status_page))
         .route(
             "/admin/accounts",

@@ -18,6 +18,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("compose.html", include_str!("templates/compose.html")),
     ("settings.html", include_str!("templates/settings.html")),
     ("admin.html", include_str!("templates/admin.html")),
+    ("contacts.html", include_str!("templates/contacts.html")),
 ];
 
 const STYLE: &str = include_str!("static/style.css");

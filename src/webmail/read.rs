@@ -117,6 +117,8 @@ pub async fn view(
             title => parsed.subject().unwrap_or("(no subject)").to_string(),
             subject => parsed.subject().unwrap_or_default().to_string(),
             from => addresses(parsed.from()),
+            from_address => parsed.from().and_then(|f| f.first()).and_then(|a| a.address()).unwrap_or_default().to_string(),
+            from_name => parsed.from().and_then(|f| f.first()).and_then(|a| a.name()).unwrap_or_default().to_string(),
             to => addresses(parsed.to()),
             cc => addresses(parsed.cc()),
             date => parsed.date().map(|d| d.to_rfc822()).unwrap_or_default(),

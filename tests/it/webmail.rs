@@ -456,3 +456,95 @@ fn the_postmaster_manages_accounts_and_the_queue_from_admin() {
     let (code, page) = alice.get("/admin/dns");
     assert_eq!(code, 200, "{page}");
 }
+
+#[test]
+fn the_address_book_imports_exports_and_writes_to_groups() {
+    let server = Builder::default().start();
+    server.add_user("alice@localhost", "alice-pw");
+    server.add_user("bob@localhost", "bob-pw");
+    server.add_user("carol@localhost", "carol-pw");
+    let alice = Browser::new(&server, "alice");
+    assert_eq!(alice.login("alice@localhost", "alice-pw").0, 303);
+    let (_, page) = alice.get("/contacts");
+    let token = csrf(&page);
+    let vcf = server.dir.path().join("team.vcf");
+    std::fs::write(
+        &vcf,
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bob Budiman\r\nEMAIL:bob@localhost\r\nCATEGORIES:Team\r\nEND:VCARD\r\nBEGIN:VCARD\r\nVERSION:4.0\r\nFN:Carol\r\nEMAIL:carol@localhost\r\nCATEGORIES:Team\r\nEND:VCARD\r\n",
+    )
+    .expect("vcf");
+    let (code, page) = alice.request(
+        "/contacts",
+        &[
+            "-F",
+            &format!("csrf={token}"),
+            "-F",
+            "action=import",
+            "-F",
+            &format!("vcard=@{}", vcf.display()),
+        ],
+    );
+    assert_eq!(code, 303, "{page}");
+    assert!(page.contains("2+of+2+contacts+imported"), "{page}");
+    let (code, _) = alice.request(
+        "/contacts",
+        &[
+            "-F",
+            &format!("csrf={token}"),
+            "-F",
+            "action=add",
+            "-F",
+            "name=Dina",
+            "-F",
+            "email=dina@example.org",
+            "-F",
+            "groups=Friends",
+        ],
+    );
+    assert_eq!(code, 303);
+    let (_, page) = alice.get("/contacts?group=Team");
+    assert!(
+        page.contains("Bob Budiman") && page.contains("carol@localhost") && !page.contains("Dina"),
+        "{page}"
+    );
+    let (code, vcards) = alice.get("/contacts/export.vcf");
+    assert_eq!(code, 200);
+    assert!(
+        vcards.contains("text/vcard")
+            && vcards.contains("FN:Dina\r\nEMAIL:dina@example.org\r\nCATEGORIES:Friends"),
+        "{vcards}"
+    );
+    // Compose offers them, and a group name stands for its members.
+    let (_, compose) = alice.get("/compose");
+    assert!(
+        compose.contains("<option value=\"Bob Budiman &lt;bob@localhost&gt;\">"),
+        "{compose}"
+    );
+    assert!(compose.contains("<option value=\"Team\">"), "{compose}");
+    let (code, page) = alice.request(
+        "/compose",
+        &[
+            "-F",
+            &format!("csrf={token}"),
+            "-F",
+            "from=alice@localhost",
+            "-F",
+            "to=Team",
+            "-F",
+            "subject=Team meeting",
+            "-F",
+            "body=At ten.",
+            "-F",
+            "action=send",
+        ],
+    );
+    assert_eq!(code, 303, "{page}");
+    for who in ["bob@localhost", "carol@localhost"] {
+        let uids = server.wait_for_mail(who, 1);
+        assert!(
+            server
+                .message(who, uids[0])
+                .contains("Subject: Team meeting")
+        );
+    }
+}

@@ -37,6 +37,7 @@ def go(element):
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
     WebDriverWait(driver, 20).until(staleness_of(old))
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 def button(label):
     for b in driver.find_elements(By.TAG_NAME, "button"):
