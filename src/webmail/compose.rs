@@ -28,6 +28,8 @@ pub struct ComposeQuery {
     reply: Option<u32>,
     all: Option<String>,
     forward: Option<u32>,
+    /// A draft to go on with.
+    draft: Option<u32>,
     attach: Option<String>,
     to: String,
 }
@@ -45,6 +47,8 @@ struct Draft {
     references: String,
     forward_box: String,
     forward_uid: Option<u32>,
+    /// The draft this continues: replaced when saved again, gone once sent.
+    draft_uid: Option<u32>,
     attachments: Vec<Upload>,
 }
 
@@ -64,9 +68,16 @@ pub async fn form(
     let web2 = web.clone();
     blocking(move || {
         let store = web2.store.as_ref();
+        let signature = super::settings::identity(&web2, user.account())?.signature;
         let mut draft = Draft {
             from: user.session.address.clone(),
             to: q.to.clone(),
+            // RFC 3676 §4.3: the signature follows "-- " on a line of its own.
+            body: if signature.is_empty() {
+                String::new()
+            } else {
+                format!("\n\n-- \n{signature}")
+            },
             ..Draft::default()
         };
         let title = match (q.reply, q.forward) {
@@ -80,6 +91,11 @@ pub async fn form(
                     &mut draft,
                 )?;
                 "Reply"
+            }
+            _ if q.draft.is_some() => {
+                let uid = Uid(q.draft.unwrap_or_default());
+                fill_draft(store, &user, uid, &mut draft)?;
+                "Draft"
             }
             (None, Some(uid)) => {
                 fill_forward(
@@ -113,7 +129,7 @@ fn page(
     let ctx = frame.with(context! {
         contacts => offered,
         title,
-        identities => vec![user.session.address.clone()],
+        identities => identities(web, user)?,
         from => d.from.clone(),
         to => d.to.clone(),
         cc => d.cc.clone(),
@@ -123,9 +139,18 @@ fn page(
         in_reply_to => d.in_reply_to.clone(),
         references => d.references.clone(),
         forward_uid => d.forward_uid,
+        draft_uid => d.draft_uid,
         error,
     });
     web.pages.render("compose.html", ctx)
+}
+
+/// The From addresses offered: the login address, then those the user
+/// added in the settings.
+fn identities(web: &Shared, user: &User) -> Result<Vec<String>, WebError> {
+    let mut all = vec![user.session.address.clone()];
+    all.extend(super::settings::identity(web, user.account())?.addresses);
+    Ok(all)
 }
 
 fn original(
@@ -196,7 +221,23 @@ fn fill_reply(
     let when = m.date().map(|t| t.to_rfc822()).unwrap_or_default();
     let text = m.body_text(0).unwrap_or_default();
     let quoted: String = text.lines().map(|l| format!("> {l}\n")).collect();
-    d.body = format!("\n\nOn {when}, {who} wrote:\n{quoted}");
+    // Written above the quote, the signature between them.
+    d.body = format!("{}\n\nOn {when}, {who} wrote:\n{quoted}", d.body);
+    Ok(())
+}
+
+/// Fills the form from a saved draft (its Bcc: kept in the copy).
+fn fill_draft(store: &dyn MailStore, user: &User, uid: Uid, d: &mut Draft) -> Result<(), WebError> {
+    let drafts = special(store, user.account(), SpecialUse::Drafts)?
+        .ok_or(WebError::NotFound("There is no Drafts folder."))?;
+    let raw = store.message(drafts.id, uid)?;
+    let m = super::parse(&raw)?;
+    d.to = addresses(m.to());
+    d.cc = addresses(m.cc());
+    d.bcc = addresses(m.bcc());
+    d.subject = m.subject().unwrap_or_default().to_string();
+    d.body = m.body_text(0).unwrap_or_default().into_owned();
+    d.draft_uid = Some(uid.0);
     Ok(())
 }
 
@@ -217,7 +258,8 @@ fn fill_forward(
         return Ok(());
     }
     d.body = format!(
-        "\n\n-------- Forwarded message --------\nFrom: {}\nDate: {}\nSubject: {}\nTo: {}\n\n{}",
+        "{}\n\n-------- Forwarded message --------\nFrom: {}\nDate: {}\nSubject: {}\nTo: {}\n\n{}",
+        d.body,
         addresses(m.from()),
         m.date().map(|t| t.to_rfc822()).unwrap_or_default(),
         m.subject().unwrap_or_default(),
@@ -278,6 +320,7 @@ pub async fn submit(
             "references" => d.references = value,
             "forward_box" => d.forward_box = value,
             "forward_uid" => d.forward_uid = value.parse().ok(),
+            "draft_uid" => d.draft_uid = value.parse().ok(),
             _ => {}
         }
     }
@@ -329,7 +372,34 @@ impl From<WebError> for Refusal {
     }
 }
 
+/// Sends or saves; then the draft it continued is no longer needed.
 fn deliver(
+    web: &Shared,
+    user: &User,
+    ip: std::net::IpAddr,
+    d: &Draft,
+    draft: bool,
+    handle: &tokio::runtime::Handle,
+) -> Result<String, Refusal> {
+    let notice = send_or_save(web, user, ip, d, draft, handle)?;
+    if let Some(uid) = d.draft_uid {
+        let store = web.store.as_ref();
+        match special(store, user.account(), SpecialUse::Drafts) {
+            Ok(Some(drafts)) => {
+                if let Err(e) = store.expunge(drafts.id, &[Uid(uid)]) {
+                    tracing::warn!(
+                        "webmail: the old draft {uid} of {} stays: {e}",
+                        user.account()
+                    );
+                }
+            }
+            _ => tracing::warn!("webmail: no Drafts folder for {}", user.account()),
+        }
+    }
+    Ok(notice)
+}
+
+fn send_or_save(
     web: &Shared,
     user: &User,
     ip: std::net::IpAddr,
@@ -437,7 +507,7 @@ fn deliver(
 
 /// Whether the account may send as `address` (its own, or an alias that
 /// leads to it), as submission checks MAIL FROM.
-fn owns(web: &Shared, account: &str, address: &Address) -> bool {
+pub fn owns(web: &Shared, account: &str, address: &Address) -> bool {
     let accounts = StoreAccounts(web.store.clone());
     web.resolver
         .get()

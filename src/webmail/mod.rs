@@ -10,6 +10,7 @@
 //! - `compose`: writing, replying, forwarding; sending through cleanup.
 //! - `settings`: password, vacation, filter rules and their Sieve script.
 //! - `contacts`: the address book, vCard in and out.
+//! - `folders`: creating, renaming and deleting folders.
 //! - `admin`, `status`: the postmaster's pages and the charts' samples.
 //!
 //! Every page works without JavaScript; the pages carry a strict
@@ -18,6 +19,7 @@
 pub mod admin;
 mod compose;
 mod contacts;
+mod folders;
 mod login;
 mod mailbox;
 mod pages;
@@ -111,6 +113,8 @@ pub fn router(webmail: Shared) -> Router {
         .route("/settings/filters", post(settings::filters))
         .route("/settings/sieve", post(settings::sieve))
         .route("/settings/password", post(settings::password))
+        .route("/settings/identity", post(settings::set_identity))
+        .route("/settings/lists", post(settings::lists))
         .route(
             "/contacts",
             get(contacts::page)
@@ -118,6 +122,7 @@ pub fn router(webmail: Shared) -> Router {
                 .layer(DefaultBodyLimit::max(upload)),
         )
         .route("/contacts/export.vcf", get(contacts::export))
+        .route("/folders", get(folders::page).post(folders::action))
         .route("/admin", get(admin::status_page))
         .route(
             "/admin/accounts",

@@ -19,6 +19,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("settings.html", include_str!("templates/settings.html")),
     ("admin.html", include_str!("templates/admin.html")),
     ("contacts.html", include_str!("templates/contacts.html")),
+    ("folders.html", include_str!("templates/folders.html")),
 ];
 
 const STYLE: &str = include_str!("static/style.css");

@@ -130,6 +130,7 @@ pub async fn view(
             attachments,
             flagged => flags.iter().any(|f| f.eq_ignore_ascii_case("\\Flagged")),
             is_junk => is_junk(&mailbox),
+            is_drafts => mailbox.special_use == Some(crate::store::SpecialUse::Drafts),
         });
         web2.pages.render("message.html", ctx)
     })

@@ -115,8 +115,12 @@ fn render(
         crate::sieve::scripts::get(web.store.as_ref(), user.account(), SCRIPT).unwrap_or_default();
     let mut frame = Frame::new(web.store.as_ref(), user, "")?;
     frame.notice = notice.to_string();
+    let lists = web.spam.lists(user.account());
     let ctx = frame.with(context! {
         title => "Settings",
+        identity => identity(web, user.account())?,
+        allow => lists.allow.clone(),
+        block => lists.block.clone(),
         filters => filters.clone(),
         script => text.map_or(current, str::to_string),
         error,
@@ -235,6 +239,118 @@ pub async fn sieve(
         filters.by_hand = true;
         save(&web2, &account, &filters)?;
         render(&web2, &user, "Script saved and active.", "", None)
+    })
+    .await
+}
+
+/// The user's sending identities and signature.
+#[derive(Serialize, Deserialize, Default, Clone)]
+#[serde(default)]
+pub struct Identity {
+    /// Further From addresses (each one the account owns).
+    pub addresses: Vec<String>,
+    pub signature: String,
+}
+
+const IDENTITY_KEY: &str = "webmail/identity";
+/// From addresses a user may keep besides the login address.
+const MAX_IDENTITIES: usize = 20;
+
+pub fn identity(web: &Shared, account: &str) -> Result<Identity, WebError> {
+    let raw = web.store.account_data(account, IDENTITY_KEY)?;
+    Ok(raw
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default())
+}
+
+/// POST /settings/identity: signature, and From addresses to add or
+/// remove (only addresses the account owns, as sending checks again).
+pub async fn set_identity(
+    State(web): State<Shared>,
+    user: User,
+    Form(form): Form<Fields>,
+) -> Result<Response, WebError> {
+    user.check_csrf(field(&form, "csrf"))?;
+    let web2 = web.clone();
+    blocking(move || {
+        let account = user.account().to_string();
+        let mut id = identity(&web2, &account)?;
+        let action = field(&form, "action");
+        if action == "signature" {
+            id.signature = field(&form, "signature")
+                .replace("\r\n", "\n")
+                .chars()
+                .take(2_000)
+                .collect();
+        } else if action == "add" {
+            let address = field(&form, "address").trim().to_lowercase();
+            let owned = crate::address::Address::parse(&address)
+                .map(|a| super::compose::owns(&web2, &account, &a))
+                .unwrap_or(false);
+            if !owned {
+                return render(
+                    &web2,
+                    &user,
+                    "",
+                    &format!("{address} is not one of your addresses."),
+                    None,
+                );
+            }
+            if id.addresses.len() >= MAX_IDENTITIES {
+                return render(
+                    &web2,
+                    &user,
+                    "",
+                    "That is as many addresses as the page keeps.",
+                    None,
+                );
+            }
+            if !id.addresses.contains(&address) {
+                id.addresses.push(address);
+            }
+        } else if let Some(address) = action.strip_prefix("remove:") {
+            id.addresses.retain(|a| a != address);
+        } else {
+            return Err(WebError::BadRequest("Unknown action.".into()));
+        }
+        let bytes = serde_json::to_vec(&id).map_err(|e| WebError::Unavailable(e.to_string()))?;
+        web2.store
+            .set_account_data(&account, IDENTITY_KEY, Some(&bytes))?;
+        render(&web2, &user, "Saved.", "", None)
+    })
+    .await
+}
+
+/// POST /settings/lists: the spam filter's allow and block lists.
+pub async fn lists(
+    State(web): State<Shared>,
+    user: User,
+    Form(form): Form<Fields>,
+) -> Result<Response, WebError> {
+    use crate::spam::lists::Which;
+    user.check_csrf(field(&form, "csrf"))?;
+    let web2 = web.clone();
+    blocking(move || {
+        let account = user.account().to_string();
+        let entry = field(&form, "entry").to_string();
+        let action = field(&form, "action").to_string();
+        let result = web2
+            .spam
+            .change_lists(&account, |lists| match action.as_str() {
+                "allow" => lists.add(Which::Allow, &entry),
+                "block" => lists.add(Which::Block, &entry),
+                other => match other.strip_prefix("remove:") {
+                    Some(e) => {
+                        lists.remove(e);
+                        Ok(())
+                    }
+                    None => Err("unknown action".into()),
+                },
+            });
+        match result {
+            Ok(_) => render(&web2, &user, "Saved.", "", None),
+            Err(why) => render(&web2, &user, "", &why, None),
+        }
     })
     .await
 }

@@ -548,3 +548,126 @@ fn the_address_book_imports_exports_and_writes_to_groups() {
         );
     }
 }
+
+#[test]
+fn folders_drafts_signature_lists_and_idle_sessions() {
+    let server = Builder::default()
+        .tail("[webmail]\nsession_idle = \"2s\"")
+        .start();
+    server.add_user("alice@localhost", "alice-pw");
+    server.add_user("bob@localhost", "bob-pw");
+    let alice = Browser::new(&server, "alice");
+    assert_eq!(alice.login("alice@localhost", "alice-pw").0, 303);
+    let (_, page) = alice.get("/folders");
+    let token = csrf(&page);
+
+    // Folders: made (subscribed, so IMAP lists it), renamed, deleted.
+    let (code, page) = alice.post(
+        "/folders",
+        &format!("csrf={token}&action=create&name=2026&parent=Archive"),
+    );
+    assert_eq!(code, 303, "{page}");
+    assert!(page.contains("Archive%2F2026+created"), "{page}");
+    let (code, _) = alice.post(
+        "/folders",
+        &format!("csrf={token}&action=rename&name=Archive%2F2026&to=Projects"),
+    );
+    assert_eq!(code, 303);
+    let (_, page) = alice.get("/folders");
+    assert!(
+        page.contains(">Projects<") && !page.contains("Archive/2026"),
+        "{page}"
+    );
+    let (code, _) = alice.post(
+        "/folders",
+        &format!("csrf={token}&action=delete&name=Projects"),
+    );
+    assert_eq!(code, 303);
+    let (_, page) = alice.get("/folders");
+    assert!(!page.contains(">Projects<"), "{page}");
+
+    // A signature goes under new messages.
+    let (code, _) = alice.post(
+        "/settings/identity",
+        &format!("csrf={token}&action=signature&signature=Alice+from+Finance"),
+    );
+    assert_eq!(code, 200);
+    let (_, compose) = alice.get("/compose");
+    assert!(compose.contains("-- \nAlice from Finance"), "{compose}");
+    // An address the account does not own is refused as an identity.
+    let (_, page) = alice.post(
+        "/settings/identity",
+        &format!("csrf={token}&action=add&address=bob%40localhost"),
+    );
+    assert!(page.contains("is not one of your addresses"), "{page}");
+
+    // Allow and block lists are the spam filter's own.
+    let (code, page) = alice.post(
+        "/settings/lists",
+        &format!("csrf={token}&action=block&entry=spam.example"),
+    );
+    assert_eq!(code, 200, "{page}");
+    let lists = server.cli_ok(&["spam", "show", "alice@localhost"]);
+    assert!(lists.contains("spam.example"), "{lists}");
+
+    // A draft saved, then finished and sent: it leaves Drafts.
+    let (code, _) = alice.request(
+        "/compose",
+        &[
+            "-F",
+            &format!("csrf={token}"),
+            "-F",
+            "from=alice@localhost",
+            "-F",
+            "to=bob@localhost",
+            "-F",
+            "subject=Plan",
+            "-F",
+            "body=First thoughts",
+            "-F",
+            "action=draft",
+        ],
+    );
+    assert_eq!(code, 303);
+    let drafts = server.cli_ok(&["mailbox", "list", "alice@localhost", "Drafts"]);
+    let uid = drafts.split('\t').next().unwrap_or_default().to_string();
+    assert!(drafts.contains("Plan"), "{drafts}");
+    let (_, page) = alice.get(&format!("/compose?draft={uid}"));
+    assert!(
+        page.contains("First thoughts") && page.contains("name=\"draft_uid\""),
+        "{page}"
+    );
+    let (code, _) = alice.request(
+        "/compose",
+        &[
+            "-F",
+            &format!("csrf={token}"),
+            "-F",
+            "from=alice@localhost",
+            "-F",
+            "to=bob@localhost",
+            "-F",
+            "subject=Plan",
+            "-F",
+            "body=Final plan",
+            "-F",
+            &format!("draft_uid={uid}"),
+            "-F",
+            "action=send",
+        ],
+    );
+    assert_eq!(code, 303);
+    let got = server.wait_for_mail("bob@localhost", 1);
+    assert!(
+        server
+            .message("bob@localhost", got[0])
+            .contains("Final plan")
+    );
+    let drafts = server.cli_ok(&["mailbox", "list", "alice@localhost", "Drafts"]);
+    assert!(drafts.trim().is_empty(), "{drafts}");
+
+    // Unused for longer than session_idle: the session is over.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let (code, page) = alice.get("/mail?box=INBOX");
+    assert_eq!(code, 303, "{page}");
+}
