@@ -228,7 +228,14 @@ fn a_user_reads_and_writes_in_chromium() {
     );
     server.submit("spammer@junk.test", &["alice@localhost"], "From: spammer@junk.test\r\nTo: alice@localhost\r\nSubject: Cheap watches\r\n\r\nBuy now.\r\n");
     server.submit("mallory@evil.test", &["alice@localhost"], HOSTILE);
-    server.wait_for_mail("alice@localhost", 3);
+    // A tracking image pointing at a trap that counts connections.
+    let trap = crate::harness::free_port();
+    server.submit(
+        "tracker@ads.test",
+        &["alice@localhost"],
+        &format!("From: tracker@ads.test\r\nTo: alice@localhost\r\nSubject: newsletter\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n<p>Deals</p><img src=\"http://127.0.0.1:{trap}/pixel.gif\">\r\n"),
+    );
+    server.wait_for_mail("alice@localhost", 4);
     let shots = server.dir.path().join("screenshots");
     std::fs::create_dir_all(&shots).expect("screenshots dir");
     let upload = server.dir.path().join("report.bin");
@@ -242,6 +249,7 @@ fn a_user_reads_and_writes_in_chromium() {
             &format!("https://127.0.0.1:{}", server.ports.https),
             shots.to_str().expect("path"),
             upload.to_str().expect("path"),
+            &trap.to_string(),
         ],
         b"",
     );
@@ -261,6 +269,16 @@ fn a_user_reads_and_writes_in_chromium() {
     assert!(server.wait_for_log("spam: learnt 1 message(s) as ham for alice", 1));
     let pngs = std::fs::read_dir(&shots).expect("shots").count();
     assert!(pngs >= 4, "{pngs} screenshots");
+    // `MERPATI_SCREENSHOTS=docs/screenshots cargo test a_user_reads` keeps
+    // them (the README's pictures are made so).
+    if let Ok(keep) = std::env::var("MERPATI_SCREENSHOTS") {
+        for entry in std::fs::read_dir(&shots).expect("shots").flatten() {
+            let _ = std::fs::copy(
+                entry.path(),
+                std::path::Path::new(&keep).join(entry.file_name()),
+            );
+        }
+    }
 }
 
 #[test]

@@ -3,14 +3,26 @@
 # write with an attachment and download it back, Junk and Not junk, and
 # open a hostile message without anything running.
 # argv: BASE_URL SCREENSHOT_DIR UPLOAD_FILE
-import hashlib, ssl, sys, time, urllib.request
+import hashlib, socket, ssl, sys, threading, time, urllib.request
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
-base, shots, upload = sys.argv[1], sys.argv[2], sys.argv[3]
+base, shots, upload, trap_port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+# The trap: counts every connection (an image fetch, http or upgraded).
+hits = [0]
+trap = socket.socket()
+trap.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+trap.bind(("127.0.0.1", trap_port))
+trap.listen(16)
+def count_hits():
+    while True:
+        conn, _ = trap.accept()
+        hits[0] += 1
+        conn.close()
+threading.Thread(target=count_hits, daemon=True).start()
 opts = webdriver.ChromeOptions()
 for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors",
             "--disable-dev-shm-usage", "--window-size=1280,900"):
@@ -34,10 +46,12 @@ def no_alert():
 
 def go(element):
     """Clicks something that loads a page, and waits for the new page."""
-    old = driver.find_element(By.TAG_NAME, "html")
+    # A mark on the old page's window: the new page has none. (Selenium's
+    # staleness_of trips over this Chromium's error for a replaced node.)
+    driver.execute_script("window.merpatiOldPage = true")
     element.click()
-    WebDriverWait(driver, 20).until(staleness_of(old))
-    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script(
+        "return window.merpatiOldPage === undefined && document.readyState === 'complete'"))
 
 def button(label):
     for b in driver.find_elements(By.TAG_NAME, "button"):
@@ -128,6 +142,18 @@ try:
     driver.switch_to.default_content()
     assert driver.execute_script("return document.scripts.length") == 0
     shot("hostile")
+
+    # A tracking image is not fetched until the user asks for images.
+    go(link("INBOX"))
+    go(link("newsletter"))
+    assert "Remote images are blocked" in driver.page_source
+    time.sleep(1.5)
+    assert hits[0] == 0, f"the tracker was contacted {hits[0]} time(s)"
+    go(link("Show images"))
+    deadline = time.time() + 10
+    while hits[0] == 0 and time.time() < deadline:
+        time.sleep(0.1)
+    assert hits[0] > 0, "asked-for images were not fetched (is the trap working?)"
 
     # Logging out ends the session.
     go(button("Log out"))
