@@ -411,3 +411,108 @@ pub async fn dns(State(web): State<Shared>, Admin(user): Admin) -> Result<Respon
     })
     .await
 }
+
+/// The aliases file a form may hold, at most.
+const MAX_ALIASES_FILE: usize = 1 << 20;
+
+/// GET /admin/aliases: the domains, the virtual aliases of the
+/// configuration (read-only here) and the aliases file, editable.
+pub async fn aliases(
+    State(web): State<Shared>,
+    Admin(user): Admin,
+    Query(q): Query<AdminQuery>,
+) -> Result<Response, WebError> {
+    let web2 = web.clone();
+    blocking(move || {
+        let config = web2.config.get();
+        let path = config.alias_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(WebError::Unavailable(format!("{}: {e}", path.display()))),
+        };
+        alias_page(&web2, &user, &q.notice, &text, &[])
+    })
+    .await
+}
+
+fn alias_page(
+    web: &Shared,
+    user: &User,
+    notice: &str,
+    text: &str,
+    problems: &[String],
+) -> Result<Response, WebError> {
+    let config = web.config.get();
+    let virtual_aliases: Vec<(String, String)> = config
+        .virtual_alias
+        .map
+        .iter()
+        .map(|(k, v)| (k.clone(), v.join(", ")))
+        .collect();
+    render(
+        web,
+        user,
+        "aliases",
+        notice,
+        context! {
+            mydestination => config.mydestination.clone(),
+            virtual_domains => config.virtual_mailbox_domains.clone(),
+            alias_domains => config.virtual_alias.domains.clone(),
+            virtual_aliases,
+            path => config.alias_path().display().to_string(),
+            text,
+            problems,
+        },
+    )
+}
+
+/// POST /admin/aliases: the aliases file checked, written (a new file
+/// renamed over the old) and taken into use at once, as `newaliases`.
+pub async fn save_aliases(
+    State(web): State<Shared>,
+    Admin(user): Admin,
+    Form(form): Form<Fields>,
+) -> Result<Response, WebError> {
+    user.check_csrf(field(&form, "csrf"))?;
+    let text = field(&form, "aliases").replace("\r\n", "\n");
+    if text.len() > MAX_ALIASES_FILE {
+        return Err(WebError::BadRequest(
+            "The aliases file is too big for this page.".into(),
+        ));
+    }
+    let web2 = web.clone();
+    blocking(move || {
+        let (_, problems) = crate::rewrite::Aliases::parse(&text);
+        if !problems.is_empty() {
+            return alias_page(&web2, &user, "", &text, &problems);
+        }
+        let config = web2.config.get();
+        let path = config.alias_path();
+        let fresh = path.with_extension("webmail-new");
+        let written = std::fs::write(&fresh, &text)
+            .and_then(|()| std::fs::File::open(&fresh).and_then(|f| f.sync_all()))
+            .and_then(|()| std::fs::rename(&fresh, &path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&fresh);
+            return alias_page(
+                &web2,
+                &user,
+                "",
+                &text,
+                &[format!("{}: {e}", path.display())],
+            );
+        }
+        web2.resolver.set(crate::rewrite::Resolver::new(
+            &config,
+            crate::app::load_aliases(&config),
+        ));
+        tracing::info!(
+            "webmail: admin {}: {} rewritten and reloaded",
+            user.account(),
+            path.display()
+        );
+        Ok(back("/admin/aliases", "Aliases saved and in use."))
+    })
+    .await
+}

@@ -134,6 +134,10 @@ pub fn router(webmail: Shared) -> Router {
         )
         .route("/admin/queue/message", get(admin::queue_message))
         .route("/admin/dns", get(admin::dns))
+        .route(
+            "/admin/aliases",
+            get(admin::aliases).post(admin::save_aliases),
+        )
         .route("/static/style.css", get(pages::style))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(webmail)

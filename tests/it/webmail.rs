@@ -473,6 +473,36 @@ fn the_postmaster_manages_accounts_and_the_queue_from_admin() {
     ));
     let (code, page) = alice.get("/admin/dns");
     assert_eq!(code, 200, "{page}");
+
+    // Aliases: a broken file is refused with its problem; a good one is
+    // in use at once.
+    let (code, page) = alice.post(
+        "/admin/aliases",
+        &format!("csrf={token}&aliases=sales+bob%40localhost"),
+    );
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("missing &#x27;:&#x27;") || page.contains("missing ':'"),
+        "{page}"
+    );
+    let (code, _) = alice.post(
+        "/admin/aliases",
+        &format!("csrf={token}&aliases=sales%3A+bob%40localhost%0A"),
+    );
+    assert_eq!(code, 303);
+    let (_, page) = alice.get("/admin/aliases");
+    assert!(page.contains("sales: bob@localhost"), "{page}");
+    server.submit(
+        "carol@localhost",
+        &["sales@localhost"],
+        "From: carol@localhost\r\nTo: sales@localhost\r\nSubject: an order\r\n\r\nTen boxes.\r\n",
+    );
+    let uids = server.wait_for_mail("bob@localhost", 1);
+    assert!(
+        server
+            .message("bob@localhost", uids[0])
+            .contains("Subject: an order")
+    );
 }
 
 #[test]
