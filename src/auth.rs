@@ -68,6 +68,8 @@ pub struct Authenticator {
     /// Failed logins per unit, shared with the SMTP rate limits.
     rates: Arc<Rates>,
     config: Arc<Live<Config>>,
+    /// Logins Argon2 verified lately (see [`crate::login_cache`]).
+    cache: crate::login_cache::LoginCache,
 }
 
 /// Password checks running at once (one per core is plenty).
@@ -88,6 +90,7 @@ impl Authenticator {
             verifying: tokio::sync::Semaphore::new(PARALLEL_VERIFICATIONS),
             rates,
             config,
+            cache: crate::login_cache::LoginCache::new(),
         }
     }
 
@@ -139,7 +142,17 @@ impl Authenticator {
             },
             None => None,
         };
+        let settings = self.config.get().auth.clone();
+        let (ttl, max) = (settings.cache_ttl.0, settings.cache_size);
+        if let (Some(name), Some(stored)) = (&account, &hash)
+            && self.cache.verified(name, stored, password, ttl)
+        {
+            self.forget(client, &login_key);
+            return Ok(name.clone());
+        }
+        let stored = hash.clone();
         let password = password.to_string();
+        let typed = password.clone();
         let Ok(permit) = self.verifying.acquire().await else {
             return Err(AuthError::Temporary);
         };
@@ -159,6 +172,9 @@ impl Authenticator {
         match (ok, account) {
             (true, Some(name)) => {
                 self.forget(client, &login_key);
+                if let Some(stored) = &stored {
+                    self.cache.remember(&name, stored, &typed, ttl, max);
+                }
                 Ok(name)
             }
             _ => {

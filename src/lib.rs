@@ -25,6 +25,7 @@ pub mod imap;
 pub mod import;
 pub mod live;
 pub mod logging;
+pub mod login_cache;
 pub mod mailauth;
 pub mod managesieve;
 pub mod metrics;

@@ -8,6 +8,7 @@
 
 pub mod acme;
 mod anvil;
+pub mod auth;
 mod checks;
 mod greylist;
 pub mod http;
@@ -24,6 +25,7 @@ pub mod webmail;
 
 pub use acme::Acme;
 pub use anvil::Anvil;
+pub use auth::Auth;
 pub use checks::Checks;
 pub use greylist::Greylist;
 pub use http::Http;
@@ -85,6 +87,7 @@ pub struct Config {
     pub postscreen: Postscreen,
     pub greylist: Greylist,
     pub anvil: Anvil,
+    pub auth: Auth,
     pub spam: Spam,
     pub milter: Milter,
     pub sieve: Sieve,
@@ -421,6 +424,7 @@ impl Default for Config {
             postscreen: Postscreen::default(),
             greylist: Greylist::default(),
             anvil: Anvil::default(),
+            auth: Auth::default(),
             spam: Spam::default(),
             milter: Milter::default(),
             sieve: Sieve::default(),

@@ -1329,3 +1329,26 @@ fn idle_times_out_on_a_silent_client_but_not_on_new_mail() {
         "logged out after {waited:?}"
     );
 }
+
+/// The verified-credentials cache: a repeated login is accepted from it,
+/// and a changed password ends the old one at once, cached or not.
+#[test]
+fn a_cached_login_ends_when_the_password_changes() {
+    let server = server_with_user();
+    for _ in 0..3 {
+        let mut imap = login(server.ports.imap);
+        imap.ok("LOGOUT");
+    }
+    let out = server.cli_with_input(&["user", "passwd", USER], b"brand new pw\n");
+    assert_success(&out, "user passwd");
+    let (mut imap, _) = Imap::connect(server.ports.imap);
+    let reply = imap.cmd(&format!("LOGIN {USER} \"{PASSWORD}\""));
+    assert!(reply.contains("NO [AUTHENTICATIONFAILED]"), "{reply}");
+    let mut imap = Imap::login_as(server.ports.imap, USER, "brand new pw");
+    imap.ok("LOGOUT");
+    // A deleted account cannot log in from the cache either.
+    server.cli_ok(&["user", "del", USER]);
+    let (mut imap, _) = Imap::connect(server.ports.imap);
+    let reply = imap.cmd(&format!("LOGIN {USER} \"brand new pw\""));
+    assert!(reply.contains(" NO "), "{reply}");
+}
