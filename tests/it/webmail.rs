@@ -218,9 +218,22 @@ fn the_webmail_is_safe_by_construction() {
 
 #[test]
 fn a_user_reads_and_writes_in_chromium() {
-    let server = Builder::default().start();
+    let server = Builder::default()
+        .queue("min_backoff = \"1h\"\nmax_backoff = \"2h\"")
+        .start();
     server.add_user("alice@localhost", "alice-pw");
     server.add_user("bob@localhost", "bob-pw");
+    server.cli_ok(&["user", "admin", "alice@localhost"]);
+    // Mail for the postmaster to hold and release (no DNS: deferred).
+    let stuck = server.submit(
+        "alice@localhost",
+        &["someone@example.com"],
+        "From: alice@localhost\r\nTo: someone@example.com\r\nSubject: stuck\r\n\r\nWaiting.\r\n",
+    );
+    assert!(crate::harness::wait_until(
+        std::time::Duration::from_secs(30),
+        || { server.queues_holding(&stuck) == ["deferred"] }
+    ));
     server.submit(
         "bob@localhost",
         &["alice@localhost"],
@@ -267,6 +280,21 @@ fn a_user_reads_and_writes_in_chromium() {
     assert_eq!(sent.lines().count(), 2, "{sent}");
     assert!(server.wait_for_log("spam: learnt 1 message(s) as spam for alice", 1));
     assert!(server.wait_for_log("spam: learnt 1 message(s) as ham for alice", 1));
+    // The vacation set in the browser answers; the account added there
+    // exists; the released message is out of hold.
+    server.submit(
+        "bob@localhost",
+        &["alice@localhost"],
+        "From: bob@localhost\r\nTo: alice@localhost\r\nSubject: Are you in?\r\n\r\nQuestion.\r\n",
+    );
+    let bobs = server.wait_for_mail("bob@localhost", 3);
+    let vacation = server.message("bob@localhost", bobs[2]);
+    assert!(
+        vacation.contains("Subject: Out of office") && vacation.contains("Back on Monday."),
+        "{vacation}"
+    );
+    assert!(server.cli_ok(&["user", "list"]).contains("dave\t"));
+    assert!(!server.queues_holding(&stuck).contains(&"hold"));
     let pngs = std::fs::read_dir(&shots).expect("shots").count();
     assert!(pngs >= 4, "{pngs} screenshots");
     // `MERPATI_SCREENSHOTS=docs/screenshots cargo test a_user_reads` keeps

@@ -155,11 +155,53 @@ try:
         time.sleep(0.1)
     assert hits[0] > 0, "asked-for images were not fetched (is the trap working?)"
 
+    # A vacation reply, set in the settings.
+    go(link("Settings"))
+    driver.find_element(By.NAME, "vacation").click()
+    driver.find_element(By.NAME, "vacation_subject").send_keys("Out of office")
+    driver.find_element(By.NAME, "vacation_body").send_keys("Back on Monday.")
+    go(button("Save vacation reply"))
+    assert "Saved" in notice(), driver.page_source
+    shot("settings")
+
+    # The postmaster's pages: add an account, hold and release mail.
+    driver.get(base + "/admin/accounts")
+    driver.find_element(By.CSS_SELECTOR, "form.settings input[name=address]").send_keys("dave@localhost")
+    driver.find_element(By.CSS_SELECTOR, "form.settings input[name=password]").send_keys("dave-pw-123")
+    go(button("Add account"))
+    assert "added dave" in notice(), driver.page_source
+    go(link("Queue"))
+    assert "someone@example.com" in driver.page_source, driver.page_source
+    go(button("Hold"))
+    assert "hold done" in notice(), driver.page_source
+    assert "hold" in driver.find_element(By.CSS_SELECTOR, "table.messages tbody").text
+    shot("queue")
+    go(button("Release"))
+    assert "release done" in notice(), driver.page_source
+    driver.get(base + "/admin")
+    assert driver.find_elements(By.CSS_SELECTOR, "svg.chart")
+    shot("status")
+
+    # A new password; the next login needs it.
+    go(link("Settings"))
+    driver.find_element(By.NAME, "current").send_keys("alice-pw")
+    driver.find_element(By.NAME, "new").send_keys("alice-new-pw")
+    driver.find_element(By.NAME, "again").send_keys("alice-new-pw")
+    go(button("Change password"))
+    assert "Password changed" in driver.page_source or "Settings" in driver.title, driver.page_source
+
     # Logging out ends the session.
     go(button("Log out"))
     assert "/login" in driver.current_url
     driver.get(base + "/mail?box=INBOX")
     assert "/login" in driver.current_url
+    driver.find_element(By.NAME, "user").send_keys("alice@localhost")
+    driver.find_element(By.NAME, "password").send_keys("alice-pw")
+    go(button("Log in"))
+    assert "Wrong address or password" in driver.page_source
+    driver.find_element(By.NAME, "password").send_keys("alice-new-pw")
+    go(button("Log in"))
+    assert "INBOX" in driver.title, driver.title
     print("ok")
 finally:
     driver.quit()
