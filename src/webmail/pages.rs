@@ -56,6 +56,10 @@ impl Pages {
 #[derive(Serialize)]
 pub struct Folder {
     pub name: String,
+    /// The last part of the name, shown indented under its parent.
+    pub label: String,
+    /// How deep in the tree (0 at the top; classes stop at 4).
+    pub depth: usize,
     pub unseen: u32,
     pub icon: &'static str,
 }
@@ -77,11 +81,23 @@ pub struct Frame {
 impl Frame {
     pub fn new(store: &dyn MailStore, user: &User, mailbox: &str) -> Result<Frame, WebError> {
         let account = user.account();
-        let folders = store
-            .mailboxes(account)?
+        let mut boxes = store.mailboxes(account)?;
+        // INBOX (and its children) first, then the tree in name order.
+        boxes.sort_by(|a, b| {
+            let top = |n: &str| n != crate::store::INBOX && !n.starts_with("INBOX/");
+            (top(&a.name), &a.name).cmp(&(top(&b.name), &b.name))
+        });
+        let folders = boxes
             .iter()
             .map(|m| Folder {
                 name: m.name.clone(),
+                label: m
+                    .name
+                    .rsplit(crate::store::SEPARATOR)
+                    .next()
+                    .unwrap_or(&m.name)
+                    .to_string(),
+                depth: m.name.matches(crate::store::SEPARATOR).count().min(4),
                 unseen: m.unseen,
                 icon: icon(m),
             })
