@@ -101,9 +101,11 @@ impl Session {
     /// §3.1.5).
     pub(super) async fn sort(
         &mut self,
+        tag: &str,
         by_uid: bool,
         criteria: &[SortCriterion],
         key: &SearchKey,
+        ret: Option<&[SearchReturn]>,
     ) -> CmdResult {
         let criteria = criteria.to_vec();
         let uses_modseq = mentions_modseq(key);
@@ -115,6 +117,17 @@ impl Session {
                     .collect::<Vec<u32>>()
             })
             .await?;
+        if let Some(ret) = ret {
+            let line = esort(
+                tag,
+                by_uid,
+                &numbers,
+                ret,
+                uses_modseq.then_some(max_modseq),
+            );
+            self.out.extend_from_slice(line.as_bytes());
+            return Ok(Done::ok("SORT completed"));
+        }
         let mut line = String::from("SORT");
         for n in &numbers {
             line.push(' ');
@@ -295,6 +308,80 @@ impl Session {
         self.out.extend_from_slice(out.as_bytes());
         Ok(())
     }
+}
+
+/// The ESEARCH answer of an ESORT (RFC 5267 §3.2): MIN and MAX are the
+/// first and last in sort order, ALL and PARTIAL list the messages in
+/// sort order (ranges only where consecutive numbers follow each other).
+fn esort(
+    tag: &str,
+    by_uid: bool,
+    sorted: &[u32],
+    ret: &[SearchReturn],
+    modseq: Option<u64>,
+) -> String {
+    let has = |r: SearchReturn| ret.contains(&r);
+    let mut out = String::from("* ESEARCH (TAG ");
+    let mut quoted = Vec::new();
+    super::proto::response::string(&mut quoted, tag.as_bytes());
+    out.push_str(&String::from_utf8_lossy(&quoted));
+    out.push(')');
+    if by_uid {
+        out.push_str(" UID");
+    }
+    if let (true, Some(min)) = (has(SearchReturn::Min), sorted.first()) {
+        out.push_str(&format!(" MIN {min}"));
+    }
+    if let (true, Some(max)) = (has(SearchReturn::Max), sorted.last()) {
+        out.push_str(&format!(" MAX {max}"));
+    }
+    if has(SearchReturn::All) && !sorted.is_empty() {
+        out.push_str(&format!(" ALL {}", in_order(sorted)));
+    }
+    if has(SearchReturn::Count) {
+        out.push_str(&format!(" COUNT {}", sorted.len()));
+    }
+    for r in ret {
+        if let SearchReturn::Partial { from, to } = *r {
+            let part = partial_slice(sorted, from, to);
+            let set = if part.is_empty() {
+                "NIL".to_string()
+            } else {
+                in_order(part)
+            };
+            out.push_str(&format!(" PARTIAL ({from}:{to} {set})"));
+        }
+    }
+    if let Some(m) = modseq
+        && !sorted.is_empty()
+    {
+        out.push_str(&format!(" MODSEQ {m}"));
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// A sequence set that keeps the given order: `3,1:2,7` for 3 1 2 7.
+fn in_order(numbers: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while let Some(&start) = numbers.get(i) {
+        let mut end = start;
+        while numbers
+            .get(i + 1)
+            .is_some_and(|&n| Some(n) == end.checked_add(1))
+        {
+            end += 1;
+            i += 1;
+        }
+        parts.push(if end == start {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
 }
 
 fn mentions_modseq(key: &SearchKey) -> bool {

@@ -429,8 +429,11 @@ impl Session {
                 criteria,
                 charset: _,
                 keys,
+                ret,
             } => {
-                let done = self.sort(uid, &criteria, &keys).await?;
+                let done = self
+                    .sort(tag, uid, &criteria, &keys, ret.as_deref())
+                    .await?;
                 self.sync(uid).await?;
                 Ok(done)
             }
@@ -530,6 +533,7 @@ impl Session {
             "CREATE-SPECIAL-USE",
             "SORT",
             "SORT=DISPLAY",
+            "ESORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
             "PREVIEW",

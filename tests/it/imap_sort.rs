@@ -174,6 +174,46 @@ fn sort_by_every_key() {
     );
 }
 
+/// ESORT (RFC 5267 §3.2): the ESEARCH answer in sort order; MIN/MAX are
+/// the first and last sorted, ALL keeps the order (ranges only where
+/// consecutive numbers follow each other); PARTIAL (RFC 9394) too.
+#[test]
+fn esort_returns_an_esearch_in_sort_order() {
+    let server = server_with_user();
+    let mut c = login(server.ports.imap);
+    assert!(c.ok("CAPABILITY").contains(" ESORT"));
+    sort_mailbox(&mut c);
+    // SIZE order is 6 2 4 1 5 3.
+    let got = c.only("SORT RETURN (MIN MAX COUNT ALL) (SIZE) UTF-8 ALL");
+    assert_eq!(
+        got,
+        format!(
+            "* ESEARCH (TAG \"t{}\") MIN 6 MAX 3 ALL 6,2,4,1,5,3 COUNT 6",
+            c.next_tag - 1
+        )
+    );
+    // ARRIVAL is 2 4 3 5 1 6; UIDs are one more.
+    let got = c.only("UID SORT RETURN (ALL) (REVERSE ARRIVAL) UTF-8 1:4");
+    // Messages 1-4 in REVERSE ARRIVAL: 1 3 4 2, as UIDs 2 4 5 3.
+    assert_eq!(
+        got,
+        format!("* ESEARCH (TAG \"t{}\") UID ALL 2,4:5,3", c.next_tag - 1)
+    );
+    let got = c.only("SORT RETURN (PARTIAL 2:3) (SIZE) UTF-8 ALL");
+    assert_eq!(
+        got,
+        format!("* ESEARCH (TAG \"t{}\") PARTIAL (2:3 2,4)", c.next_tag - 1)
+    );
+    let got = c.only("SORT RETURN () (SUBJECT) UTF-8 ALL");
+    assert_eq!(
+        got,
+        format!("* ESEARCH (TAG \"t{}\") ALL 3,5,1:2,6,4", c.next_tag - 1)
+    );
+    // SAVE is SEARCH's; SORT refuses it.
+    let reply = c.cmd("SORT RETURN (SAVE) (SIZE) UTF-8 ALL");
+    assert!(reply.contains(" BAD "), "{reply}");
+}
+
 #[test]
 fn sort_with_search_keys_and_errors() {
     let server = server_with_user();

@@ -102,6 +102,9 @@ pub enum CommandKind {
         /// Upper-cased; only UTF-8 and US-ASCII get this far.
         charset: String,
         keys: SearchKey,
+        /// ESORT return options (RFC 5267 §3.2; PARTIAL, RFC 9394):
+        /// the answer is an ESEARCH in sort order.
+        ret: Option<Vec<SearchReturn>>,
     },
     /// THREAD and UID THREAD (RFC 5256 §4).
     Thread {

@@ -27,39 +27,44 @@ impl Parser<'_> {
         Ok(SearchReturn::Partial { from: a, to: b })
     }
 
+    /// `RETURN (options) SP`, if there; `RETURN ()` means `ALL`. SAVE
+    /// only where `save` (SEARCH, not SORT).
+    fn return_options(&mut self, save: bool) -> Res<Option<Vec<SearchReturn>>> {
+        let start = self.pos;
+        if self.keyword().ok().as_deref() != Some("RETURN") {
+            self.pos = start;
+            return Ok(None);
+        }
+        self.sp()?;
+        self.expect(b'(')?;
+        let mut opts = Vec::new();
+        while !self.eat(b')') {
+            if !opts.is_empty() {
+                self.sp()?;
+            }
+            opts.push(match self.keyword()?.as_str() {
+                "MIN" => SearchReturn::Min,
+                "MAX" => SearchReturn::Max,
+                "ALL" => SearchReturn::All,
+                "COUNT" => SearchReturn::Count,
+                "SAVE" if save => SearchReturn::Save,
+                "PARTIAL" => {
+                    self.sp()?;
+                    self.partial_range()?
+                }
+                _ => return Err("unknown return option".into()),
+            });
+        }
+        if opts.is_empty() {
+            opts.push(SearchReturn::All);
+        }
+        self.sp()?;
+        Ok(Some(opts))
+    }
+
     pub(super) fn search(&mut self, uid: bool) -> Res<CommandKind> {
         self.sp()?;
-        let mut ret = None;
-        let start = self.pos;
-        if self.keyword().ok().as_deref() == Some("RETURN") {
-            self.sp()?;
-            self.expect(b'(')?;
-            let mut opts = Vec::new();
-            while !self.eat(b')') {
-                if !opts.is_empty() {
-                    self.sp()?;
-                }
-                opts.push(match self.keyword()?.as_str() {
-                    "MIN" => SearchReturn::Min,
-                    "MAX" => SearchReturn::Max,
-                    "ALL" => SearchReturn::All,
-                    "COUNT" => SearchReturn::Count,
-                    "SAVE" => SearchReturn::Save,
-                    "PARTIAL" => {
-                        self.sp()?;
-                        self.partial_range()?
-                    }
-                    _ => return Err("unknown SEARCH return option".into()),
-                });
-            }
-            if opts.is_empty() {
-                opts.push(SearchReturn::All);
-            }
-            ret = Some(opts);
-            self.sp()?;
-        } else {
-            self.pos = start;
-        }
+        let ret = self.return_options(true)?;
         let start = self.pos;
         if self.keyword().ok().as_deref() == Some("CHARSET") {
             self.sp()?;
@@ -95,10 +100,11 @@ impl Parser<'_> {
         })
     }
 
-    /// `SORT (criteria) charset keys` (RFC 5256 §5): the charset is
-    /// mandatory here.
+    /// `SORT [RETURN (options)] (criteria) charset keys` (RFC 5256 §5,
+    /// ESORT RFC 5267 §3.2): the charset is mandatory here.
     pub(super) fn sort(&mut self, uid: bool) -> Res<CommandKind> {
         self.sp()?;
+        let ret = self.return_options(false)?;
         self.expect(b'(')?;
         let mut criteria = Vec::new();
         loop {
@@ -135,6 +141,7 @@ impl Parser<'_> {
             criteria,
             charset,
             keys,
+            ret,
         })
     }
 

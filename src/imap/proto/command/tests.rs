@@ -417,7 +417,19 @@ fn sort_and_thread() {
                 SearchKey::NoFlag("\\Seen".into()),
                 SearchKey::Header("FROM".into(), "bob".into())
             ]),
+            ret: None,
         }
+    );
+    let CommandKind::Sort { ret, .. } = kind("a SORT RETURN (MIN PARTIAL -1:-10) (SIZE) UTF-8 ALL")
+    else {
+        panic!()
+    };
+    assert_eq!(
+        ret,
+        Some(vec![
+            SearchReturn::Min,
+            SearchReturn::Partial { from: -1, to: -10 }
+        ])
     );
     let CommandKind::Sort { criteria, .. } =
         kind("a SORT (ARRIVAL CC FROM TO DISPLAYFROM DISPLAYTO) US-ASCII ALL")
