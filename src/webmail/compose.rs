@@ -49,6 +49,8 @@ struct Draft {
     forward_uid: Option<u32>,
     /// The draft this continues: replaced when saved again, gone once sent.
     draft_uid: Option<u32>,
+    /// Send an HTML alternative made from the text's marks.
+    formatted: bool,
     attachments: Vec<Upload>,
 }
 
@@ -321,6 +323,7 @@ pub async fn submit(
             "forward_box" => d.forward_box = value,
             "forward_uid" => d.forward_uid = value.parse().ok(),
             "draft_uid" => d.draft_uid = value.parse().ok(),
+            "formatted" => d.formatted = value == "on",
             _ => {}
         }
     }
@@ -577,6 +580,9 @@ fn build(
             mail_builder::headers::raw::Raw::new("Merpati webmail"),
         )
         .text_body(d.body.replace("\r\n", "\n"));
+    if d.formatted {
+        b = b.html_body(super::richtext::to_html(&d.body));
+    }
     if !to.is_empty() {
         b = b.to(list(to));
     }

@@ -7,6 +7,7 @@
 //! - `mailbox`: the message list, search and bulk actions.
 //! - `read`: a message, its parts, its sanitised HTML, its source.
 //! - `sanitize`: mail HTML made harmless (ammonia).
+//! - `richtext`: the compose form's light marks made into HTML.
 //! - `compose`: writing, replying, forwarding; sending through cleanup.
 //! - `settings`: password, vacation, filter rules and their Sieve script.
 //! - `contacts`: the address book, vCard in and out.
@@ -24,6 +25,7 @@ mod login;
 mod mailbox;
 mod pages;
 mod read;
+mod richtext;
 mod sanitize;
 pub mod session;
 mod settings;

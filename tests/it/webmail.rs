@@ -742,6 +742,35 @@ fn folders_drafts_signature_lists_and_idle_sessions() {
     let drafts = server.cli_ok(&["mailbox", "list", "alice@localhost", "Drafts"]);
     assert!(drafts.trim().is_empty(), "{drafts}");
 
+    // The rich-text mode: an HTML alternative made from the marks.
+    let (code, _) = alice.request(
+        "/compose",
+        &[
+            "-F",
+            &format!("csrf={token}"),
+            "-F",
+            "from=alice@localhost",
+            "-F",
+            "to=bob@localhost",
+            "-F",
+            "subject=Formatted",
+            "-F",
+            "body=Very **important**",
+            "-F",
+            "formatted=on",
+            "-F",
+            "action=send",
+        ],
+    );
+    assert_eq!(code, 303);
+    let got = server.wait_for_mail("bob@localhost", 2);
+    let formatted = server.message("bob@localhost", got[1]);
+    assert!(
+        formatted.contains("multipart/alternative")
+            && formatted.contains("<strong>important</strong>"),
+        "{formatted}"
+    );
+
     // Unused for longer than session_idle: the session is over.
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let (code, page) = alice.get("/mail?box=INBOX");
