@@ -36,7 +36,9 @@ pub fn clean(html: &str, inline: HashMap<String, String>, remote_images: bool) -
             let lower = value.trim_start().to_ascii_lowercase();
             match (element, attribute) {
                 ("img", "src") => {
-                    if let Some(cid) = lower.strip_prefix("cid:") {
+                    if lower.starts_with("cid:") {
+                        // The Content-ID as written (they are case-sensitive).
+                        let cid = value.trim_start().get(4..).unwrap_or_default();
                         let cid =
                             crate::escape::percent_decode(cid).unwrap_or_else(|| cid.to_string());
                         return inline.get(&cid).map(|u| Cow::Owned(u.clone()));
@@ -55,10 +57,11 @@ pub fn clean(html: &str, inline: HashMap<String, String>, remote_images: bool) -
                 // CSS may load images and fonts too: blocked by the
                 // frame's CSP; a style that names a URL is dropped here
                 // (it is how trackers hide), as is IE's expression().
+                // Escapes (`\75rl(`) and image-set() hide URLs too.
                 (_, "style")
-                    if lower.contains("url(")
-                        || lower.contains("expression")
-                        || lower.contains("@import") =>
+                    if ["url(", "expression", "@import", "image-set", "\\"]
+                        .iter()
+                        .any(|bad| lower.contains(bad)) =>
                 {
                     None
                 }
@@ -78,27 +81,40 @@ pub fn clean(html: &str, inline: HashMap<String, String>, remote_images: bool) -
 /// `<div>`s would cost it a million squared steps; deeper tags are dropped
 /// before it sees them (no real mail nests this deep).
 const MAX_DEPTH: usize = 256;
+/// Tags passed on at most; the rest of a bigger message is its text.
+const MAX_TAGS: usize = 100_000;
 
 /// Elements that never have content, so they do not nest.
 const VOID: &[&str] = &[
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
     "track", "wbr",
 ];
+/// Elements a parser closes when the next of their kind opens (`<p>a<p>b`).
+const SELF_ENDING: &[&str] = &["p", "li", "dt", "dd", "tr", "td", "th", "option"];
 
-/// `html` with start tags beyond `max` open elements (and as many end
-/// tags) left out. A rough tokenizer is enough: what it passes on is
-/// still parsed and cleaned by ammonia, this only bounds the work.
+/// `html` with start tags beyond `max` open elements (and their end tags,
+/// and every tag past [`MAX_TAGS`]) left out. The scan follows HTML's
+/// tokenizer where it matters for counting: comments and `<!...>` are
+/// skipped, quoted attribute values may hold `>`, `/>` does not close a
+/// non-void element, and an end tag closes only an element that is open.
+/// What it passes on is still parsed and cleaned by ammonia; this only
+/// bounds the parser's work, and errs only by counting too many open.
 fn limit_nesting(html: &str, max: usize) -> std::borrow::Cow<'_, str> {
     let bytes = html.as_bytes();
     let mut out: Option<String> = None;
-    let (mut depth, mut dropped, mut copied, mut i) = (0usize, 0usize, 0usize, 0usize);
+    let mut open: Vec<String> = Vec::new();
+    let (mut dropped_open, mut tags, mut copied, mut i) = (0usize, 0usize, 0usize, 0usize);
     while let Some(offset) = memchr::memchr(b'<', bytes.get(i..).unwrap_or_default()) {
         let start = i + offset;
-        let Some(len) = memchr::memchr(b'>', bytes.get(start..).unwrap_or_default()) else {
-            break;
+        let rest = bytes.get(start..).unwrap_or_default();
+        let end = if rest.starts_with(b"<!--") {
+            memchr::memmem::find(rest, b"-->").map_or(bytes.len(), |n| start + n + 3)
+        } else {
+            tag_end(rest).map_or(bytes.len(), |n| start + n)
         };
-        let end = start + len + 1;
-        let tag = html.get(start + 1..end - 1).unwrap_or_default();
+        let tag = html
+            .get(start + 1..end.saturating_sub(1))
+            .unwrap_or_default();
         let closing = tag.starts_with('/');
         let name: String = tag
             .trim_start_matches('/')
@@ -106,28 +122,37 @@ fn limit_nesting(html: &str, max: usize) -> std::borrow::Cow<'_, str> {
             .take_while(|c| c.is_ascii_alphanumeric())
             .collect::<String>()
             .to_ascii_lowercase();
-        let opens =
-            !closing && !name.is_empty() && !tag.ends_with('/') && !VOID.contains(&name.as_str());
         let mut drop = false;
-        if opens {
-            if depth >= max {
-                dropped += 1;
+        if !name.is_empty() && !rest.starts_with(b"<!") {
+            tags += 1;
+            if tags > MAX_TAGS {
                 drop = true;
-            } else {
-                depth += 1;
-            }
-        } else if closing && !name.is_empty() {
-            if dropped > 0 {
-                dropped -= 1;
-                drop = true;
-            } else {
-                depth = depth.saturating_sub(1);
+            } else if closing {
+                if let Some(at) = open.iter().rposition(|n| *n == name) {
+                    open.truncate(at);
+                } else if dropped_open > 0 {
+                    dropped_open -= 1;
+                    drop = true;
+                }
+            } else if !VOID.contains(&name.as_str()) {
+                if SELF_ENDING.contains(&name.as_str()) && open.last() == Some(&name) {
+                    open.pop();
+                }
+                if open.len() >= max {
+                    dropped_open += 1;
+                    drop = true;
+                } else {
+                    open.push(name);
+                }
             }
         }
         if drop {
             let buf = out.get_or_insert_with(|| String::with_capacity(html.len()));
             buf.push_str(html.get(copied..start).unwrap_or_default());
             copied = end;
+        }
+        if end >= bytes.len() {
+            break;
         }
         i = end;
     }
@@ -138,6 +163,22 @@ fn limit_nesting(html: &str, max: usize) -> std::borrow::Cow<'_, str> {
             std::borrow::Cow::Owned(buf)
         }
     }
+}
+
+/// Where a tag starting at `tag[0] == b'<'` ends (after its `>`), quoted
+/// attribute values skipped; `None` when it does not end.
+fn tag_end(tag: &[u8]) -> Option<usize> {
+    let mut quote: Option<u8> = None;
+    for (k, &b) in tag.iter().enumerate().skip(1) {
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None if b == b'>' => return Some(k + 1),
+            None => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -230,6 +271,39 @@ mod tests {
         assert_eq!(
             limit_nesting("<a><b><c>x</c></b></a>", 2),
             "<a><b>x</b></a>"
+        );
+    }
+
+    #[test]
+    fn the_nesting_count_cannot_be_fooled() {
+        for trick in [
+            "<div/>",
+            "<div></x>",
+            "<div title=\"></div>\">",
+            "<div><!--</div>-->",
+        ] {
+            let html = trick.repeat(100_000);
+            let kept = limit_nesting(&html, MAX_DEPTH);
+            assert!(
+                kept.matches("<div").count() <= MAX_DEPTH,
+                "{trick}: {}",
+                kept.matches("<div").count()
+            );
+        }
+        // Sloppy but ordinary: 1,000 unclosed paragraphs keep their markup.
+        let paragraphs = "<p>text".repeat(1000);
+        assert_eq!(limit_nesting(&paragraphs, MAX_DEPTH), paragraphs);
+        let cleaned = clean(&"<div/>".repeat(200_000), HashMap::new(), false).html;
+        assert!(cleaned.matches("<div>").count() <= MAX_DEPTH);
+        // An Outlook Content-ID keeps its case.
+        let inline = HashMap::from([(
+            "image001.png@01D9A1B2".to_string(),
+            "data:image/png;base64,AA".to_string(),
+        )]);
+        assert!(
+            clean("<img src=\"cid:image001.png@01D9A1B2\">", inline, false)
+                .html
+                .contains("data:image/png")
         );
     }
 }
