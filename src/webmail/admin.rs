@@ -489,8 +489,17 @@ pub async fn save_aliases(
         }
         let config = web2.config.get();
         let path = config.alias_path();
-        let fresh = path.with_extension("webmail-new");
+        // A name of its own per save (two admins may save at once), the
+        // old file's mode kept.
+        static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let fresh = path.with_extension(format!("webmail-{}-{n}", std::process::id()));
+        let mode = std::fs::metadata(&path).map(|m| m.permissions()).ok();
         let written = std::fs::write(&fresh, &text)
+            .and_then(|()| match &mode {
+                Some(mode) => std::fs::set_permissions(&fresh, mode.clone()),
+                None => Ok(()),
+            })
             .and_then(|()| std::fs::File::open(&fresh).and_then(|f| f.sync_all()))
             .and_then(|()| std::fs::rename(&fresh, &path));
         if let Err(e) = written {

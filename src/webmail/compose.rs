@@ -35,7 +35,7 @@ pub struct ComposeQuery {
 }
 
 /// What the compose form holds.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Draft {
     from: String,
     to: String,
@@ -51,9 +51,12 @@ struct Draft {
     draft_uid: Option<u32>,
     /// Send an HTML alternative made from the text's marks.
     formatted: bool,
+    /// Names of the attachments a draft taken up again keeps.
+    kept: Vec<String>,
     attachments: Vec<Upload>,
 }
 
+#[derive(Clone)]
 struct Upload {
     name: String,
     content_type: String,
@@ -142,6 +145,7 @@ fn page(
         references => d.references.clone(),
         forward_uid => d.forward_uid,
         draft_uid => d.draft_uid,
+        kept => d.kept.clone(),
         error,
     });
     web.pages.render("compose.html", ctx)
@@ -228,6 +232,41 @@ fn fill_reply(
     Ok(())
 }
 
+/// The attachments of a saved draft.
+fn draft_attachments(
+    store: &dyn MailStore,
+    user: &User,
+    uid: Uid,
+) -> Result<Vec<Upload>, WebError> {
+    let drafts = special(store, user.account(), SpecialUse::Drafts)?
+        .ok_or(WebError::NotFound("There is no Drafts folder."))?;
+    let raw = store.message(drafts.id, uid)?;
+    let m = super::parse(&raw)?;
+    Ok(m.attachments
+        .iter()
+        .filter_map(|&id| m.part(id))
+        .map(|p| {
+            use mail_parser::MimeHeaders;
+            let content_type = match p.content_type() {
+                Some(ct) => match ct.subtype() {
+                    Some(sub) => format!("{}/{sub}", ct.ctype()),
+                    None => ct.ctype().to_string(),
+                },
+                None => "application/octet-stream".into(),
+            };
+            let data = match &p.body {
+                mail_parser::PartType::Message(inner) => inner.raw_message().to_vec(),
+                _ => p.contents().to_vec(),
+            };
+            Upload {
+                name: crate::rfc5322::one_line(p.attachment_name().unwrap_or("attachment"), 200),
+                content_type,
+                data,
+            }
+        })
+        .collect())
+}
+
 /// Fills the form from a saved draft (its Bcc: kept in the copy).
 fn fill_draft(store: &dyn MailStore, user: &User, uid: Uid, d: &mut Draft) -> Result<(), WebError> {
     let drafts = special(store, user.account(), SpecialUse::Drafts)?
@@ -240,6 +279,10 @@ fn fill_draft(store: &dyn MailStore, user: &User, uid: Uid, d: &mut Draft) -> Re
     d.subject = m.subject().unwrap_or_default().to_string();
     d.body = m.body_text(0).unwrap_or_default().into_owned();
     d.draft_uid = Some(uid.0);
+    d.kept = draft_attachments(store, user, uid)?
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
     Ok(())
 }
 
@@ -429,7 +472,21 @@ fn send_or_save(
         (Some(uid), false) => Some(original(store, user, &d.forward_box, Uid(uid))?),
         _ => None,
     };
-    let message = build(&config.myhostname, &from, d, &to, &cc, forwarded.as_deref())?;
+    // A draft taken up again keeps its attachments (the form cannot
+    // hold them): they go along from the stored draft.
+    let mut full = d.clone();
+    if let Some(uid) = d.draft_uid {
+        full.attachments
+            .extend(draft_attachments(store, user, Uid(uid))?);
+    }
+    let message = build(
+        &config.myhostname,
+        &from,
+        &full,
+        &to,
+        &cc,
+        forwarded.as_deref(),
+    )?;
     if message.len() as u64 > config.smtp.message_size_limit.0 {
         return Err(Refusal(
             "The message is bigger than the server accepts.".into(),
@@ -508,6 +565,28 @@ fn send_or_save(
     Ok("Message sent.".into())
 }
 
+/// `message` without its `Bcc:` header field (folded lines included).
+fn without_bcc(message: &[u8]) -> Vec<u8> {
+    let end = memchr::memmem::find(message, b"\r\n\r\n").map_or(message.len(), |i| i + 2);
+    let (head, body) = message.split_at(end);
+    let mut out = Vec::with_capacity(message.len());
+    let mut skipping = false;
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        let folded = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !folded {
+            skipping = line.len() >= 4
+                && line
+                    .get(..4)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"bcc:"));
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
 /// Whether the account may send as `address` (its own, or an alias that
 /// leads to it), as submission checks MAIL FROM.
 pub fn owns(web: &Shared, account: &str, address: &Address) -> bool {
@@ -523,11 +602,8 @@ pub fn owns(web: &Shared, account: &str, address: &Address) -> bool {
 /// stands for its members.
 fn parse_list(text: &str, book: &[super::contacts::Contact]) -> Result<Vec<Address>, Refusal> {
     let mut out = Vec::new();
-    for item in text
-        .split([',', ';'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
+    for item in super::mailbox::split_addresses(text) {
+        let item = item.as_str();
         let in_group = |c: &&super::contacts::Contact| c.groups.iter().any(|g| g == item);
         if !item.contains('@') && book.iter().any(|c| in_group(&c)) {
             out.extend(
@@ -609,8 +685,21 @@ fn build(
         b = b.attachment(a.content_type.clone(), name, a.data.clone());
     }
     if let Some(raw) = forwarded {
-        b = b.attachment("message/rfc822", "forwarded.eml", raw.to_vec());
+        // A Sent or Drafts copy keeps its Bcc: line; it must not travel.
+        b = b.attachment("message/rfc822", "forwarded.eml", without_bcc(raw));
     }
     b.write_to_vec()
         .map_err(|e| Refusal(format!("The message could not be built: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_forwarded_copy_loses_its_bcc() {
+        let copy = b"Bcc: secret@x.test,\r\n other@x.test\r\nFrom: a@x.test\r\nSubject: s\r\n\r\nBcc: in the body stays\r\n";
+        assert_eq!(
+            super::without_bcc(copy),
+            b"From: a@x.test\r\nSubject: s\r\n\r\nBcc: in the body stays\r\n".to_vec()
+        );
+    }
 }

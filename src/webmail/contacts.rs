@@ -64,8 +64,12 @@ pub fn groups(contacts: &[Contact]) -> Vec<String> {
     all
 }
 
+/// Groups one contact may be in.
+const MAX_GROUPS: usize = 20;
+
 /// Adds (or updates, by address) a contact; `false` when the book is full.
-fn upsert(contacts: &mut Vec<Contact>, contact: Contact) -> bool {
+fn upsert(contacts: &mut Vec<Contact>, mut contact: Contact) -> bool {
+    contact.groups.truncate(MAX_GROUPS);
     if let Some(old) = contacts
         .iter_mut()
         .find(|c| c.email.eq_ignore_ascii_case(&contact.email))
@@ -74,7 +78,7 @@ fn upsert(contacts: &mut Vec<Contact>, contact: Contact) -> bool {
             old.name = contact.name;
         }
         for g in contact.groups {
-            if !old.groups.contains(&g) {
+            if !old.groups.contains(&g) && old.groups.len() < MAX_GROUPS {
                 old.groups.push(g);
             }
         }
@@ -113,7 +117,8 @@ pub fn parse_vcards(text: &str) -> Vec<Contact> {
             .unwrap_or_default()
             .to_ascii_uppercase();
         let prop = prop.rsplit('.').next().unwrap_or_default().to_string();
-        let value = unescape(value.trim());
+        let raw = value.trim();
+        let value = unescape(raw);
         match prop.as_str() {
             "BEGIN" => (name, emails, groups) = (String::new(), Vec::new(), Vec::new()),
             "FN" => name = crate::rfc5322::one_line(&value, 200),
@@ -121,9 +126,10 @@ pub fn parse_vcards(text: &str) -> Vec<Contact> {
                 emails.push(value.trim_start_matches("mailto:").to_string())
             }
             "CATEGORIES" => {
-                groups = value
-                    .split(',')
-                    .map(|g| crate::rfc5322::one_line(g.trim(), 100))
+                // Split at the commas that are not escaped, then unescape.
+                groups = split_unescaped(raw)
+                    .iter()
+                    .map(|g| crate::rfc5322::one_line(unescape(g).trim(), 100))
                     .filter(|g| !g.is_empty())
                     .collect()
             }
@@ -142,13 +148,41 @@ pub fn parse_vcards(text: &str) -> Vec<Contact> {
     out
 }
 
+/// `a,b\,c` → `a`, `b\,c`.
+fn split_unescaped(value: &str) -> Vec<String> {
+    let (mut parts, mut current, mut escaped) = (Vec::new(), String::new(), false);
+    for c in value.chars() {
+        if escaped {
+            current.push(c);
+            escaped = false;
+        } else if c == '\\' {
+            current.push(c);
+            escaped = true;
+        } else if c == ',' {
+            parts.push(std::mem::take(&mut current));
+        } else {
+            current.push(c);
+        }
+    }
+    parts.push(current);
+    parts
+}
+
 fn unescape(value: &str) -> String {
-    value
-        .replace("\\,", ",")
-        .replace("\\;", ";")
-        .replace("\\n", " ")
-        .replace("\\N", " ")
-        .replace("\\\\", "\\")
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n' | 'N') => out.push(' '),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
 }
 
 fn escape(value: &str) -> String {
@@ -328,5 +362,9 @@ mod tests {
         assert_eq!(contacts[2].email, "siti@example.org");
         assert_eq!(parse_vcards(&to_vcards(&contacts)), contacts);
         assert_eq!(contacts[0].mailbox(), "Budi Santoso <budi@kantor.example>");
+        let tricky = parse_vcards(
+            "BEGIN:VCARD\r\nFN:X\r\nEMAIL:x@y.example\r\nCATEGORIES:Sales\\, East,Ops\r\nEND:VCARD\r\n",
+        );
+        assert_eq!(tricky[0].groups, ["Sales, East", "Ops"]);
     }
 }

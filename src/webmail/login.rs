@@ -115,7 +115,7 @@ pub async fn submit(
 }
 
 /// The address a user's mail comes from: what they logged in with when
-/// it is a full address, else the account at the first local domain.
+/// it is a full address, else the account at myorigin.
 fn from_address(web: &Shared, login: &str, account: &str) -> String {
     if login.contains('@') {
         return login.to_lowercase();
@@ -123,8 +123,10 @@ fn from_address(web: &Shared, login: &str, account: &str) -> String {
     if account.contains('@') {
         return account.to_string();
     }
+    // A bare name is completed with myorigin, as every address is.
     let config = web.config.get();
-    format!("{account}@{}", config.myhostname)
+    let origin = config.myorigin.replace("$myhostname", &config.myhostname);
+    format!("{account}@{origin}")
 }
 
 #[derive(Deserialize)]

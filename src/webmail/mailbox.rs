@@ -116,7 +116,7 @@ pub fn addresses(list: Option<&mail_parser::Address<'_>>) -> String {
     };
     list.iter()
         .map(|a| match (a.name(), a.address()) {
-            (Some(n), Some(addr)) if !n.is_empty() => format!("{n} <{addr}>"),
+            (Some(n), Some(addr)) if !n.is_empty() => format!("{} <{addr}>", display_name(n)),
             (_, Some(addr)) => addr.to_string(),
             (Some(n), None) => n.to_string(),
             (None, None) => String::new(),
@@ -124,6 +124,46 @@ pub fn addresses(list: Option<&mail_parser::Address<'_>>) -> String {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A display name as it may be written back into an address field:
+/// quoted when it holds a character that separates or delimits
+/// addresses (`"Doe, John"`), so a reply does not split it.
+pub fn display_name(name: &str) -> String {
+    let name = crate::rfc5322::one_line(name, 200);
+    if name.contains([',', ';', '<', '>', '"', '@', ':', '(', ')', '\\']) {
+        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        name
+    }
+}
+
+/// Splits an address field at `,` and `;` outside quoted names and
+/// `<...>`: `"Doe, John" <j@x>, b@y` is two items.
+pub fn split_addresses(text: &str) -> Vec<String> {
+    let (mut items, mut current) = (Vec::new(), String::new());
+    let (mut quoted, mut escaped, mut angle) = (false, false, false);
+    for c in text.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' | ';' if !quoted && !angle => {
+                items.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    items.push(current);
+    items
+        .into_iter()
+        .map(|i| i.trim().to_string())
+        .filter(|i| !i.is_empty())
+        .collect()
 }
 
 /// GET /mail?box=NAME: a page of the folder's messages.
@@ -157,6 +197,7 @@ fn render_list(
     let ascending = q.order == "asc";
     let mut metas = store.messages(mailbox.id)?;
     let search = q.q.trim().to_string();
+    let mut sorted_part = false;
     let (mut found, mut examined, mut truncated) = (0, 0, false);
     if !search.is_empty() {
         metas.sort_by_key(|m| std::cmp::Reverse(m.uid));
@@ -179,6 +220,12 @@ fn render_list(
         SortKey::Date => metas.sort_by_key(|m| (m.internal_date, m.uid)),
         SortKey::Size => metas.sort_by_key(|m| (m.size, m.uid)),
         SortKey::From | SortKey::Subject => {
+            // Each message's header is read: bounded like a search.
+            if metas.len() > settings.search_limit {
+                metas.sort_by_key(|m| std::cmp::Reverse(m.uid));
+                metas.truncate(settings.search_limit);
+                sorted_part = true;
+            }
             let mut keyed: Vec<(String, MessageMeta)> = Vec::with_capacity(metas.len());
             for meta in metas {
                 let s = summarize(&store.message(mailbox.id, meta.uid)?);
@@ -262,6 +309,8 @@ fn render_list(
         examined,
         truncated,
         is_junk => is_junk(&mailbox),
+        sorted_part,
+        search_limit => settings.search_limit,
     });
     web.pages.render("list.html", ctx)
 }
@@ -464,4 +513,27 @@ pub fn move_messages(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_commas_stay_whole() {
+        assert_eq!(display_name("Doe, John"), "\"Doe, John\"");
+        assert_eq!(display_name("Plain Name"), "Plain Name");
+        let field = format!(
+            "{} <j@x.test>, b@y.test; \"ceo@corp.example, x\" <a@evil.test>",
+            display_name("Doe, John")
+        );
+        assert_eq!(
+            split_addresses(&field),
+            [
+                "\"Doe, John\" <j@x.test>",
+                "b@y.test",
+                "\"ceo@corp.example, x\" <a@evil.test>"
+            ]
+        );
+    }
 }

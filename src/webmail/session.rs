@@ -25,6 +25,9 @@ pub struct Session {
     last_used: Instant,
 }
 
+/// Sessions one account may hold at once (browsers, phones, tabs).
+const MAX_PER_ACCOUNT: usize = 50;
+
 pub struct Sessions {
     by_token: Mutex<HashMap<String, Session>>,
     idle: Duration,
@@ -59,6 +62,18 @@ impl Sessions {
         };
         let mut map = self.map();
         map.retain(|_, s| self.alive(s, now));
+        // One account's logins make room among its own sessions first, so
+        // a script logging in in a loop cannot log everyone else out.
+        let own: Vec<(String, Instant)> = map
+            .iter()
+            .filter(|(_, s)| s.account == account)
+            .map(|(t, s)| (t.clone(), s.last_used))
+            .collect();
+        if own.len() >= MAX_PER_ACCOUNT
+            && let Some((oldest, _)) = own.iter().min_by_key(|(_, at)| *at)
+        {
+            map.remove(oldest);
+        }
         if map.len() >= self.max {
             // Full of live sessions: the one idle longest makes room.
             if let Some(oldest) = map
@@ -169,6 +184,15 @@ mod tests {
         assert!(sessions.get(&a).is_none());
         sessions.end_all("carol");
         assert!(sessions.get(&c).is_none());
+        let many = Sessions::new(Duration::from_secs(60), Duration::from_secs(3600), 1000);
+        let other = many.start("bob", "bob@x.test");
+        for _ in 0..200 {
+            many.start("mallory", "m@x.test");
+        }
+        assert!(
+            many.get(&other).is_some(),
+            "one account's logins stay among its own"
+        );
         let idle = Sessions::new(Duration::ZERO, Duration::from_secs(3600), 2);
         let t = idle.start("alice", "alice@x.test");
         assert!(idle.get(&t).is_none(), "idle expiry");

@@ -140,7 +140,12 @@ fn the_webmail_is_safe_by_construction() {
     // has nothing that runs or loads, and its own CSP forbids both.
     let (code, view) = alice.get("/message?box=INBOX&uid=1");
     assert_eq!(code, 200, "{view}");
-    assert!(view.contains("<iframe class=\"html\" sandbox"), "{view}");
+    assert!(
+        view.contains(
+            "<iframe class=\"html\" sandbox=\"allow-popups allow-popups-to-escape-sandbox\""
+        ),
+        "{view}"
+    );
     assert!(view.contains("Remote images are blocked"), "{view}");
     let (code, frame) = alice.get("/message/html?box=INBOX&uid=1");
     assert_eq!(code, 200);
@@ -686,7 +691,10 @@ fn folders_drafts_signature_lists_and_idle_sessions() {
     let lists = server.cli_ok(&["spam", "show", "alice@localhost"]);
     assert!(lists.contains("spam.example"), "{lists}");
 
-    // A draft saved, then finished and sent: it leaves Drafts.
+    // A draft saved (with an attachment), then finished and sent: the
+    // attachment goes along and the draft leaves Drafts.
+    let notes = server.dir.path().join("notes.txt");
+    std::fs::write(&notes, "kept from the draft").expect("notes");
     let (code, _) = alice.request(
         "/compose",
         &[
@@ -701,6 +709,8 @@ fn folders_drafts_signature_lists_and_idle_sessions() {
             "-F",
             "body=First thoughts",
             "-F",
+            &format!("attachment=@{}", notes.display()),
+            "-F",
             "action=draft",
         ],
     );
@@ -711,6 +721,10 @@ fn folders_drafts_signature_lists_and_idle_sessions() {
     let (_, page) = alice.get(&format!("/compose?draft={uid}"));
     assert!(
         page.contains("First thoughts") && page.contains("name=\"draft_uid\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("Attachments of the draft, which go along: notes.txt"),
         "{page}"
     );
     let (code, _) = alice.request(
@@ -734,11 +748,13 @@ fn folders_drafts_signature_lists_and_idle_sessions() {
     );
     assert_eq!(code, 303);
     let got = server.wait_for_mail("bob@localhost", 1);
+    let sent = server.message("bob@localhost", got[0]);
     assert!(
-        server
-            .message("bob@localhost", got[0])
-            .contains("Final plan")
+        sent.contains("Final plan") && sent.contains("notes.txt"),
+        "{sent}"
     );
+    let (_, page) = alice.get("/mail?box=INBOX");
+    assert!(!page.contains("Attachments of the draft"), "{page}");
     let drafts = server.cli_ok(&["mailbox", "list", "alice@localhost", "Drafts"]);
     assert!(drafts.trim().is_empty(), "{drafts}");
 
