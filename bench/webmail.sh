@@ -58,7 +58,7 @@ $M import mbox "$DIR/inbox.mbox" bench@localhost INBOX | tail -1
 $M serve 2> "$DIR/serve.log" &
 PID=$!
 for _ in $(seq 200); do (echo > /dev/tcp/127.0.0.1/2630) 2>/dev/null && break; sleep 0.05; done
-python3 - 8443 "$N" <<'PY'
+python3 - 8443 "$N" "$DIR/cookies" <<'PY'
 import http.client, re, ssl, statistics, sys, threading, time, uuid
 port, n = int(sys.argv[1]), int(sys.argv[2])
 ctx = ssl._create_unverified_context()
@@ -140,5 +140,18 @@ threads = [threading.Thread(target=hammer, args=(x,)) for x in sessions]
 t0 = time.time()
 for t in threads: t.start()
 for t in threads: t.join()
-print(f"message list, 50 concurrent sessions, 10 s: {count[0]/(time.time()-t0):.0f} requests/s")
+print(f"message list, 50 concurrent sessions, 10 s: {count[0]/(time.time()-t0):.0f} requests/s (Python threads)")
+# The same with curl as the client (no interpreter lock): 50 processes,
+# each one session on one keep-alive connection, 200 list requests each.
+with open(sys.argv[3], "w") as f:
+    for i, x in enumerate(sessions):
+        f.write("; ".join(f"{k}={v}" for k, v in x.cookies.items()) + "\n")
 PY
+urls=$(for _ in $(seq 200); do printf 'url = "https://127.0.0.1:8443/mail?box=INBOX"\noutput = /dev/null\n'; done)
+start=$(date +%s.%N)
+while read -r cookie; do
+  curl -sk --http1.1 -H "Cookie: $cookie" -K <(echo "$urls") &
+done < "$DIR/cookies"
+wait $(jobs -p | grep -v "^$PID$") 2>/dev/null || true
+end=$(date +%s.%N)
+awk -v s="$start" -v e="$end" 'BEGIN { printf "message list, 50 concurrent curl sessions x 200 requests: %.0f requests/s\n", 10000/(e-s) }'
