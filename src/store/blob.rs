@@ -106,6 +106,13 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Appends at most `max` octets of the start of a blob to `out`.
+    pub fn read_head_into(&self, id: u64, out: &mut Vec<u8>, max: usize) -> io::Result<()> {
+        let file = File::open(self.path(id))?;
+        file.take(max as u64).read_to_end(out)?;
+        Ok(())
+    }
+
     /// Deletes a blob; one that is already gone is not an error.
     pub fn delete(&self, id: u64) -> io::Result<()> {
         match fs::remove_file(self.path(id)) {

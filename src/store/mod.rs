@@ -347,6 +347,18 @@ pub trait MailStore: Send + Sync {
     fn recent_count(&self, mailbox: MailboxId) -> Result<u32, StoreError>;
     /// The full message: per-recipient prefix followed by the blob.
     fn message(&self, mailbox: MailboxId, uid: Uid) -> Result<Vec<u8>, StoreError>;
+    /// At most the first `max` octets of a message (its header section,
+    /// for a list), without reading the rest of a big body.
+    fn message_head(
+        &self,
+        mailbox: MailboxId,
+        uid: Uid,
+        max: usize,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut all = self.message(mailbox, uid)?;
+        all.truncate(max);
+        Ok(all)
+    }
     /// Makes the next append to the mailbox get `uid` under
     /// `uid_validity` (an import keeping Dovecot's UIDs): allowed when the
     /// mailbox has never held a message (its UIDVALIDITY becomes the given

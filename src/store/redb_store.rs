@@ -76,7 +76,11 @@ const META_LAST_UID_VALIDITY: &str = "last_uid_validity";
 const INLINE_LIMIT: usize = 128 * 1024;
 
 fn is_inline(body: &[u8]) -> bool {
-    body.len() <= INLINE_LIMIT
+    is_inline_size(body.len() as u64)
+}
+
+fn is_inline_size(len: u64) -> bool {
+    len <= INLINE_LIMIT as u64
 }
 
 /// redb's in-process page cache.
@@ -1408,6 +1412,33 @@ impl MailStore for RedbStore {
             read_message(&txn.open_table(MESSAGES)?, mailbox, uid)?
         };
         self.read_body(mailbox, uid, rec.ok_or(StoreError::NoSuchMessage)?)
+    }
+
+    fn message_head(&self, mailbox: MailboxId, uid: Uid, max: usize) -> Result<Vec<u8>> {
+        let rec = {
+            let txn = self.read()?;
+            read_message(&txn.open_table(MESSAGES)?, mailbox, uid)?
+        }
+        .ok_or(StoreError::NoSuchMessage)?;
+        if is_inline_size(rec.blob_size()) {
+            let mut all = self.read_body(mailbox, uid, rec)?;
+            all.truncate(max);
+            return Ok(all);
+        }
+        let mut out = rec.prefix.clone();
+        out.truncate(max);
+        let rest = max.saturating_sub(out.len());
+        match self.blobs.read_head_into(rec.blob, &mut out, rest) {
+            Ok(()) => Ok(out),
+            // Not where its size says: the full read knows every place
+            // and reports a missing body properly.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut all = self.read_body(mailbox, uid, rec)?;
+                all.truncate(max);
+                Ok(all)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn deliver(&self, batch: &[Delivery]) -> Result<Vec<Vec<RecipientOutcome>>> {

@@ -73,6 +73,10 @@ impl SortKey {
     }
 }
 
+/// How much of a message the list reads for its headers: the header
+/// section, not a big attachment behind it.
+const HEAD_BYTES: usize = 64 * 1024;
+
 /// The headers a row and the sorts and searches read.
 struct Summary {
     from: String,
@@ -240,7 +244,7 @@ fn render_list(
             }
             let mut keyed: Vec<(String, MessageMeta)> = Vec::with_capacity(metas.len());
             for meta in metas {
-                let s = summarize(&store.message(mailbox.id, meta.uid)?);
+                let s = summarize(&store.message_head(mailbox.id, meta.uid, HEAD_BYTES)?);
                 let k = if key == SortKey::From {
                     s.from
                 } else {
@@ -365,7 +369,7 @@ fn arrival_page(
 }
 
 fn row(store: &dyn MailStore, mailbox: &MailboxInfo, meta: &MessageMeta) -> Result<Row, WebError> {
-    let s = summarize(&store.message(mailbox.id, meta.uid)?);
+    let s = summarize(&store.message_head(mailbox.id, meta.uid, HEAD_BYTES)?);
     Ok(Row {
         uid: meta.uid.0,
         date: short_date(meta.internal_date),

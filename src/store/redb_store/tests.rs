@@ -914,3 +914,27 @@ fn walk_files(dir: &Path) -> usize {
         })
         .sum()
 }
+
+#[test]
+fn message_head_reads_only_the_start() {
+    let (_dir, store) = with_accounts(&["alice"]);
+    let big = [b"Subject: big\r\n\r\n".as_slice(), &vec![b'x'; 300 * 1024]].concat();
+    let (id, _, big_uid) = store.append("alice", INBOX, &big, &[], 1).unwrap();
+    let (_, _, small_uid) = store
+        .append("alice", INBOX, b"Subject: small\r\n\r\nhi\r\n", &[], 1)
+        .unwrap();
+    assert_eq!(store.message_head(id, big_uid, 16).unwrap(), &big[..16]);
+    assert_eq!(
+        store.message_head(id, small_uid, 1000).unwrap(),
+        b"Subject: small\r\n\r\nhi\r\n"
+    );
+    let out = store
+        .deliver(&[delivery("Q1", &big, vec![rcpt("alice")])])
+        .unwrap();
+    let RecipientOutcome::Delivered(_, uid) = out[0][0] else {
+        panic!("{out:?}")
+    };
+    let head = store.message_head(id, uid, 40).unwrap();
+    assert_eq!(head, store.message(id, uid).unwrap()[..40]);
+    assert!(head.starts_with(b"Delivered-To: alice@example.org\r\n"));
+}
