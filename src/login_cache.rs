@@ -102,8 +102,9 @@ impl LoginCache {
     }
 }
 
-/// Equal, compared in time that does not depend on where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
+/// Equal, compared in time that does not depend on where they differ
+/// (the webmail's session and CSRF tokens use it too).
+pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -8,7 +8,7 @@ use crate::store::{MailStore, MailboxId, MailboxInfo, SpecialUse, Uid};
 use std::sync::Arc;
 
 /// Whether `mailbox` is where the user keeps spam.
-fn is_junk(mailbox: &MailboxInfo) -> bool {
+pub(crate) fn is_junk(mailbox: &MailboxInfo) -> bool {
     mailbox.special_use == Some(SpecialUse::Junk)
         || ["junk", "spam"].contains(&mailbox.name.to_ascii_lowercase().as_str())
 }

@@ -254,14 +254,7 @@ impl Session {
             SearchReturn::Partial { from, to } => Some((from, to)),
             _ => None,
         });
-        let mut out = String::from("* ESEARCH (TAG ");
-        let mut quoted = Vec::new();
-        super::proto::response::string(&mut quoted, tag.as_bytes());
-        out.push_str(&String::from_utf8_lossy(&quoted));
-        out.push(')');
-        if by_uid {
-            out.push_str(" UID");
-        }
+        let mut out = esearch_head(tag, by_uid);
         if let (true, Some(min)) = (has(SearchReturn::Min), numbers.first()) {
             out.push_str(&format!(" MIN {min}"));
         }
@@ -321,14 +314,7 @@ fn esort(
     modseq: Option<u64>,
 ) -> String {
     let has = |r: SearchReturn| ret.contains(&r);
-    let mut out = String::from("* ESEARCH (TAG ");
-    let mut quoted = Vec::new();
-    super::proto::response::string(&mut quoted, tag.as_bytes());
-    out.push_str(&String::from_utf8_lossy(&quoted));
-    out.push(')');
-    if by_uid {
-        out.push_str(" UID");
-    }
+    let mut out = esearch_head(tag, by_uid);
     if let (true, Some(min)) = (has(SearchReturn::Min), sorted.first()) {
         out.push_str(&format!(" MIN {min}"));
     }
@@ -358,6 +344,19 @@ fn esort(
         out.push_str(&format!(" MODSEQ {m}"));
     }
     out.push_str("\r\n");
+    out
+}
+
+/// `* ESEARCH (TAG "t")` and ` UID` for a UID command (RFC 4731 §3.1).
+fn esearch_head(tag: &str, by_uid: bool) -> String {
+    let mut out = String::from("* ESEARCH (TAG ");
+    let mut quoted = Vec::new();
+    super::proto::response::string(&mut quoted, tag.as_bytes());
+    out.push_str(&String::from_utf8_lossy(&quoted));
+    out.push(')');
+    if by_uid {
+        out.push_str(" UID");
+    }
     out
 }
 

@@ -4,7 +4,7 @@
 //! shown), and the DNS records to publish.
 
 use super::pages::{Frame, short_date, size};
-use super::settings::Fields;
+use super::settings::{Fields, field};
 use super::status::{self, History};
 use super::{Shared, User, WebError, blocking};
 use crate::queue::active::ActiveSet;
@@ -164,10 +164,6 @@ pub async fn accounts(
         )
     })
     .await
-}
-
-fn field<'f>(form: &'f Fields, name: &str) -> &'f str {
-    form.get(name).map_or("", String::as_str)
 }
 
 fn back(to: &str, notice: &str) -> Response {

@@ -244,25 +244,11 @@ fn draft_attachments(
     let m = super::parse(&raw)?;
     Ok(m.attachments
         .iter()
-        .filter_map(|&id| m.part(id))
-        .map(|p| {
-            use mail_parser::MimeHeaders;
-            let content_type = match p.content_type() {
-                Some(ct) => match ct.subtype() {
-                    Some(sub) => format!("{}/{sub}", ct.ctype()),
-                    None => ct.ctype().to_string(),
-                },
-                None => "application/octet-stream".into(),
-            };
-            let data = match &p.body {
-                mail_parser::PartType::Message(inner) => inner.raw_message().to_vec(),
-                _ => p.contents().to_vec(),
-            };
-            Upload {
-                name: crate::rfc5322::one_line(p.attachment_name().unwrap_or("attachment"), 200),
-                content_type,
-                data,
-            }
+        .filter_map(|&id| m.part(id).map(|p| (id, p)))
+        .map(|(id, p)| Upload {
+            name: super::read::attachment_name(p, id as usize),
+            content_type: super::read::content_type(p),
+            data: super::read::part_bytes(p),
         })
         .collect())
 }

@@ -2,7 +2,7 @@
 //! delete. New folders are subscribed, so IMAP clients see them too.
 
 use super::pages::Frame;
-use super::settings::Fields;
+use super::settings::{Fields, field};
 use super::{Shared, User, WebError, blocking};
 use axum::extract::{Form, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -51,7 +51,7 @@ pub async fn action(
     user: User,
     Form(form): Form<Fields>,
 ) -> Result<Response, WebError> {
-    let get = |k: &str| form.get(k).map_or("", String::as_str).trim().to_string();
+    let get = |k: &str| field(&form, k).trim().to_string();
     user.check_csrf(&get("csrf"))?;
     let (action, name, parent, to) = (get("action"), get("name"), get("parent"), get("to"));
     let web2 = web.clone();

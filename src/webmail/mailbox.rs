@@ -86,15 +86,18 @@ struct Summary {
 }
 
 fn summarize(message: &[u8]) -> Summary {
-    let parser = mail_parser::MessageParser::new();
-    let Some(parsed) = parser.parse_headers(message) else {
-        return Summary {
+    match mail_parser::MessageParser::new().parse_headers(message) {
+        Some(parsed) => summary_of(&parsed),
+        None => Summary {
             from: String::new(),
             to: String::new(),
             subject: String::new(),
             attachment: false,
-        };
-    };
+        },
+    }
+}
+
+fn summary_of(parsed: &mail_parser::Message<'_>) -> Summary {
     let attachment = parsed
         .parts
         .first()
@@ -392,7 +395,7 @@ fn matches(message: &[u8], field: &str, needle: &str) -> bool {
         let Some(parsed) = mail_parser::MessageParser::default().parse(message) else {
             return false;
         };
-        let s = summarize(message);
+        let s = summary_of(&parsed);
         return hit(&s.subject)
             || hit(&s.from)
             || hit(&s.to)
@@ -406,10 +409,7 @@ fn matches(message: &[u8], field: &str, needle: &str) -> bool {
     }
 }
 
-pub fn is_junk(mailbox: &MailboxInfo) -> bool {
-    mailbox.special_use == Some(SpecialUse::Junk)
-        || ["junk", "spam"].contains(&mailbox.name.to_ascii_lowercase().as_str())
-}
+pub(crate) use crate::imap::learn::is_junk;
 
 pub fn url(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()

@@ -47,7 +47,7 @@ fn load(
     Ok((mailbox, body))
 }
 
-fn content_type(part: &mail_parser::MessagePart<'_>) -> String {
+pub(super) fn content_type(part: &mail_parser::MessagePart<'_>) -> String {
     match part.content_type() {
         Some(ct) => match ct.subtype() {
             Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
@@ -137,7 +137,7 @@ pub async fn view(
     .await
 }
 
-fn attachment_name(part: &mail_parser::MessagePart<'_>, id: usize) -> String {
+pub(super) fn attachment_name(part: &mail_parser::MessagePart<'_>, id: usize) -> String {
     let name = part
         .attachment_name()
         .map(|n| crate::rfc5322::one_line(n, 200));
@@ -145,6 +145,14 @@ fn attachment_name(part: &mail_parser::MessagePart<'_>, id: usize) -> String {
         Some(n) if !n.trim().is_empty() => n,
         _ if content_type(part) == "message/rfc822" => format!("message-{id}.eml"),
         _ => format!("part-{id}"),
+    }
+}
+
+/// A part's octets as the sender attached them (a forwarded message whole).
+pub(super) fn part_bytes(part: &mail_parser::MessagePart<'_>) -> Vec<u8> {
+    match &part.body {
+        mail_parser::PartType::Message(m) => m.raw_message().to_vec(),
+        _ => part.contents().to_vec(),
     }
 }
 
@@ -237,10 +245,7 @@ pub async fn part(
                 .collect::<String>(),
             super::mailbox::url(&name).replace('+', "%20")
         );
-        let bytes = match part.body {
-            mail_parser::PartType::Message(ref m) => m.raw_message().to_vec(),
-            _ => part.contents().to_vec(),
-        };
+        let bytes = part_bytes(part);
         let mut response = bytes.into_response();
         let h = response.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&served) {

@@ -133,11 +133,7 @@ pub fn random_token() -> String {
 
 /// Compares two tokens without leaking where they differ.
 pub fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    crate::login_cache::same(a.as_bytes(), b.as_bytes())
 }
 
 /// The value of cookie `name` in a request's `Cookie` headers.

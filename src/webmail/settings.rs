@@ -131,7 +131,8 @@ fn render(
 /// A settings form: the session's token and its fields.
 pub type Fields = HashMap<String, String>;
 
-fn field<'f>(form: &'f Fields, name: &str) -> &'f str {
+/// A form field, empty when absent.
+pub(super) fn field<'f>(form: &'f Fields, name: &str) -> &'f str {
     form.get(name).map_or("", String::as_str)
 }
 
